@@ -1,0 +1,175 @@
+"""The `weeyuga` command: parse arguments, call one library function, render its result."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any, Callable
+
+from . import __version__
+from .errors import BadInput, WeeyugaError
+
+COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {}
+
+
+def command(name: str):
+    def register(func):
+        COMMANDS[name] = func
+        return func
+    return register
+
+
+def add_knob_overrides(parser: argparse.ArgumentParser) -> None:
+    """Plan knobs a user may set; each one set becomes a recorded deviation."""
+    group = parser.add_argument_group("knob overrides (recorded as deviations)")
+    group.add_argument("--model", help="catalogue model id")
+    group.add_argument("--quant", help="quantisation of --model (default: the catalogue's)")
+    group.add_argument("--runtime", choices=["llama.cpp", "ollama"])
+    group.add_argument("--backend", choices=["cuda", "rocm", "metal", "vulkan", "cpu"])
+    group.add_argument("--ngl", type=int, help="GPU layers (llama.cpp counts the output layer)")
+    group.add_argument("--num-parallel", type=int)
+    group.add_argument("--keep-alive")
+    group.add_argument("--max-loaded-models", type=int)
+    group.add_argument("--num-ctx", type=int)
+    group.add_argument("--threads", type=int)
+    group.add_argument("--temperature", type=float)
+    group.add_argument("--num-predict", type=int)
+
+
+def knob_overrides(args: argparse.Namespace) -> dict[str, Any]:
+    names = ["model", "quant", "runtime", "backend", "ngl", "num_parallel", "keep_alive", "max_loaded_models",
+             "num_ctx", "threads", "temperature", "num_predict"]
+    return {n: getattr(args, n) for n in names if getattr(args, n, None) is not None}
+
+
+def print_json(document: Any) -> None:
+    print(json.dumps(document, indent=2))
+
+
+# ---------------------------------------------------------------------------------------
+# probe, decide, rules
+
+
+@command("probe")
+def cmd_probe(args: argparse.Namespace) -> int:
+    from .probe import ProbeSources, probe, write_hardware
+
+    hardware = probe(ProbeSources.real(measure_bandwidth=not args.no_bandwidth), device_tag=args.device_tag)
+    if args.json:
+        print(hardware.to_json(), end="")
+        return 0
+    print(write_hardware(hardware, Path(args.out)))
+    return 0
+
+
+def load_or_probe(hardware_path: str | None, device_tag: str | None = None):
+    from .probe import Hardware, probe, validate_device_tag
+
+    if hardware_path:
+        hw = Hardware.load(Path(hardware_path))
+        if device_tag:
+            from dataclasses import replace
+            hw = replace(hw, device_tag=validate_device_tag(device_tag))
+        return hw
+    return probe(device_tag=device_tag)
+
+
+def render_plan(plan) -> str:
+    lines = [f"plan for {plan.device_tag} (tier {plan.tier})", ""]
+    width = max(len(r.knob) for r in plan.reasons)
+    for reason in plan.reasons:
+        lines.append(f"  {reason.knob:<{width}}  {str(reason.value):<22} [{reason.rule_id}] {reason.why}")
+    lines += ["", f"  estimated memory: {plan.est_memory_gb:.2f} GB (GPU share {plan.est_gpu_memory_gb:.2f} GB); "
+                  f"budget: {plan.budget.usable_ram_gb:.2f} GB RAM, {plan.budget.usable_gpu_gb:.2f} GB GPU ({plan.budget.gpu_pool})"]
+    if plan.deviations:
+        lines += ["", "  deviations:"]
+        for d in plan.deviations:
+            lines.append(f"    {d.knob}: {d.replaced!r} -> {d.value!r} ({d.source}, overrode {d.overrode})")
+    return "\n".join(lines)
+
+
+@command("decide")
+def cmd_decide(args: argparse.Namespace) -> int:
+    from .decide import decide
+    from .profiles import load_profiles
+
+    hw = load_or_probe(args.hardware, args.device_tag)
+    plan = decide(hw, load_profiles(), knob_overrides(args), use_tuned=not args.no_tuned)
+    if args.out:
+        Path(args.out).write_text(json.dumps(plan.to_dict(), indent=2) + "\n", encoding="utf-8")
+    if args.json:
+        print_json(plan.to_dict())
+    else:
+        print(render_plan(plan))
+    return 0
+
+
+@command("rules")
+def cmd_rules(args: argparse.Namespace) -> int:
+    from .profiles import load_profiles
+    from .rulecheck import check_rules
+
+    profiles = load_profiles()
+    print(f"tables valid: canonical, {len(profiles.models)} models, "
+          f"{len(profiles.rules['tiers'])} tiers, {len(profiles.rules['adjustments'])} adjustments")
+    result = check_rules(profiles, update=args.update)
+    for golden in result.results:
+        if golden.error:
+            print(f"  FAIL {golden.name}: {golden.error}")
+        elif golden.changes:
+            print(f"  CHANGED {golden.name}: " + "; ".join(f"{k}: {a!r} -> {b!r}" for k, (a, b) in golden.changes.items()))
+        else:
+            print(f"  ok   {golden.name}" + (" (updated)" if args.update else ""))
+    print(f"{sum(r.ok for r in result.results)}/{len(result.results)} golden machines match")
+    return 0 if result.ok else 1
+
+
+# ---------------------------------------------------------------------------------------
+# parser
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="weeyuga", description="A local-LLM benchmark node in one command.")
+    parser.add_argument("--version", action="version", version=f"weeyuga {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("probe", help="describe this machine as hardware.json")
+    p.add_argument("--out", default="hardware.json", help="where to write (default: ./hardware.json)")
+    p.add_argument("--device-tag", help="override the derived tag ([a-z0-9-])")
+    p.add_argument("--json", action="store_true", help="print the document instead of writing it")
+    p.add_argument("--no-bandwidth", action="store_true", help="skip the 0.5 s host memory bandwidth test")
+
+    p = sub.add_parser("decide", help="choose runtime, model and knobs for this (or a recorded) machine")
+    p.add_argument("--hardware", help="a hardware.json (default: probe this machine)")
+    p.add_argument("--device-tag")
+    p.add_argument("--json", action="store_true")
+    p.add_argument("--out", help="also write the plan JSON here")
+    p.add_argument("--no-tuned", action="store_true", help="ignore profiles/local/<device-tag>.yaml")
+    add_knob_overrides(p)
+
+    p = sub.add_parser("rules", help="maintain the rule tables")
+    rules_sub = p.add_subparsers(dest="rules_command", required=True)
+    check = rules_sub.add_parser("check", help="validate the tables and replay the golden machines")
+    check.add_argument("--update", action="store_true", help="accept the current plans as the new goldens")
+
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return COMMANDS[args.command](args)
+    except WeeyugaError as exc:
+        print(f"weeyuga: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("weeyuga: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

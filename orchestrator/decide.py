@@ -1,0 +1,366 @@
+"""Stage 2, decide: map a hardware profile to a plan through the rule tables.
+
+Pure: no probing, no launching. Every knob in the plan carries the rule that set it and
+why; every user override or tuned value is recorded as a deviation naming what it replaced.
+
+Memory estimate (GiB), used for both fit and `est_memory_gb`:
+    weights  = GGUF file size
+    kv_cache = 2 (K and V) x layers x kv_heads x head_dim x bytes_per_element x num_ctx x num_parallel
+    est      = weights + kv_cache + runtime_overhead_gb
+With partial offload each GPU layer costs weights/(layers+1) + kv_cache/layers (llama.cpp
+counts the output layer as one more offloadable layer, so full offload is ngl = layers + 1).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from .errors import BadInput, NothingFits
+from .probe import Hardware
+from .profiles import ModelSpec, Profiles
+
+PLAN_VERSION = "plan-1"
+KNOB_ORDER = ["runtime", "backend", "model", "quant", "ngl", "num_parallel", "keep_alive", "max_loaded_models",
+              "num_ctx", "threads", "temperature", "num_predict"]
+OVERRIDABLE = set(KNOB_ORDER)
+
+
+@dataclass(frozen=True)
+class Reason:
+    knob: str
+    value: Any
+    rule_id: str
+    why: str
+
+
+@dataclass(frozen=True)
+class Deviation:
+    """A knob whose value differs from what the rules (or canonical table) chose."""
+
+    knob: str
+    value: Any
+    replaced: Any
+    overrode: str  # the rule id whose value was replaced
+    source: str  # user | tuned
+
+
+@dataclass(frozen=True)
+class MemoryBudget:
+    usable_ram_gb: float
+    usable_gpu_gb: float  # 0 without a usable GPU; unified share on Apple
+    gpu_pool: str  # none | discrete | unified
+
+
+@dataclass(frozen=True)
+class Plan:
+    runtime: str
+    backend: str
+    model: str
+    quant: str
+    model_size_gb: float
+    ngl: int
+    num_parallel: int
+    keep_alive: str
+    max_loaded_models: int
+    num_ctx: int
+    threads: int
+    temperature: float
+    num_predict: int
+    est_memory_gb: float
+    est_gpu_memory_gb: float
+    layers_offloadable: int
+    tier: str
+    device_tag: str
+    budget: MemoryBudget
+    reasons: list[Reason]
+    deviations: list[Deviation] = field(default_factory=list)
+    schema_version: str = PLAN_VERSION
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, doc: dict[str, Any]) -> "Plan":
+        body = dict(doc)
+        body["budget"] = MemoryBudget(**body["budget"])
+        body["reasons"] = [Reason(**r) for r in body["reasons"]]
+        body["deviations"] = [Deviation(**d) for d in body.get("deviations", [])]
+        return cls(**body)
+
+    def reason(self, knob: str) -> Reason:
+        return next(r for r in self.reasons if r.knob == knob)
+
+
+# ---------------------------------------------------------------------------------------
+# Facts and rule matching
+
+
+def hardware_facts(hw: Hardware) -> dict[str, Any]:
+    """The flat facts a rule's `when` can test."""
+    usable = [g for g in hw.gpu if (g.kind == "discrete" and g.vram_gb) or g.vendor == "apple"]
+    vendors = [g.vendor for g in usable]
+    vendor = next((v for v in ("nvidia", "amd", "apple", "intel", "other") if v in vendors), "none")
+    mine = [g for g in usable if g.vendor == vendor]
+    os_name = {"macOS": "macos", "Windows": "windows"}.get(hw.os.name, "linux")
+    return {
+        "os": os_name,
+        "arch": hw.cpu.arch,
+        "gpu_vendor": vendor,
+        "gpu_count": len(mine),
+        "gpu_vram_gb": max((g.vram_gb or 0 for g in mine), default=0),
+        "gpu_vram_total_gb": sum(g.vram_gb or 0 for g in mine),
+        "memory_gb_total": hw.memory_gb_total,
+        "memory_gb_available": hw.memory_gb_available_at_run_start,
+        "cpu_cores": hw.cpu.cores,
+        "cpu_threads": hw.cpu.threads,
+        "chassis": hw.chassis or "unknown",
+        "on_battery": hw.on_battery,
+        "low_power": hw.low_power,
+        "virtualised": hw.container_or_vm is not None,
+    }
+
+
+def _condition_holds(actual: Any, condition: Any) -> bool:
+    if not isinstance(condition, dict):
+        return actual == condition
+    for op, expected in condition.items():
+        if op == "in":
+            if actual not in expected:
+                return False
+            continue
+        if not isinstance(actual, (int, float)):
+            return False
+        if not {"gte": actual >= expected, "gt": actual > expected,
+                "lte": actual <= expected, "lt": actual < expected}[op]:
+            return False
+    return True
+
+
+def rule_matches(rule: dict[str, Any], facts: dict[str, Any]) -> bool:
+    return all(_condition_holds(facts.get(name), cond) for name, cond in rule["when"].items())
+
+
+# ---------------------------------------------------------------------------------------
+# Memory
+
+
+def memory_budget(hw: Hardware, facts: dict[str, Any], budget: dict[str, float]) -> MemoryBudget:
+    usable_ram = hw.memory_gb_available_at_run_start - budget["ram_reserve_gb"] - budget["ram_reserve_fraction"] * hw.memory_gb_total
+    usable_ram = max(0.0, usable_ram)
+    vendor = facts["gpu_vendor"]
+    if vendor == "apple":
+        gpu = min(hw.memory_gb_total * budget["unified_gpu_fraction"], usable_ram)
+        return MemoryBudget(round(usable_ram, 2), round(gpu, 2), "unified")
+    if vendor in ("none", "other", "intel"):
+        return MemoryBudget(round(usable_ram, 2), 0.0, "none")
+    gpu = 0.0
+    for g in hw.gpu:
+        if g.vendor == vendor and g.kind == "discrete":
+            free = g.vram_free_gb if g.vram_free_gb is not None else g.vram_gb or 0
+            gpu += max(0.0, free - budget["vram_reserve_gb"])
+    return MemoryBudget(round(usable_ram, 2), round(gpu, 2), "discrete")
+
+
+@dataclass(frozen=True)
+class Fit:
+    ngl: int
+    est_memory_gb: float
+    est_gpu_memory_gb: float
+    how: str
+
+
+def fit_model(spec: ModelSpec, quant: str, num_ctx: int, num_parallel: int, offload: str,
+              mem: MemoryBudget, budget: dict[str, float]) -> Fit | None:
+    """Place the model in this budget under an offload mode, or None if it does not fit."""
+    weights = spec.quant(quant).size_gb
+    kv = spec.kv_cache_gb(num_ctx * num_parallel, budget["kv_bytes_per_element"])
+    overhead = budget["runtime_overhead_gb"]
+    est = weights + kv + overhead
+    full_ngl = spec.layers + 1
+    if mem.gpu_pool == "unified":
+        if offload != "none" and est <= mem.usable_gpu_gb:
+            return Fit(full_ngl, est, est, "fully on the GPU in unified memory")
+        return None
+    if offload == "none" or mem.gpu_pool == "none":
+        return Fit(0, est, 0.0, "on the CPU") if est <= mem.usable_ram_gb else None
+    if est <= mem.usable_gpu_gb:
+        return Fit(full_ngl, est, est, "fully offloaded")
+    if offload != "partial":
+        return None
+    per_layer = weights / full_ngl + kv / spec.layers
+    ngl = min(spec.layers, math.floor((mem.usable_gpu_gb - overhead) / per_layer)) if mem.usable_gpu_gb > overhead else 0
+    if ngl < 1:
+        return None
+    gpu_part = ngl * per_layer + overhead
+    host_part = est - ngl * per_layer
+    if host_part > mem.usable_ram_gb:
+        return None
+    return Fit(ngl, est, gpu_part, f"partially offloaded ({ngl} of {full_ngl} layers on the GPU)")
+
+
+# ---------------------------------------------------------------------------------------
+# The decision
+
+
+class _Knobs:
+    """Knob values with the reason for each, and deviations when something replaces a rule's value."""
+
+    def __init__(self) -> None:
+        self.values: dict[str, Any] = {}
+        self.reasons: dict[str, Reason] = {}
+        self.deviations: list[Deviation] = []
+
+    def set(self, knob: str, value: Any, rule_id: str, why: str) -> None:
+        self.values[knob] = value
+        self.reasons[knob] = Reason(knob, value, rule_id, why)
+
+    def override(self, knob: str, value: Any, source: str) -> None:
+        previous = self.reasons.get(knob)
+        if previous is not None and previous.value == value:
+            return
+        self.deviations.append(Deviation(knob, value, previous.value if previous else None,
+                                         previous.rule_id if previous else "none", source))
+        why = "set by the user" if source == "user" else "measured best on this machine by weeyuga tune"
+        self.set(knob, value, source, why)
+
+
+def _resolve_threads(value: Any, hw: Hardware) -> int:
+    if value == "physical_cores":
+        return hw.cpu.cores
+    if value == "logical_cores":
+        return hw.cpu.threads
+    return int(value)
+
+
+def _check_overrides(overrides: dict[str, Any]) -> None:
+    for knob, value in overrides.items():
+        if knob not in OVERRIDABLE:
+            raise BadInput(f"override {knob!r}: not a plan knob (knobs: {', '.join(KNOB_ORDER)})")
+        if knob in ("ngl", "threads", "num_parallel", "max_loaded_models", "num_ctx", "num_predict"):
+            if not isinstance(value, int) or isinstance(value, bool) or value < (0 if knob == "ngl" else 1):
+                raise BadInput(f"override {knob}={value!r}: must be an integer >= {0 if knob == 'ngl' else 1}")
+        if knob == "temperature" and (not isinstance(value, (int, float)) or not 0 <= value <= 2):
+            raise BadInput(f"override temperature={value!r}: must be a number from 0 to 2")
+
+
+def _choose_model(profiles: Profiles, knobs: _Knobs, offload: str, mem: MemoryBudget, budget: dict[str, float],
+                  runtime: str) -> tuple[ModelSpec, str, Fit, str]:
+    lo, hi = knobs.values["model_params_b"]
+    num_ctx, num_parallel = knobs.values["num_ctx"], knobs.values["num_parallel"]
+    candidates = [m for m in profiles.models if runtime != "ollama" or m.ollama_tag]
+    candidates.sort(key=lambda m: (m.params_b, m.quant().file_size_bytes), reverse=True)
+    in_range = [m for m in candidates if lo <= m.params_b <= hi]
+    for spec in in_range:
+        fit = fit_model(spec, spec.default_quant, num_ctx, num_parallel, offload, mem, budget)
+        if fit:
+            return spec, spec.default_quant, fit, f"largest catalogue model in the tier's {lo:g}-{hi:g}B range that fits, {fit.how}"
+    for spec in (m for m in candidates if m.params_b < lo):
+        fit = fit_model(spec, spec.default_quant, num_ctx, num_parallel, offload, mem, budget)
+        if fit:
+            return spec, spec.default_quant, fit, (f"nothing in the tier's {lo:g}-{hi:g}B range fits the free memory; "
+                                                   f"stepped down to the largest model that does, {fit.how}")
+    smallest = min(candidates, key=lambda m: m.quant().file_size_bytes)
+    need = fit_model(smallest, smallest.default_quant, num_ctx, 1, "none",
+                     MemoryBudget(1e9, 0, "none"), budget).est_memory_gb
+    raise NothingFits(
+        f"no catalogue model fits: the smallest ({smallest.id}) needs {need:.2f} GB; this machine offers "
+        f"{mem.usable_ram_gb:.2f} GB of RAM and {mem.usable_gpu_gb:.2f} GB of GPU memory after margins")
+
+
+def decide(hw: Hardware, profiles: Profiles, overrides: dict[str, Any] | None = None,
+           use_tuned: bool = True) -> Plan:
+    """The plan for this hardware: rules first, then tuned values, then the user's overrides."""
+    overrides = {k: v for k, v in (overrides or {}).items() if v is not None}
+    _check_overrides(overrides)
+    rules = profiles.rules
+    budget = rules["budget"]
+    facts = hardware_facts(hw)
+    knobs = _Knobs()
+
+    canonical = profiles.canonical
+    for knob, value in {**canonical["request_options"], **canonical["runtime_defaults"]}.items():
+        knobs.set(knob, value, "canonical", "canonical methodology value")
+    for knob, value in rules["defaults"]["set"].items():
+        knobs.set(knob, value, "defaults", rules["defaults"]["why"])
+    tier = next(t for t in rules["tiers"] if rule_matches(t, facts))
+    for knob, value in tier["set"].items():
+        knobs.set(knob, value, tier["id"], tier["why"])
+    for rule in rules["adjustments"]:
+        if rule_matches(rule, facts):
+            for knob, value in rule["set"].items():
+                knobs.set(knob, value, rule["id"], rule["why"])
+    knobs.set("threads", _resolve_threads(knobs.values["threads"], hw), knobs.reasons["threads"].rule_id,
+              knobs.reasons["threads"].why)
+
+    for knob in ("runtime", "backend", "num_parallel", "keep_alive", "max_loaded_models", "num_ctx", "threads",
+                 "temperature", "num_predict"):
+        if knob in overrides:
+            knobs.override(knob, overrides[knob], "user")
+
+    mem = memory_budget(hw, facts, budget)
+    offload = knobs.values["offload"]
+    if knobs.values["backend"] == "cpu":
+        offload = "none"
+    runtime = knobs.values["runtime"]
+
+    try:
+        chosen = _choose_model(profiles, knobs, offload, mem, budget, runtime)
+    except NothingFits:
+        if "model" not in overrides:
+            raise
+        chosen = None
+    if chosen:
+        spec, quant, fit, why = chosen
+        knobs.set("model", spec.id, tier["id"], why)
+        knobs.set("quant", quant, tier["id"], "the catalogue's default quant for the model")
+    if "model" in overrides:
+        spec = profiles.model(overrides["model"])
+        quant = overrides.get("quant") or spec.default_quant
+        spec.quant(quant)
+        knobs.override("model", spec.id, "user")
+        knobs.override("quant", quant, "user")
+        fit = fit_model(spec, quant, knobs.values["num_ctx"], knobs.values["num_parallel"],
+                        "partial" if offload != "none" else "none", mem, budget)
+        if fit is None and "ngl" not in overrides:
+            need = fit_model(spec, quant, knobs.values["num_ctx"], knobs.values["num_parallel"], "none",
+                             MemoryBudget(1e9, 0, "none"), budget).est_memory_gb
+            raise NothingFits(f"model {spec.id} ({quant}) needs about {need:.2f} GB; this machine offers "
+                              f"{mem.usable_ram_gb:.2f} GB of RAM and {mem.usable_gpu_gb:.2f} GB of GPU memory after margins")
+        fit = fit or Fit(0, 0.0, 0.0, "")
+    elif "quant" in overrides:
+        raise BadInput("override quant: give --model with --quant")
+
+    full = spec.layers + 1
+    if fit.ngl == 0:
+        ngl_why = "CPU-only plan: no layers on a GPU"
+    elif fit.ngl >= full:
+        ngl_why = f"all {spec.layers} layers plus the output layer fit the {mem.usable_gpu_gb:.1f} GB GPU budget"
+    else:
+        ngl_why = f"{fit.ngl} of {full} layers fit the {mem.usable_gpu_gb:.1f} GB GPU budget; the rest run on the CPU"
+    knobs.set("ngl", fit.ngl, tier["id"], ngl_why)
+
+    tuned = profiles.tuned_for(hw.device_tag).get("models", {}).get(spec.id, {}) if use_tuned else {}
+    for knob in ("ngl", "threads", "num_parallel"):
+        if knob in tuned and knob not in overrides:
+            knobs.override(knob, tuned[knob], "tuned")
+    if "ngl" in overrides:
+        knobs.override("ngl", overrides["ngl"], "user")
+
+    values = knobs.values
+    weights = spec.quant(quant).size_gb
+    kv = spec.kv_cache_gb(values["num_ctx"] * values["num_parallel"], budget["kv_bytes_per_element"])
+    est = weights + kv + budget["runtime_overhead_gb"]
+    ngl = values["ngl"]
+    gpu_share = 0.0 if ngl == 0 else min(1.0, ngl / full)
+    return Plan(
+        runtime=runtime, backend=values["backend"], model=spec.id, quant=quant,
+        model_size_gb=round(weights, 3), ngl=ngl, num_parallel=values["num_parallel"],
+        keep_alive=values["keep_alive"], max_loaded_models=values["max_loaded_models"], num_ctx=values["num_ctx"],
+        threads=values["threads"], temperature=values["temperature"], num_predict=values["num_predict"],
+        est_memory_gb=round(est, 3), est_gpu_memory_gb=round(est * gpu_share if mem.gpu_pool != "unified" else (est if ngl else 0), 3),
+        layers_offloadable=full, tier=tier["id"], device_tag=hw.device_tag, budget=mem,
+        reasons=[knobs.reasons[k] for k in KNOB_ORDER], deviations=knobs.deviations,
+    )
+
