@@ -197,16 +197,16 @@ def cmd_launch(args: argparse.Namespace) -> int:
         plan = decide(load_or_probe(args.hardware), load_profiles(), knob_overrides(args))
     runtime, model = prepare_runtime(plan, args.model_path)
     log_path = Path(args.log) if args.log else state_dir() / "logs" / f"{plan.runtime}-{int(time.time())}.log"
-    with launch(plan, runtime.binary, model.path if model else None, log_path, port=args.port) as running:
-        print(f"{plan.runtime} {running.engine_version or ''} serving {plan.model} at {running.base_url} "
-              f"(pid {running.pid}, ready in {running.ready_ms[-1]:.0f} ms); log {log_path}", flush=True)
-        print(f"OpenAI-compatible endpoint: {running.base_url}/v1/chat/completions  (Ctrl-C stops it)", flush=True)
-        try:
+    try:
+        with launch(plan, runtime.binary, model.path if model else None, log_path, port=args.port) as running:
+            print(f"{plan.runtime} {running.engine_version or ''} serving {plan.model} at {running.base_url} "
+                  f"(pid {running.pid}, ready in {running.ready_ms[-1]:.0f} ms); log {log_path}", flush=True)
+            print(f"OpenAI-compatible endpoint: {running.base_url}/v1/chat/completions  (Ctrl-C stops it)", flush=True)
             while running.process and running.process.poll() is None:
                 time.sleep(0.5)
-        except KeyboardInterrupt:
-            print("stopping", file=sys.stderr)
-            return 0
+    except KeyboardInterrupt:  # Ctrl-C is how a foreground launch ends; `launch` already stopped the runtime
+        print("stopped", file=sys.stderr)
+        return 0
     print(f"{plan.runtime} exited on its own; see {log_path}", file=sys.stderr)
     return 1
 

@@ -1,0 +1,19 @@
+from pathlib import Path
+
+from orchestrator.paths import REPO_ROOT
+
+
+def test_agent_guides_are_byte_identical():
+    assert (REPO_ROOT / "CLAUDE.md").read_bytes() == (REPO_ROOT / "AGENTS.md").read_bytes()
+
+
+def test_ci_runs_the_readme_test_command():
+    readme = (REPO_ROOT / "README.md").read_text()
+    ci = (REPO_ROOT / ".ci" / "run").read_text()
+    command = "python3 -m pip install -e '.[test]' && python3 -m pytest -q"
+    assert command in readme and command in ci
+
+
+def test_top_level_layout():
+    for name in ("pyproject.toml", "orchestrator", "profiles", "suites", "runtimes", "submissions", "tests"):
+        assert (REPO_ROOT / name).exists(), name
