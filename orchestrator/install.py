@@ -19,8 +19,8 @@ import sys
 import tarfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Callable
 
+from .progress import Progress, quiet
 from .errors import WeeyugaError
 from .paths import cache_dir
 
@@ -43,7 +43,6 @@ COMMON_FLAGS = ["-DCMAKE_BUILD_TYPE=Release", "-DBUILD_SHARED_LIBS=OFF", "-DGGML
                 # No network at build time: no prebuilt web UI download, no TLS dependency.
                 "-DLLAMA_BUILD_UI=OFF", "-DLLAMA_USE_PREBUILT_UI=OFF", "-DLLAMA_OPENSSL=OFF"]
 
-Progress = Callable[[str, float | None], None]  # (message, fraction done or None)
 
 
 @dataclass(frozen=True)
@@ -62,10 +61,6 @@ class RuntimeInstall:
     def fit_params_binary(self) -> str | None:
         candidate = Path(self.binary).with_name("llama-fit-params")
         return str(candidate) if candidate.exists() else None
-
-
-def _quiet(message: str, fraction: float | None = None) -> None:
-    pass
 
 
 def binary_version(binary: str) -> str | None:
@@ -185,7 +180,7 @@ def _run_logged(argv: list[str], log: Path, progress: Progress, label: str) -> N
         raise WeeyugaError(f"{label} failed (exit {code}); log {log}; last lines: {tail}")
 
 
-def build_llama_cpp(backend: str = "cpu", version: str | None = None, progress: Progress = _quiet,
+def build_llama_cpp(backend: str = "cpu", version: str | None = None, progress: Progress = quiet,
                     jobs: int | None = None) -> RuntimeInstall:
     for tool in ("cmake", "c++"):
         if shutil.which(tool) is None:
@@ -238,7 +233,7 @@ def build_llama_cpp(backend: str = "cpu", version: str | None = None, progress: 
     return RuntimeInstall("llama.cpp", str(final), info["llama_cpp_version"], backend, "built", info)
 
 
-def install_llama_cpp(backend: str = "cpu", progress: Progress = _quiet, rebuild: bool = False) -> RuntimeInstall:
+def install_llama_cpp(backend: str = "cpu", progress: Progress = quiet, rebuild: bool = False) -> RuntimeInstall:
     """An existing llama-server if there is one, else a fresh build (about 8 minutes on 2 cores)."""
     if not rebuild:
         found = locate_llama_server(backend)

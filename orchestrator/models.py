@@ -15,14 +15,13 @@ import tempfile
 import zipfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Callable
 
+from .progress import Progress, quiet
 from .errors import BadInput, WeeyugaError
 from .paths import cache_dir
 from .profiles import ModelSpec, QuantFile
 
 GGUF_MAGIC = b"GGUF"
-Progress = Callable[[str, float | None], None]
 
 
 @dataclass(frozen=True)
@@ -39,11 +38,7 @@ class ModelFile:
         return asdict(self)
 
 
-def _quiet(message: str, fraction: float | None = None) -> None:
-    pass
-
-
-def sha256_file(path: Path, progress: Progress = _quiet) -> str:
+def sha256_file(path: Path, progress: Progress = quiet) -> str:
     digest = hashlib.sha256()
     size = path.stat().st_size or 1
     done = 0
@@ -155,7 +150,7 @@ def use_local_file(spec: ModelSpec, quant: QuantFile, path: Path) -> ModelFile:
 
 
 def get_model(spec: ModelSpec, quant_name: str | None = None, path: Path | None = None,
-              progress: Progress = _quiet) -> ModelFile:
+              progress: Progress = quiet) -> ModelFile:
     """The model's GGUF on disk, verified: a given path, our cache, then its catalogue sources."""
     quant = spec.quant(quant_name)
     if path is not None:

@@ -4,16 +4,15 @@ from __future__ import annotations
 
 import json
 import time
-from typing import Callable
 
 import httpx
 
+from .progress import Progress, quiet
 from .errors import WeeyugaError
 
-Progress = Callable[[str, float | None], None]
 
 
-def pull(base_url: str, tag: str, progress: Progress = lambda m, f: None) -> None:
+def pull(base_url: str, tag: str, progress: Progress = quiet) -> None:
     """POST /api/pull and follow its streamed status lines until success."""
     with httpx.stream("POST", f"{base_url}/api/pull", json={"model": tag, "stream": True}, timeout=None) as response:
         if response.status_code != 200:

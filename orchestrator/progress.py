@@ -7,7 +7,11 @@ import sys
 import time
 from typing import Callable, Iterator
 
-Progress = Callable[[str, float | None], None]
+Progress = Callable[[str, float | None], None]  # (message, fraction done or None)
+
+
+def quiet(message: str, fraction: float | None = None) -> None:
+    """A Progress that reports nothing."""
 
 
 @contextlib.contextmanager
