@@ -212,6 +212,73 @@ def cmd_launch(args: argparse.Namespace) -> int:
 
 
 # ---------------------------------------------------------------------------------------
+# run
+
+
+def canonical_options(profiles, args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(options in effect, overrides of the canonical table) for temperature, num_ctx, num_predict."""
+    canonical = profiles.canonical["request_options"]
+    effective, overrides = {}, {}
+    for name in ("temperature", "num_ctx", "num_predict"):
+        given = getattr(args, name, None)
+        effective[name] = canonical[name] if given is None else given
+        if given is not None and given != canonical[name]:
+            overrides[name] = {"canonical": canonical[name], "value": given}
+    return effective, overrides
+
+
+def report_run_outcome(recorded, run_dir: Path) -> None:
+    result = recorded.result
+    skipped = "; ".join(f"{s['cell_id']} {s['phase'] or ''}: {s['reason']}" for s in result.skipped)
+    print(f"run {result.run_id}: {result.calls} calls, {result.errors} errors"
+          + (f", skipped: {skipped}" if skipped else "") + f"\nledger {result.ledger_path}\nmanifest {recorded.manifest}")
+
+
+@command("run")
+def cmd_run(args: argparse.Namespace) -> int:
+    from .pipeline import byo_targets, default_handle, find_run_dir, new_run_dir, run_recorded, submissions_root
+    from .probe import validate_device_tag
+    from .profiles import load_profiles
+    from .progress import progress_reporter
+    from .record import RunContext
+    from .run import RunOptions
+    from .suites import parse_phases
+
+    profiles = load_profiles()
+    root = submissions_root(args.submissions_dir)
+    models = [m.strip() for m in args.models.split(",") if m.strip()]
+    if not models:
+        raise BadInput("--models needs at least one model name")
+    hardware = load_or_probe(args.hardware, args.device_tag)
+    device_tag = validate_device_tag(args.device_tag or hardware.device_tag)
+    handle = args.submitter_handle or default_handle()
+    if args.resume:
+        run_dir = find_run_dir(root, args.resume)
+        run_id = args.resume
+        context = None
+    else:
+        run_dir, run_id = new_run_dir(root, handle, device_tag)
+        context = RunContext(hardware=hardware, canonical=profiles.canonical,
+                             runtime={"name": args.engine or "bring-your-own", "managed": False, "target": "local"})
+    effective, overrides = canonical_options(profiles, args)
+    options = RunOptions(phases=parse_phases(args.phases), runs=args.runs, smoke=args.smoke, probe_only=args.probe,
+                         force_load=args.force_load, for_publication=args.for_publication,
+                         allow_dirty=args.allow_dirty, submitter_handle=handle, device_tag=device_tag,
+                         canonical_overrides=overrides, command=["weeyuga"] + sys.argv[1:], **effective)
+    targets = byo_targets(args.target_url, models, args.engine, args.cell_id_prefix, device_tag)
+    try:
+        with progress_reporter() as progress:
+            recorded = run_recorded(targets, options, run_dir, run_id, context, resume=bool(args.resume),
+                                    progress=progress)
+    except KeyboardInterrupt:
+        print(f"interrupted; the ledger is kept. Continue with: weeyuga run --resume {run_id} "
+              f"--target-url {args.target_url} --models {args.models}", file=sys.stderr)
+        return 130
+    report_run_outcome(recorded, run_dir)
+    return 0
+
+
+# ---------------------------------------------------------------------------------------
 # parser
 
 
@@ -263,7 +330,33 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--log", help="runtime log file (default: under the state dir)")
     add_knob_overrides(p)
 
+    p = sub.add_parser("run", help="run suites against a runtime you started yourself (bring your own)")
+    p.add_argument("--target-url", required=True, help="the runtime's base URL, e.g. http://127.0.0.1:11434")
+    p.add_argument("--models", required=True, help="comma-separated model names as the runtime knows them")
+    add_run_options(p)
+    p.add_argument("--engine", choices=["llamacpp", "ollama", "openai"], help="default: detected from the server")
+    p.add_argument("--cell-id-prefix", help="<node>:<engine> (default: <device-tag>:<engine>)")
+    p.add_argument("--hardware", help="a hardware.json (default: probe this machine)")
+    p.add_argument("--temperature", type=float, help="canonical 0.1; a change is recorded")
+    p.add_argument("--num-ctx", type=int, help="canonical 4096; a change is recorded")
+    p.add_argument("--num-predict", type=int, help="canonical 2048; a change is recorded")
+
     return parser
+
+
+def add_run_options(p: argparse.ArgumentParser) -> None:
+    """Options shared by `run` and `auto`."""
+    p.add_argument("--phases", default="hello", help="comma-separated phases or 'all' (default: hello)")
+    p.add_argument("--smoke", action="store_true", help="one item per phase, no warm repeats: checks the plumbing")
+    p.add_argument("--probe", action="store_true", help="health-check the cells only")
+    p.add_argument("--runs", type=int, default=5, help="warm calls per frozen prompt after the cold one (default 5)")
+    p.add_argument("--submitter-handle", help="your handle ([a-z0-9-]; default from git config user.name)")
+    p.add_argument("--device-tag", help="default: derived by the probe")
+    p.add_argument("--submissions-dir", help="default: this checkout's submissions/")
+    p.add_argument("--resume", metavar="RUN_ID", help="continue an interrupted run: only missing calls are made")
+    p.add_argument("--force-load", action="store_true", help="run even if the load average is above 4 (recorded)")
+    p.add_argument("--for-publication", action="store_true", help="refuse a modified checkout or an unavailable cell")
+    p.add_argument("--allow-dirty", action="store_true", help="with --for-publication: accept a modified checkout (recorded)")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -179,7 +179,7 @@ def _cpu_info() -> dict[str, Any]:
     return cpuinfo.get_cpu_info()
 
 
-def _load_nvml():
+def load_nvml():
     try:
         import pynvml
 
@@ -272,7 +272,7 @@ class ProbeSources:
             cpu_max_mhz=cpu_max_mhz,
             disk_free=disk_free,
             battery=battery,
-            nvml=_load_nvml,
+            nvml=load_nvml,
             bandwidth=measure_memory_bandwidth if measure_bandwidth else (lambda: None),
         )
 

@@ -13,7 +13,9 @@ import json
 import os
 import sys
 import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
+
+from tests.fakes.http import JsonHandler
 
 FAKE_VERSION = "0.0.0-fake"
 DIGEST = "sha256:" + "ab" * 32
@@ -28,18 +30,7 @@ class FakeOllamaState:
 
 
 def make_handler(state: FakeOllamaState):
-    class Handler(BaseHTTPRequestHandler):
-        def log_message(self, *args):
-            pass
-
-        def _json(self, body, code=200):
-            data = json.dumps(body).encode()
-            self.send_response(code)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
-
+    class Handler(JsonHandler):
         def do_GET(self):
             if self.path == "/api/version":
                 return self._json({"version": FAKE_VERSION})
@@ -67,6 +58,8 @@ def make_handler(state: FakeOllamaState):
                 self.wfile.write(b'{"status":"success"}\n')
                 state.models[tag] = DIGEST
                 return
+            if self.path == "/api/chat":
+                return self._chat(body)
             if self.path == "/api/generate":
                 tag = body["model"]
                 if body.get("keep_alive") == 0:
@@ -75,6 +68,23 @@ def make_handler(state: FakeOllamaState):
                     state.loaded.add(tag)
                 return self._json({"model": tag, "response": "", "done": True})
             self._json({"error": "not found"}, 404)
+
+        def _chat(self, body):
+            tag = body["model"]
+            if tag not in state.models:
+                return self._json({"error": f"model '{tag}' not found"}, 404)
+            state.loaded.add(tag)
+            words = ["The", " sky", " is", " blue."][: body.get("options", {}).get("num_predict", 64)]
+            self.send_response(200)
+            self.send_header("Content-Type", "application/x-ndjson")
+            self.end_headers()
+            for word in words:
+                self.wfile.write(json.dumps({"model": tag, "message": {"role": "assistant", "content": word},
+                                             "done": False}).encode() + b"\n")
+                self.wfile.flush()
+            self.wfile.write(json.dumps({"model": tag, "message": {"role": "assistant", "content": ""}, "done": True,
+                                         "done_reason": "stop", "prompt_eval_count": 12, "prompt_eval_duration": 3_000_000,
+                                         "eval_count": len(words), "eval_duration": 40_000_000}).encode() + b"\n")
 
     return Handler
 

@@ -1,0 +1,230 @@
+"""One streamed chat call, timed by the methodology's definitions.
+
+Two wire formats: the OpenAI-compatible `/v1/chat/completions` SSE stream (llama.cpp and any
+bring-your-own server) and Ollama's native `/api/chat` NDJSON stream, which is the only way
+to set Ollama's num_ctx per request and to read its own eval_count / eval_duration.
+
+Every failure (HTTP error, malformed stream, stall, disconnect) becomes a CallResult with
+`error` set; nothing here raises for a bad server.
+
+Definitions (milliseconds from just before the request is sent):
+    ttfb_ms            response headers received
+    first_delta_ms     first chunk carrying content, reasoning or a tool call (TTFT)
+    first_answer_ms    first chunk carrying answer content
+    total_duration_ms  final chunk received
+    tokens_per_sec     completion_tokens / ((total - first_delta) / 1000)
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import httpx
+
+PREVIEW_CHARS = 240
+DISAGREEMENT_THRESHOLD = 0.05
+Clock = Callable[[], float]  # seconds, monotonic
+
+
+@dataclass(frozen=True)
+class CallRequest:
+    base_url: str
+    api: str  # openai | ollama
+    model: str
+    messages: list[dict[str, str]]
+    max_tokens: int
+    temperature: float
+    headers: dict[str, str] = field(default_factory=dict)
+    request_fields: dict[str, Any] = field(default_factory=dict)  # extra top-level OpenAI fields
+    options: dict[str, Any] = field(default_factory=dict)  # Ollama native options
+    keep_alive: str | None = None
+    connect_timeout_s: float = 10.0
+    stall_timeout_s: float = 120.0  # no byte for this long = stalled
+
+
+@dataclass
+class CallResult:
+    first_delta_ms: float | None = None
+    total_duration_ms: float | None = None
+    ttfb_ms: float | None = None
+    first_answer_ms: float | None = None
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+    reasoning_tokens: int | None = None
+    tokens_estimated: bool = False
+    tokens_per_sec: float | None = None
+    finish_reason: str | None = None
+    backend: str | None = None
+    error: str | None = None
+    text: str = ""
+    server_tokens_per_sec: float | None = None
+    server_prompt_ms: float | None = None
+    rate_disagreement: bool | None = None
+    chunks: int = 0
+
+    @property
+    def response_preview(self) -> str:
+        return self.text[:PREVIEW_CHARS]
+
+
+class _Stream:
+    """Accumulates chunks as they arrive; both wire formats feed it."""
+
+    def __init__(self, clock: Clock, started: float) -> None:
+        self.clock, self.started = clock, started
+        self.result = CallResult()
+        self.parts: list[str] = []
+        self.content_chunks = 0
+
+    def ms(self) -> float:
+        return (self.clock() - self.started) * 1000.0
+
+    def delta(self, content: str | None, reasoning: str | None, tool_call: bool) -> None:
+        if not (content or reasoning or tool_call):
+            return
+        now = self.ms()
+        result = self.result
+        if result.first_delta_ms is None:
+            result.first_delta_ms = now
+        if content:
+            if result.first_answer_ms is None:
+                result.first_answer_ms = now
+            self.parts.append(content)
+        self.content_chunks += 1
+
+
+def _finish(stream: _Stream, engine: str) -> CallResult:
+    result = stream.result
+    result.total_duration_ms = stream.ms()
+    result.text = "".join(stream.parts)
+    result.backend = result.backend or engine
+    if result.completion_tokens is None and result.error is None:
+        result.completion_tokens = stream.content_chunks  # one token per chunk: the usual streaming granularity
+        result.tokens_estimated = True
+    if result.error is None and result.first_delta_ms is not None and result.completion_tokens:
+        decode_ms = result.total_duration_ms - result.first_delta_ms
+        if decode_ms > 0:
+            result.tokens_per_sec = result.completion_tokens / (decode_ms / 1000.0)
+    if result.tokens_per_sec and result.server_tokens_per_sec:
+        gap = abs(result.tokens_per_sec - result.server_tokens_per_sec) / result.server_tokens_per_sec
+        result.rate_disagreement = gap > DISAGREEMENT_THRESHOLD
+    return result
+
+
+def _openai_body(req: CallRequest) -> dict[str, Any]:
+    return {**req.request_fields, "model": req.model, "messages": req.messages, "stream": True,
+            "stream_options": {"include_usage": True}, "max_tokens": req.max_tokens, "temperature": req.temperature}
+
+
+def _ollama_body(req: CallRequest) -> dict[str, Any]:
+    body = {"model": req.model, "messages": req.messages, "stream": True,
+            "options": {**req.options, "num_predict": req.max_tokens, "temperature": req.temperature}}
+    if req.keep_alive is not None:
+        body["keep_alive"] = req.keep_alive
+    return body
+
+
+def _feed_openai(stream: _Stream, event: dict[str, Any]) -> bool:
+    """One SSE event; True when the stream says it is finished."""
+    result = stream.result
+    if "error" in event:
+        error = event["error"]
+        result.error = f"server error in stream: {error.get('message') if isinstance(error, dict) else error}"
+        return True
+    for choice in event.get("choices") or []:
+        delta = choice.get("delta") or {}
+        stream.delta(delta.get("content"), delta.get("reasoning_content") or delta.get("reasoning"),
+                     bool(delta.get("tool_calls")))
+        if choice.get("finish_reason"):
+            result.finish_reason = choice["finish_reason"]
+    usage = event.get("usage")
+    if usage:
+        result.prompt_tokens = usage.get("prompt_tokens")
+        result.completion_tokens = usage.get("completion_tokens")
+        details = usage.get("completion_tokens_details") or {}
+        result.reasoning_tokens = details.get("reasoning_tokens")
+    timings = event.get("timings")  # llama.cpp's own measurement
+    if timings:
+        result.server_tokens_per_sec = timings.get("predicted_per_second")
+        result.server_prompt_ms = timings.get("prompt_ms")
+    return False
+
+
+def _feed_ollama(stream: _Stream, event: dict[str, Any]) -> bool:
+    result = stream.result
+    if "error" in event:
+        result.error = f"server error in stream: {event['error']}"
+        return True
+    message = event.get("message") or {}
+    stream.delta(message.get("content"), message.get("thinking"), bool(message.get("tool_calls")))
+    if not event.get("done"):
+        return False
+    result.finish_reason = {"stop": "stop", "length": "length"}.get(event.get("done_reason"), event.get("done_reason"))
+    result.prompt_tokens = event.get("prompt_eval_count")
+    result.completion_tokens = event.get("eval_count")
+    if event.get("eval_count") and event.get("eval_duration"):
+        result.server_tokens_per_sec = event["eval_count"] / (event["eval_duration"] / 1e9)
+    if event.get("prompt_eval_duration") is not None:
+        result.server_prompt_ms = event["prompt_eval_duration"] / 1e6
+    return True
+
+
+def stream_chat(req: CallRequest, engine: str, http: httpx.Client | None = None,
+                clock: Clock = time.perf_counter) -> CallResult:
+    """Send one streamed chat request and measure it. Never raises for server misbehaviour."""
+    if req.api == "ollama":
+        url, body, feed = f"{req.base_url}/api/chat", _ollama_body(req), _feed_ollama
+    else:
+        url, body, feed = f"{req.base_url}/v1/chat/completions", _openai_body(req), _feed_openai
+    owned = http is None
+    http = http or httpx.Client()
+    timeout = httpx.Timeout(connect=req.connect_timeout_s, read=req.stall_timeout_s, write=30.0, pool=30.0)
+    stream = _Stream(clock, clock())
+    finished = False
+    try:
+        with http.stream("POST", url, json=body, headers=req.headers, timeout=timeout) as response:
+            stream.result.ttfb_ms = stream.ms()
+            stream.result.backend = response.headers.get("x-weeyuga-backend")
+            if response.status_code != 200:
+                detail = response.read().decode("utf-8", "replace").strip().replace("\n", " ")[:200]
+                stream.result.error = f"HTTP {response.status_code}: {detail}"
+                return _finish(stream, engine)
+            for line in response.iter_lines():
+                if req.api != "ollama":
+                    if not line.startswith("data:"):
+                        continue  # blank separators, comments, event: lines
+                    line = line[5:].strip()
+                    if line == "[DONE]":
+                        finished = True
+                        break
+                elif not line.strip():
+                    continue
+                try:
+                    event = json.loads(line)
+                except ValueError:
+                    stream.result.error = f"malformed stream data: {line[:80]!r}"
+                    break
+                if not isinstance(event, dict):
+                    stream.result.error = f"malformed stream data: {line[:80]!r}"
+                    break
+                stream.result.chunks += 1
+                if feed(stream, event):
+                    finished = True
+                    break
+    except httpx.ReadTimeout:
+        stream.result.error = f"stalled: no data for {req.stall_timeout_s:.0f} s"
+    except httpx.ConnectError as exc:
+        stream.result.error = f"cannot connect to {req.base_url}: {exc}"
+    except (httpx.RemoteProtocolError, httpx.ReadError) as exc:
+        stream.result.error = f"disconnected mid-stream: {exc}"
+    except httpx.HTTPError as exc:
+        stream.result.error = f"{type(exc).__name__}: {exc}"
+    finally:
+        if owned:
+            http.close()
+    if not finished and stream.result.error is None:
+        stream.result.error = "stream ended without a final chunk"
+    return _finish(stream, engine)

@@ -1,0 +1,145 @@
+"""Resource samples during a run: the runtime's RSS and CPU, and NVML VRAM and utilisation.
+
+A background thread samples every ~250 ms into a series (written to samples.jsonl); the
+runner asks for the peaks inside each call's time window.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import psutil
+
+SAMPLE_INTERVAL_S = 0.25
+MB = 2**20
+
+
+@dataclass(frozen=True)
+class Sample:
+    t: float  # monotonic seconds
+    rss_mb: float | None
+    cpu_percent: float | None
+    gpu_mem_used_mb: float | None
+    gpu_util_percent: float | None
+
+
+def listener_pid(port: int) -> int | None:
+    """The process listening on 127.0.0.1:port (a bring-your-own runtime), when the OS tells us."""
+    try:
+        for conn in psutil.net_connections(kind="tcp"):
+            if conn.status == psutil.CONN_LISTEN and conn.laddr and conn.laddr.port == port and conn.pid:
+                return conn.pid
+    except (psutil.Error, OSError):
+        pass
+    return None
+
+
+def listener_pid_source(port: int) -> Callable[[], int | None]:
+    """A pid callable for a bring-your-own runtime: looked up once, again only if that process ends."""
+    found: dict[str, int | None] = {}
+
+    def pid() -> int | None:
+        if not found.get("pid") or not psutil.pid_exists(found["pid"]):
+            found["pid"] = listener_pid(port)
+        return found["pid"]
+
+    return pid
+
+
+class ResourceSampler:
+    """Start it around a cell; `peaks(t0, t1)` gives the maxima of the samples in that window."""
+
+    def __init__(self, pid: Callable[[], int | None], nvml: Any = None, samples_path: Path | None = None,
+                 interval_s: float = SAMPLE_INTERVAL_S, label: dict[str, Any] | None = None) -> None:
+        self.interval_s = interval_s
+        self.nvml = nvml
+        self.samples: list[Sample] = []
+        self.samples_path = samples_path
+        self.label = label or {}
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+        self._pid = pid  # asked every sample: a cold restart gives the runtime a new pid
+        self._process: psutil.Process | None = None
+        self._handles = []
+        if nvml is not None:
+            try:
+                self._handles = [nvml.nvmlDeviceGetHandleByIndex(i) for i in range(nvml.nvmlDeviceGetCount())]
+            except Exception:  # NVML present but unusable: sample without it
+                self._handles = []
+
+    def _process_figures(self) -> tuple[float | None, float | None]:
+        pid = self._pid()
+        if pid is None:
+            return None, None
+        if self._process is None or self._process.pid != pid:
+            try:
+                self._process = psutil.Process(pid)
+            except psutil.Error:
+                return None, None
+        try:
+            family = [self._process] + self._process.children(recursive=True)
+            rss = sum(p.memory_info().rss for p in family) / MB
+            cpu = sum(p.cpu_percent(None) for p in family)
+            return round(rss, 1), round(cpu, 1)
+        except psutil.Error:
+            return None, None
+
+    def _gpu_figures(self) -> tuple[float | None, float | None]:
+        if not self._handles:
+            return None, None
+        try:
+            used = sum(self.nvml.nvmlDeviceGetMemoryInfo(h).used for h in self._handles) / MB
+            util = max(self.nvml.nvmlDeviceGetUtilizationRates(h).gpu for h in self._handles)
+            return round(used, 1), float(util)
+        except Exception:  # a transient NVML error loses one sample, not the run
+            return None, None
+
+    def sample_once(self) -> Sample:
+        rss, cpu = self._process_figures()
+        gpu_mem, gpu_util = self._gpu_figures()
+        sample = Sample(time.monotonic(), rss, cpu, gpu_mem, gpu_util)
+        with self._lock:
+            self.samples.append(sample)
+        return sample
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self.interval_s):
+            self.sample_once()
+
+    def __enter__(self) -> "ResourceSampler":
+        self.sample_once()
+        self._thread = threading.Thread(target=self._loop, name="weeyuga-sampler", daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        if self._thread:
+            self._thread.join()
+        if self.samples_path:
+            self.samples_path.parent.mkdir(parents=True, exist_ok=True)
+            start = self.samples[0].t if self.samples else 0.0
+            with open(self.samples_path, "a", encoding="utf-8") as fh:
+                for sample in self.samples:
+                    row = {**self.label, **asdict(sample), "t": round(sample.t - start, 3)}
+                    fh.write(json.dumps(row) + "\n")
+
+    def peaks(self, t0: float, t1: float) -> dict[str, float | None]:
+        """Maxima over samples taken in [t0, t1]; a window shorter than the interval takes the nearest sample."""
+        with self._lock:
+            window = [s for s in self.samples if t0 <= s.t <= t1]
+            if not window and self.samples:
+                window = [min(self.samples, key=lambda s: abs(s.t - t1))]
+
+        def peak(name: str) -> float | None:
+            values = [getattr(s, name) for s in window if getattr(s, name) is not None]
+            return max(values) if values else None
+
+        return {"peak_rss_mb": peak("rss_mb"), "peak_cpu_percent": peak("cpu_percent"),
+                "peak_gpu_mem_used_mb": peak("gpu_mem_used_mb"), "peak_gpu_util_percent": peak("gpu_util_percent")}

@@ -1,0 +1,96 @@
+"""The streaming client against the FAKE SSE server and the FAKE Ollama: every fault is a record."""
+
+import itertools
+
+import pytest
+
+from orchestrator.client import CallRequest, stream_chat
+from tests.fakes import ollama as fake_ollama
+from tests.fakes.openai_server import FakeServerState, start_in_thread
+
+
+@pytest.fixture(scope="module")
+def server():
+    srv, state, url = start_in_thread(FakeServerState(stall_s=1.5))
+    yield state, url
+    srv.shutdown()
+
+
+def call(url, model, prompt="Tell me a story", max_tokens=40, **kw):
+    return stream_chat(CallRequest(url, "openai", model, [{"role": "user", "content": prompt}], max_tokens, 0.1,
+                                   stall_timeout_s=0.5, **kw), "llamacpp")
+
+
+def test_usage_timings_and_definitions(server):
+    state, url = server
+    result = call(url, "fake")
+    assert result.error is None and result.completion_tokens == 40 and not result.tokens_estimated
+    assert 0 < result.ttfb_ms <= result.first_delta_ms == result.first_answer_ms < result.total_duration_ms
+    expected = 40 / ((result.total_duration_ms - result.first_delta_ms) / 1000)
+    assert result.tokens_per_sec == pytest.approx(expected)
+    assert result.server_tokens_per_sec > 0 and result.server_prompt_ms == 5.0
+    assert result.finish_reason == "length" and result.backend == "fake"
+    assert len(result.response_preview) <= 240 and result.text.startswith("Once")
+
+
+def test_request_body_and_tagging_headers(server):
+    state, url = server
+    call(url, "fake", headers={"X-Weeyuga-Test": "true", "X-Weeyuga-Benchmark-Run-Id": "r1"})
+    body, headers = state.requests[-1], state.headers[-1]
+    assert body["stream"] is True and body["stream_options"] == {"include_usage": True}
+    assert body["max_tokens"] == 40 and body["temperature"] == 0.1
+    assert headers["X-Weeyuga-Test"] == "true" and headers["X-Weeyuga-Benchmark-Run-Id"] == "r1"
+
+
+def test_missing_usage_is_counted_and_flagged_estimated(server):
+    result = call(server[1], "fake-nousage")
+    assert result.error is None and result.completion_tokens == 40 and result.tokens_estimated
+    assert result.server_tokens_per_sec is None and result.rate_disagreement is None
+
+
+def test_reasoning_counts_for_first_delta_not_first_answer(server):
+    result = call(server[1], "fake-reasoning")
+    assert result.first_delta_ms < result.first_answer_ms
+    assert result.reasoning_tokens == 3 and "think" not in result.text
+
+
+@pytest.mark.parametrize("model,message", [
+    ("fake-500", "HTTP 500: "),
+    ("fake-malformed", "malformed stream data"),
+    ("fake-stall", "stalled: no data"),
+    ("fake-disconnect", "disconnected mid-stream"),
+])
+def test_faults_become_error_results(server, model, message):
+    result = call(server[1], model)
+    assert result.error and result.error.startswith(message)
+    assert result.tokens_per_sec is None and result.total_duration_ms is not None
+
+
+def test_connection_refused_is_an_error_not_a_crash():
+    result = call("http://127.0.0.1:9", "fake")
+    assert result.error.startswith("cannot connect")
+
+
+def test_injected_clock_makes_timings_exact(server):
+    ticks = itertools.count()
+    result = stream_chat(CallRequest(server[1], "openai", "fake", [{"role": "user", "content": "hi"}], 10, 0.1),
+                         "llamacpp", clock=lambda: next(ticks) * 0.010)
+    # clock reads: start, headers, then one per content chunk (10), then the end.
+    assert (result.ttfb_ms, result.first_delta_ms) == (10.0, 20.0)
+    assert result.total_duration_ms == pytest.approx(120.0)
+    assert result.tokens_per_sec == pytest.approx(10 / 0.1)
+
+
+def test_ollama_native_stream_gives_server_rate():
+    srv, state, url = fake_ollama.start_in_thread()
+    try:
+        result = stream_chat(CallRequest(url, "ollama", "smollm2:135m", [{"role": "user", "content": "hi"}], 32, 0.1,
+                                         options={"num_ctx": 2048}, keep_alive="5m"), "ollama")
+    finally:
+        srv.shutdown()
+    assert result.error is None and result.text == "The sky is blue."
+    assert (result.prompt_tokens, result.completion_tokens) == (12, 4)
+    assert result.server_tokens_per_sec == pytest.approx(100.0) and result.server_prompt_ms == pytest.approx(3.0)
+    path, body = state.requests[-1]
+    assert path == "/api/chat" and body["options"] == {"num_ctx": 2048, "num_predict": 32, "temperature": 0.1}
+    assert body["keep_alive"] == "5m"
