@@ -279,6 +279,180 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 # ---------------------------------------------------------------------------------------
+# auto, doctor
+
+
+def ask(question: str, default: str, assume_yes: bool) -> str:
+    """Prompt only on a terminal; --yes or a pipe takes the default."""
+    if assume_yes or not sys.stdin.isatty():
+        return default
+    answer = input(f"{question} [{default}]: ").strip()
+    return answer or default
+
+
+def render_auto_plan(auto_plan) -> str:
+    lines = [render_plan(auto_plan.plan), "", "phases (estimated):"]
+    for est in auto_plan.estimates:
+        mark = "run " if est.phase in auto_plan.phases else "skip"
+        lines.append(f"  {mark} {est.phase:<15} {est.calls:>3} calls  ~{est.seconds / 60:.1f} min"
+                     + (f"  ({auto_plan.phase_notes[est.phase]})" if est.phase in auto_plan.phase_notes else ""))
+    if auto_plan.steps:
+        lines += ["", "steps:"] + [f"  {i}. {step}" for i, step in enumerate(auto_plan.steps, 1)]
+    return "\n".join(lines)
+
+
+@command("auto")
+def cmd_auto(args: argparse.Namespace) -> int:
+    from .auto import DEFAULT_TIME_BUDGET_MIN, execute, plan_auto
+    from .launch import install_signal_handlers
+    from .pipeline import default_handle, submissions_root, validate_handle
+    from .probe import validate_device_tag
+    from .profiles import load_profiles
+    from .progress import progress_reporter
+    from .suites import parse_phases
+
+    install_signal_handlers()
+    profiles = load_profiles()
+    hardware = load_or_probe(args.hardware, args.device_tag)
+    handle = validate_handle(args.submitter_handle or ask("submitter handle", default_handle(), args.yes))
+    if not args.device_tag:
+        from dataclasses import replace
+        hardware = replace(hardware, device_tag=validate_device_tag(ask("device tag", hardware.device_tag, args.yes)))
+    auto_plan = plan_auto(hardware, profiles, knob_overrides(args), parse_phases(args.phases) if args.phases else None,
+                          args.runs, args.time_budget or DEFAULT_TIME_BUDGET_MIN, submissions_root(args.submissions_dir),
+                          handle, args.resume)
+    print(render_auto_plan(auto_plan), flush=True)
+    if args.dry_run:
+        print(f"\ndry run: nothing installed, fetched, launched or written (run folder would be {auto_plan.run_dir})")
+        return 0
+    # temperature, num_ctx and num_predict come from the plan, whose deviations already record any override
+    options = dict(force_load=args.force_load,
+                   for_publication=args.for_publication, allow_dirty=args.allow_dirty, smoke=args.smoke)
+    try:
+        with progress_reporter() as progress:
+            result = execute(auto_plan, profiles, args.runs, handle, options, ["weeyuga"] + sys.argv[1:], progress,
+                             on_launch=lambda line: print(line, flush=True))
+    except KeyboardInterrupt:
+        print(f"\ninterrupted: the runtime is stopped and the ledger kept in {auto_plan.run_dir}\n"
+              f"continue with: weeyuga auto --resume {auto_plan.run_id} --submitter-handle {handle} "
+              f"--device-tag {hardware.device_tag}", file=sys.stderr)
+        return 130
+    print(f"\nrun {result.run_id}: {result.calls} calls, {result.errors} errors, status {result.status}")
+    print(f"submission folder: {result.run_dir}")
+    if result.findings:
+        for finding in result.findings:
+            print(f"  privacy: {finding}")
+        print(f"privacy scan found {len(result.findings)} item(s): review them, or run "
+              f"`weeyuga privacy-scan {result.run_dir} --redact`, before submitting")
+        return 1
+    print("privacy scan: clean")
+    print(f"next: {' '.join(result.submit_command)}")
+    return 0 if result.status == "complete" else 1
+
+
+@command("doctor")
+def cmd_doctor(args: argparse.Namespace) -> int:
+    from .doctor import run_checks
+
+    checks = run_checks(load_or_probe(args.hardware))
+    for check in checks:
+        print(f"{'ok  ' if check.ok else 'FIX '} {check.name:<10} {check.detail}")
+    missing = [c for c in checks if not c.ok]
+    print("everything weeyuga auto needs is here" if not missing else f"{len(missing)} thing(s) to fix first")
+    return 0 if not missing else 1
+
+
+# ---------------------------------------------------------------------------------------
+# report, privacy-scan, submit, catalogue, compare
+
+
+def existing_dir(path: str) -> Path:
+    folder = Path(path)
+    if not folder.is_dir():
+        raise BadInput(f"{path}: no such run folder")
+    return folder
+
+
+@command("report")
+def cmd_report(args: argparse.Namespace) -> int:
+    from .report import report
+
+    run_dir = existing_dir(args.run_dir)
+    result = report(run_dir, plots=not args.no_plots)
+    print(f"{run_dir / 'metadata.json'}\n{run_dir / 'run.md'}" + "".join(f"\n{run_dir / p}" for p in result.plots))
+    return 0
+
+
+@command("privacy-scan")
+def cmd_privacy(args: argparse.Namespace) -> int:
+    from .privacy import redact, scan
+
+    run_dir = existing_dir(args.run_dir)
+    findings = scan(run_dir)
+    for finding in findings:
+        print(finding)
+    if findings and args.redact:
+        remaining = redact(run_dir)
+        print(f"redacted {len(findings)} finding(s); {len(remaining)} remain")
+        for finding in remaining:
+            print(finding)
+        return 1 if remaining else 0
+    if not findings:
+        print(f"clean: nothing found in {run_dir}")
+    return 1 if findings else 0
+
+
+@command("submit")
+def cmd_submit(args: argparse.Namespace) -> int:
+    from .paths import REPO_ROOT
+    from .submit import submit
+
+    result = submit(existing_dir(args.run_dir), Path(args.repo) if args.repo else REPO_ROOT, push=args.push,
+                    remote=args.remote)
+    print(f"committed {result.run_path} on branch {result.branch}\n")
+    print("--- pull request description ---")
+    print(result.pr_description)
+    print("--------------------------------")
+    if result.pushed:
+        print(f"pushed: {' '.join(result.push_command)}; open the pull request on your fork")
+    else:
+        print(f"push it with:  {' '.join(result.push_command)}   (or rerun with --push); nothing merges by itself")
+    return 0
+
+
+@command("catalogue")
+def cmd_catalogue(args: argparse.Namespace) -> int:
+    from .catalogue import build_catalogue
+    from .pipeline import submissions_root
+    from .record import write_json_atomic
+
+    root = submissions_root(args.submissions_dir)
+    catalogue = build_catalogue(root)
+    out = Path(args.out)
+    write_json_atomic(out, catalogue)
+    counts = catalogue["counts"]
+    print(f"{out}: {counts['runs']} runs ({counts['complete']} complete, {counts['partial']} partial), {counts['invalid']} invalid")
+    for bad in catalogue["invalid"]:
+        print(f"  invalid {bad['path']}: {bad['reason']}")
+    return 0
+
+
+@command("compare")
+def cmd_compare(args: argparse.Namespace) -> int:
+    from .compare import compare, load_metadata, render_markdown
+
+    if len(args.runs) < 2:
+        raise BadInput("compare needs BASELINE [BASELINE ...] CANDIDATE: at least two runs")
+    *baselines, candidate = [load_metadata(Path(p)) for p in args.runs]
+    result = compare(baselines, candidate)
+    if args.json:
+        print_json(result.to_dict())
+    else:
+        print(render_markdown(result), end="")
+    return 1 if args.exit_on_regression and (result.regressions or result.red_flags) else 0
+
+
+# ---------------------------------------------------------------------------------------
 # parser
 
 
@@ -340,6 +514,49 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--temperature", type=float, help="canonical 0.1; a change is recorded")
     p.add_argument("--num-ctx", type=int, help="canonical 4096; a change is recorded")
     p.add_argument("--num-predict", type=int, help="canonical 2048; a change is recorded")
+
+    p = sub.add_parser("auto", help="probe, decide, install, fetch, launch, run, report, privacy-scan, stop")
+    p.add_argument("--yes", action="store_true", help="accept the default handle and device tag without asking")
+    p.add_argument("--dry-run", action="store_true", help="print the plan and every step; do nothing")
+    p.add_argument("--phases", help="comma-separated phases or 'all' (default: canonical phases within --time-budget)")
+    p.add_argument("--time-budget", type=float, help="minutes of benchmarking to aim for (default 15)")
+    p.add_argument("--runs", type=int, default=5, help="warm calls per frozen prompt after the cold one (default 5)")
+    p.add_argument("--smoke", action="store_true", help="one item per phase, no warm repeats")
+    p.add_argument("--submitter-handle")
+    p.add_argument("--device-tag")
+    p.add_argument("--submissions-dir")
+    p.add_argument("--resume", metavar="RUN_ID")
+    p.add_argument("--hardware", help="use this hardware.json instead of probing")
+    p.add_argument("--force-load", action="store_true")
+    p.add_argument("--for-publication", action="store_true")
+    p.add_argument("--allow-dirty", action="store_true")
+    add_knob_overrides(p)
+
+    p = sub.add_parser("doctor", help="check everything auto needs and say how to fix what is missing")
+    p.add_argument("--hardware", help="use this hardware.json instead of probing")
+
+    p = sub.add_parser("report", help="metadata.json, run.md and plots for a run folder")
+    p.add_argument("run_dir")
+    p.add_argument("--no-plots", action="store_true")
+
+    p = sub.add_parser("privacy-scan", help="find keys, tokens, home paths, addresses and names in a run folder")
+    p.add_argument("run_dir")
+    p.add_argument("--redact", action="store_true", help="rewrite matches in place, then scan again")
+
+    p = sub.add_parser("submit", help="commit one run folder on a submission branch and print the PR text")
+    p.add_argument("run_dir")
+    p.add_argument("--repo", help="a clone of the benchmarks repository (default: this checkout)")
+    p.add_argument("--push", action="store_true", help="also push the branch (never merges)")
+    p.add_argument("--remote", help="default: 'fork' if present, else 'origin'")
+
+    p = sub.add_parser("catalogue", help="index every run under submissions/")
+    p.add_argument("--submissions-dir")
+    p.add_argument("--out", default="catalogue.json")
+
+    p = sub.add_parser("compare", help="regressions and wins between runs (methodology thresholds)")
+    p.add_argument("runs", nargs="+", metavar="RUN", help="BASELINE [BASELINE ...] CANDIDATE: run folders or metadata.json")
+    p.add_argument("--json", action="store_true")
+    p.add_argument("--exit-on-regression", action="store_true", help="exit 1 on a regression or red flag")
 
     return parser
 

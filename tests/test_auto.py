@@ -1,0 +1,85 @@
+"""`weeyuga auto` planning (unit) and the whole pipeline on the real llama-server (integration)."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import psutil
+import pytest
+
+from orchestrator.auto import PhaseEstimate, choose_phases, plan_with_fallback
+from orchestrator.cli import main
+from orchestrator.paths import REPO_ROOT
+from orchestrator.probe import Hardware
+from orchestrator.profiles import load_profiles
+from orchestrator.rulecheck import GOLDEN_DIR
+from orchestrator.report import REQUIRED_FILES
+from tests.test_integration_llama import llama_server, smollm2  # noqa: F401  (session fixtures)
+
+PROFILES = load_profiles()
+CPU_BOX = GOLDEN_DIR / "linux-vps-cpu-4c-8gb.json"
+
+
+def test_phases_fit_the_time_budget_and_hello_always_runs():
+    estimates = [PhaseEstimate("hello", 18, 500), PhaseEstimate("5q", 5, 30), PhaseEstimate("20q", 20, 400),
+                 PhaseEstimate("edge_suite", 5, 50)]
+    chosen, notes = choose_phases(estimates, 600)
+    assert chosen == ["hello", "5q", "edge_suite"] and "time budget" in notes["20q"]
+
+
+def test_missing_planned_model_falls_back_to_embedded_default_as_a_recorded_deviation():
+    plan = plan_with_fallback(Hardware.load(CPU_BOX), PROFILES, {})
+    assert plan.model == PROFILES.embedded_default
+    model_dev = next(d for d in plan.deviations if d.knob == "model")
+    assert model_dev.source == "fallback" and "weeyuga model get" in model_dev.overrode
+    assert plan_with_fallback(Hardware.load(CPU_BOX), PROFILES, {"model": "gemma3-270m-it"}).model == "gemma3-270m-it"
+
+
+def test_dry_run_prints_plan_steps_and_writes_nothing(tmp_path, capsys):
+    assert main(["auto", "--dry-run", "--yes", "--hardware", str(CPU_BOX), "--submitter-handle", "ci",
+                 "--submissions-dir", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    for needle in ("plan for linux-epyc-4c-8gb", "phases (estimated):", "launch: ", "--host 127.0.0.1", "dry run"):
+        assert needle in out
+    assert not any(tmp_path.iterdir())
+
+
+def test_bad_handle_is_one_line_exit_2(tmp_path, capsys):
+    assert main(["auto", "--dry-run", "--yes", "--hardware", str(CPU_BOX), "--submitter-handle", "Bad/Name"]) == 2
+    assert "submitter handle" in capsys.readouterr().err
+
+
+@pytest.mark.integration
+def test_auto_end_to_end_interrupted_and_resumed(llama_server, smollm2, tmp_path):
+    args = [sys.executable, "-m", "orchestrator.cli", "auto", "--yes", "--phases", "hello,5q", "--runs", "1",
+            "--submitter-handle", "ci", "--device-tag", "ci-box", "--submissions-dir", str(tmp_path), "--force-load"]
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.Popen(args, cwd=REPO_ROOT, env=env, text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 300
+    ledger = None
+    while time.monotonic() < deadline and ledger is None:
+        found = list(tmp_path.glob("ci/ci-box/run-*/run.jsonl"))
+        if found and len(found[0].read_text().splitlines()) >= 4:
+            ledger = found[0]
+        time.sleep(0.05)
+    servers = [p.pid for p in psutil.Process(proc.pid).children(recursive=True) if "llama-server" in p.name()]
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    assert ledger is not None and proc.returncode == 130, err
+    assert "weeyuga auto --resume" in err
+    assert servers and not any(psutil.pid_exists(p) and psutil.Process(p).status() != psutil.STATUS_ZOMBIE for p in servers)
+    run_id = ledger.parent.name[len("run-"):]
+    resumed = subprocess.run(args + ["--resume", run_id], cwd=REPO_ROOT, env=env, text=True, capture_output=True,
+                             timeout=600)
+    assert resumed.returncode == 0, resumed.stderr + resumed.stdout
+    assert "privacy scan: clean" in resumed.stdout and f"weeyuga submit {ledger.parent}" in resumed.stdout
+    for name in REQUIRED_FILES:
+        assert (ledger.parent / name).exists(), name
+    manifest = json.loads((ledger.parent / "manifest.json").read_text())
+    assert manifest["status"] == "complete" and manifest["resumed"] == 1 and manifest["runtime"]["managed"]
+    calls = [json.loads(l) for l in ledger.read_text().splitlines() if '"type": "call"' in l]
+    assert len(calls) == 3 * 2 + 5 and len({(c["prompt_id"], c["run_idx"]) for c in calls}) == len(calls)
+    assert not [p for p in psutil.process_iter(["name"]) if p.info["name"] == "llama-server"]
