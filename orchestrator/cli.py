@@ -362,6 +362,47 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     return 0 if not missing else 1
 
 
+@command("tune")
+def cmd_tune(args: argparse.Namespace) -> int:
+    from .decide import decide
+    from .launch import install_signal_handlers
+    from .paths import state_dir
+    from .profiles import load_profiles
+    from .progress import progress_reporter
+    from .tune import plot, real_prober, render_markdown, report_json, tune, write_tuned_profile
+
+    install_signal_handlers()
+    hardware = load_or_probe(args.hardware, args.device_tag)
+    overrides = {"model": args.model, "runtime": args.runtime, "num_ctx": args.ctx, "num_parallel": args.parallel}
+    plan = decide(hardware, load_profiles(), overrides, use_tuned=False)
+    if plan.runtime != "llama.cpp":
+        raise BadInput("tune measures llama.cpp launches; Ollama picks its own offload (num_gpu) per request")
+    runtime, model = prepare_runtime(plan)
+    out_dir = Path(args.out) if args.out else state_dir() / "tune"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    from .probe import load_nvml
+
+    with progress_reporter() as progress:
+        prober = real_prober(plan, runtime.binary, model.path, out_dir, load_nvml(),
+                             on_result=lambda m: progress(f"tune {m.candidate.label()}: " + (
+                                 f"{m.tokens_per_sec:.1f} tok/s" if m.ok else f"failed ({m.failure})"), None))
+        result = tune(plan, prober, hardware.cpu.cores, hardware.cpu.threads, exhaustive=args.exhaustive,
+                      max_launches=args.max_launches)
+    stem = out_dir / f"tune-{plan.device_tag}-{plan.model}"
+    Path(f"{stem}.json").write_text(report_json(result) + "\n", encoding="utf-8")
+    Path(f"{stem}.md").write_text(render_markdown(result), encoding="utf-8")
+    plot(result, Path(f"{stem}.png"))
+    written = None if args.no_write or args.exhaustive else write_tuned_profile(result)
+    if args.json:
+        print(report_json(result))
+    else:
+        print(render_markdown(result))
+        print(f"report: {stem}.json, {stem}.md, {stem}.png")
+        if written:
+            print(f"tuned profile: {written} (decide and auto now use it, recorded as 'tuned' deviations)")
+    return 0 if result.recommended else 1
+
+
 # ---------------------------------------------------------------------------------------
 # report, privacy-scan, submit, catalogue, compare
 
@@ -534,6 +575,19 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("doctor", help="check everything auto needs and say how to fix what is missing")
     p.add_argument("--hardware", help="use this hardware.json instead of probing")
+
+    p = sub.add_parser("tune", help="measure launches to find the fastest NGL (GPU) or threads (CPU) that fit")
+    p.add_argument("--model", required=True, help="catalogue model id")
+    p.add_argument("--runtime", choices=["llama.cpp"], default="llama.cpp")
+    p.add_argument("--ctx", type=int, help="context per slot to tune for (default: the plan's)")
+    p.add_argument("--parallel", type=int, help="slots to tune for (default: the plan's)")
+    p.add_argument("--max-launches", type=int, help="stop measuring after this many launches")
+    p.add_argument("--exhaustive", action="store_true", help="measure every value (for comparison; writes no profile)")
+    p.add_argument("--json", action="store_true")
+    p.add_argument("--no-write", action="store_true", help="do not write profiles/local/<device-tag>.yaml")
+    p.add_argument("--out", help="folder for the tune report (default: the state dir)")
+    p.add_argument("--hardware")
+    p.add_argument("--device-tag")
 
     p = sub.add_parser("report", help="metadata.json, run.md and plots for a run folder")
     p.add_argument("run_dir")
