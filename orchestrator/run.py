@@ -175,7 +175,8 @@ def health_check(cell: Cell, timeout_s: float = 2.0) -> str | None:
             tags = httpx.get(f"{cell.base_url}/api/tags", timeout=timeout_s)
             if tags.status_code != 200:
                 return f"ollama /api/tags answered HTTP {tags.status_code}"
-            names = {m.get("name") for m in tags.json().get("models", [])} | {m.get("model") for m in tags.json().get("models", [])}
+            models = tags.json().get("models", [])
+            names = {m.get("name") for m in models} | {m.get("model") for m in models}
             if cell.model not in names:
                 return f"model {cell.model} is not pulled (ollama pull {cell.model})"
             return None

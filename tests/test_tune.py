@@ -7,7 +7,7 @@ import pytest
 
 from orchestrator.decide import decide
 from orchestrator.probe import Hardware
-from orchestrator.profiles import load_profiles
+from orchestrator.profiles import load_profiles, load_tuned
 from orchestrator.rulecheck import GOLDEN_DIR
 from orchestrator.tune import (Candidate, Measurement, best, build_report, search_ngl, search_threads,
                                write_tuned_profile)
@@ -76,7 +76,7 @@ def test_thread_search_and_the_profile_decide_then_uses(tmp_path):
     assert report.launches == len(rec.seen) + 1 <= 5
     path = write_tuned_profile(report, tmp_path / "local")
     profiles = load_profiles()
-    profiles.tuned.update(__import__("orchestrator.profiles", fromlist=["load_tuned"]).load_tuned(tmp_path / "local"))
+    profiles.tuned.update(load_tuned(tmp_path / "local"))
     hw = Hardware.load(GOLDEN_DIR / "linux-vps-cpu-4c-8gb.json")
     plan = decide(hw, profiles, {"model": "smollm2-135m-instruct", "threads": None})
     assert path.name == "linux-epyc-4c-8gb.yaml" and plan.threads == 2
