@@ -100,7 +100,7 @@ def estimate_phases(plan: Plan, hw: Hardware, profiles: Profiles, phases: list[s
         per_item = 1 + runs if suite.mode == "cold_warm" else suite.lanes if suite.mode == "parallel" else 1
         calls = per_item * len(suite.items)
         # Answers run to about half their cap; prompt processing is ~10x faster than decoding.
-        tokens = sum(min(i.max_tokens or plan.num_predict, plan.num_predict) * 0.5 + len(i.prompt) / 40 for i in suite.items)
+        tokens = sum(i.capped_tokens(plan.num_predict) * 0.5 + len(i.prompt) / 40 for i in suite.items)
         out.append(PhaseEstimate(name, calls, per_item * tokens / rate + calls * 0.2))
     return out
 

@@ -18,9 +18,13 @@ from .errors import BadInput
 LEDGER_NAME = "run.jsonl"
 
 
-def call_key(record: dict[str, Any]) -> tuple:
+def key_of(cell_id: str, phase: str, prompt_id: str, lane: int | None, run_idx: int) -> tuple:
     """What makes a call unique in a run: resume runs only keys not yet present."""
-    return (record["cell_id"], record["phase"], record["prompt_id"], record.get("lane"), record["run_idx"])
+    return (cell_id, phase, prompt_id, lane, run_idx)
+
+
+def call_key(record: dict[str, Any]) -> tuple:
+    return key_of(record["cell_id"], record["phase"], record["prompt_id"], record.get("lane"), record["run_idx"])
 
 
 @dataclass

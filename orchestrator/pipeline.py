@@ -10,11 +10,10 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from .errors import BadInput
-from .ledger import LEDGER_NAME, read_state
 from .paths import data_dir
 from .resources import listener_pid_source
 from .record import RunContext, record
-from .run import Cell, RunOptions, RunResult, Target, detect_engine, new_run_id, run_suites
+from .run import Cell, RunOptions, RunResult, Target, check_run_dir, detect_engine, new_run_id, run_suites
 
 HANDLE_PATTERN = re.compile(r"^[a-z0-9][a-z0-9-]{0,38}$")
 
@@ -82,11 +81,7 @@ class RecordedRun:
 def run_recorded(targets: list[Target], options: RunOptions, run_dir: Path, run_id: str, context: RunContext,
                  resume: bool = False, **run_kwargs: Any) -> RecordedRun:
     """Run the suites and always leave a manifest, whether the run ends, fails or is interrupted."""
-    existing = read_state(run_dir / LEDGER_NAME).meta
-    if existing and not resume:
-        raise BadInput(f"{run_dir} already holds a run; resume it with --resume {existing['benchmark_run_id']}")
-    if resume and not existing:
-        raise BadInput(f"nothing to resume: {run_dir / LEDGER_NAME} has no meta line")
+    check_run_dir(run_dir, resume)  # before the manifest is touched: a refusal must not overwrite it
     run_dir.mkdir(parents=True, exist_ok=True)
     record(run_dir, context, "running")
     status = "failed"

@@ -6,6 +6,7 @@ runner asks for the peaks inside each call's time window.
 
 from __future__ import annotations
 
+import bisect
 import json
 import threading
 import time
@@ -59,6 +60,7 @@ class ResourceSampler:
         self.interval_s = interval_s
         self.nvml = nvml
         self.samples: list[Sample] = []
+        self._times: list[float] = []  # sample times, kept in step with `samples` for bisecting
         self.samples_path = samples_path
         self.label = label or {}
         self._stop = threading.Event()
@@ -106,6 +108,7 @@ class ResourceSampler:
         sample = Sample(time.monotonic(), rss, cpu, gpu_mem, gpu_util)
         with self._lock:
             self.samples.append(sample)
+            self._times.append(sample.t)
         return sample
 
     def _loop(self) -> None:
@@ -133,9 +136,11 @@ class ResourceSampler:
     def peaks(self, t0: float, t1: float) -> dict[str, float | None]:
         """Maxima over samples taken in [t0, t1]; a window shorter than the interval takes the nearest sample."""
         with self._lock:
-            window = [s for s in self.samples if t0 <= s.t <= t1]
+            lo, hi = bisect.bisect_left(self._times, t0), bisect.bisect_right(self._times, t1)
+            window = self.samples[lo:hi]
             if not window and self.samples:
-                window = [min(self.samples, key=lambda s: abs(s.t - t1))]
+                neighbours = self.samples[max(0, hi - 1):hi + 1]  # the samples either side of t1
+                window = [min(neighbours, key=lambda s: abs(s.t - t1))]
 
         def peak(name: str) -> float | None:
             values = [getattr(s, name) for s in window if getattr(s, name) is not None]

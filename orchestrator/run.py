@@ -33,7 +33,7 @@ import httpx
 from . import __version__, ollama
 from .client import CallRequest, CallResult, Clock, stream_chat
 from .errors import BadInput, WeeyugaError
-from .ledger import LEDGER_NAME, Ledger, LedgerState, call_key, read_records, read_state
+from .ledger import LEDGER_NAME, Ledger, LedgerState, call_key, key_of, read_records, read_state
 from .paths import REPO_ROOT
 from .progress import Progress, quiet
 from .resources import ResourceSampler
@@ -277,7 +277,7 @@ class Runner:
 
     def call(self, work: _Work, history: list[dict[str, str]] | None = None) -> CallResult:
         cell, opts = work.target.cell, self.options
-        max_tokens = min(work.item.max_tokens or opts.num_predict, opts.num_predict)
+        max_tokens = work.item.capped_tokens(opts.num_predict)
         request = CallRequest(
             base_url=cell.base_url, api=cell.api, model=cell.model, messages=self._messages(work, history),
             max_tokens=max_tokens, temperature=opts.temperature, headers=self._headers(work),
@@ -318,7 +318,7 @@ class Runner:
         return result
 
     def _key(self, work: _Work) -> tuple:
-        return (work.target.cell.cell_id, work.suite.name, work.item.id, work.lane, work.run_idx)
+        return key_of(work.target.cell.cell_id, work.suite.name, work.item.id, work.lane, work.run_idx)
 
     def pending(self, works: list[_Work]) -> list[_Work]:
         return [w for w in works if self._key(w) not in self.state.done]
@@ -334,11 +334,8 @@ class Runner:
         target.loaded_fresh = True
         return target.cold_kind
 
-    def _warm_up(self, target: Target, suite: Suite) -> None:
+    def warm_up(self, target: Target, item: Item) -> None:
         """An unrecorded call so a resumed warm series is really warm."""
-        self.call_unrecorded(target, suite.items[0])
-
-    def call_unrecorded(self, target: Target, item: Item) -> None:
         request = CallRequest(base_url=target.cell.base_url, api=target.cell.api, model=target.cell.model,
                               messages=[{"role": "user", "content": item.prompt}], max_tokens=8,
                               temperature=self.options.temperature, headers={"X-Weeyuga-Test": "true"},
@@ -360,7 +357,7 @@ class Runner:
             if todo[0].run_idx == 0:
                 todo[0].cold_kind = self.make_cold(target)
             else:
-                self._warm_up(target, suite)
+                self.warm_up(target, item)
             for work in todo:
                 self.call(work)
 
@@ -379,7 +376,7 @@ class Runner:
         for item in suite.items:
             work = _Work(target, suite, item, 0)
             key = self._key(work)
-            max_tokens = min(item.max_tokens or self.options.num_predict, self.options.num_predict)
+            max_tokens = item.capped_tokens(self.options.num_predict)
             if key in self.state.done:
                 text = saved.get(key)
                 if text is None:
@@ -440,7 +437,7 @@ class Runner:
                     "aggregate_tokens_per_sec": _r(tokens / (wall_ms / 1000), 2) if wall_ms > 0 else None,
                     "resumed": len(todo) < len(works)})
 
-    def phase_size(self, suite: Suite, n_targets: int) -> int:
+    def phase_size(self, suite: Suite) -> int:
         items = 1 if self.options.smoke else len(suite.items)
         if suite.mode == "cold_warm":
             return items * (1 + (0 if self.options.smoke else self.options.runs))
@@ -455,13 +452,13 @@ class Runner:
                 for target in available:
                     self.skip(target.cell.cell_id, suite.name, "parallel_mixed needs two models (--models A,B)")
                 return
-            self.done_in_phase, self.total_in_phase = 0, self.phase_size(suite, 2)
+            self.done_in_phase, self.total_in_phase = 0, self.phase_size(suite)
             self.run_parallel(available[:2], suite)
             return
         for target in available:
             if (target.cell.cell_id, suite.name) in self.state.skipped:
                 continue
-            self.done_in_phase, self.total_in_phase = 0, self.phase_size(suite, 1)
+            self.done_in_phase, self.total_in_phase = 0, self.phase_size(suite)
             self.current_phase = f"[{index}/{total}] {suite.name} {target.cell.model}"
             runner = {"cold_warm": self.run_cold_warm, "once": self.run_once, "document": self.run_once,
                       "append": self.run_append}.get(suite.mode)
@@ -536,20 +533,26 @@ def meta_record(run_id: str, targets: list[Target], available: list[Target], sui
     }
 
 
+def check_run_dir(run_dir: Path, resume: bool) -> LedgerState:
+    """A new run needs a folder without a ledger; a resume needs one with a meta line."""
+    state = read_state(run_dir / LEDGER_NAME)
+    if resume and state.meta is None:
+        raise BadInput(f"nothing to resume: {run_dir / LEDGER_NAME} has no meta line")
+    if not resume and state.meta is not None:
+        raise BadInput(f"{run_dir} already holds a run; resume it with --resume {state.meta['benchmark_run_id']}")
+    return state
+
+
 def run_suites(targets: list[Target], options: RunOptions, run_dir: Path, run_id: str | None = None,
                resume: bool = False, clock: Clock = time.perf_counter, nvml: Any = None,
                progress: Progress = quiet, suites_dir: Path | None = None) -> RunResult:
     """Run (or resume) the phases against the targets; the ledger is in run_dir/run.jsonl."""
-    state = read_state(run_dir / LEDGER_NAME)
+    state = check_run_dir(run_dir, resume)
     if resume:
-        if state.meta is None:
-            raise BadInput(f"nothing to resume: {run_dir / LEDGER_NAME} has no meta line")
         run_id = state.meta["benchmark_run_id"]
         recorded = state.meta["options"]
         options = replace(options, phases=recorded["phases"], runs=recorded["runs"], temperature=recorded["temperature"],
                           num_ctx=recorded["num_ctx"], num_predict=recorded["num_predict"], smoke=recorded["smoke"])
-    elif state.meta is not None:
-        raise BadInput(f"{run_dir} already holds a run; resume it with --resume {state.meta['benchmark_run_id']}")
     run_id = run_id or new_run_id()
     suites = [load_suite(name, suites_dir) for name in options.phases]
     if resume:

@@ -37,6 +37,10 @@ class Item:
     format: dict[str, Any]
     markers: list[str]
 
+    def capped_tokens(self, num_predict: int) -> int:
+        """The item's own limit, never above the run's num_predict."""
+        return min(self.max_tokens or num_predict, num_predict)
+
 
 @dataclass(frozen=True)
 class Suite:
