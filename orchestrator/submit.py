@@ -17,6 +17,7 @@ from pathlib import Path
 from .errors import BadInput, WeeyugaError
 from .pipeline import validate_handle
 from .privacy import scan
+from .procs import run_captured
 from .probe import validate_device_tag
 from .report import REQUIRED_FILES
 
@@ -32,7 +33,7 @@ class Submission:
 
 
 def _git(repo: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
-    result = subprocess.run(["git", "-C", str(repo), *args], capture_output=True, text=True)
+    result = run_captured(["git", "-C", str(repo), *args])
     if check and result.returncode != 0:
         raise WeeyugaError(f"git {' '.join(args)} failed: {result.stderr.strip().splitlines()[-1] if result.stderr.strip() else result.returncode}")
     return result

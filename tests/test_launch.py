@@ -1,11 +1,9 @@
 import os
-import signal
 import socket
 import subprocess
 import sys
 import textwrap
 import time
-from dataclasses import replace
 from pathlib import Path
 
 import httpx
@@ -169,3 +167,22 @@ def test_reaper_kills_runtime_of_a_dead_weeyuga(tmp_path):
             os.waitpid(child_pid, os.WNOHANG)
     else:
         pytest.fail("orphan survived the reaper")
+
+
+def test_run_captured_kills_the_whole_group_on_timeout(tmp_path):
+    from orchestrator.procs import run_captured
+
+    marker = tmp_path / "grandchild.pid"
+    script = f"import subprocess, sys, time; p = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)']); open({str(marker)!r}, 'w').write(str(p.pid)); time.sleep(60)"
+    with pytest.raises(subprocess.TimeoutExpired):
+        run_captured([sys.executable, "-c", script], timeout=1.5)
+    grandchild = int(marker.read_text())
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        try:
+            os.kill(grandchild, 0)
+        except ProcessLookupError:
+            break
+        time.sleep(0.05)
+    else:
+        pytest.fail("the grandchild outlived run_captured's timeout")

@@ -4,7 +4,7 @@ import pytest
 
 from orchestrator import datafiles
 from orchestrator.errors import BadInput
-from orchestrator.probe import (Hardware, cpu_short_name, derive_device_tag, probe, validate_device_tag)
+from orchestrator.probe import (Hardware, cpu_short_name, probe, validate_device_tag)
 from tests.fakes.hardware import battery, recorded_sources
 from tests.fakes.nvml import FakeBoard, FakeNVML
 

@@ -1,5 +1,3 @@
-from pathlib import Path
-
 from orchestrator.paths import REPO_ROOT
 
 
@@ -17,3 +15,13 @@ def test_ci_runs_the_readme_test_command():
 def test_top_level_layout():
     for name in ("pyproject.toml", "orchestrator", "profiles", "suites", "runtimes", "submissions", "tests"):
         assert (REPO_ROOT / name).exists(), name
+
+
+def test_children_go_through_the_process_group_helpers():
+    """Every child gets its own process group and is reaped on every exit path (procs.py)."""
+    for path in sorted((REPO_ROOT / "orchestrator").glob("*.py")):
+        text = path.read_text()
+        assert "shell=True" not in text and "yaml.load(" not in text, path.name
+        assert "subprocess.run(" not in text, f"{path.name}: use procs.run_captured"
+        if "subprocess.Popen(" in text:
+            assert "spawn_options()" in text, f"{path.name}: Popen without procs.spawn_options()"
