@@ -9,7 +9,6 @@
 
 from __future__ import annotations
 
-import os
 import statistics
 import sys
 import tempfile
@@ -45,10 +44,12 @@ def real() -> None:
     d, t = statistics.median(rates["defaults"]), statistics.median(rates["tuned"])
     sweep_best = sweep.recommended["tokens_per_sec"]
     print(f"{model_id} on {hw.device_tag} ({searched.knob}): tuned {tuned.label()} {t:.1f} tok/s vs llama-server "
-          f"defaults {d:.1f} tok/s -> ratio {t / d:.3f} (medians of 3 alternating launches each)")
+          f"defaults {d:.1f} tok/s -> ratio {t / d:.3f} (medians of 3 alternating launches each; "
+          f"tune's reason: {searched.recommended['why']})")
     print(f"  search best {searched.recommended['tokens_per_sec']:.1f} tok/s vs exhaustive best {sweep_best:.1f} "
-          f"({searched.recommended['tokens_per_sec'] / sweep_best:.3f}); launches {searched.launches - 1} vs sweep "
-          f"{sweep.launches} (a {hw.cpu.threads}-thread CPU has few candidates)")
+          f"({searched.recommended['tokens_per_sec'] / sweep_best:.3f}); search launches {len(searched.candidates)} "
+          f"(+1 defaults, +{len(searched.confirmations)} re-measured) vs sweep {sweep.launches} "
+          f"(a {hw.cpu.threads}-thread CPU has few candidates)")
 
 
 def simulated() -> None:

@@ -47,7 +47,9 @@ def catalogue_entry(run_dir: Path, manifest: dict[str, Any], metadata: dict[str,
         "hardware": manifest.get("hardware_summary"),
         "runtime": {k: (manifest.get("runtime") or {}).get(k) for k in ("name", "engine_version", "backend", "managed")},
         "knobs": {k: v.get("value") for k, v in knobs.items()},
-        "tuned": sorted(k for k, v in knobs.items() if v.get("source") == "tuned"),
+        # What `weeyuga tune` measured on that machine, and what the rules had chosen instead.
+        "tuned": {k: {"value": v.get("value"), "replaced": v.get("replaced"), "overrode": v.get("overrode")}
+                  for k, v in sorted(knobs.items()) if v.get("source") == "tuned"},
         "models": sorted({c["model"] for c in manifest.get("cells", [])}),
         "phases": selected,
         "completeness": completeness,

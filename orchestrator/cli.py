@@ -112,8 +112,11 @@ def cmd_rules(args: argparse.Namespace) -> int:
     from .rulecheck import check_rules
 
     profiles = load_profiles()
+    if args.rules_command == "suggest":
+        return rules_suggest(args, profiles)
     print(f"tables valid: canonical, {len(profiles.models)} models, "
-          f"{len(profiles.rules['tiers'])} tiers, {len(profiles.rules['adjustments'])} adjustments")
+          f"{len(profiles.rules['tiers'])} tiers, {len(profiles.rules['adjustments'])} adjustments, "
+          f"{len(profiles.rules.get('model_pins', []))} model pins")
     result = check_rules(profiles, update=args.update)
     for golden in result.results:
         if golden.error:
@@ -124,6 +127,20 @@ def cmd_rules(args: argparse.Namespace) -> int:
             print(f"  ok   {golden.name}" + (" (updated)" if args.update else ""))
     print(f"{sum(r.ok for r in result.results)}/{len(result.results)} golden machines match")
     return 0 if result.ok else 1
+
+
+def rules_suggest(args: argparse.Namespace, profiles) -> int:
+    from .pipeline import submissions_root
+    from .rulesuggest import render_suggestions, suggest_rules
+
+    root = submissions_root(args.submissions_dir)
+    if not root.is_dir():
+        raise BadInput(f"{root}: no such submissions folder")
+    result = suggest_rules(root, profiles, args.min_runs)
+    print(json.dumps(result.to_dict(), indent=2) if args.json else render_suggestions(result), end="" if not args.json else "\n")
+    for problem in result.unreadable:
+        print(f"skipped: {problem}", file=sys.stderr)
+    return 0
 
 
 # ---------------------------------------------------------------------------------------
@@ -369,30 +386,35 @@ def cmd_tune(args: argparse.Namespace) -> int:
     from .paths import state_dir
     from .profiles import load_profiles
     from .progress import progress_reporter
-    from .tune import plot, real_prober, render_markdown, report_json, tune, write_tuned_profile
+    from .tune import (ngl_bounds, plot, real_prober, render_markdown, report_json, searches_ngl, tune,
+                       write_tuned_profile)
 
     install_signal_handlers()
     hardware = load_or_probe(args.hardware, args.device_tag)
+    profiles = load_profiles()
     overrides = {"model": args.model, "runtime": args.runtime, "num_ctx": args.ctx, "num_parallel": args.parallel}
-    plan = decide(hardware, load_profiles(), overrides, use_tuned=False)
-    if plan.runtime != "llama.cpp":
-        raise BadInput("tune measures llama.cpp launches; Ollama picks its own offload (num_gpu) per request")
-    runtime, model = prepare_runtime(plan)
+    plan = decide(hardware, profiles, overrides, use_tuned=False)
+    runtime, model = prepare_runtime(plan, args.model_path)
     out_dir = Path(args.out) if args.out else state_dir() / "tune"
     out_dir.mkdir(parents=True, exist_ok=True)
     from .probe import load_nvml
 
+    margin_mb = int(profiles.rules["budget"]["vram_reserve_gb"] * 1024)
     with progress_reporter() as progress:
+        bounds = None
+        if searches_ngl(plan):
+            progress("reading the model's layer count and llama-fit-params' estimate", None)
+            bounds = ngl_bounds(plan, model.path, runtime.fit_params_binary, margin_mb)
         prober = real_prober(plan, runtime.binary, model.path, out_dir, load_nvml(),
                              on_result=lambda m: progress(f"tune {m.candidate.label()}: " + (
                                  f"{m.tokens_per_sec:.1f} tok/s" if m.ok else f"failed ({m.failure})"), None))
         result = tune(plan, prober, hardware.cpu.cores, hardware.cpu.threads, exhaustive=args.exhaustive,
-                      max_launches=args.max_launches)
+                      max_launches=args.max_launches, bounds=bounds, most_slots=args.parallel)
     stem = out_dir / f"tune-{plan.device_tag}-{plan.model}"
     Path(f"{stem}.json").write_text(report_json(result) + "\n", encoding="utf-8")
     Path(f"{stem}.md").write_text(render_markdown(result), encoding="utf-8")
     plot(result, Path(f"{stem}.png"))
-    written = None if args.no_write or args.exhaustive else write_tuned_profile(result)
+    written = None if args.no_write or args.exhaustive or not result.recommended else write_tuned_profile(result)
     if args.json:
         print(report_json(result))
     else:
@@ -520,6 +542,10 @@ def build_parser() -> argparse.ArgumentParser:
     rules_sub = p.add_subparsers(dest="rules_command", required=True)
     check = rules_sub.add_parser("check", help="validate the tables and replay the golden machines")
     check.add_argument("--update", action="store_true", help="accept the current plans as the new goldens")
+    suggest = rules_sub.add_parser("suggest", help="propose rule-table edits (model pins) from tuned runs in the catalogue")
+    suggest.add_argument("--submissions-dir", help="the submissions folder (default: the repo's submissions/)")
+    suggest.add_argument("--min-runs", type=int, default=1, help="only suggest what at least this many runs measured")
+    suggest.add_argument("--json", action="store_true")
 
     p = sub.add_parser("runtime", help="install or locate a runtime")
     runtime_sub = p.add_subparsers(dest="runtime_command", required=True)
@@ -578,9 +604,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("tune", help="measure launches to find the fastest NGL (GPU) or threads (CPU) that fit")
     p.add_argument("--model", required=True, help="catalogue model id")
-    p.add_argument("--runtime", choices=["llama.cpp"], default="llama.cpp")
+    p.add_argument("--model-path", help="use this local GGUF for the model instead of the cache")
+    p.add_argument("--runtime", choices=["llama.cpp"], default="llama.cpp",
+                   help="llama.cpp only: Ollama chooses its own offload (num_gpu) per load")
     p.add_argument("--ctx", type=int, help="context per slot to tune for (default: the plan's)")
-    p.add_argument("--parallel", type=int, help="slots to tune for (default: the plan's)")
+    p.add_argument("--parallel", type=int, metavar="N",
+                   help="also tune slots: 1, 2, 4 .. N concurrent streams (NGL is searched with N slots' KV cache)")
     p.add_argument("--max-launches", type=int, help="stop measuring after this many launches")
     p.add_argument("--exhaustive", action="store_true", help="measure every value (for comparison; writes no profile)")
     p.add_argument("--json", action="store_true")

@@ -271,7 +271,8 @@ def _choose_model(profiles: Profiles, knobs: _Knobs, offload: str, mem: MemoryBu
 
 def decide(hw: Hardware, profiles: Profiles, overrides: dict[str, Any] | None = None,
            use_tuned: bool = True) -> Plan:
-    """The plan for this hardware: rules first, then tuned values, then the user's overrides."""
+    """The plan for this hardware: rules (tier, adjustments, model pins) first, then tuned values,
+    then the user's overrides."""
     overrides = {k: v for k, v in (overrides or {}).items() if v is not None}
     _check_overrides(overrides)
     rules = profiles.rules
@@ -340,6 +341,11 @@ def decide(hw: Hardware, profiles: Profiles, overrides: dict[str, Any] | None = 
     else:
         ngl_why = f"{fit.ngl} of {full} layers fit the {mem.usable_gpu_gb:.1f} GB GPU budget; the rest run on the CPU"
     knobs.set("ngl", fit.ngl, tier["id"], ngl_why)
+    pin = next((p for p in rules.get("model_pins", []) if p["model"] == spec.id and p.get("quant", quant) == quant
+                and rule_matches(p, facts)), None)
+    for knob, value in (pin or {}).get("set", {}).items():
+        if knob not in overrides:  # a measured pin replaces the estimate, not the user
+            knobs.set(knob, value, pin["id"], pin["why"])
 
     tuned = profiles.tuned_for(hw.device_tag).get("models", {}).get(spec.id, {}) if use_tuned else {}
     for knob in ("ngl", "threads", "num_parallel"):

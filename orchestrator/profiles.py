@@ -107,8 +107,8 @@ def _check_models(doc: dict[str, Any], source: str) -> list[ModelSpec]:
 
 def _check_rules(doc: dict[str, Any], source: str) -> None:
     seen: set[str] = set()
-    for group in ("tiers", "adjustments"):
-        for index, rule in enumerate(doc[group]):
+    for group in ("tiers", "adjustments", "model_pins"):
+        for index, rule in enumerate(doc.get(group, [])):
             if rule["id"] in seen:
                 raise BadInput(f"{source}: field {group}[{index}].id: duplicate rule id {rule['id']!r}")
             seen.add(rule["id"])
@@ -139,9 +139,16 @@ def load_profiles(directory: Path | None = None) -> Profiles:
     models_doc = datafiles.load(directory / "models.yaml", "models")
     rules = datafiles.load(directory / "rules.yaml", "rules")
     _check_rules(rules, str(directory / "rules.yaml"))
+    models = _check_models(models_doc, str(directory / "models.yaml"))
+    known = {m.id: m for m in models}
+    for index, pin in enumerate(rules.get("model_pins", [])):
+        if pin["model"] not in known:
+            raise BadInput(f"{directory / 'rules.yaml'}: field model_pins[{index}].model: {pin['model']!r} is not a catalogue id")
+        if "quant" in pin and pin["quant"] not in known[pin["model"]].quants:
+            raise BadInput(f"{directory / 'rules.yaml'}: field model_pins[{index}].quant: {pin['model']} has no quant {pin['quant']!r}")
     return Profiles(
         canonical=canonical,
-        models=_check_models(models_doc, str(directory / "models.yaml")),
+        models=models,
         embedded_default=models_doc["embedded_default"],
         rules=rules,
         source_dir=directory,
