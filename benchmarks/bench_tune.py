@@ -24,6 +24,8 @@ from orchestrator.profiles import load_profiles  # noqa: E402
 from orchestrator.tune import Candidate, best, real_prober, search_ngl, tune  # noqa: E402
 from tests.test_tune import SHAPES, SimulatedRuntime  # noqa: E402
 
+ROUNDS = 5  # launch-to-launch noise here is about ±8%, so one pair proves nothing
+
 
 def real() -> None:
     profiles = load_profiles()
@@ -38,14 +40,15 @@ def real() -> None:
         sweep = tune(plan, prober, hw.cpu.cores, hw.cpu.threads, exhaustive=True, measure_defaults=False)
         tuned = Candidate(**{k: searched.recommended[k] for k in ("ngl", "threads") if k in searched.recommended})
         rates = {"defaults": [], "tuned": []}
-        for _ in range(3):  # alternate, so drift on this shared machine hits both alike
+        for _ in range(ROUNDS):  # alternate, so drift on this shared machine hits both alike
             rates["defaults"].append(prober(Candidate()).tokens_per_sec)
             rates["tuned"].append(prober(tuned).tokens_per_sec)
     d, t = statistics.median(rates["defaults"]), statistics.median(rates["tuned"])
+    pairs = sorted(b / a for a, b in zip(rates["defaults"], rates["tuned"]))
     sweep_best = sweep.recommended["tokens_per_sec"]
     print(f"{model_id} on {hw.device_tag} ({searched.knob}): tuned {tuned.label()} {t:.1f} tok/s vs llama-server "
-          f"defaults {d:.1f} tok/s -> ratio {t / d:.3f} (medians of 3 alternating launches each; "
-          f"tune's reason: {searched.recommended['why']})")
+          f"defaults {d:.1f} tok/s -> ratio {t / d:.3f} (medians of {ROUNDS} alternating launches each; "
+          f"launch-pair ratios {pairs[0]:.2f}-{pairs[-1]:.2f}; tune's reason: {searched.recommended['why']})")
     print(f"  search best {searched.recommended['tokens_per_sec']:.1f} tok/s vs exhaustive best {sweep_best:.1f} "
           f"({searched.recommended['tokens_per_sec'] / sweep_best:.3f}); search launches {len(searched.candidates)} "
           f"(+1 defaults, +{len(searched.confirmations)} re-measured) vs sweep {sweep.launches} "
