@@ -137,7 +137,7 @@ def rules_suggest(args: argparse.Namespace, profiles) -> int:
     if not root.is_dir():
         raise BadInput(f"{root}: no such submissions folder")
     result = suggest_rules(root, profiles, args.min_runs)
-    print(json.dumps(result.to_dict(), indent=2) if args.json else render_suggestions(result), end="" if not args.json else "\n")
+    print(json.dumps(result.to_dict(), indent=2) if args.json else render_suggestions(result).rstrip("\n"))
     for problem in result.unreadable:
         print(f"skipped: {problem}", file=sys.stderr)
     return 0
@@ -311,8 +311,9 @@ def render_auto_plan(auto_plan) -> str:
     lines = [render_plan(auto_plan.plan), "", "phases (estimated):"]
     for est in auto_plan.estimates:
         mark = "run " if est.phase in auto_plan.phases else "skip"
-        lines.append(f"  {mark} {est.phase:<15} {est.calls:>3} calls  ~{est.seconds / 60:.1f} min"
-                     + (f"  ({auto_plan.phase_notes[est.phase]})" if est.phase in auto_plan.phase_notes else ""))
+        duration = f"~{est.seconds / 60:.1f} min" if est.seconds >= 60 else f"~{est.seconds:.0f} s"
+        note = f"  ({auto_plan.phase_notes[est.phase]})" if est.phase in auto_plan.phase_notes else ""
+        lines.append(f"  {mark} {est.phase:<15} {est.calls:>3} calls  {duration}{note}")
     if auto_plan.steps:
         lines += ["", "steps:"] + [f"  {i}. {step}" for i, step in enumerate(auto_plan.steps, 1)]
     return "\n".join(lines)
@@ -386,8 +387,8 @@ def cmd_tune(args: argparse.Namespace) -> int:
     from .paths import state_dir
     from .profiles import load_profiles
     from .progress import progress_reporter
-    from .tune import (ngl_bounds, plot, real_prober, render_markdown, report_json, searches_ngl, tune,
-                       write_tuned_profile)
+    from .probe import load_nvml
+    from .tune import plot, render_markdown, report_json, tune_on_this_machine, write_tuned_profile
 
     install_signal_handlers()
     hardware = load_or_probe(args.hardware, args.device_tag)
@@ -397,19 +398,10 @@ def cmd_tune(args: argparse.Namespace) -> int:
     runtime, model = prepare_runtime(plan, args.model_path)
     out_dir = Path(args.out) if args.out else state_dir() / "tune"
     out_dir.mkdir(parents=True, exist_ok=True)
-    from .probe import load_nvml
-
-    margin_mb = int(profiles.rules["budget"]["vram_reserve_gb"] * 1024)
     with progress_reporter() as progress:
-        bounds = None
-        if searches_ngl(plan):
-            progress("reading the model's layer count and llama-fit-params' estimate", None)
-            bounds = ngl_bounds(plan, model.path, runtime.fit_params_binary, margin_mb)
-        prober = real_prober(plan, runtime.binary, model.path, out_dir, load_nvml(),
-                             on_result=lambda m: progress(f"tune {m.candidate.label()}: " + (
-                                 f"{m.tokens_per_sec:.1f} tok/s" if m.ok else f"failed ({m.failure})"), None))
-        result = tune(plan, prober, hardware.cpu.cores, hardware.cpu.threads, exhaustive=args.exhaustive,
-                      max_launches=args.max_launches, bounds=bounds, most_slots=args.parallel)
+        result = tune_on_this_machine(plan, hardware, profiles, runtime.binary, model.path if model else None,
+                                      runtime.fit_params_binary if model else None, out_dir, load_nvml(), progress,
+                                      args.exhaustive, args.max_launches, args.parallel)
     stem = out_dir / f"tune-{plan.device_tag}-{plan.model}"
     Path(f"{stem}.json").write_text(report_json(result) + "\n", encoding="utf-8")
     Path(f"{stem}.md").write_text(render_markdown(result), encoding="utf-8")
@@ -605,8 +597,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("tune", help="measure launches to find the fastest NGL (GPU) or threads (CPU) that fit")
     p.add_argument("--model", required=True, help="catalogue model id")
     p.add_argument("--model-path", help="use this local GGUF for the model instead of the cache")
-    p.add_argument("--runtime", choices=["llama.cpp"], default="llama.cpp",
-                   help="llama.cpp only: Ollama chooses its own offload (num_gpu) per load")
+    p.add_argument("--runtime", choices=["llama.cpp", "ollama"], default="llama.cpp",
+                   help="ollama: one server, each candidate reloads the model with its num_gpu / num_thread")
     p.add_argument("--ctx", type=int, help="context per slot to tune for (default: the plan's)")
     p.add_argument("--parallel", type=int, metavar="N",
                    help="also tune slots: 1, 2, 4 .. N concurrent streams (NGL is searched with N slots' KV cache)")

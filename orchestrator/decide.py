@@ -219,6 +219,9 @@ class _Knobs:
     def override(self, knob: str, value: Any, source: str) -> None:
         previous = self.reasons.get(knob)
         if previous is not None and previous.value == value:
+            if source == "tuned":  # measured and confirmed: say so, though nothing deviated
+                self.reasons[knob] = Reason(knob, value, "tuned", "measured best on this machine by weeyuga tune; "
+                                            f"the rules ({previous.rule_id}) chose the same")
             return
         self.deviations.append(Deviation(knob, value, previous.value if previous else None,
                                          previous.rule_id if previous else "none", source))

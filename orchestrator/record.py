@@ -50,7 +50,8 @@ def knob_table(plan: Plan) -> dict[str, Any]:
     table = {}
     for knob in KNOB_ORDER:
         reason = reasons.get(knob)
-        entry = {"value": getattr(plan, knob), "source": "rule", "rule_id": reason.rule_id if reason else None,
+        source = "tuned" if reason and reason.rule_id == "tuned" else "rule"  # tuned, equal to the rule's value
+        entry = {"value": getattr(plan, knob), "source": source, "rule_id": reason.rule_id if reason else None,
                  "why": reason.why if reason else None}
         if knob in deviations:
             d = deviations[knob]

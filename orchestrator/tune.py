@@ -21,6 +21,7 @@ pure over a Prober, so tests drive it with a simulated runtime.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import re
 import statistics
@@ -296,7 +297,7 @@ def render_markdown(report: TuneReport) -> str:
     lines = [f"# tune {report.model} on {report.device_tag} ({report.knob})", "",
              f"Launches: {report.launches}{' (exhaustive sweep)' if report.exhaustive else ''}."]
     if report.start:
-        lines.append(f"NGL search started at {report.start['ngl']} of {report.start['top']} ({report.start['source']}).")
+        lines.append(f"NGL search started at {report.start['start']} of {report.start['top']} ({report.start['source']}).")
     lines += ["", f"Recommended: {report.recommended or 'nothing ran'}", f"Runtime defaults: {report.defaults}", "",
               "## Search", ""] + _table(sorted(report.candidates, key=order))
     if report.confirmations:
@@ -372,21 +373,57 @@ def ngl_bounds(plan: Plan, model_path: str | None, fit_binary: str | None, margi
     return NglBounds(min(plan.ngl, top), top, "the plan's memory estimate (llama-fit-params unavailable)")
 
 
-def real_prober(plan: Plan, binary: str, model_path: str | None, log_dir: Path, nvml: Any = None,
-                on_result: Callable[[Measurement], None] = lambda m: None) -> Prober:
+def _measure(candidate: Candidate, call: Callable[[], Any], pid: Callable[[], int | None], nvml: Any,
+             defn: Any, read_log: Callable[[], str]) -> Measurement:
+    """Warm-up, then PROBE_CALLS rounds of `num_parallel` (or 1) concurrent calls, sampled for peaks;
+    failures classified by the runtime definition's markers, its own choices read from the log."""
     from concurrent.futures import ThreadPoolExecutor
 
-    from .client import CallRequest, CallResult, stream_chat
-    from .launch import LaunchError, RunningRuntime, build_command, free_port, load_runtime, log_tail
+    from .launch import LOG_TAIL_LINES
     from .resources import ResourceSampler
+
+    streams = candidate.num_parallel or 1
+    warm_up = call()  # the first call after a load is not a steady-state figure (and Ollama loads here)
+    rounds: list[tuple[list[Any], float]] = []
+    peaks: dict[str, Any] = {"peak_rss_mb": None, "peak_gpu_mem_used_mb": None}
+    if not warm_up.error:
+        with ResourceSampler(pid, nvml) as sampler, ThreadPoolExecutor(streams) as pool:
+            for _ in range(PROBE_CALLS):
+                started = time.monotonic()
+                results = list(pool.map(lambda _: call(), range(streams)))
+                rounds.append((results, time.monotonic() - started))
+            peaks = sampler.peaks(0, float("inf"))
+    calls = [r for results, _ in rounds for r in results]
+    errors = [r.error for r in [warm_up, *calls] if r.error]
+    log_text = read_log()
+    tail = "\n".join(log_text.splitlines()[-LOG_TAIL_LINES:])
+    if errors:
+        text = f"{errors[0]}\n{tail}"
+        kind = "oom" if any(m.lower() in text.lower() for m in defn.oom_markers) else "http_error"
+        return Measurement(candidate, False, failure=kind, log_tail=text)
+    per_stream = statistics.median(r.tokens_per_sec for r in calls)
+    aggregate = statistics.median(sum(r.completion_tokens or 0 for r in results) / wall for results, wall in rounds)
+    return Measurement(candidate, True, tokens_per_sec=aggregate if candidate.num_parallel else per_stream,
+                       ttft_ms=round(statistics.median(r.first_delta_ms for r in calls), 1),
+                       peak_rss_mb=peaks["peak_rss_mb"], peak_vram_mb=peaks["peak_gpu_mem_used_mb"],
+                       per_stream_tokens_per_sec=per_stream if candidate.num_parallel else None,
+                       effective=defn.effective_values(log_text))
+
+
+def _probe_messages() -> list[dict[str, str]]:
     from .suites import load_prompts
 
-    defn = load_runtime(plan.runtime)
-    prompt = load_prompts()["P-MEDIUM"]
+    return [{"role": "user", "content": load_prompts()["P-MEDIUM"].text}]
 
-    def call(base_url: str) -> CallResult:
-        return stream_chat(CallRequest(base_url, "openai", plan.model, [{"role": "user", "content": prompt.text}],
-                                       PROBE_TOKENS, plan.temperature), "llamacpp")
+
+def real_prober(plan: Plan, binary: str, model_path: str | None, log_dir: Path, nvml: Any = None,
+                on_result: Callable[[Measurement], None] = lambda m: None) -> Prober:
+    """llama.cpp: a fresh llama-server per candidate, stopped whatever happens."""
+    from .client import CallRequest, stream_chat
+    from .launch import LaunchError, RunningRuntime, build_command, free_port, load_runtime
+
+    defn = load_runtime(plan.runtime)
+    messages = _probe_messages()
 
     def prober(candidate: Candidate) -> Measurement:
         own_defaults = candidate == Candidate()
@@ -397,38 +434,46 @@ def real_prober(plan: Plan, binary: str, model_path: str | None, log_dir: Path, 
         log = log_dir / f"tune-{candidate.label().replace(', ', '_').replace('=', '').replace(' ', '-')}.log"
         log.unlink(missing_ok=True)  # a re-measurement reads only its own launch's log
         runtime = RunningRuntime(defn, command, port, log, plan.model)
-        streams = candidate.num_parallel or 1
+        request = CallRequest(runtime.base_url, "openai", plan.model, messages, PROBE_TOKENS, plan.temperature)
         try:
             runtime.start()
             runtime.wait_ready(timeout_s=180)
-            call(runtime.base_url)  # warm-up: the first call after a load is not a steady-state figure
-            rounds: list[tuple[list[CallResult], float]] = []
-            with ResourceSampler(lambda: runtime.pid, nvml) as sampler, ThreadPoolExecutor(streams) as pool:
-                for _ in range(PROBE_CALLS):
-                    started = time.monotonic()
-                    results = list(pool.map(lambda _: call(runtime.base_url), range(streams)))
-                    rounds.append((results, time.monotonic() - started))
-                peaks = sampler.peaks(0, float("inf"))
-            calls = [r for results, _ in rounds for r in results]
-            errors = [r.error for r in calls if r.error]
-            tail = log_tail(log)
-            if errors:
-                kind = "oom" if any(m.lower() in tail.lower() for m in defn.oom_markers) else "http_error"
-                result = Measurement(candidate, False, failure=kind, log_tail=f"{errors[0]}\n{tail}")
-            else:
-                per_stream = statistics.median(r.tokens_per_sec for r in calls)
-                aggregate = statistics.median(sum(r.completion_tokens or 0 for r in results) / wall
-                                              for results, wall in rounds)
-                result = Measurement(
-                    candidate, True, tokens_per_sec=aggregate if candidate.num_parallel else per_stream,
-                    ttft_ms=round(statistics.median(r.first_delta_ms for r in calls), 1),
-                    peak_rss_mb=peaks["peak_rss_mb"], peak_vram_mb=peaks["peak_gpu_mem_used_mb"],
-                    per_stream_tokens_per_sec=per_stream if candidate.num_parallel else None,
-                    effective=defn.effective_values(log.read_text(encoding="utf-8", errors="replace")))
+            result = _measure(candidate, lambda: stream_chat(request, "llamacpp"), lambda: runtime.pid, nvml,
+                              defn, lambda: log.read_text(encoding="utf-8", errors="replace"))
         except LaunchError as exc:
             result = Measurement(candidate, False, failure=exc.kind, log_tail=exc.log_tail)
         finally:
             runtime.stop()
+        on_result(result)
+        return result
+
+    return prober
+
+
+def ollama_prober(plan: Plan, running: Any, tag: str, nvml: Any = None,
+                  on_result: Callable[[Measurement], None] = lambda m: None) -> Prober:
+    """Ollama: one server for the session; each candidate unloads the model and loads it again
+    with its num_gpu / num_thread request options (leaving them out = Ollama's own choice)."""
+    from . import ollama
+    from .client import CallRequest, stream_chat
+
+    options_of = {name: mapping["option"] for name, mapping in running.defn.knobs.items() if "option" in mapping}
+    messages = _probe_messages()
+
+    def prober(candidate: Candidate) -> Measurement:
+        options = {options_of["num_ctx"]: plan.num_ctx,
+                   **{options_of[k]: v for k, v in candidate.knobs().items()}}
+        request = CallRequest(running.base_url, "ollama", tag, messages, PROBE_TOKENS, plan.temperature, options=options)
+        ollama.unload(running.base_url, tag)
+        offset = running.log_path.stat().st_size if running.log_path.exists() else 0
+
+        def read_log() -> str:
+            with open(running.log_path, "rb") as fh:
+                fh.seek(offset)
+                return fh.read().decode("utf-8", errors="replace")
+
+        result = _measure(candidate, lambda: stream_chat(request, "ollama"), lambda: running.pid, nvml,
+                          running.defn, read_log)
         on_result(result)
         return result
 
@@ -467,18 +512,17 @@ def tune(plan: Plan, prober: Prober, physical_cores: int, logical_threads: int, 
         knob = "threads"
     winner = best(list(rec.seen.values()))
     report = TuneReport(model=plan.model, device_tag=plan.device_tag, knob=knob, recommended=None,
-                        defaults=defaults and {"tokens_per_sec": defaults.tokens_per_sec and round(defaults.tokens_per_sec, 2), "ttft_ms": defaults.ttft_ms,
-                                               "ok": defaults.ok, "failure": defaults.failure,
-                                               "effective": defaults.effective, "log_tail": defaults.log_tail},
+                        defaults=defaults and {**measurement_row(defaults), "tokens_per_sec": defaults.tokens_per_sec
+                                               and round(defaults.tokens_per_sec, 2)},
                         candidates=[measurement_row(m) for m in rec.seen.values()], exhaustive=exhaustive, start=start)
+    left = lambda: None if max_launches is None else max(0, max_launches - counted.launches)  # noqa: E731
     if winner is not None:
-        left = None if max_launches is None else max(0, max_launches - counted.launches)
-        choice = settle(counted, winner, defaults, knob, CONFIRM_ROUNDS if left is None else min(CONFIRM_ROUNDS, left // 2))
+        choice = settle(counted, winner, defaults, knob, CONFIRM_ROUNDS if left() is None else min(CONFIRM_ROUNDS, left() // 2))
         report.confirmations = [measurement_row(m) for m in choice.remeasured]
         report.recommended = {**choice.knobs, "tokens_per_sec": round(choice.tokens_per_sec, 2),
                               "ttft_ms": choice.ttft_ms, "why": choice.why}
         if most_slots and most_slots > 1:
-            slots = search_slots(counted, most_slots, Candidate(**choice.knobs))
+            slots = search_slots(counted, most_slots, Candidate(**choice.knobs), left())
             report.slots = [measurement_row(m) for m in slots.seen.values()]
             picked = choose_slots(list(slots.seen.values()))
             if picked is not None:
@@ -486,6 +530,35 @@ def tune(plan: Plan, prober: Prober, physical_cores: int, logical_threads: int, 
                 report.recommended["aggregate_tokens_per_sec"] = round(picked.tokens_per_sec, 2)
     report.launches = counted.launches
     return report
+
+
+def tune_on_this_machine(plan: Plan, hw: Any, profiles: Any, binary: str, model_path: str | None, fit_binary: str | None,
+                         out_dir: Path, nvml: Any = None, progress: Callable[[str, float | None], None] = lambda m, f: None,
+                         exhaustive: bool = False, max_launches: int | None = None,
+                         most_slots: int | None = None) -> TuneReport:
+    """`weeyuga tune`: bounds, the runtime's prober, and the search, for llama.cpp or Ollama."""
+    from .launch import launch
+
+    def said(m: Measurement) -> None:
+        progress(f"tune {m.candidate.label()}: " + (f"{m.tokens_per_sec:.1f} tok/s" if m.ok else f"failed ({m.failure})"), None)
+
+    search = functools.partial(tune, plan, physical_cores=hw.cpu.cores, logical_threads=hw.cpu.threads,
+                               exhaustive=exhaustive, max_launches=max_launches, most_slots=most_slots)
+    if plan.runtime == "ollama":
+        from . import ollama
+
+        if most_slots:
+            raise WeeyugaError("Ollama's slots are OLLAMA_NUM_PARALLEL, fixed per server: tune slots with llama.cpp")
+        tag = profiles.model(plan.model).ollama_tag or plan.model
+        with launch(plan, binary, None, out_dir / "tune-ollama.log") as running:
+            ollama.pull(running.base_url, tag, progress)
+            return search(ollama_prober(plan, running, tag, nvml, said))
+    bounds = None
+    if searches_ngl(plan):
+        progress("reading the model's layer count and llama-fit-params' estimate", None)
+        margin_mb = int(profiles.rules["budget"]["vram_reserve_gb"] * 1024)
+        bounds = ngl_bounds(plan, model_path, fit_binary, margin_mb)
+    return search(real_prober(plan, binary, model_path, out_dir, nvml, said), bounds=bounds)
 
 
 def report_json(report: TuneReport) -> str:

@@ -65,14 +65,29 @@ def test_override_equal_to_rule_is_not_a_deviation():
     assert plan.deviations == []
 
 
-def test_tuned_profile_is_applied_as_tuned_deviation(tmp_path):
+def plan_with_tuned_profile(tmp_path, entry: str):
+    """The 4-core VPS golden planned with a profiles/local/<tag>.yaml holding this qwen3.5-2b entry."""
     shutil.copytree(REPO_ROOT / "profiles", tmp_path / "profiles", ignore=shutil.ignore_patterns("local"))
     (tmp_path / "profiles" / "local").mkdir()
     (tmp_path / "profiles" / "local" / "linux-epyc-4c-8gb.yaml").write_text(
-        "schema_version: tuned-1\ndevice_tag: linux-epyc-4c-8gb\nmodels:\n  qwen3.5-2b: {threads: 3, tokens_per_sec: 9.5}\n")
-    plan = decide(golden("linux-vps-cpu-4c-8gb"), load_profiles(tmp_path / "profiles"))
+        f"schema_version: tuned-1\ndevice_tag: linux-epyc-4c-8gb\nmodels:\n  qwen3.5-2b: {entry}\n")
+    return decide(golden("linux-vps-cpu-4c-8gb"), load_profiles(tmp_path / "profiles"))
+
+
+def test_tuned_profile_is_applied_as_tuned_deviation(tmp_path):
+    plan = plan_with_tuned_profile(tmp_path, "{threads: 3, tokens_per_sec: 9.5}")
     assert plan.threads == 3
     assert [(d.knob, d.source, d.replaced) for d in plan.deviations] == [("threads", "tuned", 4)]
+
+
+def test_a_tuned_value_equal_to_the_rules_is_credited_but_not_a_deviation(tmp_path):
+    from orchestrator.record import knob_table
+
+    plan = plan_with_tuned_profile(tmp_path, "{threads: 4, ngl: 0}")
+    assert plan.threads == 4 and not plan.deviations
+    assert plan.reason("threads").rule_id == "tuned" and "chose the same" in plan.reason("threads").why
+    table = knob_table(plan)
+    assert table["threads"]["source"] == "tuned" and "replaced" not in table["threads"]
 
 
 def test_nothing_fits_names_smallest_requirement():

@@ -1,6 +1,6 @@
 """The tune search against a simulated runtime (memory limit, speed curve, OOM, defaults,
-slots), its bounds from GGUF metadata and a FAKE llama-fit-params, and on the real
-llama-server with SmolLM2 (threads; NGL is 0 on this CPU machine)."""
+slots), its bounds from GGUF metadata and a FAKE llama-fit-params, Ollama's prober against the
+FAKE Ollama, and on the real llama-server with SmolLM2 (threads; NGL is 0 on this CPU machine)."""
 
 import os
 
@@ -13,7 +13,7 @@ from orchestrator.profiles import load_profiles, load_tuned
 from orchestrator.rulecheck import GOLDEN_DIR
 from orchestrator.tune import (CONFIRM_ROUNDS, Candidate, Measurement, NglBounds, best, choose_slots, fit_params_ngl,
                                gguf_offloadable_layers, ngl_bounds, search_ngl, search_threads, settle, slot_candidates,
-                               tune, write_tuned_profile)
+                               render_markdown, tune, write_tuned_profile)
 from tests.fakes.fit_params import write_fake_fit_params
 
 PROFILES = load_profiles()
@@ -105,6 +105,7 @@ def test_gpu_tune_beats_or_matches_defaults_and_records_the_start():
     assert report.recommended["ngl"] <= 11 and report.recommended["tokens_per_sec"] > 0
     assert "defaults failed (oom)" in report.recommended["why"]
     assert report.launches == sim.launches == len(report.candidates) + 1
+    assert f"NGL search started at 14 of {top} (llama-fit-params)" in render_markdown(report)
 
 
 def test_settle_keeps_a_clear_winner_without_relaunching():
@@ -244,3 +245,22 @@ def test_real_fit_params_answers_for_smollm2(llama_server, smollm2):
 
 
 from tests.test_integration_llama import llama_server, smollm2  # noqa: E402,F401  (session fixtures)
+
+
+def test_ollama_tune_against_the_fake_reloads_each_candidate(tmp_path, monkeypatch):
+    """Against the FAKE Ollama (not evidence about real Ollama): num_gpu per request, OOM above
+    what fits, and Ollama's own offload read from its log."""
+    from tests.test_launch import fake_ollama_binary
+    from orchestrator.tune import tune_on_this_machine
+
+    hw = Hardware.load(GOLDEN_DIR / "linux-gtx1060-6gb.json")
+    plan = decide(hw, PROFILES, {"runtime": "ollama", "model": "qwen3.5-4b"}, use_tuned=False)
+    monkeypatch.setenv("FAKE_OLLAMA_LAYERS", str(plan.layers_offloadable))
+    monkeypatch.setenv("FAKE_OLLAMA_FIT_LAYERS", "20")
+    report = tune_on_this_machine(plan, hw, PROFILES, fake_ollama_binary(tmp_path), None, None, tmp_path)
+    assert report.knob == "ngl" and report.defaults["effective"] == {"ngl": 18}
+    assert all(c["failure"] == "oom" and "out of memory" in c["log_tail"] for c in report.candidates if c["ngl"] > 20)
+    assert all(c["ok"] for c in report.candidates if c["ngl"] <= 20)
+    assert 17 <= report.recommended["ngl"] <= 20, report.recommended  # the fastest that fits, give or take timing noise
+    with pytest.raises(Exception, match="OLLAMA_NUM_PARALLEL"):
+        tune_on_this_machine(plan, hw, PROFILES, fake_ollama_binary(tmp_path), None, None, tmp_path, most_slots=2)

@@ -1,7 +1,10 @@
 """FAKE Ollama: a tiny stand-in for Ollama's HTTP API and `ollama` CLI, for tests only.
 
 It answers /api/version, /api/tags, /api/ps, /api/pull (streamed progress), /api/generate
-(keep_alive 0 unloads) and records the environment it was started with. Passing against it
+(keep_alive 0 unloads) and records the environment it was started with. /api/chat honours the
+`num_gpu` option like a GPU with room for FAKE_OLLAMA_FIT_LAYERS of FAKE_OLLAMA_LAYERS layers:
+more fails with an out-of-memory error, fewer streams slower, and leaving it out offloads what
+fits minus two (its own estimate), logged as llama.cpp logs it. Passing against it
 proves our mapping and protocol handling, never that real Ollama works.
 
 Run as a CLI: `python -m tests.fakes.ollama serve` (listens on $OLLAMA_HOST) or `--version`.
@@ -13,6 +16,7 @@ import json
 import os
 import sys
 import threading
+import time
 from http.server import ThreadingHTTPServer
 
 from tests.fakes.http import JsonHandler
@@ -27,6 +31,8 @@ class FakeOllamaState:
         self.loaded: set[str] = set()
         self.env = {k: v for k, v in os.environ.items() if k.startswith("OLLAMA_")}
         self.requests: list[tuple[str, dict]] = []
+        self.layers = int(os.environ.get("FAKE_OLLAMA_LAYERS", "0"))  # 0: no GPU model, no delays
+        self.fit_layers = int(os.environ.get("FAKE_OLLAMA_FIT_LAYERS", "0"))
 
 
 def make_handler(state: FakeOllamaState):
@@ -73,12 +79,22 @@ def make_handler(state: FakeOllamaState):
             tag = body["model"]
             if tag not in state.models:
                 return self._json({"error": f"model '{tag}' not found"}, 404)
+            options = body.get("options", {})
+            delay = 0.0
+            if state.layers:
+                offload = options.get("num_gpu", max(0, state.fit_layers - 2))
+                if offload > state.fit_layers:
+                    return self._json({"error": "llama runner process has terminated: cudaMalloc failed: out of memory"}, 500)
+                if tag not in state.loaded:
+                    print(f"load_tensors: offloaded {offload}/{state.layers} layers to GPU", file=sys.stderr, flush=True)
+                delay = 1 / (100 + 900 * offload / state.layers)  # 100 tok/s on the CPU, 1000 all on the GPU
             state.loaded.add(tag)
-            words = ["The", " sky", " is", " blue."][: body.get("options", {}).get("num_predict", 64)]
+            words = ["The", " sky", " is", " blue."][: options.get("num_predict", 64)]
             self.send_response(200)
             self.send_header("Content-Type", "application/x-ndjson")
             self.end_headers()
             for word in words:
+                time.sleep(delay)
                 self.wfile.write(json.dumps({"model": tag, "message": {"role": "assistant", "content": word},
                                              "done": False}).encode() + b"\n")
                 self.wfile.flush()
