@@ -21,7 +21,8 @@ def test_children_go_through_the_process_group_helpers():
     """Every child gets its own process group and is reaped on every exit path (procs.py)."""
     for path in sorted((REPO_ROOT / "orchestrator").glob("*.py")):
         text = path.read_text()
-        assert "shell=True" not in text and "yaml.load(" not in text, path.name
+        forbidden = ["shell" + "=True", "yaml" + ".load(", "os" + ".system("]  # split so greps for them skip this test
+        assert not [f for f in forbidden if f in text], path.name
         assert "subprocess.run(" not in text, f"{path.name}: use procs.run_captured"
         if "subprocess.Popen(" in text:
             assert "spawn_options()" in text, f"{path.name}: Popen without procs.spawn_options()"
