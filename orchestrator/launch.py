@@ -4,9 +4,10 @@ Supervision rules:
 - bound to 127.0.0.1 on a free port; output to a log file, never an unread pipe;
 - its own session and process group; on Linux a parent-death signal kills it even if we
   are SIGKILLed, and a pidfile lets the next start reap anything that still escaped;
-- readiness polls the health endpoint and the process, with a timeout;
-- failures are named (exited, out of memory, port in use, model unreadable) with the
-  command line and the log's last lines;
+- readiness polls the health endpoint and the process, with a stall timeout that resets
+  while the log grows (a large model on a slow disk is loading, not hung);
+- failures are named (crashed by a signal, exited, out of memory, port in use, model
+  unreadable, timeout) with the command line and the log's last lines;
 - stop is SIGTERM to the group, a grace period, then SIGKILL, always in `finally`.
 """
 
@@ -22,7 +23,7 @@ import subprocess
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 import httpx
 
@@ -35,15 +36,17 @@ from .procs import kill_group, spawn_options
 
 HOST = "127.0.0.1"
 LOG_TAIL_LINES = 12
+STALL_TIMEOUT_S = 120.0  # no health and no new log line for this long: the runtime is stuck
 
 
 class LaunchError(WeeyugaError):
-    """The runtime did not come up. `kind` is exited | oom | port_in_use | model_unreadable | timeout."""
+    """The runtime did not come up. `kind` is crashed | exited | oom | port_in_use | model_unreadable | timeout."""
 
-    def __init__(self, kind: str, message: str, log_tail: str = "") -> None:
+    def __init__(self, kind: str, message: str, log_tail: str = "", what: str = "") -> None:
         super().__init__(message)
         self.kind = kind
         self.log_tail = log_tail
+        self.what = what or message.splitlines()[0]  # the failure in a phrase, without the command line
 
 
 # ---------------------------------------------------------------------------------------
@@ -64,6 +67,8 @@ class RuntimeDefinition:
     load_failure_markers: list[str]
     port_in_use_markers: list[str]
     effective_knobs: dict[str, str]
+    crash_markers: list[str] = field(default_factory=list)
+    self_test: dict[str, Any] = field(default_factory=dict)
 
     def effective_values(self, log_text: str) -> dict[str, int]:
         """Knob values the runtime reports choosing by itself, read from its log (last mention wins)."""
@@ -86,6 +91,7 @@ def load_runtime(name: str, directory: Path | None = None) -> RuntimeDefinition:
         health_path=doc["health_path"], version_args=doc.get("version_args", []), knobs=doc["knobs"],
         oom_markers=doc["oom_markers"], load_failure_markers=doc.get("load_failure_markers", []),
         port_in_use_markers=doc.get("port_in_use_markers", []), effective_knobs=doc.get("effective_knobs", {}),
+        crash_markers=doc.get("crash_markers", []), self_test=doc.get("self_test", {}),
     )
 
 
@@ -99,11 +105,13 @@ class LaunchCommand:
 
 
 def build_command(defn: RuntimeDefinition, plan: Plan, binary: str, port: int, model_path: str | None,
-                  model_id: str, leave_to_runtime: frozenset[str] = frozenset()) -> LaunchCommand:
+                  model_id: str, leave_to_runtime: frozenset[str] = frozenset(),
+                  variant_args: tuple[str, ...] = ()) -> LaunchCommand:
     """Pure: the argv, environment and per-request fields a plan means for this runtime.
 
     Knobs in `leave_to_runtime` are not passed (and neither are the pinned args), so the runtime
-    picks them itself: how `weeyuga tune` measures the runtime's defaults.
+    picks them itself: how `weeyuga tune` measures the runtime's defaults. `variant_args` are the
+    flags the binary's self-test on this CPU found it needs (verify.py); they always go last.
     """
     values = {"host": HOST, "port": str(port), "model_path": model_path or "", "model_id": model_id}
     argv = [binary] + [arg.format(**values) for arg in defn.serve_args]
@@ -129,7 +137,7 @@ def build_command(defn: RuntimeDefinition, plan: Plan, binary: str, port: int, m
             fields[mapping["request"]] = value
         if "option" in mapping:
             options[mapping["option"]] = value
-    return LaunchCommand(argv, env, fields, options, unsupported)
+    return LaunchCommand(argv + list(variant_args), env, fields, options, unsupported)
 
 
 # ---------------------------------------------------------------------------------------
@@ -214,13 +222,55 @@ def log_tail(path: Path, lines: int = LOG_TAIL_LINES) -> str:
     return "\n".join(text.splitlines()[-lines:])
 
 
-def classify_failure(defn: RuntimeDefinition, log_text: str) -> str:
+CRASH_SIGNALS = {signal.SIGSEGV, signal.SIGILL, signal.SIGABRT, signal.SIGBUS, signal.SIGFPE}
+
+
+def classify_failure(defn: RuntimeDefinition, log_text: str, returncode: int | None = None) -> str:
+    """crashed | oom | port_in_use | model_unreadable | exited, from the exit status and the log.
+
+    Out of memory wins over a crash signal (llama.cpp aborts when an allocation fails); a crash
+    signal wins over the other markers, so a segfault is never reported as a plain exit.
+    """
     lowered = log_text.lower()
-    for kind, markers in (("oom", defn.oom_markers), ("port_in_use", defn.port_in_use_markers),
-                          ("model_unreadable", defn.load_failure_markers)):
+    if any(marker.lower() in lowered for marker in defn.oom_markers):
+        return "oom"
+    if returncode is not None and returncode < 0 and -returncode in CRASH_SIGNALS:
+        return "crashed"
+    for kind, markers in (("port_in_use", defn.port_in_use_markers), ("model_unreadable", defn.load_failure_markers)):
         if any(marker.lower() in lowered for marker in markers):
             return kind
     return "exited"
+
+
+def exit_description(returncode: int) -> str:
+    """`killed by SIGSEGV` for a signal (Popen reports -N), `exited with code N` otherwise."""
+    if returncode < 0:
+        try:
+            return f"killed by {signal.Signals(-returncode).name}"
+        except ValueError:
+            return f"killed by signal {-returncode}"
+    return f"exited with code {returncode}"
+
+
+def crash_lines(defn: RuntimeDefinition, log_text: str, limit: int = 12) -> list[str]:
+    """The backtrace-like lines of a log tail (abort messages, frames), newest last."""
+    patterns = [re.compile(p) for p in defn.crash_markers]
+    kept = [line.rstrip() for line in log_text.splitlines() if any(p.search(line) for p in patterns)]
+    return kept[-limit:]
+
+
+def describe_exit(defn: RuntimeDefinition, returncode: int, log_text: str) -> tuple[str, str]:
+    """(kind, what happened) for a runtime process that has exited."""
+    kind = classify_failure(defn, log_text, returncode)
+    what = {"oom": "ran out of memory", "port_in_use": "could not bind its port",
+            "model_unreadable": "could not load the model file",
+            "crashed": f"crashed ({exit_description(returncode)})",
+            "exited": exit_description(returncode)}[kind]
+    if kind == "crashed":
+        frames = crash_lines(defn, log_text)
+        if frames:
+            what += "; crash lines: " + " | ".join(frames)
+    return kind, what
 
 
 # ---------------------------------------------------------------------------------------
@@ -267,9 +317,15 @@ class RunningRuntime:
         self.pidfile = _write_pidfile(self.process, self.command.argv)
         self.starts += 1
 
-    def wait_ready(self, timeout_s: float = 120.0, poll_s: float = 0.1) -> float:
-        """Block until the health endpoint answers 200; returns milliseconds from start."""
-        started = time.monotonic()
+    def wait_ready(self, timeout_s: float = STALL_TIMEOUT_S, poll_s: float = 0.1,
+                   clock: Callable[[], float] = time.monotonic) -> float:
+        """Block until the health endpoint answers 200; returns milliseconds from start.
+
+        `timeout_s` is a stall timeout: it restarts whenever the runtime's log grows, because
+        a runtime that is still logging is still loading (a large model on a slow disk).
+        """
+        started = last_progress = clock()
+        log_size = self._log_size()
         url = self.base_url + self.defn.health_path
         with httpx.Client(timeout=2.0) as client:
             while True:
@@ -278,27 +334,60 @@ class RunningRuntime:
                     self._fail_exited(code)
                 try:
                     if client.get(url).status_code == 200:
-                        elapsed = (time.monotonic() - started) * 1000
+                        elapsed = (clock() - started) * 1000
                         self.ready_ms.append(elapsed)
                         return elapsed
                 except httpx.HTTPError:
                     pass  # not listening yet, or loading (llama-server answers 503 while loading)
-                if time.monotonic() - started > timeout_s:
+                size = self._log_size()
+                if size != log_size:
+                    log_size, last_progress = size, clock()
+                if clock() - last_progress > timeout_s:
                     tail = log_tail(self.log_path)
                     self.stop()
-                    raise LaunchError("timeout", f"{self.defn.name} did not become healthy within {timeout_s:.0f} s "
-                                      f"({' '.join(self.command.argv)}); last log lines:\n{tail}", tail)
+                    what = f"made no progress for {timeout_s:.0f} s and never became healthy"
+                    raise LaunchError("timeout", f"{self.defn.name} {what} ({' '.join(self.command.argv)}); "
+                                      f"last log lines:\n{tail}", tail, what)
                 time.sleep(poll_s)
+
+    def _log_size(self) -> int:
+        try:
+            return self.log_path.stat().st_size
+        except OSError:
+            return 0
+
+    def exit_failure(self, wait_s: float = 2.0) -> LaunchError | None:
+        """The process has died on its own (a crash mid-run, say): what happened, else None.
+
+        Waits up to `wait_s`: a dropped connection arrives a moment before the dying process is reaped.
+        """
+        if self.process is None:
+            return None
+        try:
+            code = self.process.wait(timeout=wait_s)
+        except subprocess.TimeoutExpired:
+            return None
+        tail = log_tail(self.log_path, 40)
+        kind, what = describe_exit(self.defn, code, tail)
+        short_tail = "\n".join(tail.splitlines()[-LOG_TAIL_LINES:])
+        return LaunchError(kind, f"{self.defn.name} {what} ({' '.join(self.command.argv)}); "
+                           f"last log lines:\n{short_tail}", short_tail, what)
+
+    def crash_note(self, wait_s: float = 0.5) -> str | None:
+        """For a ledger: what killed the runtime mid-run, with directories stripped from the text
+        (log lines and frames name local paths), or None while it is alive."""
+        died = self.exit_failure(wait_s)
+        if died is None:
+            return None
+        return re.sub(r"(?:/[\w.+-]+)+/", "", f"{self.defn.name} {died.what}")
 
     def _fail_exited(self, code: int) -> None:
         tail = log_tail(self.log_path, 40)
         self.stop()
-        kind = classify_failure(self.defn, tail)
-        what = {"oom": "ran out of memory", "port_in_use": "could not bind its port",
-                "model_unreadable": "could not load the model file", "exited": f"exited with code {code}"}[kind]
+        kind, what = describe_exit(self.defn, code, tail)
         short_tail = "\n".join(tail.splitlines()[-LOG_TAIL_LINES:])
         raise LaunchError(kind, f"{self.defn.name} {what} during startup ({' '.join(self.command.argv)}); "
-                          f"last log lines:\n{short_tail}", short_tail)
+                          f"last log lines:\n{short_tail}", short_tail, f"{what} during startup")
 
     def stop(self, grace_s: float = 10.0) -> None:
         proc = self.process
@@ -317,7 +406,7 @@ class RunningRuntime:
             self.pidfile.unlink(missing_ok=True)
         self.process = None
 
-    def restart(self, timeout_s: float = 120.0) -> float:
+    def restart(self, timeout_s: float = STALL_TIMEOUT_S) -> float:
         """A real cold start: a fresh process that loads the model from disk again."""
         self.stop()
         self.start()
@@ -329,14 +418,15 @@ class RunningRuntime:
 
 @contextlib.contextmanager
 def launch(plan: Plan, binary: str, model_path: str | None, log_path: Path, port: int | None = None,
-           timeout_s: float = 120.0, runtime_dir: Path | None = None) -> Iterator[RunningRuntime]:
+           timeout_s: float = STALL_TIMEOUT_S, runtime_dir: Path | None = None,
+           variant_args: tuple[str, ...] = ()) -> Iterator[RunningRuntime]:
     """Start the plan's runtime, wait until healthy, and guarantee it stops when the block exits."""
     defn = load_runtime(plan.runtime, runtime_dir)
     if port is not None:
         check_port_free(port)
     port = port or free_port()
     model_id = plan.model
-    command = build_command(defn, plan, binary, port, model_path, model_id)
+    command = build_command(defn, plan, binary, port, model_path, model_id, variant_args=variant_args)
     runtime = RunningRuntime(defn, command, port, log_path, model_id)
     try:
         runtime.start()

@@ -180,6 +180,12 @@ def _cpu_info() -> dict[str, Any]:
     return cpuinfo.get_cpu_info()
 
 
+def cpu_identity() -> tuple[str, list[str]]:
+    """This CPU's model name and ISA flags, the fingerprint a runtime's self-test is keyed by."""
+    info = _cpu_info()
+    return info.get("brand_raw") or platform.processor() or "unknown", [str(f) for f in info.get("flags", [])]
+
+
 def load_nvml():
     try:
         import pynvml

@@ -70,6 +70,8 @@ class Target:
     options: dict[str, Any] = field(default_factory=dict)
     keep_alive: str | None = None
     loaded_fresh: bool = False  # nothing has been asked of it since it was (re)started
+    # managed runtime: why its process died (a crash signal, say), None while it runs
+    crash_note: Callable[[], str | None] = lambda: None
 
     @property
     def cold_kind(self) -> str:
@@ -289,6 +291,9 @@ class Runner:
         result = stream_chat(request, cell.engine, self.http, self.clock)
         t1 = time.monotonic()
         work.target.loaded_fresh = False
+        died = work.target.crash_note() if result.error else None
+        if died:  # a dropped connection is the symptom; the runtime's death is the cause
+            result = replace(result, error=f"runtime died: {died}; first symptom: {result.error}")
         record = {
             "type": "call", "cell_id": cell.cell_id, "phase": work.suite.name, "prompt_id": work.item.id,
             "run_idx": work.run_idx, "lane": work.lane, "load_state": work.load_state, "cold_kind": work.cold_kind,

@@ -417,8 +417,10 @@ def _probe_messages() -> list[dict[str, str]]:
 
 
 def real_prober(plan: Plan, binary: str, model_path: str | None, log_dir: Path, nvml: Any = None,
-                on_result: Callable[[Measurement], None] = lambda m: None) -> Prober:
-    """llama.cpp: a fresh llama-server per candidate, stopped whatever happens."""
+                on_result: Callable[[Measurement], None] = lambda m: None,
+                variant_args: tuple[str, ...] = ()) -> Prober:
+    """llama.cpp: a fresh llama-server per candidate, stopped whatever happens. `variant_args` are
+    the flags the binary's self-test needs on this CPU: every candidate, the defaults too, gets them."""
     from .client import CallRequest, stream_chat
     from .launch import LaunchError, RunningRuntime, build_command, free_port, load_runtime
 
@@ -430,7 +432,8 @@ def real_prober(plan: Plan, binary: str, model_path: str | None, log_dir: Path, 
         variant = dataclasses.replace(plan, **candidate.knobs())
         port = free_port()
         command = build_command(defn, variant, binary, port, model_path, plan.model,
-                                leave_to_runtime=SEARCHED_KNOBS if own_defaults else frozenset())
+                                leave_to_runtime=SEARCHED_KNOBS if own_defaults else frozenset(),
+                                variant_args=variant_args)
         log = log_dir / f"tune-{candidate.label().replace(', ', '_').replace('=', '').replace(' ', '-')}.log"
         log.unlink(missing_ok=True)  # a re-measurement reads only its own launch's log
         runtime = RunningRuntime(defn, command, port, log, plan.model)
@@ -535,7 +538,7 @@ def tune(plan: Plan, prober: Prober, physical_cores: int, logical_threads: int, 
 def tune_on_this_machine(plan: Plan, hw: Any, profiles: Any, binary: str, model_path: str | None, fit_binary: str | None,
                          out_dir: Path, nvml: Any = None, progress: Callable[[str, float | None], None] = lambda m, f: None,
                          exhaustive: bool = False, max_launches: int | None = None,
-                         most_slots: int | None = None) -> TuneReport:
+                         most_slots: int | None = None, variant_args: tuple[str, ...] = ()) -> TuneReport:
     """`weeyuga tune`: bounds, the runtime's prober, and the search, for llama.cpp or Ollama."""
     from .launch import launch
 
@@ -558,7 +561,7 @@ def tune_on_this_machine(plan: Plan, hw: Any, profiles: Any, binary: str, model_
         progress("reading the model's layer count and llama-fit-params' estimate", None)
         margin_mb = int(profiles.rules["budget"]["vram_reserve_gb"] * 1024)
         bounds = ngl_bounds(plan, model_path, fit_binary, margin_mb)
-    return search(real_prober(plan, binary, model_path, out_dir, nvml, said), bounds=bounds)
+    return search(real_prober(plan, binary, model_path, out_dir, nvml, said, variant_args), bounds=bounds)
 
 
 def report_json(report: TuneReport) -> str:

@@ -80,6 +80,9 @@ def test_auto_end_to_end_interrupted_and_resumed(llama_server, smollm2, tmp_path
         assert (ledger.parent / name).exists(), name
     manifest = json.loads((ledger.parent / "manifest.json").read_text())
     assert manifest["status"] == "complete" and manifest["resumed"] == 1 and manifest["runtime"]["managed"]
+    assert manifest["runtime"]["self_test"]["chosen"] == llama_server.self_test["chosen"]["variant"]
+    flag_deviations = [d for d in manifest["deviations"] if d["knob"] == "runtime_args"]
+    assert [d["value"] for d in flag_deviations] == ([list(llama_server.variant_args)] if llama_server.variant_args else [])
     calls = [json.loads(l) for l in ledger.read_text().splitlines() if '"type": "call"' in l]
     assert len(calls) == 3 * 2 + 5 and len({(c["prompt_id"], c["run_idx"]) for c in calls}) == len(calls)
     assert not [p for p in psutil.process_iter(["name"]) if p.info["name"] == "llama-server"]

@@ -16,13 +16,13 @@ import httpx
 import pytest
 
 from orchestrator.decide import decide
-from orchestrator.install import install_llama_cpp
 from orchestrator.launch import LaunchError, launch
 from orchestrator.models import check_gguf, get_model
 from orchestrator.paths import REPO_ROOT
 from orchestrator.probe import Hardware
 from orchestrator.profiles import load_profiles
 from orchestrator.rulecheck import GOLDEN_DIR
+from orchestrator.verify import cpu_fingerprint, verified_llama_server
 from tests.conftest import REAL_CACHE
 
 pytestmark = pytest.mark.integration
@@ -33,7 +33,7 @@ MODEL = "smollm2-135m-instruct"
 @pytest.fixture(scope="session")
 def llama_server():
     os.environ.setdefault("WEEYUGA_CACHE", str(REAL_CACHE))
-    return install_llama_cpp("cpu", progress=lambda m, f: print(f"  {m}", flush=True) if f in (None, 0) else None)
+    return verified_llama_server("cpu", progress=lambda m, f: print(f"  {m}", flush=True) if f in (None, 0) else None)
 
 
 @pytest.fixture(scope="session")
@@ -58,6 +58,17 @@ def gone(pid: int, within_s: float = 10.0) -> bool:
     return False
 
 
+def test_the_runtime_proved_itself_on_this_cpu(llama_server):
+    """The self-test ran on this machine's CPU and is recorded in build-info.json with its evidence."""
+    info = json.loads((Path(llama_server.binary).parent.parent / "build-info.json").read_text())
+    record = info["verified"][cpu_fingerprint(llama_server.backend or "cpu")["id"]]
+    chosen = record["chosen"]
+    assert chosen["passed"] and chosen["tokens_per_sec"] > 0 and chosen["answer"].strip()
+    assert tuple(chosen["args"]) == llama_server.variant_args
+    assert record["tried"][0]["variant"] == "native", "the build as configured is always tried first"
+    print(f"self-test on this CPU: {[(t['variant'], t['outcome'], t['tokens_per_sec']) for t in record['tried']]}")
+
+
 def test_install_locates_cached_build_with_build_info(llama_server):
     assert Path(llama_server.binary).exists() and llama_server.fit_params_binary
     assert llama_server.version, "llama-server --version printed no version"
@@ -69,7 +80,8 @@ def test_model_is_verified_gguf(smollm2):
 
 
 def test_launch_health_version_completion_restart_stop(llama_server, smollm2, plan, tmp_path):
-    with launch(plan, llama_server.binary, smollm2.path, tmp_path / "llama.log") as running:
+    with launch(plan, llama_server.binary, smollm2.path, tmp_path / "llama.log",
+                variant_args=llama_server.variant_args) as running:
         assert running.engine_version and "build" in running.engine_version
         assert httpx.get(running.base_url + "/health").status_code == 200
         body = {"model": MODEL, "messages": [{"role": "user", "content": "hi"}], "max_tokens": 16, "temperature": 0.1}
@@ -93,7 +105,8 @@ def test_no_orphan_after_parent_is_sigkilled(llama_server, smollm2, plan, tmp_pa
         from orchestrator.decide import Plan
         from orchestrator.launch import launch
         plan = Plan.from_dict(json.loads({json.dumps(json.dumps(plan.to_dict()))}))
-        with launch(plan, {llama_server.binary!r}, {smollm2.path!r}, Path({str(tmp_path / "log")!r})) as running:
+        with launch(plan, {llama_server.binary!r}, {smollm2.path!r}, Path({str(tmp_path / "log")!r}),
+                    variant_args={llama_server.variant_args!r}) as running:
             print(running.pid, flush=True)
             time.sleep(120)
         """)
@@ -125,7 +138,8 @@ def test_corrupt_model_is_refused_and_nothing_left_running(llama_server, plan, t
         with pytest.raises(Exception, match="not a GGUF file"):
             check_gguf(bad)
     with pytest.raises(LaunchError) as info:
-        with launch(plan, llama_server.binary, str(bad), tmp_path / "log", timeout_s=30):
+        with launch(plan, llama_server.binary, str(bad), tmp_path / "log", timeout_s=30,
+                    variant_args=llama_server.variant_args):
             pass
     assert info.value.kind in ("model_unreadable", "exited")
     assert "last log lines" in str(info.value)
@@ -133,6 +147,7 @@ def test_corrupt_model_is_refused_and_nothing_left_running(llama_server, plan, t
 
 def test_missing_model_file(llama_server, plan, tmp_path):
     with pytest.raises(LaunchError) as info:
-        with launch(plan, llama_server.binary, str(tmp_path / "nope.gguf"), tmp_path / "log", timeout_s=30):
+        with launch(plan, llama_server.binary, str(tmp_path / "nope.gguf"), tmp_path / "log", timeout_s=30,
+                    variant_args=llama_server.variant_args):
             pass
     assert info.value.kind in ("model_unreadable", "exited")

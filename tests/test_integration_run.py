@@ -26,7 +26,8 @@ pytestmark = pytest.mark.integration
 def server(llama_server, smollm2, tmp_path_factory):  # noqa: F811
     hw = Hardware.load(GOLDEN_DIR / "linux-vps-cpu-4c-8gb.json")
     plan = decide(hw, load_profiles(), {"model": MODEL, "threads": min(2, os.cpu_count() or 1), "num_ctx": 2048})
-    with launch(plan, llama_server.binary, smollm2.path, tmp_path_factory.mktemp("log") / "llama.log") as running:
+    with launch(plan, llama_server.binary, smollm2.path, tmp_path_factory.mktemp("log") / "llama.log",
+                variant_args=llama_server.variant_args) as running:
         yield running
 
 

@@ -226,7 +226,8 @@ def test_real_thread_tune_on_smollm2(llama_server, smollm2, tmp_path):
 
     plan = plan_for("linux-vps-cpu-4c-8gb", model="smollm2-135m-instruct", num_ctx=2048)
     cores = os.cpu_count() or 1
-    report = tune(plan, real_prober(plan, llama_server.binary, smollm2.path, tmp_path), cores, cores, most_slots=2)
+    prober = real_prober(plan, llama_server.binary, smollm2.path, tmp_path, variant_args=llama_server.variant_args)
+    report = tune(plan, prober, cores, cores, most_slots=2)
     assert report.knob == "threads" and report.recommended and report.defaults["ok"]
     assert report.defaults["effective"].get("threads"), "llama-server's log names the threads it chose"
     assert report.recommended["tokens_per_sec"] > 0 and all(c["ok"] for c in report.candidates + report.slots)
