@@ -5,6 +5,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 
 import psutil
@@ -12,6 +13,7 @@ import pytest
 
 from orchestrator.auto import PhaseEstimate, choose_phases, plan_with_fallback
 from orchestrator.cli import main
+from orchestrator.launch import pid_dir
 from orchestrator.paths import REPO_ROOT
 from orchestrator.probe import Hardware
 from orchestrator.profiles import load_profiles
@@ -52,6 +54,18 @@ def test_bad_handle_is_one_line_exit_2(tmp_path, capsys):
     assert "submitter handle" in capsys.readouterr().err
 
 
+def llama_servers_under(proc: subprocess.Popen) -> set[int]:
+    """The llama-server processes this test's weeyuga started (its descendants), not any other on the host."""
+    try:
+        return {p.pid for p in psutil.Process(proc.pid).children(recursive=True) if "llama-server" in p.name()}
+    except psutil.Error:  # it has just exited
+        return set()
+
+
+def all_gone(pids: set[int]) -> bool:
+    return not any(psutil.pid_exists(p) and psutil.Process(p).status() != psutil.STATUS_ZOMBIE for p in pids)
+
+
 @pytest.mark.integration
 def test_auto_end_to_end_interrupted_and_resumed(llama_server, smollm2, tmp_path):
     args = [sys.executable, "-m", "orchestrator.cli", "auto", "--yes", "--phases", "hello,5q", "--runs", "1",
@@ -65,21 +79,30 @@ def test_auto_end_to_end_interrupted_and_resumed(llama_server, smollm2, tmp_path
         if found and len(found[0].read_text().splitlines()) >= 4:
             ledger = found[0]
         time.sleep(0.05)
-    servers = [p.pid for p in psutil.Process(proc.pid).children(recursive=True) if "llama-server" in p.name()]
+    servers = llama_servers_under(proc)
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=60)
     assert ledger is not None and proc.returncode == 130, err
     assert "weeyuga auto --resume" in err
-    assert servers and not any(psutil.pid_exists(p) and psutil.Process(p).status() != psutil.STATUS_ZOMBIE for p in servers)
+    assert servers and all_gone(servers)
     run_id = ledger.parent.name[len("run-"):]
-    resumed = subprocess.run(args + ["--resume", run_id], cwd=REPO_ROOT, env=env, text=True, capture_output=True,
-                             timeout=600)
-    assert resumed.returncode == 0, resumed.stderr + resumed.stdout
-    assert "privacy scan: clean" in resumed.stdout and f"weeyuga submit {ledger.parent}" in resumed.stdout
+    resumed = subprocess.Popen(args + ["--resume", run_id], cwd=REPO_ROOT, env=env, text=True,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    resumed_servers: set[int] = set()
+    outputs: list[str] = []
+    reader = threading.Thread(target=lambda: outputs.extend(resumed.communicate(timeout=600)))
+    reader.start()
+    while reader.is_alive():  # note every llama-server the resumed weeyuga starts (one per cold call)
+        resumed_servers |= llama_servers_under(resumed)
+        time.sleep(0.05)
+    stdout, stderr = outputs
+    assert resumed.returncode == 0, stderr + stdout
+    assert "privacy scan: clean" in stdout and f"weeyuga submit {ledger.parent}" in stdout
     for name in REQUIRED_FILES:
         assert (ledger.parent / name).exists(), name
     manifest = json.loads((ledger.parent / "manifest.json").read_text())
     assert manifest["status"] == "complete" and manifest["resumed"] == 1 and manifest["runtime"]["managed"]
     calls = [json.loads(l) for l in ledger.read_text().splitlines() if '"type": "call"' in l]
     assert len(calls) == 3 * 2 + 5 and len({(c["prompt_id"], c["run_idx"]) for c in calls}) == len(calls)
-    assert not [p for p in psutil.process_iter(["name"]) if p.info["name"] == "llama-server"]
+    assert resumed_servers and all_gone(resumed_servers)
+    assert not list(pid_dir().glob("*.json")), "a runtime's pidfile outlived it"
