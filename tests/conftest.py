@@ -28,10 +28,13 @@ def private_weeyuga_dirs(tmp_path, monkeypatch, request):
     yield
 
 
-@pytest.fixture(autouse=True)
-def pinned_load_average(monkeypatch):
-    """Integration tests too: their subject is the runtime, not the host's load."""
-    monkeypatch.setattr(run, "host_load", lambda: PINNED_LOAD)
+@pytest.fixture(scope="session", autouse=True)
+def pinned_load_average():
+    """For the whole session, so module-scoped fixtures that run the suites see it too; integration
+    tests as well: their subject is the runtime, not the host's load."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(run, "host_load", lambda: PINNED_LOAD)
+        yield
 
 
 def in_ci() -> bool:

@@ -268,7 +268,11 @@ def test_ollama_tune_against_the_fake_reloads_each_candidate(tmp_path, monkeypat
     assert report.knob == "ngl" and report.defaults["effective"] == {"ngl": 18}
     assert all(c["failure"] == "oom" and "out of memory" in c["log_tail"] for c in report.candidates if c["ngl"] > 20)
     assert all(c["ok"] for c in report.candidates if c["ngl"] <= 20)
-    assert 17 <= report.recommended["ngl"] <= 20, report.recommended  # the fastest that fits, give or take timing noise
+    assert {20, 21} <= {c["ngl"] for c in report.candidates}  # the search found the edge: the most that fits, the first that does not
+    # Which of those that fit is fastest is the fake's wall-clock timing (a millisecond or two per token): on a busy
+    # host scheduling noise swamps it, so the choice itself is tested above on synthetic measurements; here, it fits.
+    fitting = {c["ngl"] for c in report.candidates if c["ok"]} | {report.defaults["effective"]["ngl"]}
+    assert report.recommended["ngl"] in fitting and report.recommended["ngl"] <= 20, report.recommended
     assert_every_pidfile_removed()
     with pytest.raises(Exception, match="OLLAMA_NUM_PARALLEL"):
         tune_on_this_machine(plan, hw, PROFILES, fake_ollama_binary(tmp_path), None, None, tmp_path, most_slots=2)
