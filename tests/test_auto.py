@@ -54,16 +54,32 @@ def test_bad_handle_is_one_line_exit_2(tmp_path, capsys):
     assert "submitter handle" in capsys.readouterr().err
 
 
-def llama_servers_under(proc: subprocess.Popen) -> set[int]:
-    """The llama-server processes this test's weeyuga started (its descendants), not any other on the host."""
+def llama_servers_under(proc: subprocess.Popen) -> set[tuple[int, float]]:
+    """(pid, start time) of the llama-servers this test's weeyuga started (its descendants), and no other."""
+    found = set()
     try:
-        return {p.pid for p in psutil.Process(proc.pid).children(recursive=True) if "llama-server" in p.name()}
+        children = psutil.Process(proc.pid).children(recursive=True)
     except psutil.Error:  # it has just exited
-        return set()
+        return found
+    for child in children:
+        try:
+            if "llama-server" in child.name():
+                found.add((child.pid, child.create_time()))
+        except psutil.Error:  # exited while we looked
+            continue
+    return found
 
 
-def all_gone(pids: set[int]) -> bool:
-    return not any(psutil.pid_exists(p) and psutil.Process(p).status() != psutil.STATUS_ZOMBIE for p in pids)
+def all_gone(servers: set[tuple[int, float]]) -> bool:
+    """None of these processes runs any more (a reused pid is another process, and a zombie is gone)."""
+    for pid, started in servers:
+        try:
+            process = psutil.Process(pid)
+            if process.create_time() == started and process.status() != psutil.STATUS_ZOMBIE:
+                return False
+        except psutil.Error:
+            continue
+    return True
 
 
 @pytest.mark.integration
@@ -88,7 +104,7 @@ def test_auto_end_to_end_interrupted_and_resumed(llama_server, smollm2, tmp_path
     run_id = ledger.parent.name[len("run-"):]
     resumed = subprocess.Popen(args + ["--resume", run_id], cwd=REPO_ROOT, env=env, text=True,
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    resumed_servers: set[int] = set()
+    resumed_servers: set[tuple[int, float]] = set()
     outputs: list[str] = []
     reader = threading.Thread(target=lambda: outputs.extend(resumed.communicate(timeout=600)))
     reader.start()
