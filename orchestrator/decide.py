@@ -14,6 +14,7 @@ counts the output layer as one more offloadable layer, so full offload is ngl = 
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -43,7 +44,7 @@ class Deviation:
     value: Any
     replaced: Any
     overrode: str  # the rule id whose value was replaced
-    source: str  # user | tuned | fallback (auto's embedded default when the planned model is absent)
+    source: str  # user | tuned | fallback (auto's embedded default when the planned model is absent) | rule (a discrete GPU left unused)
 
 
 @dataclass(frozen=True)
@@ -111,6 +112,7 @@ def hardware_facts(hw: Hardware) -> dict[str, Any]:
         "gpu_count": len(mine),
         "gpu_vram_gb": max((g.vram_gb or 0 for g in mine), default=0),
         "gpu_vram_total_gb": sum(g.vram_gb or 0 for g in mine),
+        "discrete_gpus": sum(g.kind == "discrete" for g in hw.gpu),
         "memory_gb_total": hw.memory_gb_total,
         "memory_gb_available": hw.memory_gb_available_at_run_start,
         "cpu_cores": hw.cpu.cores,
@@ -120,6 +122,25 @@ def hardware_facts(hw: Hardware) -> dict[str, Any]:
         "low_power": hw.low_power,
         "virtualised": hw.container_or_vm is not None,
     }
+
+
+# The hardware.json fields each fact is read from, where a document may lack them and
+# hwhints.py infers them: a rule that tests the fact rests on the inference.
+FACT_FIELDS = {"gpu_vendor": {"vendor"}, "gpu_count": {"vendor"}, "gpu_vram_gb": {"vendor"},
+               "gpu_vram_total_gb": {"vendor"}, "on_battery": {"battery"}, "low_power": {"battery"},
+               "chassis": {"chassis"}}
+# The memory budget reads which GPUs are the vendor's and their free VRAM.
+BUDGET_FIELDS = {"vendor", "vram_free_gb"}
+
+
+def inferred_notes(hw: Hardware, fields: set[str]) -> str:
+    """' (gpu[0].vendor nvidia inferred from ...)' for the inferences among `fields`; '' when none."""
+    notes = [i.note() for i in hw.inferred if set(re.findall(r"[a-z_]+", i.field)) & fields]
+    return f" ({'; '.join(notes)})" if notes else ""
+
+
+def fields_tested(rules: list[dict[str, Any]]) -> set[str]:
+    return set().union(*(FACT_FIELDS.get(fact, set()) for rule in rules for fact in rule["when"]))
 
 
 def _condition_holds(actual: Any, condition: Any) -> bool:
@@ -153,7 +174,7 @@ def memory_budget(hw: Hardware, facts: dict[str, Any], budget: dict[str, float])
     if vendor == "apple":
         gpu = min(hw.memory_gb_total * budget["unified_gpu_fraction"], usable_ram)
         return MemoryBudget(round(usable_ram, 2), round(gpu, 2), "unified")
-    if vendor in ("none", "other", "intel"):
+    if vendor in ("none", "other"):
         return MemoryBudget(round(usable_ram, 2), 0.0, "none")
     gpu = 0.0
     for g in hw.gpu:
@@ -229,6 +250,19 @@ class _Knobs:
         self.set(knob, value, source, why)
 
 
+def _record_unused_gpus(knobs: _Knobs, hw: Hardware) -> None:
+    """A CPU plan on a machine with a discrete GPU is never silent: the backend's reason names each
+    GPU and why it is unused, and a deviation records it in the manifest and run.md."""
+    unused = [g for g in hw.gpu if g.kind == "discrete"]
+    if knobs.values["backend"] != "cpu" or not unused:
+        return
+    names = ", ".join(f"{g.name} (vendor {g.vendor}, " + ("VRAM unknown)" if g.vram_gb is None else f"{g.vram_gb:g} GB)")
+                      for g in unused)
+    reason = knobs.reasons["backend"]
+    knobs.set("backend", "cpu", reason.rule_id, f"{reason.why}; discrete GPU not used: {names}")
+    knobs.deviations.append(Deviation("backend", "cpu", f"gpu: {names}", reason.rule_id, "rule"))
+
+
 def _resolve_threads(value: Any, hw: Hardware) -> int:
     if value == "physical_cores":
         return hw.cpu.cores
@@ -288,13 +322,17 @@ def decide(hw: Hardware, profiles: Profiles, overrides: dict[str, Any] | None = 
         knobs.set(knob, value, "canonical", "canonical methodology value")
     for knob, value in rules["defaults"]["set"].items():
         knobs.set(knob, value, "defaults", rules["defaults"]["why"])
-    tier = next(t for t in rules["tiers"] if rule_matches(t, facts))
+    tiers = rules["tiers"]
+    tier_index = next(i for i, t in enumerate(tiers) if rule_matches(t, facts))
+    tier = tiers[tier_index]
+    # The tiers before it were ruled out by the facts they test, so the choice rests on those too.
+    tier_fields = fields_tested(tiers[:tier_index + 1])
     for knob, value in tier["set"].items():
-        knobs.set(knob, value, tier["id"], tier["why"])
+        knobs.set(knob, value, tier["id"], tier["why"] + inferred_notes(hw, tier_fields))
     for rule in rules["adjustments"]:
         if rule_matches(rule, facts):
             for knob, value in rule["set"].items():
-                knobs.set(knob, value, rule["id"], rule["why"])
+                knobs.set(knob, value, rule["id"], rule["why"] + inferred_notes(hw, fields_tested([rule])))
     knobs.set("threads", _resolve_threads(knobs.values["threads"], hw), knobs.reasons["threads"].rule_id,
               knobs.reasons["threads"].why)
 
@@ -303,11 +341,14 @@ def decide(hw: Hardware, profiles: Profiles, overrides: dict[str, Any] | None = 
         if knob in overrides:
             knobs.override(knob, overrides[knob], "user")
 
+    if "backend" not in overrides:
+        _record_unused_gpus(knobs, hw)
     mem = memory_budget(hw, facts, budget)
     offload = knobs.values["offload"]
     if knobs.values["backend"] == "cpu":
         offload = "none"
     runtime = knobs.values["runtime"]
+    budget_notes = inferred_notes(hw, tier_fields | (BUDGET_FIELDS if offload != "none" else set()))
 
     try:
         chosen = _choose_model(profiles, knobs, offload, mem, budget, runtime)
@@ -317,7 +358,7 @@ def decide(hw: Hardware, profiles: Profiles, overrides: dict[str, Any] | None = 
         chosen = None
     if chosen:
         spec, quant, fit, why = chosen
-        knobs.set("model", spec.id, tier["id"], why)
+        knobs.set("model", spec.id, tier["id"], why + budget_notes)
         knobs.set("quant", quant, tier["id"], "the catalogue's default quant for the model")
     if "model" in overrides:
         spec = profiles.model(overrides["model"])
@@ -343,7 +384,7 @@ def decide(hw: Hardware, profiles: Profiles, overrides: dict[str, Any] | None = 
         ngl_why = f"all {spec.layers} layers plus the output layer fit the {mem.usable_gpu_gb:.1f} GB GPU budget"
     else:
         ngl_why = f"{fit.ngl} of {full} layers fit the {mem.usable_gpu_gb:.1f} GB GPU budget; the rest run on the CPU"
-    knobs.set("ngl", fit.ngl, tier["id"], ngl_why)
+    knobs.set("ngl", fit.ngl, tier["id"], ngl_why + budget_notes)
     pin = next((p for p in rules.get("model_pins", []) if p["model"] == spec.id and p.get("quant", quant) == quant
                 and rule_matches(p, facts)), None)
     for knob, value in (pin or {}).get("set", {}).items():

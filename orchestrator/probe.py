@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from . import datafiles
+from .hwhints import Inferred, complete_document
 from .procs import run_captured
 
 SCHEMA_VERSION = "hardware-1.0"
@@ -94,11 +95,14 @@ class Hardware:
     chassis: str | None = None
     host_memory_bandwidth_gbps_measured: float | None = None
     probe_duration_ms: int | None = None
+    inferred: list[Inferred] = field(default_factory=list)  # additive fields the document lacked (hwhints.py)
     schema_version: str = SCHEMA_VERSION
 
     def to_dict(self) -> dict[str, Any]:
         body = asdict(self)
         version = body.pop("schema_version")
+        if not body["inferred"]:  # a probed machine: nothing was inferred, nothing to say
+            del body["inferred"]
         return {"schema_version": version, **body}
 
     def to_json(self) -> str:
@@ -107,16 +111,18 @@ class Hardware:
     @classmethod
     def from_dict(cls, doc: Any, source: str = "hardware.json") -> "Hardware":
         datafiles.validate(doc, "hardware", source)
-        body = dict(doc)
+        body, inferred = complete_document(doc)
         body.pop("schema_version")
-        battery = body.pop("battery", None)
+        battery = body.pop("battery")
         return cls(
-            **{k: v for k, v in body.items() if k in cls.__dataclass_fields__ and k not in ("os", "cpu", "gpu", "storage")},
+            **{k: v for k, v in body.items() if k in cls.__dataclass_fields__
+               and k not in ("os", "cpu", "gpu", "storage", "inferred")},
             os=OsInfo(**body["os"]),
             cpu=CpuInfo(**body["cpu"]),
             gpu=[GpuInfo(**{k: v for k, v in g.items() if k in GpuInfo.__dataclass_fields__}) for g in body["gpu"]],
             storage=StorageInfo(**body["storage"]),
             battery=BatteryInfo(**{k: battery.get(k) for k in BatteryInfo.__dataclass_fields__}) if battery else None,
+            inferred=[Inferred(**i) for i in body.get("inferred", [])] + inferred,
         )
 
     @classmethod

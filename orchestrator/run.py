@@ -145,10 +145,17 @@ def host_pseudonym() -> str:
     return "host-" + hashlib.sha256(short.encode()).hexdigest()[:10]
 
 
+# Where the load gate and the ledger read the host's 1/5/15-minute load average. A module
+# attribute so that tests pin it (tests/conftest.py): a busy host must not change their outcome.
+host_load: Callable[[], tuple[float, float, float]] | None = getattr(os, "getloadavg", None)  # None on Windows
+
+
 def load_average() -> list[float] | None:
+    if host_load is None:
+        return None
     try:
-        return [round(x, 2) for x in os.getloadavg()]
-    except (OSError, AttributeError):  # Windows
+        return [round(x, 2) for x in host_load()]
+    except OSError:  # no load figures on this system
         return None
 
 

@@ -5,6 +5,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 
 import psutil
@@ -12,6 +13,7 @@ import pytest
 
 from orchestrator.auto import PhaseEstimate, choose_phases, plan_with_fallback
 from orchestrator.cli import main
+from orchestrator.launch import pid_dir
 from orchestrator.paths import REPO_ROOT
 from orchestrator.probe import Hardware
 from orchestrator.profiles import load_profiles
@@ -52,6 +54,34 @@ def test_bad_handle_is_one_line_exit_2(tmp_path, capsys):
     assert "submitter handle" in capsys.readouterr().err
 
 
+def llama_servers_under(proc: subprocess.Popen) -> set[tuple[int, float]]:
+    """(pid, start time) of the llama-servers this test's weeyuga started (its descendants), and no other."""
+    found = set()
+    try:
+        children = psutil.Process(proc.pid).children(recursive=True)
+    except psutil.Error:  # it has just exited
+        return found
+    for child in children:
+        try:
+            if "llama-server" in child.name():
+                found.add((child.pid, child.create_time()))
+        except psutil.Error:  # exited while we looked
+            continue
+    return found
+
+
+def all_gone(servers: set[tuple[int, float]]) -> bool:
+    """None of these processes runs any more (a reused pid is another process, and a zombie is gone)."""
+    for pid, started in servers:
+        try:
+            process = psutil.Process(pid)
+            if process.create_time() == started and process.status() != psutil.STATUS_ZOMBIE:
+                return False
+        except psutil.Error:
+            continue
+    return True
+
+
 @pytest.mark.integration
 def test_auto_end_to_end_interrupted_and_resumed(llama_server, smollm2, tmp_path):
     args = [sys.executable, "-m", "orchestrator.cli", "auto", "--yes", "--phases", "hello,5q", "--runs", "1",
@@ -65,17 +95,25 @@ def test_auto_end_to_end_interrupted_and_resumed(llama_server, smollm2, tmp_path
         if found and len(found[0].read_text().splitlines()) >= 4:
             ledger = found[0]
         time.sleep(0.05)
-    servers = [p.pid for p in psutil.Process(proc.pid).children(recursive=True) if "llama-server" in p.name()]
+    servers = llama_servers_under(proc)
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=60)
     assert ledger is not None and proc.returncode == 130, err
     assert "weeyuga auto --resume" in err
-    assert servers and not any(psutil.pid_exists(p) and psutil.Process(p).status() != psutil.STATUS_ZOMBIE for p in servers)
+    assert servers and all_gone(servers)
     run_id = ledger.parent.name[len("run-"):]
-    resumed = subprocess.run(args + ["--resume", run_id], cwd=REPO_ROOT, env=env, text=True, capture_output=True,
-                             timeout=600)
-    assert resumed.returncode == 0, resumed.stderr + resumed.stdout
-    assert "privacy scan: clean" in resumed.stdout and f"weeyuga submit {ledger.parent}" in resumed.stdout
+    resumed = subprocess.Popen(args + ["--resume", run_id], cwd=REPO_ROOT, env=env, text=True,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    resumed_servers: set[tuple[int, float]] = set()
+    outputs: list[str] = []
+    reader = threading.Thread(target=lambda: outputs.extend(resumed.communicate(timeout=600)))
+    reader.start()
+    while reader.is_alive():  # note every llama-server the resumed weeyuga starts (one per cold call)
+        resumed_servers |= llama_servers_under(resumed)
+        time.sleep(0.05)
+    stdout, stderr = outputs
+    assert resumed.returncode == 0, stderr + stdout
+    assert "privacy scan: clean" in stdout and f"weeyuga submit {ledger.parent}" in stdout
     for name in REQUIRED_FILES:
         assert (ledger.parent / name).exists(), name
     manifest = json.loads((ledger.parent / "manifest.json").read_text())
@@ -85,4 +123,5 @@ def test_auto_end_to_end_interrupted_and_resumed(llama_server, smollm2, tmp_path
     assert [d["value"] for d in flag_deviations] == ([list(llama_server.variant_args)] if llama_server.variant_args else [])
     calls = [json.loads(l) for l in ledger.read_text().splitlines() if '"type": "call"' in l]
     assert len(calls) == 3 * 2 + 5 and len({(c["prompt_id"], c["run_idx"]) for c in calls}) == len(calls)
-    assert not [p for p in psutil.process_iter(["name"]) if p.info["name"] == "llama-server"]
+    assert resumed_servers and all_gone(resumed_servers)
+    assert not list(pid_dir().glob("*.json")), "a runtime's pidfile outlived it"

@@ -5,9 +5,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from orchestrator import datafiles
 from orchestrator.cli import main
 from orchestrator.decide import KNOB_ORDER, decide, fit_model
 from orchestrator.errors import BadInput, NothingFits
+from orchestrator.hwhints import gpu_vendor, load_hints
 from orchestrator.paths import REPO_ROOT
 from orchestrator.probe import BatteryInfo, CpuInfo, GpuInfo, Hardware, OsInfo, StorageInfo
 from orchestrator.profiles import load_profiles
@@ -232,3 +234,155 @@ def test_fit_model_full_partial_none():
 def test_rules_check_cli(capsys):
     code, out, _ = run_cli(["rules", "check"], capsys)
     assert code == 0 and "golden machines match" in out
+
+
+# ---------------------------------------------------------------------------------------
+# Plans from any hardware-1.0 document: the runbook's fields only give the same plan
+
+
+def schema_fields(schema: dict, prefix: str = "") -> set[str]:
+    """Every field a schema names, as dotted paths (gpu.vendor for a field of the gpu list's items)."""
+    fields = set()
+    for name, sub in schema.get("properties", {}).items():
+        fields |= {prefix + name} | schema_fields(sub.get("items", sub), f"{prefix}{name}.")
+    return fields
+
+
+# weeyuga's additive fields: in its hardware schema, not in the runbook's hardware-1.0 schema.
+ADDITIVE_FIELDS = schema_fields(datafiles.schema("hardware")) - schema_fields(datafiles.schema("hardware_runbook"))
+PLAN_KNOBS = ["runtime", "backend", "model", "ngl", "num_parallel", "num_ctx"]
+
+
+def strip_additive(doc, prefix: str = ""):
+    if isinstance(doc, list):
+        return [strip_additive(item, prefix) for item in doc]
+    if isinstance(doc, dict):
+        return {k: strip_additive(v, f"{prefix}{k}.") for k, v in doc.items() if prefix + k not in ADDITIVE_FIELDS}
+    return doc
+
+
+def plan_knobs(hw: Hardware) -> dict:
+    try:
+        plan = decide(hw, PROFILES, use_tuned=False)
+    except NothingFits:
+        return {"error": "NothingFits"}
+    return {k: getattr(plan, k) for k in PLAN_KNOBS}
+
+
+def test_additive_fields_are_what_the_rules_read_beyond_the_runbook():
+    assert {"gpu.vendor", "gpu.vram_free_gb", "battery", "chassis"} <= ADDITIVE_FIELDS
+    assert not ADDITIVE_FIELDS & {"gpu.name", "gpu.driver", "gpu.vram_gb", "memory_gb_available_at_run_start"}
+
+
+@pytest.mark.parametrize("path", sorted(p for p in GOLDEN_DIR.glob("*.json") if not p.name.endswith(".plan.json")),
+                         ids=lambda p: p.stem)
+def test_runbook_fields_alone_plan_like_the_probed_machine(path):
+    full = json.loads(path.read_text())
+    runbook = strip_additive(full)
+    datafiles.validate(runbook, "hardware_runbook", path.name)  # holds the runbook's fields, and only those
+    assert plan_knobs(Hardware.from_dict(runbook)) == plan_knobs(Hardware.from_dict(full))
+
+
+def runbook_machine(name: str) -> Hardware:
+    return Hardware.from_dict(strip_additive(json.loads((GOLDEN_DIR / f"{name}.json").read_text())))
+
+
+@pytest.mark.parametrize("name, backend, note", [
+    ("linux-rtx3060-12gb", "cuda", "gpu[0].vendor nvidia inferred from GPU name 'NVIDIA GeForce RTX 3060'"),
+    ("linux-amd-7900xtx-24gb", "rocm", "gpu[0].vendor amd inferred from GPU name 'Radeon RX 7900 XTX'"),
+    ("mac-m1-8gb", "metal", "gpu[0].vendor apple inferred from GPU name 'Apple M1 GPU' on macOS"),
+    ("linux-arc-a770-16gb", "vulkan", "gpu[0].vendor intel inferred from GPU name 'Intel Arc A770 Graphics'"),
+])
+def test_a_runbook_document_gets_a_gpu_plan_that_says_what_was_inferred(name, backend, note):
+    plan = decide(runbook_machine(name), PROFILES, use_tuned=False)
+    assert plan.backend == backend and plan.ngl > 0
+    assert note in plan.reason("backend").why and note in plan.reason("model").why
+    probed = decide(golden(name), PROFILES, use_tuned=False)
+    assert "inferred" not in probed.reason("backend").why  # nothing inferred, nothing said
+
+
+def test_free_vram_battery_and_chassis_are_inferred_and_named():
+    hw = runbook_machine("win-rtx4070-laptop-8gb")
+    assert hw.gpu[0].vram_free_gb == 7.5 and hw.chassis == "laptop"
+    assert {i.field for i in hw.inferred} == {"gpu[0].vendor", "gpu[0].vram_free_gb", "chassis"}
+    plan = decide(hw, PROFILES, use_tuned=False)
+    assert "gpu[0].vram_free_gb 7.5 inferred from vram_gb 8" in plan.reason("ngl").why
+    assert "chassis laptop inferred from GPU name 'NVIDIA GeForce RTX 4070 Laptop GPU'" in plan.reason("keep_alive").why
+    doc = strip_additive(json.loads((GOLDEN_DIR / "linux-laptop-on-battery.json").read_text()))
+    doc["thermal_or_power_notes"] = "default OS thermal mgmt; battery-only, low-power-mode active"
+    hw = Hardware.from_dict(doc)
+    assert hw.on_battery and hw.low_power and hw.chassis == "laptop"
+    plan = decide(hw, PROFILES, use_tuned=False)
+    assert plan.num_parallel == 1 and "battery.on_ac_power False inferred from thermal_or_power_notes" in plan.reason("num_parallel").why
+
+
+def test_inferences_travel_with_the_document_and_never_replace_a_given_field():
+    hw = runbook_machine("linux-rtx3060-12gb")
+    again = Hardware.from_dict(json.loads(hw.to_json()))
+    assert again == hw and again.inferred and "inferred" not in golden("linux-rtx3060-12gb").to_dict()
+    doc = json.loads((GOLDEN_DIR / "linux-rtx3060-12gb.json").read_text())
+    doc["gpu"][0]["vendor"] = "other"  # said by the document: kept, though the name says NVIDIA
+    assert Hardware.from_dict(doc).gpu[0].vendor == "other" and not Hardware.from_dict(doc).inferred
+
+
+@pytest.mark.parametrize("name, driver, compute_cap, os_name, vendor", [
+    ("NVIDIA GeForce RTX 3060", "550.54", "8.6", "Ubuntu", "nvidia"),
+    ("NVIDIA Corporation GA106 [GeForce RTX 3060 Lite Hash Rate]", None, None, "Ubuntu", "nvidia"),
+    ("Quadro P2000", None, None, "Windows", "nvidia"),
+    ("Tesla T4", None, None, "Ubuntu", "nvidia"),
+    ("H100 PCIe", None, None, "Ubuntu", "nvidia"),
+    ("A100-SXM4-80GB", None, None, "Ubuntu", "nvidia"),
+    ("L4", None, None, "Ubuntu", "nvidia"),
+    ("GA104", "nvidia", None, "Ubuntu", "nvidia"),
+    ("GPU 0", None, "8.9", "Ubuntu", "nvidia"),
+    ("Radeon RX 7900 XTX", "amdgpu", None, "Ubuntu", "amd"),
+    ("AMD Instinct MI300X", None, None, "Ubuntu", "amd"),
+    ("Advanced Micro Devices, Inc. [AMD/ATI] Navi 31", None, None, "Ubuntu", "amd"),
+    ("MI250X", None, None, "Ubuntu", "amd"),
+    ("Apple M2 Pro GPU", "Metal/macOS-14", None, "macOS", "apple"),
+    ("Apple M1 GPU", None, None, "Ubuntu", "other"),  # not macOS: no Metal, no unified-memory plan
+    ("Intel Arc A770 Graphics", None, None, "Ubuntu", "intel"),
+    ("Intel(R) Iris(R) Xe Graphics", None, None, "Windows", "intel"),
+    ("Intel(R) UHD Graphics 620", None, None, "Windows", "intel"),
+    ("Moore Threads MTT S80", None, None, "Ubuntu", "other"),
+])
+def test_gpu_vendor_from_name_driver_and_compute_capability(name, driver, compute_cap, os_name, vendor):
+    gpu = {"name": name, "kind": "discrete", "vram_gb": 8.0, "driver": driver, "compute_cap": compute_cap}
+    assert gpu_vendor(gpu, os_name, load_hints())[0] == vendor
+
+
+def test_a_discrete_gpu_no_tier_places_is_a_named_deviation_not_a_silent_cpu_plan():
+    plan = decide(golden("linux-gt1030-2gb"), PROFILES, use_tuned=False)
+    assert plan.backend == "cpu" and plan.tier == "discrete-gpu-unplaced"
+    assert "discrete GPU not used: NVIDIA GeForce GT 1030 (vendor nvidia, 2 GB)" in plan.reason("backend").why
+    assert [(d.knob, d.value, d.source) for d in plan.deviations] == [("backend", "cpu", "rule")]
+    doc = strip_additive(json.loads((GOLDEN_DIR / "linux-rtx3060-12gb.json").read_text()))
+    doc["gpu"][0].update(name="Moore Threads MTT S80", driver=None, compute_cap=None)
+    unknown = decide(Hardware.from_dict(doc), PROFILES, use_tuned=False)
+    assert unknown.deviations and "Moore Threads MTT S80 (vendor other, 12 GB)" in unknown.reason("backend").why
+    assert "no pattern in profiles/hardware_hints.yaml matches it" in unknown.reason("backend").why
+    chosen = decide(golden("linux-gt1030-2gb"), PROFILES, {"backend": "cpu"}, use_tuned=False)
+    assert [d.source for d in chosen.deviations] == []  # the user chose the CPU: nothing left unsaid
+
+
+def test_cli_decide_on_a_runbook_document_says_what_it_inferred(tmp_path, capsys):
+    path = tmp_path / "hardware.json"
+    path.write_text(json.dumps(strip_additive(json.loads((GOLDEN_DIR / "linux-rtx3060-12gb.json").read_text()))))
+    assert main(["decide", "--hardware", str(path), "--no-tuned"]) == 0
+    out = capsys.readouterr().out
+    assert "cuda" in out and "gpu[0].vendor nvidia inferred from GPU name 'NVIDIA GeForce RTX 3060'" in out
+
+
+def test_a_bad_pattern_in_the_hints_table_names_the_file_and_field(tmp_path, monkeypatch):
+    from orchestrator import hwhints
+
+    table = (REPO_ROOT / "profiles" / "hardware_hints.yaml").read_text().replace(r"'^apple\b", "'^apple(", 1)
+    (tmp_path / "profiles").mkdir()
+    (tmp_path / "profiles" / "hardware_hints.yaml").write_text(table)
+    monkeypatch.setattr(hwhints, "data_dir", lambda name: tmp_path / name)
+    hwhints.load_hints.cache_clear()
+    try:
+        with pytest.raises(BadInput, match=r"hardware_hints.yaml: field gpu_vendor\[0\].pattern: not a regular expression"):
+            hwhints.load_hints()
+    finally:
+        hwhints.load_hints.cache_clear()

@@ -12,6 +12,7 @@ from orchestrator.pipeline import byo_targets, run_recorded
 from orchestrator.profiles import load_profiles
 from orchestrator.record import RunContext
 from orchestrator.run import Cell, RunOptions, Target, run_suites
+from orchestrator.suites import load_suite
 from tests.fakes.openai_server import start_in_thread
 
 
@@ -98,28 +99,47 @@ def test_edge_append_grows_one_conversation(fake_url, tmp_path):
     assert lengths == [2 + 2 * i for i in range(len(lengths))] and len(lengths) == 12
 
 
-def test_interrupted_run_resumes_without_duplicates(fake_url, tmp_path):
+def test_interrupted_run_resumes_without_duplicates_and_continues_edge_append_mid_conversation(tmp_path):
     options = RunOptions(phases=["hello", "5q", "edge_append"], runs=2)
+    before_append, turns_before = 9 + 5, 5  # hello 3 x (1 cold + 2 warm), 5q 5; then 5 of edge_append's 12 turns
     seen = []
 
-    def interrupt_after_some(message, fraction):
+    def interrupt_inside_edge_append(message, fraction):
         seen.append(message)
-        if len(seen) == 14:
+        if len(seen) == before_append + turns_before:
             raise KeyboardInterrupt
 
-    with pytest.raises(KeyboardInterrupt):
-        run_suites(targets(fake_url), options, tmp_path, "run-1", progress=interrupt_after_some)
-    with open(tmp_path / "run.jsonl", "ab") as fh:
-        fh.write(b'{"type": "call", "cell_id": "torn')  # a write cut short by kill -9
-    assert len(calls(tmp_path)) == 14
-    result = run_suites(targets(fake_url), RunOptions(phases=["hello"]), tmp_path, resume=True)
+    srv, state, url = start_in_thread()
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            run_suites(targets(url), options, tmp_path, "run-1", progress=interrupt_inside_edge_append)
+        with open(tmp_path / "run.jsonl", "ab") as fh:
+            fh.write(b'{"type": "call", "cell_id": "torn')  # a write cut short by kill -9
+        assert [c["phase"] for c in calls(tmp_path)].count("edge_append") == turns_before
+        requests_before = len(state.requests)
+        result = run_suites(targets(url), RunOptions(phases=["hello"]), tmp_path, resume=True)
+        resumed_requests = state.requests[requests_before:]
+    finally:
+        srv.shutdown()
     records = list(read_records(tmp_path / "run.jsonl"))
     keys = [call_key(c) for c in calls(tmp_path)]
     assert len(keys) == len(set(keys)) == 9 + 5 + 12
     assert result.run_id == "run-1" and [r["type"] for r in records].count("resume") == 1
     assert records[-1]["type"] == "end" and (tmp_path / "run.jsonl").read_bytes().endswith(b"\n")
-    resumed_warm = [c for c in calls(tmp_path)[14:] if c["phase"] == "edge_append"]
-    assert resumed_warm, "edge_append continued from the saved conversation"
+    # The resume ran only edge_append's remaining turns, in order...
+    prompts = {item.id: item.prompt for item in load_suite("edge_append").items}
+    resumed = calls(tmp_path)[before_append + turns_before:]
+    assert [(c["phase"], c["prompt_id"]) for c in resumed] == [("edge_append", i) for i in list(prompts)[turns_before:]]
+    assert len(resumed_requests) == len(resumed)  # no warm-up or repeated turn reached the server
+    # ...each one carrying the whole conversation so far: the saved turns' prompts and answers, then the new ones.
+    texts = {tuple(r["key"]): r["text"] for r in read_records(tmp_path / "responses.jsonl")}
+    conversation = []
+    for turn in [c for c in calls(tmp_path) if c["phase"] == "edge_append"]:
+        conversation += [{"role": "user", "content": prompts[turn["prompt_id"]]},
+                         {"role": "assistant", "content": texts[call_key(turn)]}]
+    for turn, body in enumerate(resumed_requests, start=turns_before):
+        history = [m for m in body["messages"] if m["role"] != "system"]
+        assert history == conversation[:2 * turn] + [conversation[2 * turn]]
 
 
 def test_new_run_refuses_a_folder_that_holds_one(fake_url, tmp_path):
@@ -129,7 +149,7 @@ def test_new_run_refuses_a_folder_that_holds_one(fake_url, tmp_path):
 
 
 def test_load_gate_refuses_unless_forced_and_records_it(fake_url, tmp_path, monkeypatch):
-    monkeypatch.setattr(run_module, "load_average", lambda: [6.5, 5.0, 4.0])
+    monkeypatch.setattr(run_module, "host_load", lambda: (6.5, 5.0, 4.0))
     with pytest.raises(WeeyugaError, match="load average 6.50 is above 4.0.*--force-load"):
         run_suites(targets(fake_url), RunOptions(phases=["5q"]), tmp_path / "a", "run-1")
     run_suites(targets(fake_url), RunOptions(phases=["5q"], smoke=True, force_load=True), tmp_path / "b", "run-2")

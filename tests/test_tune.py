@@ -7,7 +7,7 @@ import os
 import pytest
 
 from orchestrator.decide import decide
-from orchestrator.launch import build_command, load_runtime
+from orchestrator.launch import build_command, load_runtime, pid_dir
 from orchestrator.probe import Hardware
 from orchestrator.profiles import load_profiles, load_tuned
 from orchestrator.rulecheck import GOLDEN_DIR
@@ -220,6 +220,13 @@ def test_bounds_from_gguf_metadata_and_a_fake_fit_params(tmp_path):
     assert fallback.top == 8 and fallback.start == min(6, 8) and "estimate" in fallback.source
 
 
+def assert_every_pidfile_removed():
+    """Each launch records its runtime as <pid>.json in the test's private state folder and removes
+    it when the runtime stops: the folder exists (something was launched) and holds none."""
+    assert pid_dir().is_dir(), "no launch wrote a pidfile"
+    assert not list(pid_dir().iterdir()), f"pidfiles left behind: {sorted(p.name for p in pid_dir().iterdir())}"
+
+
 @pytest.mark.integration
 def test_real_thread_tune_on_smollm2(llama_server, smollm2, tmp_path):
     from orchestrator.tune import real_prober
@@ -233,7 +240,7 @@ def test_real_thread_tune_on_smollm2(llama_server, smollm2, tmp_path):
     assert report.recommended["tokens_per_sec"] > 0 and all(c["ok"] for c in report.candidates + report.slots)
     assert report.recommended["num_parallel"] in (1, 2) and [c["num_parallel"] for c in report.slots] == [1, 2]
     assert report.launches == 1 + len(report.candidates) + len(report.confirmations) + len(report.slots)
-    assert not list(tmp_path.glob("*.pid"))
+    assert_every_pidfile_removed()
 
 
 @pytest.mark.integration
@@ -262,6 +269,11 @@ def test_ollama_tune_against_the_fake_reloads_each_candidate(tmp_path, monkeypat
     assert report.knob == "ngl" and report.defaults["effective"] == {"ngl": 18}
     assert all(c["failure"] == "oom" and "out of memory" in c["log_tail"] for c in report.candidates if c["ngl"] > 20)
     assert all(c["ok"] for c in report.candidates if c["ngl"] <= 20)
-    assert 17 <= report.recommended["ngl"] <= 20, report.recommended  # the fastest that fits, give or take timing noise
+    assert {20, 21} <= {c["ngl"] for c in report.candidates}  # the search found the edge: the most that fits, the first that does not
+    # Which of those that fit is fastest is the fake's wall-clock timing (a millisecond or two per token): on a busy
+    # host scheduling noise swamps it, so the choice itself is tested above on synthetic measurements; here, it fits.
+    fitting = {c["ngl"] for c in report.candidates if c["ok"]} | {report.defaults["effective"]["ngl"]}
+    assert report.recommended["ngl"] in fitting and report.recommended["ngl"] <= 20, report.recommended
+    assert_every_pidfile_removed()
     with pytest.raises(Exception, match="OLLAMA_NUM_PARALLEL"):
         tune_on_this_machine(plan, hw, PROFILES, fake_ollama_binary(tmp_path), None, None, tmp_path, most_slots=2)

@@ -22,6 +22,7 @@ from orchestrator.probe import Hardware
 from orchestrator.profiles import load_profiles
 from orchestrator.record import record
 from orchestrator.report import report
+from orchestrator import run as run_module
 from orchestrator.run import Cell, RunOptions, Target
 from tests.fakes.openai_server import FakeServerState, start_in_thread
 
@@ -72,6 +73,8 @@ def generate(dest: Path) -> Path:
     if dest.exists():
         shutil.rmtree(dest)
     server, _, url = start_in_thread(FakeServerState(chunk_delay_s=0.0, fixed_rate=1 / TICK_S))
+    host_load = run_module.host_load
+    run_module.host_load = lambda: tuple(VOLATILE["load_avg_start"])  # the gate sees the load the example records
     try:
         cell = Cell(f"{DEVICE}:llamacpp:{plan.model}", "llamacpp", plan.model, url)
         context = managed_context(plan, hw, profiles, "llama.cpp", "FAKE (synthetic example)", "metal", "example",
@@ -83,6 +86,7 @@ def generate(dest: Path) -> Path:
                              num_ctx=plan.num_ctx)
         run_recorded([Target(cell)], options, run_dir, RUN_ID, context, clock=TickClock())
     finally:
+        run_module.host_load = host_load
         server.shutdown()
     (run_dir / "samples.jsonl").unlink(missing_ok=True)
     _rewrite_jsonl(run_dir / "run.jsonl", sort_parallel=True)
