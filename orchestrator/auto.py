@@ -172,7 +172,7 @@ def install_fallback(plan: Plan, runtime: RuntimeInstall | None) -> dict[str, An
 
 def describe_install_fallback(deviation: dict[str, Any]) -> str:
     return (f"install fallback: backend {deviation['value']} instead of {deviation['replaced']}: {deviation['why']} "
-            "(recorded as a deviation)")
+            "(an install_fallback deviation in the manifest)")
 
 
 def describe_steps(plan: Plan, profiles: Profiles, run_dir: Path, runtime: RuntimeInstall | None) -> list[str]:
