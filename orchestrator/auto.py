@@ -2,19 +2,22 @@
 
 Each step is a stage module's entry function; this module only sequences them, chooses
 the phases that fit the time budget, and falls back to the embedded default model when the
-planned one is not on this machine (recorded as a deviation, with the command to get it).
+planned one is not on this machine (recorded as a deviation, with the command to get it). A GPU
+plan whose llama-server is CPU-only, or of a backend nobody can vouch for, is recorded too
+(`install_fallback`): known before the run where the dry run can tell, always once installed.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
 from .decide import Plan, decide
 from .errors import WeeyugaError
-from .install import install_ollama, locate_llama_server, locate_ollama
+from .install import BACKEND_TOOL, RuntimeInstall, install_ollama, locate_llama_server, locate_ollama
 from .launch import build_command, launch, load_runtime
 from .models import cached_model, get_model
 from .paths import state_dir
@@ -52,6 +55,7 @@ class AutoPlan:
     run_dir: Path
     run_id: str
     steps: list[str] = field(default_factory=list)
+    install_fallback: dict[str, Any] | None = None  # what the dry run can already tell
 
 
 @dataclass
@@ -63,6 +67,7 @@ class AutoResult:
     errors: int
     findings: list[Finding]
     submit_command: list[str]
+    status_reason: str | None = None  # why a run that ran to its end failed
 
 
 def model_on_machine(plan: Plan, profiles: Profiles) -> bool:
@@ -137,12 +142,40 @@ def plan_auto(hw: Hardware, profiles: Profiles, overrides: dict[str, Any], phase
     else:
         chosen, notes = choose_phases(estimates, time_budget_min * 60)
     run_dir, run_id = new_run_dir(root, handle, hw.device_tag)
-    steps = describe_steps(plan, profiles, run_dir)
-    return AutoPlan(hw, plan, chosen, estimates, notes, run_dir, run_id, steps)
-
-
-def describe_steps(plan: Plan, profiles: Profiles, run_dir: Path) -> list[str]:
     runtime = locate_llama_server(plan.backend) if plan.runtime == "llama.cpp" else locate_ollama()
+    steps = describe_steps(plan, profiles, run_dir, runtime)
+    return AutoPlan(hw, plan, chosen, estimates, notes, run_dir, run_id, steps, install_fallback(plan, runtime))
+
+
+def install_fallback(plan: Plan, runtime: RuntimeInstall | None) -> dict[str, Any] | None:
+    """The deviation when a GPU plan's llama-server is (or, not installed yet, will be) CPU-only or cannot be
+    verified; None when it serves the planned backend. No path goes into the reason (it lands in the manifest)."""
+    if plan.runtime != "llama.cpp" or plan.backend == "cpu":
+        return None
+    tool = BACKEND_TOOL.get(plan.backend)
+    if runtime is None:  # it will be built, and the build falls back to the CPU without the backend's compiler
+        if tool is None or shutil.which(tool) is not None:
+            return None
+        value, why = "cpu", f"{tool} is not installed, so the llama-server build will fall back to the CPU backend"
+    elif runtime.backend == plan.backend:
+        return None
+    elif runtime.backend is None:
+        value, why = "unverified", (f"llama-server ({runtime.source}) was not built by weeyuga and its backend could "
+                                    f"not be verified: it may run on the CPU")
+    elif runtime.build_info.get("requested_backend") == plan.backend:
+        value, why = runtime.backend, f"{tool} was not found, so llama-server was built for {runtime.backend}"
+    else:
+        value, why = runtime.backend, f"the llama-server found ({runtime.source}) was built for {runtime.backend}"
+    return {"knob": "backend", "value": value, "replaced": plan.backend, "source": "fallback",
+            "kind": "install_fallback", "why": why}
+
+
+def describe_install_fallback(deviation: dict[str, Any]) -> str:
+    return (f"install fallback: backend {deviation['value']} instead of {deviation['replaced']}: {deviation['why']} "
+            "(an install_fallback deviation in the manifest)")
+
+
+def describe_steps(plan: Plan, profiles: Profiles, run_dir: Path, runtime: RuntimeInstall | None) -> list[str]:
     model = cached_model(profiles.model(plan.model), plan.quant) if plan.runtime == "llama.cpp" else None
     binary = runtime.binary if runtime else "<llama-server to be built>"
     record = recorded_verification(runtime) if runtime and plan.runtime == "llama.cpp" else None
@@ -176,6 +209,7 @@ def with_runtime_deviation(plan: Plan, deviation: Any) -> Plan:
 def managed_context(plan: Plan, hw: Hardware, profiles: Profiles, runtime_name: str, engine_version: str | None,
                     backend: str | None, source: str, build: dict[str, Any], argv: list[str],
                     unsupported: dict[str, str], model: dict[str, Any] | None,
+                    deviations: list[dict[str, Any]] | None = None,
                     self_test: dict[str, Any] | None = None) -> RunContext:
     """The manifest's context for a runtime weeyuga launched. argv keeps file names, never our paths;
     the self-test keeps its verdicts and speeds, not its log lines (they can name local paths)."""
@@ -183,9 +217,9 @@ def managed_context(plan: Plan, hw: Hardware, profiles: Profiles, runtime_name: 
     verdicts = [{k: t[k] for k in ("variant", "build", "args", "passed", "outcome", "tokens_per_sec")}
                 for t in (self_test or {}).get("tried", [])]
     return RunContext(
-        plan=plan, hardware=hw, canonical=profiles.canonical, models=[model] if model else [],
+        plan=plan, hardware=hw, canonical=profiles.canonical, models=[model] if model else [], deviations=deviations or [],
         runtime={"name": runtime_name, "managed": True, "engine_version": engine_version, "backend": backend,
-                 "source": source, "build": {k: v for k, v in build.items() if k in ("version", "backend", "targets", "built_at_utc", "jobs", "seconds")},
+                 "source": source, "build": {k: v for k, v in build.items() if k in ("version", "backend", "requested_backend", "targets", "built_at_utc", "jobs", "seconds")},
                  "argv": public_argv, "unsupported": unsupported,
                  "self_test": {"cpu_fingerprint": self_test["fingerprint"]["id"], "chosen": self_test["chosen"]["variant"],
                                "verified_at_utc": self_test["verified_at_utc"], "tried": verdicts} if self_test else None})
@@ -213,6 +247,9 @@ def execute(auto_plan: AutoPlan, profiles: Profiles, runs: int, handle: str, opt
     run_options = RunOptions(phases=auto_plan.phases, runs=runs, submitter_handle=handle, device_tag=hw.device_tag,
                              command=command, phase_notes=auto_plan.phase_notes, temperature=plan.temperature,
                              num_ctx=plan.num_ctx, num_predict=plan.num_predict, **options)
+    fallback = install_fallback(plan, runtime)
+    if fallback:  # said before the launch, so it is seen even when the launch fails
+        on_launch(describe_install_fallback(fallback))
     with launch(plan, runtime.binary, model_path, log_path, variant_args=runtime.variant_args) as running:
         on_launch(f"{plan.runtime} {running.engine_version or ''} serving {plan.model} at {running.base_url} "
                   f"(pid {running.pid}, ready in {running.ready_ms[-1]:.0f} ms)")
@@ -231,11 +268,13 @@ def execute(auto_plan: AutoPlan, profiles: Profiles, runs: int, handle: str, opt
                         crash_note=running.crash_note)
         context = managed_context(plan, hw, profiles, plan.runtime, running.engine_version, runtime.backend,
                                   runtime.source, runtime.build_info, running.command.argv,
-                                  running.command.unsupported, model_record, runtime.self_test)
+                                  running.command.unsupported, model_record, [fallback] if fallback else [],
+                                  runtime.self_test)
         resume = (auto_plan.run_dir / "run.jsonl").exists()
         recorded = run_recorded([target], run_options, auto_plan.run_dir, auto_plan.run_id, context, resume=resume,
                                 progress=progress, nvml=nvml)
     report(auto_plan.run_dir)
     findings = scan(auto_plan.run_dir)
     return AutoResult(auto_plan.run_dir, auto_plan.run_id, recorded.status, recorded.result.calls,
-                      recorded.result.errors, findings, ["weeyuga", "submit", str(auto_plan.run_dir)])
+                      recorded.result.errors, findings, ["weeyuga", "submit", str(auto_plan.run_dir)],
+                      recorded.result.failure)

@@ -31,7 +31,9 @@ def _validator(name: str) -> jsonschema.Draft202012Validator:
 def catalogue_entry(run_dir: Path, manifest: dict[str, Any], metadata: dict[str, Any]) -> dict[str, Any]:
     selected = manifest.get("phases_selected") or []
     missing = [p for p in PHASES if p not in selected]
-    if manifest.get("status") != "complete":
+    if manifest.get("status") == "failed":  # no result at all, not a partial one
+        completeness, why = "failed", f"status failed: {manifest.get('status_reason') or 'the run stopped with an error'}"
+    elif manifest.get("status") != "complete":
         completeness, why = "partial", f"status {manifest.get('status')}"
     elif missing:
         completeness, why = "partial", "phases not run: " + ", ".join(missing)
@@ -56,6 +58,7 @@ def catalogue_entry(run_dir: Path, manifest: dict[str, Any], metadata: dict[str,
         "partial_reason": why,
         "deviations": len(manifest.get("deviations") or []),
         "headline": [{k: row.get(k) for k in HEADLINE_FIELDS} for row in metadata.get("cells", [])],
+        "status": manifest.get("status"),
     }
 
 
@@ -87,4 +90,5 @@ def build_catalogue(root: Path) -> dict[str, Any]:
     return {"schema_version": CATALOGUE_SCHEMA, "generated_by": f"weeyuga {__version__} catalogue",
             "runs": runs, "invalid": invalid,
             "counts": {"runs": len(runs), "complete": sum(r["completeness"] == "complete" for r in runs),
-                       "partial": sum(r["completeness"] == "partial" for r in runs), "invalid": len(invalid)}}
+                       "partial": sum(r["completeness"] == "partial" for r in runs), "invalid": len(invalid),
+                       "failed": sum(r["completeness"] == "failed" for r in runs)}}

@@ -258,7 +258,9 @@ def report_run_outcome(recorded, run_dir: Path) -> None:
     result = recorded.result
     skipped = "; ".join(f"{s['cell_id']} {s['phase'] or ''}: {s['reason']}" for s in result.skipped)
     print(f"run {result.run_id}: {result.calls} calls, {result.errors} errors"
-          + (f", skipped: {skipped}" if skipped else "") + f"\nledger {result.ledger_path}\nmanifest {recorded.manifest}")
+          + (f", skipped: {skipped}" if skipped else "") + f", status {recorded.status}"
+          + (f" ({result.failure})" if result.failure else "")
+          + f"\nledger {result.ledger_path}\nmanifest {recorded.manifest}")
 
 
 @command("run")
@@ -302,7 +304,7 @@ def cmd_run(args: argparse.Namespace) -> int:
               f"--target-url {args.target_url} --models {args.models}", file=sys.stderr)
         return 130
     report_run_outcome(recorded, run_dir)
-    return 0
+    return 0 if recorded.status == "complete" else 1
 
 
 # ---------------------------------------------------------------------------------------
@@ -318,7 +320,12 @@ def ask(question: str, default: str, assume_yes: bool) -> str:
 
 
 def render_auto_plan(auto_plan) -> str:
-    lines = [render_plan(auto_plan.plan), "", "phases (estimated):"]
+    from .auto import describe_install_fallback
+
+    lines = [render_plan(auto_plan.plan)]
+    if auto_plan.install_fallback:
+        lines += ["", "  " + describe_install_fallback(auto_plan.install_fallback)]
+    lines += ["", "phases (estimated):"]
     for est in auto_plan.estimates:
         mark = "run " if est.phase in auto_plan.phases else "skip"
         duration = f"~{est.seconds / 60:.1f} min" if est.seconds >= 60 else f"~{est.seconds:.0f} s"
@@ -365,7 +372,8 @@ def cmd_auto(args: argparse.Namespace) -> int:
               f"continue with: weeyuga auto --resume {auto_plan.run_id} --submitter-handle {handle} "
               f"--device-tag {hardware.device_tag}", file=sys.stderr)
         return 130
-    print(f"\nrun {result.run_id}: {result.calls} calls, {result.errors} errors, status {result.status}")
+    print(f"\nrun {result.run_id}: {result.calls} calls, {result.errors} errors, status {result.status}"
+          + (f" ({result.status_reason})" if result.status_reason else ""))
     print(f"submission folder: {result.run_dir}")
     if result.findings:
         for finding in result.findings:

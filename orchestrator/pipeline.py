@@ -88,7 +88,7 @@ def run_recorded(targets: list[Target], options: RunOptions, run_dir: Path, run_
     status = "failed"
     try:
         result = run_suites(targets, options, run_dir, run_id, resume=resume, **run_kwargs)
-        status = "complete" if result.finished else "failed"
+        status = result.status
         return RecordedRun(result, run_dir / "manifest.json", status)
     except KeyboardInterrupt:
         status = "interrupted"

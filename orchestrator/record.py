@@ -31,6 +31,8 @@ class RunContext:
     models: list[dict[str, Any]] = field(default_factory=list)  # model, quant, sha256 or digest, source
     hardware: Hardware | None = None
     canonical: dict[str, Any] = field(default_factory=dict)  # the canonical table's request options and defaults
+    # Deviations found after planning, in manifest form (a GPU plan whose runtime install is CPU-only).
+    deviations: list[dict[str, Any]] = field(default_factory=list)
 
 
 def write_json_atomic(path: Path, document: Any) -> None:
@@ -96,12 +98,16 @@ def build_manifest(run_dir: Path, context: RunContext, status: str) -> dict[str,
                 deviations.append({"knob": knob, "value": value, "replaced": canonical_value, "source": "rule",
                                    "overrode": "canonical", "rule_id": reason.rule_id, "why": reason.why,
                                    "kind": "runtime_default"})
+    deviations += context.deviations
     if options.get("smoke"):
         deviations.append({"knob": "smoke", "value": True, "replaced": False, "source": "user", "kind": "mode",
-                           "why": "smoke run: one item per phase, no warm repeats"})
+                           "why": "smoke run: one item per phase (two lanes in parallel phases), no warm repeats"})
     if options.get("runs") not in (None, 5):
         deviations.append({"knob": "runs", "value": options["runs"], "replaced": 5, "source": "user", "kind": "mode"})
     events = [r for r in state.records if r.get("type") in ("resume", "end")]
+    last = state.records[-1] if state.records else {}
+    # A run that ran to its end can still fail (no call succeeded); its end line says why.
+    status_reason = last.get("status_reason") if status == "failed" and last.get("type") == "end" else None
     return {
         "schema_version": MANIFEST_SCHEMA,
         "run_id": meta.get("benchmark_run_id"),
@@ -132,6 +138,7 @@ def build_manifest(run_dir: Path, context: RunContext, status: str) -> dict[str,
         "gates": meta.get("gates", {}),
         "hardware_summary": hardware_summary(context.hardware) if context.hardware else None,
         "command": meta.get("command", []),
+        "status_reason": status_reason,
     }
 
 
@@ -144,7 +151,7 @@ def load_context(run_dir: Path) -> RunContext | None:
     hw_path = run_dir / "hardware.json"
     return RunContext(plan=Plan.from_dict(doc["plan"]) if doc.get("plan") else None, runtime=doc.get("runtime"),
                       models=doc.get("models", []), hardware=Hardware.load(hw_path) if hw_path.exists() else None,
-                      canonical=doc.get("canonical", {}))
+                      canonical=doc.get("canonical", {}), deviations=doc.get("deviations", []))
 
 
 def record(run_dir: Path, context: RunContext | None, status: str) -> Path:
@@ -153,7 +160,7 @@ def record(run_dir: Path, context: RunContext | None, status: str) -> Path:
     context = context or load_context(run_dir) or RunContext()
     write_json_atomic(run_dir / "context.json", {
         "plan": context.plan.to_dict() if context.plan else None, "runtime": context.runtime,
-        "models": context.models, "canonical": context.canonical})
+        "models": context.models, "canonical": context.canonical, "deviations": context.deviations})
     if context.hardware is not None:
         write_json_atomic(run_dir / "hardware.json", context.hardware.to_dict())
     path = run_dir / MANIFEST_NAME

@@ -3,6 +3,8 @@
 Deterministic and idempotent: the same ledger and manifest give byte-identical metadata.json.
 Percentiles interpolate linearly between the closest ranks (p50 of [a, b] is their mean).
 Aggregates use successful calls only; errors count in n_errors and the success rate.
+Cold figures come only from true cold calls (restart, unload): the first call to a runtime that was
+already running and could not be made cold (`process_warm`) is reported in its own fields, never as cold.
 """
 
 from __future__ import annotations
@@ -77,15 +79,22 @@ def cell_row(cell_id: str, phase: str, calls: list[dict[str, Any]]) -> dict[str,
     }
 
 
+def is_process_warm(call: dict[str, Any]) -> bool:
+    """Older ledgers recorded these calls as load_state cold; their cold_kind tells them apart."""
+    return call.get("load_state") == "process_warm" or call.get("cold_kind") == "process_warm"
+
+
 def batch_row(cell_id: str, phase: str, prompt_id: str, calls: list[dict[str, Any]]) -> dict[str, Any]:
-    """The methodology's per-batch figures for one (cell, prompt): 1 cold + N warm."""
-    cold = [c for c in calls if c.get("load_state") == "cold"]
+    """The methodology's per-batch figures for one (cell, prompt): 1 cold (or process_warm) + N warm."""
+    cold = [c for c in calls if c.get("load_state") == "cold" and not is_process_warm(c)]
+    process_warm = [c for c in calls if is_process_warm(c)]
     warm = [c for c in calls if c.get("load_state") == "warm"]
     warm_good = _ok(warm)
     first_cold = cold[0] if cold else {}
+    first_process_warm = process_warm[0] if process_warm else {}
     return {
         "cell_id": cell_id, "phase": phase, "prompt_id": prompt_id,
-        "cold_kind": first_cold.get("cold_kind"),
+        "cold_kind": (first_cold or first_process_warm).get("cold_kind"),
         "cold_first_delta_ms": first_cold.get("first_delta_ms"),
         "cold_total_duration_ms": first_cold.get("total_duration_ms"),
         "warm_n": len(warm),
@@ -95,6 +104,9 @@ def batch_row(cell_id: str, phase: str, prompt_id: str, calls: list[dict[str, An
         "warm_total_duration_ms_p95": _r(percentile(_values(warm_good, "total_duration_ms"), 0.95)),
         "warm_tokens_per_sec_mean": _r(_mean(_values(warm_good, "tokens_per_sec")), 2),
         "warm_success_rate": _r(len(warm_good) / len(warm), 4) if warm else None,
+        # additive: the first call to a runtime that was already running, which is not a cold start
+        "process_warm_first_delta_ms": first_process_warm.get("first_delta_ms"),
+        "process_warm_total_duration_ms": first_process_warm.get("total_duration_ms"),
     }
 
 
@@ -252,8 +264,11 @@ def render_markdown(records: list[dict[str, Any]], metadata: dict[str, Any], man
     date = (meta.get("started_at_utc") or "")[:10]
     skipped = manifest.get("phases_skipped") or []
     gpus = ", ".join(g["name"] + (f" {g['vram_gb']} GB" if g.get("vram_gb") else "") for g in hw.get("gpus", [])) or "no GPU"
-    lines = [
-        f"# {meta.get('device_tag')} — {', '.join(models)} — {date}", "",
+    lines = [f"# {meta.get('device_tag')} — {', '.join(models)} — {date}", ""]
+    if manifest.get("status") == "failed":
+        lines += [f"> **This run failed:** {manifest.get('status_reason') or 'it stopped before its end'}. "
+                  "Its figures are not a benchmark result.", ""]
+    lines += [
         f"**Run ID:** `{meta['benchmark_run_id']}`  ",
         f"**Submitter:** {meta.get('submitter_handle')}  ",
         f"**Hardware:** {hw.get('cpu')} ({hw.get('cores')} cores), {hw.get('memory_gb_total')} GB RAM, {gpus}, {hw.get('os')}  ",
@@ -281,6 +296,13 @@ def render_markdown(records: list[dict[str, Any]], metadata: dict[str, Any], man
                          f"{_fmt(b['warm_first_delta_ms_p95'], ' ms')} | {_fmt(b['warm_total_duration_ms_p50'])} / "
                          f"{_fmt(b['warm_total_duration_ms_p95'], ' ms')} | {_fmt(b['warm_tokens_per_sec_mean'])} | "
                          f"{_pct(b['warm_success_rate'])} |")
+        process_warm = [b for b in metadata["batches"] if b.get("process_warm_total_duration_ms") is not None]
+        if process_warm:
+            lines += ["", "First call per prompt on a runtime that was already running (`process_warm`): it was neither "
+                      "restarted nor unloaded before the call, so these are not cold starts and stay out of the cold columns.",
+                      "", "| cell | prompt | first call TTFT | first call total |", "|---|---|---|---|"]
+            lines += [f"| {b['cell_id']} | {b['prompt_id']} | {_fmt(b['process_warm_first_delta_ms'], ' ms')} | "
+                      f"{_fmt(b['process_warm_total_duration_ms'], ' ms')} |" for b in process_warm]
     if metadata["lanes"]:
         lines += ["", "## Parallel lanes", "", "| phase | cells | lanes | calls | wall | aggregate tok/s |", "|---|---|---|---|---|---|"]
         for lane in metadata["lanes"]:

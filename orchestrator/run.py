@@ -3,13 +3,17 @@
 A cell is `<node>:<engine>:<model>` at a base URL. Per cell: a health check (an unusable
 cell becomes a `skipped` record with its reason), then each phase in canonical order:
 
-    cold_warm  1 cold + N warm calls per item (cold = restart, unload or process_warm)
+    cold_warm  1 cold + N warm calls per item (cold = restart or unload; a runtime weeyuga
+               cannot make cold records its first call as load_state process_warm, not cold)
     once       each item once
     parallel   `lanes` threads run the items at once; a `lanes` record holds the aggregate
     append     one conversation growing toward num_ctx
     document   one shared document before every item
 
 Resume (`resume=True`) reads the ledger and runs only calls whose key is missing.
+
+A run in which no call succeeded (every call failed, or no cell could serve) ends with status
+`failed` and the reason on its `end` line; a probe-only run plans no calls and is complete.
 """
 
 from __future__ import annotations
@@ -79,6 +83,11 @@ class Target:
             return "restart"
         return "unload" if self.cell.engine == "ollama" else "process_warm"
 
+    @property
+    def cold_load_state(self) -> str:
+        """What a 'cold' call really is: a runtime we neither restart nor unload is warm from the start."""
+        return "process_warm" if self.cold_kind == "process_warm" else "cold"
+
 
 @dataclass(frozen=True)
 class RunOptions:
@@ -112,6 +121,11 @@ class RunResult:
     errors: int = 0
     skipped: list[dict[str, Any]] = field(default_factory=list)
     finished: bool = False
+    failure: str | None = None  # why the run failed although it ran to the end (no call succeeded)
+
+    @property
+    def status(self) -> str:
+        return "complete" if self.finished and self.failure is None else "failed"
 
     @property
     def ledger_path(self) -> Path:
@@ -343,7 +357,7 @@ class Runner:
         elif target.cell.engine == "ollama":
             ollama.unload(target.cell.base_url, target.cell.model)
             time.sleep(2.0)  # the methodology's pause after an unload
-        target.loaded_fresh = True
+        target.loaded_fresh = target.cold_kind != "process_warm"  # process_warm: nothing was restarted or unloaded
         return target.cold_kind
 
     def warm_up(self, target: Target, item: Item) -> None:
@@ -361,7 +375,7 @@ class Runner:
         runs = 0 if self.options.smoke else self.options.runs
         items = suite.items[:1] if self.options.smoke else suite.items
         for item in items:
-            works = [_Work(target, suite, item, 0, load_state="cold")]
+            works = [_Work(target, suite, item, 0, load_state=target.cold_load_state)]
             works += [_Work(target, suite, item, i) for i in range(1, runs + 1)]
             todo = self.pending(works)
             if not todo:
@@ -385,7 +399,8 @@ class Runner:
         saved = self._saved_responses(target.cell.cell_id, suite.name)
         limit = (suite.stop_at_context_fraction or 1.0) * self.options.num_ctx
         last_prompt_tokens = 0
-        for item in suite.items:
+        items = suite.items[:1] if self.options.smoke else suite.items  # smoke: the first turn only
+        for item in items:
             work = _Work(target, suite, item, 0)
             key = self._key(work)
             max_tokens = item.capped_tokens(self.options.num_predict)
@@ -545,6 +560,21 @@ def meta_record(run_id: str, targets: list[Target], available: list[Target], sui
     }
 
 
+def run_failure(records: list[dict[str, Any]], planned: bool) -> str | None:
+    """Why a run that reached its end still failed: not one successful call among the calls it planned
+    (over the whole ledger, so a resume that adds only errors does not fail a run that had results)."""
+    if not planned:
+        return None
+    calls = [r for r in records if r.get("type") == "call"]
+    if any(c.get("error") is None for c in calls):
+        return None
+    if calls:
+        return f"all {len(calls)} calls failed (first error: {calls[0]['error'][:160]})"
+    skipped = [f"{s['cell_id']}{' ' + s['phase'] if s.get('phase') else ''}: {s['reason']}"
+               for s in records if s.get("type") == "skipped"]
+    return "no call was made" + (f" ({'; '.join(skipped[:3])})" if skipped else "")
+
+
 def check_run_dir(run_dir: Path, resume: bool) -> LedgerState:
     """A new run needs a folder without a ledger; a resume needs one with a meta line."""
     state = read_state(run_dir / LEDGER_NAME)
@@ -585,8 +615,11 @@ def run_suites(targets: list[Target], options: RunOptions, run_dir: Path, run_id
         for cell_id, reason in reasons.items():
             runner.skip(cell_id, None, reason)
         runner.run(suites, available)
+        runner.result.failure = run_failure(list(read_records(runner.result.ledger_path)), not options.probe_only)
         runner.write({"type": "end", "finished_at_utc": utc_now(), "load_avg_end": load_average(),
-                      "calls": runner.result.calls, "errors": runner.result.errors})
+                      "calls": runner.result.calls, "errors": runner.result.errors,
+                      "status": "failed" if runner.result.failure else "complete",
+                      "status_reason": runner.result.failure})
         runner.result.finished = True
     finally:
         runner.close()

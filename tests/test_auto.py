@@ -1,5 +1,6 @@
 """`weeyuga auto` planning (unit) and the whole pipeline on the real llama-server (integration)."""
 
+import contextlib
 import json
 import os
 import signal
@@ -7,22 +8,29 @@ import subprocess
 import sys
 import threading
 import time
+from types import SimpleNamespace
 
 import psutil
 import pytest
 
-from orchestrator.auto import PhaseEstimate, choose_phases, plan_with_fallback
+from orchestrator import auto
+from orchestrator.auto import PhaseEstimate, choose_phases, execute, install_fallback, plan_auto, plan_with_fallback
 from orchestrator.cli import main
 from orchestrator.launch import pid_dir
+from orchestrator.decide import decide
+from orchestrator.install import RuntimeInstall
+from orchestrator.launch import build_command, load_runtime
 from orchestrator.paths import REPO_ROOT
 from orchestrator.probe import Hardware
 from orchestrator.profiles import load_profiles
 from orchestrator.rulecheck import GOLDEN_DIR
 from orchestrator.report import REQUIRED_FILES
+from tests.fakes.openai_server import start_in_thread
 from tests.test_integration_llama import llama_server, smollm2  # noqa: F401  (session fixtures)
 
 PROFILES = load_profiles()
 CPU_BOX = GOLDEN_DIR / "linux-vps-cpu-4c-8gb.json"
+CUDA_BOX = GOLDEN_DIR / "linux-rtx3060-12gb.json"
 
 
 def test_phases_fit_the_time_budget_and_hello_always_runs():
@@ -47,6 +55,83 @@ def test_dry_run_prints_plan_steps_and_writes_nothing(tmp_path, capsys):
     for needle in ("plan for linux-epyc-4c-8gb", "phases (estimated):", "launch: ", "--host 127.0.0.1", "dry run"):
         assert needle in out
     assert not any(tmp_path.iterdir())
+
+
+@pytest.fixture
+def no_build_tools(tmp_path, monkeypatch):
+    """A machine without nvcc and without any llama-server: PATH holds nothing."""
+    empty = tmp_path / "empty-path"
+    empty.mkdir()
+    monkeypatch.setenv("PATH", str(empty))
+    monkeypatch.delenv("WEEYUGA_LLAMA_SERVER", raising=False)
+
+
+def test_dry_run_of_a_cuda_plan_without_nvcc_shows_the_cpu_fallback(no_build_tools, tmp_path, capsys):
+    assert main(["auto", "--dry-run", "--yes", "--hardware", str(CUDA_BOX), "--submitter-handle", "ci",
+                 "--submissions-dir", str(tmp_path / "subs")]) == 0
+    out = capsys.readouterr().out
+    assert "install fallback: backend cpu instead of cuda: nvcc is not installed" in out
+
+
+def test_install_fallback_for_each_kind_of_runtime():
+    plan = decide(Hardware.load(CUDA_BOX), PROFILES, {"model": PROFILES.embedded_default})
+    built_cpu = RuntimeInstall("llama.cpp", "/x/llama-server", "b1", "cpu", "built", {"requested_backend": "cuda"})
+    assert install_fallback(plan, built_cpu) == {
+        "knob": "backend", "value": "cpu", "replaced": "cuda", "source": "fallback", "kind": "install_fallback",
+        "why": "nvcc was not found, so llama-server was built for cpu"}
+    on_path = install_fallback(plan, RuntimeInstall("llama.cpp", "/usr/bin/llama-server", "b1", None, "path"))
+    assert on_path["value"] == "unverified" and "could not be verified" in on_path["why"] and "/usr" not in on_path["why"]
+    assert install_fallback(plan, RuntimeInstall("llama.cpp", "/x", "b1", "cuda", "cache")) is None
+    cpu_plan = decide(Hardware.load(CPU_BOX), PROFILES, {"model": PROFILES.embedded_default})
+    assert install_fallback(cpu_plan, built_cpu) is None
+
+
+def test_cuda_plan_whose_install_is_cpu_records_install_fallback_in_manifest_and_run_md(no_build_tools, tmp_path,
+                                                                                         monkeypatch):
+    """execute() with the install, model fetch and launch faked: the FAKE server plays llama-server."""
+    server, _, url = start_in_thread()
+    hw = Hardware.load(CUDA_BOX)
+    auto_plan = plan_auto(hw, PROFILES, {"model": PROFILES.embedded_default}, ["hello"], 1, 15, tmp_path / "subs",
+                          "ci", None)
+    plan = auto_plan.plan
+    assert plan.backend == "cuda"
+    tried = [{"variant": "native", "build": "native", "args": [], "passed": False, "outcome": "crashed",
+              "detail": "crashed (killed by SIGILL) during startup", "tokens_per_sec": None, "answer": None, "seconds": 1.0},
+             {"variant": "no-repack", "build": "native", "args": ["--no-repack"], "passed": True, "outcome": "passed",
+              "detail": "90 tok/s", "tokens_per_sec": 90.0, "answer": "Red.", "seconds": 3.0}]
+    verified = {"fingerprint": {"id": "f" * 16}, "chosen": tried[1], "tried": tried, "verified_at_utc": "2026-01-01T00:00:00Z"}
+    monkeypatch.setattr(auto, "verified_llama_server", lambda backend, progress: RuntimeInstall(
+        "llama.cpp", "/x/llama-server", "b1", "cpu", "built", {"backend": "cpu", "requested_backend": backend},
+        variant_args=("--no-repack",), self_test=verified))
+    monkeypatch.setattr(auto, "get_model", lambda spec, quant, progress: SimpleNamespace(
+        path="model.gguf", sha256="0" * 64, size_bytes=1, source="test"))
+
+    @contextlib.contextmanager
+    def fake_launch(plan, binary, model_path, log_path, variant_args):
+        command = build_command(load_runtime("llama.cpp"), plan, binary, 0, model_path, plan.model,
+                                variant_args=variant_args)
+        yield SimpleNamespace(engine_version="FAKE", base_url=url, pid=None, ready_ms=[1.0], restart=lambda: 0.0,
+                              command=command, crash_note=lambda: None)
+
+    monkeypatch.setattr(auto, "launch", fake_launch)
+    said = []
+    try:
+        result = execute(auto_plan, PROFILES, 1, "ci", {"force_load": True}, ["weeyuga", "auto"], on_launch=said.append)
+    finally:
+        server.shutdown()
+    assert result.status == "complete" and said[0].startswith("install fallback: backend cpu instead of cuda")
+    manifest = json.loads((result.run_dir / "manifest.json").read_text())
+    fallback = [d for d in manifest["deviations"] if d["kind"] == "install_fallback"]
+    assert fallback == [{"knob": "backend", "value": "cpu", "replaced": "cuda", "source": "fallback",
+                         "kind": "install_fallback", "why": "nvcc was not found, so llama-server was built for cpu"}]
+    assert manifest["runtime"]["backend"] == "cpu" and manifest["runtime"]["build"]["requested_backend"] == "cuda"
+    flags = [d for d in manifest["deviations"] if d["knob"] == "runtime_args"]
+    assert flags[0]["value"] == ["--no-repack"] and flags[0]["source"] == "self_test"
+    assert "native crashed" in flags[0]["overrode"]
+    assert manifest["runtime"]["argv"][-1] == "--no-repack" and manifest["runtime"]["self_test"]["chosen"] == "no-repack"
+    md = (result.run_dir / "run.md").read_text()
+    assert "- **backend** = 'cpu' instead of 'cuda' (fallback) — nvcc was not found, so llama-server was built for cpu" in md
+    assert "runtime_args" in md
 
 
 def test_bad_handle_is_one_line_exit_2(tmp_path, capsys):

@@ -14,10 +14,14 @@ from orchestrator.compare import compare
 from orchestrator.errors import BadInput, WeeyugaError
 from orchestrator.ledger import read_records
 from orchestrator.paths import REPO_ROOT
+from orchestrator.pipeline import byo_targets, run_recorded
 from orchestrator.privacy import machine_patterns, redact, scan
+from orchestrator.record import RunContext
 from orchestrator.report import percentile, report
+from orchestrator.run import RunOptions
 from orchestrator.submit import submit
 from tests.fakes import example
+from tests.fakes.openai_server import start_in_thread
 
 EXAMPLE = REPO_ROOT / "submissions" / "EXAMPLE"
 
@@ -71,6 +75,44 @@ def test_report_is_deterministic_and_follows_metadata_1_0(run_dir):
     for section in ("## Headline numbers", "## Methodology", "## Caveats", "## Reproducibility", "## Plots"):
         assert section in md
     assert "weeyuga auto --phases hello,5q,parallel_same" in md
+
+
+def test_process_warm_first_calls_stay_out_of_the_cold_columns(run_dir):
+    """The example's runtime was never restarted: its first call per prompt is warm, reported on its own."""
+    metadata = json.loads((run_dir / "metadata.json").read_text())
+    easy = next(b for b in metadata["batches"] if b["prompt_id"] == "P-EASY")
+    assert (easy["cold_first_delta_ms"], easy["cold_total_duration_ms"]) == (None, None)
+    assert (easy["process_warm_first_delta_ms"], easy["process_warm_total_duration_ms"]) == (50.0, 225.0)
+    md = (run_dir / "run.md").read_text()
+    assert "| mac-m1-8gb:llamacpp:smollm2-135m-instruct | P-EASY | process_warm | – | – |" in md
+    assert "| mac-m1-8gb:llamacpp:smollm2-135m-instruct | P-EASY | 50.0 ms | 225.0 ms |" in md
+    # Ledgers written before process_warm was its own load_state said "cold"; they are reported the same way.
+    ledger = run_dir / "run.jsonl"
+    ledger.write_text(ledger.read_text().replace('"load_state": "process_warm"', '"load_state": "cold"'))
+    assert report(run_dir, plots=False).metadata["batches"] == metadata["batches"]
+
+
+def test_a_run_where_every_call_failed_says_so_in_run_md_and_the_catalogue(tmp_path):
+    server, _, url = start_in_thread()
+    run_id = "66666666-0000-0000-0000-000000000000"
+    run_dir = tmp_path / "subs" / "alice" / "box" / f"run-{run_id}"
+    try:
+        targets = byo_targets(url, ["fake-500"], "llamacpp", "box:llamacpp", "box")
+        recorded = run_recorded(targets, RunOptions(phases=["5q"]), run_dir, run_id, RunContext())
+    finally:
+        server.shutdown()
+    assert recorded.status == "failed"
+    report(run_dir, plots=False)
+    md = (run_dir / "run.md").read_text()
+    title, blank, banner = md.splitlines()[:3]
+    assert banner.startswith("> **This run failed:** all 5 calls failed (first error: HTTP 500")
+    assert json.loads((run_dir / "metadata.json").read_text())["status"] == "failed"
+    catalogue = build_catalogue(tmp_path / "subs")
+    validate(catalogue, "catalogue")
+    (entry,) = catalogue["runs"]
+    assert entry["completeness"] == "failed" and entry["status"] == "failed"
+    assert entry["partial_reason"].startswith("status failed: all 5 calls failed")
+    assert catalogue["counts"]["failed"] == 1 and catalogue["counts"]["complete"] == 0
 
 
 def test_report_counts_errors_and_caveats_them(run_dir):
@@ -208,7 +250,7 @@ def test_catalogue_indexes_runs_skips_example_and_lists_invalid(example_run, tmp
     first = build_catalogue(root)
     assert first == build_catalogue(root)
     validate(first, "catalogue")
-    assert first["counts"] == {"runs": 3, "complete": 0, "partial": 3, "invalid": 1}
+    assert first["counts"] == {"runs": 3, "complete": 0, "partial": 3, "invalid": 1, "failed": 0}
     assert "metadata.json" in first["invalid"][0]["reason"]
     entry = first["runs"][0]
     assert entry["partial_reason"].startswith("phases not run") and entry["knobs"]["model"] == "smollm2-135m-instruct"

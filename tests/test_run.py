@@ -31,7 +31,7 @@ def calls(run_dir):
     return [r for r in read_records(run_dir / "run.jsonl") if r["type"] == "call"]
 
 
-def test_hello_is_one_cold_and_n_warm_per_prompt_with_meta_and_end(fake_url, tmp_path):
+def test_hello_is_one_first_call_and_n_warm_per_prompt_with_meta_and_end(fake_url, tmp_path):
     result = run_suites(targets(fake_url), RunOptions(phases=["hello"], runs=3), tmp_path, "run-1")
     records = list(read_records(tmp_path / "run.jsonl"))
     meta, end = records[0], records[-1]
@@ -40,11 +40,12 @@ def test_hello_is_one_cold_and_n_warm_per_prompt_with_meta_and_end(fake_url, tmp
                   "load_avg_start", "cells_planned", "suites", "env"):
         assert field in meta
     assert meta["cells_planned"] == ["node:llamacpp:fake"] and meta["suites"]["hello"]["version"] == 1
-    assert "finished_at_utc" in end and "load_avg_end" in end
+    assert "finished_at_utc" in end and "load_avg_end" in end and end["status"] == "complete"
+    # A runtime we did not start cannot be made cold: its first call is process_warm, never cold.
     per_prompt = Counter((c["prompt_id"], c["load_state"]) for c in calls(tmp_path))
-    assert per_prompt == {(p, s): n for p in ("P-EASY", "P-MEDIUM", "P-HARD") for s, n in (("cold", 1), ("warm", 3))}
-    cold = [c for c in calls(tmp_path) if c["load_state"] == "cold"]
-    assert {c["cold_kind"] for c in cold} == {"process_warm"} and {c["run_idx"] for c in cold} == {0}
+    assert per_prompt == {(p, s): n for p in ("P-EASY", "P-MEDIUM", "P-HARD") for s, n in (("process_warm", 1), ("warm", 3))}
+    first = [c for c in calls(tmp_path) if c["load_state"] == "process_warm"]
+    assert {c["cold_kind"] for c in first} == {"process_warm"} and {c["run_idx"] for c in first} == {0}
     assert all(c["format_ok"] is not None and c["error"] is None for c in calls(tmp_path))
 
 
@@ -97,6 +98,34 @@ def test_edge_append_grows_one_conversation(fake_url, tmp_path):
         srv.shutdown()
     lengths = [len(body["messages"]) for body in state.requests]
     assert lengths == [2 + 2 * i for i in range(len(lengths))] and len(lengths) == 12
+
+
+def test_smoke_edge_append_runs_one_turn_as_the_manifest_says(fake_url, tmp_path):
+    run_recorded(targets(fake_url), RunOptions(phases=["edge_append"], smoke=True), tmp_path, "run-1", RunContext())
+    assert [(c["phase"], c["prompt_id"]) for c in calls(tmp_path)] == [("edge_append", "EA-01")]
+    manifest = json.loads((tmp_path / "manifest.json").read_text())
+    smoke = next(d for d in manifest["deviations"] if d["knob"] == "smoke")
+    assert "one item per phase" in smoke["why"] and manifest["status"] == "complete"
+
+
+def test_a_run_where_every_call_fails_ends_failed_with_the_reason(fake_url, tmp_path):
+    recorded = run_recorded(targets(fake_url, ("fake-500",)), RunOptions(phases=["hello", "5q"], runs=1), tmp_path,
+                            "run-1", RunContext())
+    end = list(read_records(tmp_path / "run.jsonl"))[-1]
+    assert end["type"] == "end" and end["status"] == "failed" and recorded.status == "failed"
+    assert end["status_reason"].startswith("all 11 calls failed (first error: HTTP 500")
+    manifest = json.loads((tmp_path / "manifest.json").read_text())
+    assert manifest["status"] == "failed" and manifest["status_reason"] == end["status_reason"]
+
+
+def test_one_success_keeps_a_run_complete_and_no_call_at_all_fails_it(fake_url, tmp_path):
+    mixed = run_suites(targets(fake_url, ("fake-500", "fake")), RunOptions(phases=["5q"], smoke=True), tmp_path / "a", "run-1")
+    assert mixed.errors == 1 and mixed.status == "complete"
+    dead = byo_targets("http://127.0.0.1:9", ["ghost"], "llamacpp", "node:llamacpp", "node")
+    nothing = run_suites(dead, RunOptions(phases=["5q"]), tmp_path / "b", "run-2")
+    assert nothing.status == "failed" and nothing.failure.startswith("no call was made (node:llamacpp:ghost: unreachable")
+    probe = run_suites(dead, RunOptions(phases=["5q"], probe_only=True), tmp_path / "c", "run-3")
+    assert probe.status == "complete", "a probe plans no calls"
 
 
 def test_interrupted_run_resumes_without_duplicates_and_continues_edge_append_mid_conversation(tmp_path):
