@@ -64,6 +64,9 @@ NEWLINE = r"(?:\r?\n|\\r\\n|\\n)"  # a real one, or JSON's escape
 PEM_KEY = (rf"{PEM_HEADER}(?:(?:[^\"\\]|\\[^\"u]){{0,16384}}?{PEM_END}"
            rf"|(?:[ \t]*{NEWLINE}[ \t]*(?:[A-Za-z0-9+/=]+|(?:Proc-Type|DEK-Info):[^\r\n\\\"]*)"
            rf"(?=[ \t]*(?:[\r\n\"]|\\[rn]|$)))*)")
+# Not inside a word or number, though right after a JSON escape (the \n or \u2028 before a token) is fine.
+AFTER_ESCAPE = r"(?<=\\[nrtbf])|(?<=\\u[0-9a-fA-F]{4})"
+START = rf"(?:(?<![A-Za-z0-9_])|{AFTER_ESCAPE})"
 SLASH = r"(?:\\*/)"  # JSON may escape "/" as "\/", and JSON inside JSON as "\\\/"
 BACKSLASH = r"(?:\\+|/)"
 
@@ -71,17 +74,18 @@ OUR_PATTERNS: list[tuple[str, str]] = [
     ("private_key", PEM_KEY),
     ("ssh_public_key", r"ssh-(?:rsa|ed25519|dss) AAAA[0-9A-Za-z+/=]{16,}"),
     ("bearer_token", r"Bearer\s+[A-Za-z0-9._~+/=-]{8,}"),
-    ("api_key", r"(?<![A-Za-z0-9_-])sk-[A-Za-z0-9_-]{16,}"),
+    ("api_key", rf"{START}(?<!-)sk-[A-Za-z0-9_-]{{16,}}"),
     ("google_api_key", r"AIza[0-9A-Za-z_-]{35}"),
-    ("huggingface_token", r"(?<![A-Za-z0-9])hf_[A-Za-z0-9]{20,}"),
-    ("github_token", r"(?<![A-Za-z0-9])(?:github_pat_[A-Za-z0-9_]{22,}|gh[pousr]_[A-Za-z0-9]{20,})"),
-    ("password", r"(?i)\b(?:password|passwd|pwd)\b\s*[:=]\s*[^\s\"',\\]{3,}"),
+    ("huggingface_token", rf"{START}hf_[A-Za-z0-9]{{20,}}"),
+    ("github_token", rf"{START}(?:github_pat_[A-Za-z0-9_]{{22,}}|gh[pousr]_[A-Za-z0-9]{{20,}})"),
+    ("password", rf"(?i){START}(?:password|passwd|pwd)\b\s*[:=]\s*[^\s\"',\\]{{3,}}"),
     ("url_credentials", URL_CREDENTIALS.pattern),
     ("home_path", rf"{SLASH}(?:home|Users){SLASH}[A-Za-z0-9._-]+"),
     ("home_path", rf"{SLASH}root(?![A-Za-z0-9._-])"),
-    ("home_path", rf"\b[A-Za-z]:{BACKSLASH}(?i:users){BACKSLASH}[A-Za-z0-9._ -]+"),
-    ("private_ip", r"(?<![\d.])(?:10\.\d{1,3}|192\.168|172\.(?:1[6-9]|2\d|3[01])|169\.254)\.\d{1,3}\.\d{1,3}(?!\.?\d)"),
-    ("private_ipv6", r"(?i)(?<![0-9a-f:])(?:f[cd][0-9a-f]{2}|fe[89ab][0-9a-f]):[0-9a-f]{0,4}(?::[0-9a-f]{0,4}){1,6}(?![0-9a-f:])"),
+    ("home_path", rf"{START}[A-Za-z]:{BACKSLASH}(?i:users){BACKSLASH}[A-Za-z0-9._ -]+"),
+    ("private_ip", rf"(?:(?<![\d.])|{AFTER_ESCAPE})(?:10\.\d{{1,3}}|192\.168|172\.(?:1[6-9]|2\d|3[01])|169\.254)\.\d{{1,3}}\.\d{{1,3}}(?!\.?\d)"),
+    ("private_ipv6", rf"(?i)(?:(?<![0-9a-f:])|{AFTER_ESCAPE})(?:f[cd][0-9a-f]{{2}}|fe[89ab][0-9a-f])"
+                     r":[0-9a-f]{0,4}(?::[0-9a-f]{0,4}){1,6}(?![0-9a-f:])"),
     ("email", r"\b[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}\b"),
 ]
 
@@ -167,9 +171,9 @@ def machine_rules(hostname: str | None = None, username: str | None = None) -> l
         username = ""
     out: list[Rule] = []
     if len(hostname) >= 3 and hostname.lower() != "localhost":
-        out.append(RegexRule("host_name", re.compile(rf"(?<![A-Za-z0-9_]){re.escape(hostname)}(?![A-Za-z0-9_])", re.I)))
+        out.append(RegexRule("host_name", re.compile(rf"{START}{re.escape(hostname)}(?![A-Za-z0-9_])", re.I)))
     if len(username) >= 3 and username.lower() not in GENERIC_USERS:
-        out.append(RegexRule("user_name", re.compile(rf"(?<![A-Za-z0-9_]){re.escape(username)}(?![A-Za-z0-9_])", re.I)))
+        out.append(RegexRule("user_name", re.compile(rf"{START}{re.escape(username)}(?![A-Za-z0-9_])", re.I)))
     return out
 
 

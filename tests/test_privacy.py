@@ -191,6 +191,17 @@ def test_a_clean_run_and_lookalikes_give_no_findings(run_dir):
     assert scan(run_dir, RULES) == []
 
 
+@pytest.mark.parametrize("separator", ["\n", "\t", "\r\n", "/", "\u2028", '"', "\\"])
+@pytest.mark.parametrize("ascii_only", [True, False])
+def test_every_kind_is_found_right_after_a_json_escape(separator, ascii_only, tmp_path):
+    for name, (kind, secret) in PLANTED.items():
+        (tmp_path / "doc.json").write_text(json.dumps({"t": "x" + separator + secret + separator + "y"},
+                                                      ensure_ascii=ascii_only))
+        assert kind in {f.kind for f in scan(tmp_path, RULES)}, name
+        assert redact(tmp_path, RULES) == [], name
+        json.loads((tmp_path / "doc.json").read_text())
+
+
 def test_non_utf8_bytes_survive_except_the_matched_span(tmp_path):
     head, tail = b"caf\xe9 \xff\xfe latin-1 and ", b" end \x80\x81\n"
     secret = PLANTED["github"][1].encode()
