@@ -467,7 +467,7 @@ def cmd_privacy(args: argparse.Namespace) -> int:
         print(finding)
     if findings and args.redact:
         remaining = redact(run_dir)
-        print(f"redacted {len(findings)} finding(s); {len(remaining)} remain")
+        print(f"redacted: {len(findings)} finding(s) before, {len(remaining)} remain (scanned again)")
         for finding in remaining:
             print(finding)
         return 1 if remaining else 0

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from .errors import BadInput
+from .privacy import strip_url_credentials
 
 LEDGER_NAME = "run.jsonl"
 
@@ -89,7 +90,7 @@ class Ledger:
                 os.fsync(fh.fileno())
 
     def write(self, record: dict[str, Any]) -> None:
-        line = json.dumps(record, sort_keys=False, ensure_ascii=False, allow_nan=False) + "\n"
+        line = strip_url_credentials(json.dumps(record, sort_keys=False, ensure_ascii=False, allow_nan=False)) + "\n"
         self._fh.write(line.encode("utf-8"))
         self._fh.flush()
         os.fsync(self._fh.fileno())

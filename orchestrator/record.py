@@ -15,6 +15,7 @@ from typing import Any
 
 from .decide import KNOB_ORDER, Plan
 from .ledger import LEDGER_NAME, read_state
+from .privacy import strip_url_credentials
 from .probe import Hardware
 from .suites import PHASES
 
@@ -39,7 +40,7 @@ def write_json_atomic(path: Path, document: Any) -> None:
     """Write-then-rename so a crash never leaves half a file where a whole one was."""
     tmp = path.with_suffix(path.suffix + ".tmp")
     with open(tmp, "w", encoding="utf-8") as fh:
-        fh.write(json.dumps(document, indent=2, ensure_ascii=False) + "\n")
+        fh.write(strip_url_credentials(json.dumps(document, indent=2, ensure_ascii=False)) + "\n")
         fh.flush()
         os.fsync(fh.fileno())
     os.replace(tmp, path)

@@ -15,7 +15,7 @@ from orchestrator.errors import BadInput, WeeyugaError
 from orchestrator.ledger import read_records
 from orchestrator.paths import REPO_ROOT
 from orchestrator.pipeline import byo_targets, run_recorded
-from orchestrator.privacy import machine_patterns, redact, scan
+from orchestrator.privacy import default_rules, redact, scan
 from orchestrator.record import RunContext
 from orchestrator.report import percentile, report
 from orchestrator.run import RunOptions
@@ -136,7 +136,7 @@ def test_percentile_interpolates():
 
 SECRETS = {
     "bearer_token": "Authorization: Bearer abcdefghijklmnop123",
-    "openai_key": "key sk-abcdefghijklmnopqrstuvwx",
+    "api_key": "key sk-abcdefghijklmnopqrstuvwx",
     "huggingface_token": "hf_abcdefghijklmnopqrstuvwxyz",
     "github_token": "ghp_abcdefghijklmnopqrstuvwxyz0123",
     "aws_access_key": "AKIAABCDEFGHIJKLMNOP",
@@ -156,10 +156,7 @@ def test_privacy_scan_finds_every_kind_and_redaction_keeps_json_valid(run_dir):
     record["response_preview"] = " | ".join(SECRETS.values()) + " | C:\\Users\\bob\\x"
     lines[1] = json.dumps(record)
     ledger.write_text("\n".join(lines) + "\n")
-    patterns = None
-    from orchestrator.privacy import PATTERNS
-
-    patterns = PATTERNS + machine_patterns("zebrabox", "root")
+    patterns = default_rules("zebrabox", "root")
     findings = scan(run_dir, patterns)
     assert {f.kind for f in findings} == set(SECRETS)
     assert all(str(f).startswith("run.jsonl:2: ") for f in findings)
@@ -167,7 +164,7 @@ def test_privacy_scan_finds_every_kind_and_redaction_keeps_json_valid(run_dir):
     assert redact(run_dir, patterns) == []
     for line in ledger.read_text().splitlines():
         json.loads(line)
-    assert "[REDACTED:openai_key]" in ledger.read_text()
+    assert "[REDACTED:api_key]" in ledger.read_text()
 
 
 def test_privacy_cli_exit_codes(run_dir, capsys):
