@@ -18,7 +18,7 @@ from .install import install_llama_cpp, install_ollama, locate_llama_server, loc
 from .launch import build_command, launch, load_runtime
 from .models import cached_model, get_model
 from .paths import state_dir
-from .pipeline import find_run_dir, new_run_dir, run_recorded
+from .pipeline import ensure_writable, find_run_dir, new_run_dir, run_recorded
 from .privacy import Finding, scan
 from .probe import Hardware
 from .profiles import Profiles
@@ -176,6 +176,7 @@ def execute(auto_plan: AutoPlan, profiles: Profiles, runs: int, handle: str, opt
             on_launch: Callable[[str], None] = lambda line: None) -> AutoResult:
     """Install, fetch, launch, run, report, scan, stop. Ctrl-C stops the runtime and keeps the ledger."""
     plan, hw = auto_plan.plan, auto_plan.hardware
+    ensure_writable(auto_plan.run_dir.parent)
     if plan.runtime == "llama.cpp":
         runtime = install_llama_cpp(plan.backend, progress)
         model = get_model(profiles.model(plan.model), plan.quant, progress=progress)

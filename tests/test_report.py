@@ -178,7 +178,7 @@ def test_submit_rejects_a_handle_that_escapes(run_dir, clone):
     manifest = json.loads((run_dir / "manifest.json").read_text())
     manifest["submitter_handle"] = "../../etc"
     (run_dir / "manifest.json").write_text(json.dumps(manifest))
-    with pytest.raises(BadInput, match="submitter handle"):
+    with pytest.raises(BadInput, match="submitter.handle"):
         submit(run_dir, clone)
 
 
