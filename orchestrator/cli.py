@@ -39,8 +39,8 @@ def bounded(kind: type, low: float, high: float) -> Callable[[str], Any]:
 
 
 def keep_alive(text: str) -> str:
-    """Ollama's keep-alive spelling: a duration such as 30m or 2400h, 0 (unload at once) or -1 (forever)."""
-    if not re.fullmatch(r"[0-9]{1,9}(ms|s|m|h)|0|-1", text):
+    """Ollama's keep-alive spelling: a duration such as 30m, 1h30m or 2400h, seconds, or -1 (forever)."""
+    if not re.fullmatch(r"(?:[0-9]{1,9}(?:ms|s|m|h))+|[0-9]{1,9}|-1", text):
         raise argparse.ArgumentTypeError(f"{text!r} is not a duration such as 30m, 2400h, 0 or -1")
     return text
 

@@ -21,7 +21,7 @@ from typing import Any
 import jsonschema
 import yaml
 
-from .errors import BadInput
+from .errors import BadInput, read_failure
 
 SCHEMA_DIR = Path(__file__).resolve().parent / "schemas"
 DOCUMENT_LIMIT_BYTES = 16 * 2**20  # rule tables, hardware.json, manifests: kilobytes in practice
@@ -55,12 +55,8 @@ def read_bytes(path: Path, limit: int = DOCUMENT_LIMIT_BYTES) -> bytes:
     files over `limit` are refused before anything large is read."""
     try:
         fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
-    except FileNotFoundError:
-        raise BadInput(f"{path}: file not found") from None
-    except IsADirectoryError:
-        raise BadInput(f"{path}: is a folder, not a file") from None
     except OSError as exc:
-        raise BadInput(f"{path}: cannot read: {exc.strerror or exc}") from None
+        raise read_failure(path, exc) from None
     try:
         info = os.fstat(fd)
         if stat.S_ISDIR(info.st_mode):
@@ -74,7 +70,7 @@ def read_bytes(path: Path, limit: int = DOCUMENT_LIMIT_BYTES) -> bytes:
             chunks.append(chunk)
             size += len(chunk)
     except OSError as exc:
-        raise BadInput(f"{path}: cannot read: {exc.strerror or exc}") from None
+        raise read_failure(path, exc) from None
     finally:
         os.close(fd)
     data = b"".join(chunks)

@@ -30,3 +30,11 @@ def os_failure(path, exc: OSError) -> WeeyugaError:
     if exc.errno == errno.ENOSPC:
         return WeeyugaError(f"{path}: the disk is full ({why}); free some space, then resume")
     return WeeyugaError(f"{path}: cannot write: {why}")
+
+
+def read_failure(path, exc: OSError) -> BadInput:
+    """One line for a file or folder that cannot be read as asked."""
+    import errno
+
+    why = {errno.ENOENT: "file not found", errno.EISDIR: "is a folder, not a file", errno.ENOTDIR: "not a folder"}
+    return BadInput(f"{path}: {why.get(exc.errno) or 'cannot read: ' + (exc.strerror or str(exc))}")

@@ -186,8 +186,8 @@ def health_check(cell: Cell, timeout_s: float = 2.0) -> str | None:
         return None
     except httpx.HTTPError as exc:
         return f"unreachable: {cell.base_url} ({type(exc).__name__})"
-    except ValueError:
-        return f"{cell.base_url} answered something that is not JSON"
+    except (ValueError, AttributeError, TypeError):  # not JSON, or not the JSON an Ollama /api/tags sends
+        return f"{cell.base_url} answered something that is not the JSON expected"
 
 
 def engine_facts(cell: Cell, timeout_s: float = 2.0) -> dict[str, Any]:

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .errors import BadInput
+from .errors import BadInput, read_failure
 
 RUN_ID_PATTERN = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 
@@ -31,12 +31,8 @@ def check_regular_files(run_dir: Path) -> None:
         if stat.S_ISLNK(run_dir.lstat().st_mode):
             raise BadInput(f"{run_dir}: is a symbolic link; a run folder must be a real folder")
         entries = sorted(run_dir.iterdir())
-    except FileNotFoundError:
-        raise BadInput(f"{run_dir}: no such run folder") from None
-    except NotADirectoryError:
-        raise BadInput(f"{run_dir}: not a folder") from None
     except OSError as exc:
-        raise BadInput(f"{run_dir}: cannot list: {exc.strerror or exc}") from None
+        raise read_failure(run_dir, exc) from None
     for entry in entries:
         mode = entry.lstat().st_mode
         if stat.S_ISLNK(mode):

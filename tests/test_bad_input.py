@@ -300,23 +300,13 @@ CASES = {
     "doctor/hardware-dev-zero": args_case(["doctor", "--hardware", "/dev/zero"], "not a regular file"),
     "launch/plan-list": args_case(["launch", "--plan", "{hw}"], "not a plan written by `weeyuga decide --out`"),
     "launch/plan-dev-zero": args_case(["launch", "--plan", "/dev/zero"], "not a regular file"),
-    # nonsense numbers and spellings on the command line
-    "decide/num-ctx-0": args_case(DECIDE + ["--num-ctx", "0"], "argument --num-ctx: '0' must be from 256"),
-    "decide/ngl-negative": args_case(DECIDE + ["--ngl", "-1"], "argument --ngl"),
-    "decide/threads-1e30": args_case(DECIDE + ["--threads", str(10**30)], "argument --threads"),
-    "decide/temperature-nan": args_case(DECIDE + ["--temperature", "nan"], "argument --temperature: 'nan' must be from 0 to 2"),
-    "decide/temperature-inf": args_case(DECIDE + ["--temperature", "inf"], "argument --temperature"),
-    "decide/num-parallel-word": args_case(DECIDE + ["--num-parallel", "three"], "'three' is not an integer"),
-    "decide/keep-alive-garbage": args_case(DECIDE + ["--keep-alive", "forever!"], "argument --keep-alive: 'forever!' is not a duration"),
+    # spellings the command line refuses (nonsense numbers: NONSENSE below)
     "decide/device-tag-newline": args_case(DECIDE + ["--device-tag", "mac\n"], "device tag 'mac\\n'"),
     "decide/unknown-model": args_case(DECIDE + ["--model", "no-such-model"], "unknown model 'no-such-model'"),
     "run/port-out-of-range": args_case(["run", "--target-url", "http://127.0.0.1:99999"] + RUN[3:], "Port out of range"),
     "run/ipv6-unclosed": args_case(["run", "--target-url", "http://[::1"] + RUN[3:], "Invalid IPv6 URL"),
     "run/url-with-path": args_case(["run", "--target-url", "http://127.0.0.1:8080/v1"] + RUN[3:], "must look like"),
     "run/url-not-http": args_case(["run", "--target-url", "file:///etc/passwd"] + RUN[3:], "must look like"),
-    "run/runs-negative": args_case(RUN + ["--runs", "-3"], "argument --runs: '-3' must be from 0"),
-    "run/num-ctx-0": args_case(RUN + ["--num-ctx", "0"], "argument --num-ctx"),
-    "run/num-predict-0": args_case(RUN + ["--num-predict", "0"], "argument --num-predict"),
     "run/handle-newline": args_case(RUN + ["--submitter-handle", "rel\n"], "submitter handle 'rel\\n'"),
     "run/handle-escapes": args_case(RUN + ["--submitter-handle", "../../x"], "submitter handle '../../x'"),
     "run/resume-escapes": args_case(RUN + ["--resume", "../../etc"], "'../../etc' is not a run id"),
@@ -324,25 +314,30 @@ CASES = {
     "run/no-models": args_case(["run", "--target-url", "http://127.0.0.1:9", "--models", ",", "--hardware", "{hw}"],
                                "--models needs at least one"),
     "run/phase-unknown": args_case(RUN + ["--phases", "hello,nope"], "nope"),
-    "auto/runs-negative": args_case(AUTO + ["--runs", "-3"], "argument --runs"),
-    "auto/time-budget-negative": args_case(AUTO + ["--time-budget", "-5"], "argument --time-budget: '-5' must be from"),
-    "auto/time-budget-nan": args_case(AUTO + ["--time-budget", "nan"], "argument --time-budget: 'nan'"),
-    "auto/num-ctx-0": args_case(AUTO + ["--num-ctx", "0"], "argument --num-ctx"),
-    "auto/keep-alive-garbage": args_case(AUTO + ["--keep-alive", "1 week"], "argument --keep-alive"),
     "auto/handle-newline": args_case(AUTO[:-1] + ["rel\n"], "submitter handle 'rel\\n'"),
     "auto/submissions-under-a-file": args_case(["auto", "--yes", "--hardware", "{hw}", "--submissions-dir", "{hw}/subs",
                                                 "--submitter-handle", "alice"], "cannot write there: Not a directory"),
-    "tune/parallel-0": args_case(TUNE + ["--parallel", "0"], "argument --parallel"),
-    "tune/ctx-negative": args_case(TUNE + ["--ctx", "-4096"], "argument --ctx"),
-    "tune/max-launches-0": args_case(TUNE + ["--max-launches", "0"], "argument --max-launches"),
-    "rules/min-runs-0": args_case(["rules", "suggest", "--min-runs", "0"], "argument --min-runs"),
     "rules/suggest-no-dir": args_case(["rules", "suggest", "--submissions-dir", "{tmp}/none"], "no such submissions folder"),
-    "launch/port-out-of-range": args_case(["launch", "--port", "70000"], "argument --port"),
     "privacy-scan/no-such-folder": args_case(["privacy-scan", "{tmp}/none"], "no such run folder"),
     "model/unknown": args_case(["model", "get", "no-such-model"], "unknown model"),
     "cli/unknown-command": args_case(["frobnicate"], "invalid choice"),
     "cli/missing-argument": args_case(["report"], "the following arguments are required"),
 }
+
+# Values argparse refuses in one line, per command: negative counts, NaN, 10^30, zero context, garbage durations.
+NONSENSE = {
+    "decide": [("--num-ctx", "0"), ("--ngl", "-1"), ("--threads", str(10**30)), ("--temperature", "nan"),
+               ("--temperature", "inf"), ("--num-parallel", "three"), ("--keep-alive", "forever!")],
+    "run": [("--runs", "-3"), ("--num-ctx", "0"), ("--num-predict", "0"), ("--temperature", "-0.5")],
+    "auto": [("--runs", "-3"), ("--time-budget", "-5"), ("--time-budget", "nan"), ("--num-ctx", "0"),
+             ("--keep-alive", "1 week"), ("--max-loaded-models", "0")],
+    "tune": [("--parallel", "0"), ("--ctx", "-4096"), ("--max-launches", "0")],
+    "launch": [("--port", "70000")],
+    "rules suggest": [("--min-runs", "0")],
+}
+BASE_ARGV = {"decide": DECIDE, "run": RUN, "auto": AUTO, "tune": TUNE, "launch": ["launch"], "rules suggest": ["rules", "suggest"]}
+CASES.update({f"{command}/{flag[2:]}={value}": args_case(BASE_ARGV[command] + [flag, value], f"argument {flag}: {value!r}")
+              for command, flags in NONSENSE.items() for flag, value in flags})
 
 
 def check_one_line(code, out, err, expected_code, needle):

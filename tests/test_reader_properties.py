@@ -9,6 +9,7 @@ import re
 import tempfile
 from pathlib import Path
 
+import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
@@ -78,16 +79,11 @@ def mutate(doc, data, depth: int = 0):
 # The ledger
 
 
-@SETTINGS
-@given(st.binary(max_size=600))
-def test_ledger_reader_on_random_bytes(data):
-    with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "run.jsonl"
-        path.write_bytes(data)
-        try:
-            read_state(path)
-        except BadInput as exc:
-            one_line_naming(exc, path, with_line=True)
+def read_ledger_state(path: Path) -> None:
+    try:
+        read_state(path)
+    except BadInput as exc:
+        one_line_naming(exc, path, with_line=True)
 
 
 @SETTINGS
@@ -96,10 +92,7 @@ def test_ledger_reader_on_random_json_lines(values):
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "run.jsonl"
         path.write_text("".join(dumps(v) + "\n" for v in values))
-        try:
-            read_state(path)
-        except BadInput as exc:
-            one_line_naming(exc, path, with_line=True)
+        read_ledger_state(path)
 
 
 @SETTINGS
@@ -181,10 +174,11 @@ def test_hardware_reader_on_a_real_file_with_one_hostile_value(data):
         load_and_plan(path)
 
 
+@pytest.mark.parametrize("name, check", [("run.jsonl", read_ledger_state), ("hardware.json", load_and_plan)])
 @SETTINGS
-@given(st.binary(max_size=300))
-def test_hardware_reader_on_random_bytes(data):
+@given(data=st.binary(max_size=600))
+def test_readers_on_random_bytes(name, check, data):
     with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "hardware.json"
+        path = Path(tmp) / name
         path.write_bytes(data)
-        load_and_plan(path)
+        check(path)
