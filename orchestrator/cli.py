@@ -693,16 +693,12 @@ def add_run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--allow-dirty", action="store_true", help="with --for-publication: accept a modified checkout (recorded)")
 
 
-def one_line(text: str) -> str:
-    return " ".join(str(text).split())
-
-
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return COMMANDS[args.command](args)
     except WeeyugaError as exc:
-        print(f"weeyuga: error: {one_line(exc)}", file=sys.stderr)
+        print(f"weeyuga: error: {exc}", file=sys.stderr)  # one line, except a launch failure's log tail
         return exc.exit_code
     except KeyboardInterrupt:
         print("weeyuga: interrupted", file=sys.stderr)
@@ -711,13 +707,13 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     except OSError as exc:  # the disk, not the input: full, read-only, forbidden
         where = exc.filename or "a file"
-        print(f"weeyuga: error: {where}: {one_line(exc.strerror or exc)}"
+        print(f"weeyuga: error: {where}: {exc.strerror or exc}"
               + ("; free some space, then resume" if exc.errno == errno.ENOSPC else ""), file=sys.stderr)
         return 1
     except Exception as exc:  # last resort: every known bad input has its own message above this line
         if os.environ.get("WEEYUGA_DEBUG"):
             raise
-        print(f"weeyuga: internal error: {type(exc).__name__}: {one_line(exc)[:300]} (please report this bug; "
+        print(f"weeyuga: internal error: {type(exc).__name__}: {' '.join(str(exc).split())[:300]} (please report this bug; "
               "WEEYUGA_DEBUG=1 shows the traceback)", file=sys.stderr)
         return 1
 
