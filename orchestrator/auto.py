@@ -21,7 +21,7 @@ from .install import BACKEND_TOOL, RuntimeInstall, install_ollama, locate_llama_
 from .launch import build_command, launch, load_runtime
 from .models import cached_model, get_model
 from .paths import state_dir
-from .pipeline import find_run_dir, new_run_dir, run_recorded
+from .pipeline import ensure_writable, find_run_dir, new_run_dir, run_recorded
 from .privacy import Finding, scan
 from .probe import Hardware
 from .profiles import Profiles
@@ -230,6 +230,7 @@ def execute(auto_plan: AutoPlan, profiles: Profiles, runs: int, handle: str, opt
             on_launch: Callable[[str], None] = lambda line: None) -> AutoResult:
     """Install, fetch, launch, run, report, scan, stop. Ctrl-C stops the runtime and keeps the ledger."""
     plan, hw = auto_plan.plan, auto_plan.hardware
+    ensure_writable(auto_plan.run_dir.parent)
     if plan.runtime == "llama.cpp":
         runtime = verified_llama_server(plan.backend, progress)
         plan = with_runtime_deviation(plan, variant_deviation(runtime))

@@ -6,13 +6,12 @@ Reads only manifest.json and metadata.json of each `submissions/<handle>/<tag>/r
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
-import jsonschema
-
 from . import __version__, datafiles
+from .errors import BadInput
+from .runfolder import check_regular_files, run_identity
 from .suites import PHASES
 
 CATALOGUE_SCHEMA = "catalogue-1"
@@ -21,11 +20,21 @@ HEADLINE_FIELDS = ["cell_id", "phase", "n_calls", "n_errors", "tokens_per_sec_me
 
 
 def run_dirs(root: Path) -> list[Path]:
-    return sorted(p for p in root.glob("*/*/run-*") if p.is_dir() and p.parts[-3] != "EXAMPLE")
+    """Every `<handle>/<tag>/run-*` under root, links included (refused later, never followed)."""
+    if not root.is_dir():
+        raise BadInput(f"{root}: no such submissions folder")
+    found = []
+    for handle in sorted(root.iterdir()):
+        if handle.name == "EXAMPLE" or not _real_dir(handle):
+            continue
+        for tag in sorted(handle.iterdir()):
+            if _real_dir(tag):
+                found += sorted(p for p in tag.glob("run-*") if p.is_symlink() or p.is_dir())
+    return found
 
 
-def _validator(name: str) -> jsonschema.Draft202012Validator:
-    return jsonschema.Draft202012Validator(datafiles.schema(name))
+def _real_dir(path: Path) -> bool:
+    return path.is_dir() and not path.is_symlink()
 
 
 def catalogue_entry(run_dir: Path, manifest: dict[str, Any], metadata: dict[str, Any]) -> dict[str, Any]:
@@ -63,29 +72,21 @@ def catalogue_entry(run_dir: Path, manifest: dict[str, Any], metadata: dict[str,
 
 
 def build_catalogue(root: Path) -> dict[str, Any]:
-    manifest_check, metadata_check = _validator("manifest"), _validator("metadata")
     runs, invalid = [], []
     for run_dir in run_dirs(root):
         where = "/".join(run_dir.parts[-3:])
         try:
-            manifest = json.loads((run_dir / "manifest.json").read_text(encoding="utf-8"))
-            metadata = json.loads((run_dir / "metadata.json").read_text(encoding="utf-8"))
-        except FileNotFoundError as exc:
-            invalid.append({"path": where, "reason": f"missing {Path(exc.filename).name}"})
+            check_regular_files(run_dir)
+            manifest = datafiles.load(run_dir / "manifest.json", "manifest")
+            metadata = datafiles.load(run_dir / "metadata.json", "metadata")
+            identity = run_identity(manifest, f"{run_dir / 'manifest.json'}")
+        except BadInput as exc:
+            invalid.append({"path": where, "reason": str(exc).replace(str(run_dir) + "/", "")})
             continue
-        except (OSError, ValueError) as exc:
-            invalid.append({"path": where, "reason": f"unreadable: {exc}"})
+        if f"run-{identity.run_id}" != run_dir.name:
+            invalid.append({"path": where, "reason": "folder name does not match manifest run_id"})
             continue
-        for name, doc, validator in (("manifest.json", manifest, manifest_check), ("metadata.json", metadata, metadata_check)):
-            error = jsonschema.exceptions.best_match(validator.iter_errors(doc))
-            if error is not None:
-                invalid.append({"path": where, "reason": f"{name}: field {datafiles.field_path(error.absolute_path)}: {error.message}"})
-                break
-        else:
-            if f"run-{manifest['run_id']}" != run_dir.name:
-                invalid.append({"path": where, "reason": "folder name does not match manifest run_id"})
-                continue
-            runs.append(catalogue_entry(run_dir, manifest, metadata))
+        runs.append(catalogue_entry(run_dir, manifest, metadata))
     runs.sort(key=lambda r: (r["device_tag"] or "", r["submitter_handle"] or "", r["started_at_utc"] or "", r["run_id"]))
     return {"schema_version": CATALOGUE_SCHEMA, "generated_by": f"weeyuga {__version__} catalogue",
             "runs": runs, "invalid": invalid,

@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import json
+import math
+import os
+import re
 import sys
 from pathlib import Path
 from typing import Any, Callable
@@ -12,6 +16,43 @@ from . import __version__
 from .errors import BadInput, WeeyugaError
 
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {}
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """Usage errors are bad input like any other: one line on stderr, exit 2."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def bounded(kind: type, low: float, high: float) -> Callable[[str], Any]:
+    """An argparse type: a finite int or float from low to high (NaN, -3 and 10^30 are refused)."""
+    def parse(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not {'an integer' if kind is int else 'a number'}") from None
+        if not (math.isfinite(value) and low <= value <= high):
+            raise argparse.ArgumentTypeError(f"{text!r} must be from {low:,} to {high:,}")
+        return value
+    return parse
+
+
+def keep_alive(text: str) -> str:
+    """Ollama's keep-alive spelling: a duration such as 30m, 1h30m or 2400h, seconds, or -1 (forever)."""
+    if not re.fullmatch(r"(?:[0-9]{1,9}(?:ms|s|m|h))+|[0-9]{1,9}|-1", text):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a duration such as 30m, 2400h, 0 or -1")
+    return text
+
+
+COUNT = bounded(int, 1, 1_000_000)
+CONTEXT = bounded(int, 256, 100_000_000)
+SLOTS = bounded(int, 1, 4096)
+THREADS = bounded(int, 1, 16384)
+LAYERS = bounded(int, 0, 10_000)
+TEMPERATURE = bounded(float, 0, 2)
+WARM_RUNS = bounded(int, 0, 1000)
+MINUTES = bounded(float, 0.1, 7 * 24 * 60)
 
 
 def command(name: str):
@@ -28,14 +69,14 @@ def add_knob_overrides(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--quant", help="quantisation of --model (default: the catalogue's)")
     group.add_argument("--runtime", choices=["llama.cpp", "ollama"])
     group.add_argument("--backend", choices=["cuda", "rocm", "metal", "vulkan", "cpu"])
-    group.add_argument("--ngl", type=int, help="GPU layers (llama.cpp counts the output layer)")
-    group.add_argument("--num-parallel", type=int)
-    group.add_argument("--keep-alive")
-    group.add_argument("--max-loaded-models", type=int)
-    group.add_argument("--num-ctx", type=int)
-    group.add_argument("--threads", type=int)
-    group.add_argument("--temperature", type=float)
-    group.add_argument("--num-predict", type=int)
+    group.add_argument("--ngl", type=LAYERS, help="GPU layers (llama.cpp counts the output layer)")
+    group.add_argument("--num-parallel", type=SLOTS)
+    group.add_argument("--keep-alive", type=keep_alive, help="e.g. 30m, 2400h; 0 unloads at once, -1 keeps forever")
+    group.add_argument("--max-loaded-models", type=SLOTS)
+    group.add_argument("--num-ctx", type=CONTEXT)
+    group.add_argument("--threads", type=THREADS)
+    group.add_argument("--temperature", type=TEMPERATURE)
+    group.add_argument("--num-predict", type=COUNT)
 
 
 def knob_overrides(args: argparse.Namespace) -> dict[str, Any]:
@@ -98,7 +139,8 @@ def cmd_decide(args: argparse.Namespace) -> int:
     hw = load_or_probe(args.hardware, args.device_tag)
     plan = decide(hw, load_profiles(), knob_overrides(args), use_tuned=not args.no_tuned)
     if args.out:
-        Path(args.out).write_text(json.dumps(plan.to_dict(), indent=2) + "\n", encoding="utf-8")
+        from .record import write_json_atomic
+        write_json_atomic(Path(args.out), plan.to_dict())
     if args.json:
         print_json(plan.to_dict())
     else:
@@ -218,7 +260,7 @@ def cmd_launch(args: argparse.Namespace) -> int:
     install_signal_handlers()
     if args.plan:
         from . import datafiles
-        plan = Plan.from_dict(datafiles.read_document(Path(args.plan)))
+        plan = Plan.from_dict(datafiles.read_json(Path(args.plan)), args.plan)
     else:
         plan = decide(load_or_probe(args.hardware), load_profiles(), knob_overrides(args))
     runtime, model = prepare_runtime(plan, args.model_path)
@@ -531,7 +573,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="weeyuga", description="A local-LLM benchmark node in one command.")
+    parser = OneLineParser(prog="weeyuga", description="A local-LLM benchmark node in one command.")
     parser.add_argument("--version", action="version", version=f"weeyuga {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
@@ -555,7 +597,7 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--update", action="store_true", help="accept the current plans as the new goldens")
     suggest = rules_sub.add_parser("suggest", help="propose rule-table edits (model pins) from tuned runs in the catalogue")
     suggest.add_argument("--submissions-dir", help="the submissions folder (default: the repo's submissions/)")
-    suggest.add_argument("--min-runs", type=int, default=1, help="only suggest what at least this many runs measured")
+    suggest.add_argument("--min-runs", type=COUNT, default=1, help="only suggest what at least this many runs measured")
     suggest.add_argument("--json", action="store_true")
 
     p = sub.add_parser("runtime", help="install or locate a runtime")
@@ -579,7 +621,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("launch", help="run the plan's runtime in the foreground until Ctrl-C")
     p.add_argument("--plan", help="a plan JSON from `weeyuga decide --out`")
     p.add_argument("--hardware", help="decide from this hardware.json instead of probing")
-    p.add_argument("--port", type=int, help="default: a free port")
+    p.add_argument("--port", type=bounded(int, 1, 65535), help="default: a free port")
     p.add_argument("--model-path", help="a local GGUF for the plan's model")
     p.add_argument("--log", help="runtime log file (default: under the state dir)")
     add_knob_overrides(p)
@@ -591,16 +633,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--engine", choices=["llamacpp", "ollama", "openai"], help="default: detected from the server")
     p.add_argument("--cell-id-prefix", help="<node>:<engine> (default: <device-tag>:<engine>)")
     p.add_argument("--hardware", help="a hardware.json (default: probe this machine)")
-    p.add_argument("--temperature", type=float, help="canonical 0.1; a change is recorded")
-    p.add_argument("--num-ctx", type=int, help="canonical 4096; a change is recorded")
-    p.add_argument("--num-predict", type=int, help="canonical 2048; a change is recorded")
+    p.add_argument("--temperature", type=TEMPERATURE, help="canonical 0.1; a change is recorded")
+    p.add_argument("--num-ctx", type=CONTEXT, help="canonical 4096; a change is recorded")
+    p.add_argument("--num-predict", type=COUNT, help="canonical 2048; a change is recorded")
 
     p = sub.add_parser("auto", help="probe, decide, install, fetch, launch, run, report, privacy-scan, stop")
     p.add_argument("--yes", action="store_true", help="accept the default handle and device tag without asking")
     p.add_argument("--dry-run", action="store_true", help="print the plan and every step; do nothing")
     p.add_argument("--phases", help="comma-separated phases or 'all' (default: canonical phases within --time-budget)")
-    p.add_argument("--time-budget", type=float, help="minutes of benchmarking to aim for (default 15)")
-    p.add_argument("--runs", type=int, default=5, help="warm calls per frozen prompt after the cold one (default 5)")
+    p.add_argument("--time-budget", type=MINUTES, help="minutes of benchmarking to aim for (default 15)")
+    p.add_argument("--runs", type=WARM_RUNS, default=5, help="warm calls per frozen prompt after the cold one (default 5)")
     p.add_argument("--smoke", action="store_true", help="one item per phase, no warm repeats")
     p.add_argument("--submitter-handle")
     p.add_argument("--device-tag")
@@ -620,10 +662,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model-path", help="use this local GGUF for the model instead of the cache")
     p.add_argument("--runtime", choices=["llama.cpp", "ollama"], default="llama.cpp",
                    help="ollama: one server, each candidate reloads the model with its num_gpu / num_thread")
-    p.add_argument("--ctx", type=int, help="context per slot to tune for (default: the plan's)")
-    p.add_argument("--parallel", type=int, metavar="N",
+    p.add_argument("--ctx", type=CONTEXT, help="context per slot to tune for (default: the plan's)")
+    p.add_argument("--parallel", type=SLOTS, metavar="N",
                    help="also tune slots: 1, 2, 4 .. N concurrent streams (NGL is searched with N slots' KV cache)")
-    p.add_argument("--max-launches", type=int, help="stop measuring after this many launches")
+    p.add_argument("--max-launches", type=COUNT, help="stop measuring after this many launches")
     p.add_argument("--exhaustive", action="store_true", help="measure every value (for comparison; writes no profile)")
     p.add_argument("--json", action="store_true")
     p.add_argument("--no-write", action="store_true", help="do not write profiles/local/<device-tag>.yaml")
@@ -662,7 +704,7 @@ def add_run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--phases", default="hello", help="comma-separated phases or 'all' (default: hello)")
     p.add_argument("--smoke", action="store_true", help="one item per phase, no warm repeats: checks the plumbing")
     p.add_argument("--probe", action="store_true", help="health-check the cells only")
-    p.add_argument("--runs", type=int, default=5, help="warm calls per frozen prompt after the cold one (default 5)")
+    p.add_argument("--runs", type=WARM_RUNS, default=5, help="warm calls per frozen prompt after the cold one (default 5)")
     p.add_argument("--submitter-handle", help="your handle ([a-z0-9-]; default from git config user.name)")
     p.add_argument("--device-tag", help="default: derived by the probe")
     p.add_argument("--submissions-dir", help="default: this checkout's submissions/")
@@ -677,12 +719,23 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return COMMANDS[args.command](args)
     except WeeyugaError as exc:
-        print(f"weeyuga: error: {exc}", file=sys.stderr)
+        print(f"weeyuga: error: {exc}", file=sys.stderr)  # one line, except a launch failure's log tail
         return exc.exit_code
     except KeyboardInterrupt:
         print("weeyuga: interrupted", file=sys.stderr)
         return 130
     except BrokenPipeError:
+        return 1
+    except OSError as exc:  # the disk, not the input: full, read-only, forbidden
+        where = exc.filename or "a file"
+        print(f"weeyuga: error: {where}: {exc.strerror or exc}"
+              + ("; free some space, then resume" if exc.errno == errno.ENOSPC else ""), file=sys.stderr)
+        return 1
+    except Exception as exc:  # last resort: every known bad input has its own message above this line
+        if os.environ.get("WEEYUGA_DEBUG"):
+            raise
+        print(f"weeyuga: internal error: {type(exc).__name__}: {' '.join(str(exc).split())[:300]} (please report this bug; "
+              "WEEYUGA_DEBUG=1 shows the traceback)", file=sys.stderr)
         return 1
 
 

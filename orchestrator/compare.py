@@ -8,12 +8,12 @@ baseline runs showed is reported as the noise band.
 
 from __future__ import annotations
 
-import json
 import statistics
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from . import datafiles
 from .errors import BadInput
 
 THRESHOLD = 0.30
@@ -73,15 +73,9 @@ class Comparison:
 
 def load_metadata(path: Path) -> dict[str, Any]:
     file = path / "metadata.json" if path.is_dir() else path
-    try:
-        doc = json.loads(file.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise BadInput(f"{file}: not found (run `weeyuga report` on the run folder first)") from None
-    except ValueError as exc:
-        raise BadInput(f"{file}: not JSON ({exc})") from None
-    if doc.get("schema_version") != "metadata-1.0":
-        raise BadInput(f"{file}: not a metadata-1.0 document")
-    return doc
+    if not file.exists():
+        raise BadInput(f"{file}: not found (run `weeyuga report` on the run folder first)")
+    return datafiles.load(file, "metadata")
 
 
 def _rows(doc: dict[str, Any], by_model: bool) -> dict[tuple[str, str], dict[str, Any]]:

@@ -83,12 +83,15 @@ class Plan:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, doc: dict[str, Any]) -> "Plan":
-        body = dict(doc)
-        body["budget"] = MemoryBudget(**body["budget"])
-        body["reasons"] = [Reason(**r) for r in body["reasons"]]
-        body["deviations"] = [Deviation(**d) for d in body.get("deviations", [])]
-        return cls(**body)
+    def from_dict(cls, doc: dict[str, Any], source: str = "plan") -> "Plan":
+        try:
+            body = dict(doc)
+            body["budget"] = MemoryBudget(**body["budget"])
+            body["reasons"] = [Reason(**r) for r in body["reasons"]]
+            body["deviations"] = [Deviation(**d) for d in body.get("deviations", [])]
+            return cls(**body)
+        except (KeyError, TypeError, ValueError) as exc:  # a missing field, an unknown one, or not a mapping at all
+            raise BadInput(f"{source}: not a plan written by `weeyuga decide --out` ({type(exc).__name__}: {exc})") from None
 
     def reason(self, knob: str) -> Reason:
         return next(r for r in self.reasons if r.knob == knob)

@@ -7,16 +7,20 @@ a crash (kill -9 mid-write) is the only thing ever removed, and only from the ta
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
 
-from .errors import BadInput
+from . import datafiles
+from .errors import BadInput, os_failure
 from .privacy import strip_url_credentials
 
 LEDGER_NAME = "run.jsonl"
+JSON_KINDS = {list: "an array", str: "a string", int: "a number", float: "a number", bool: "true or false",
+              type(None): "null"}
 
 
 def key_of(cell_id: str, phase: str, prompt_id: str, lane: int | None, run_idx: int) -> tuple:
@@ -36,29 +40,48 @@ class LedgerState:
     records: list[dict[str, Any]] = field(default_factory=list)
     torn_tail: bool = False
 
+    @property
+    def finished(self) -> bool:
+        """The closing `end` line came after the last `resume`: nothing is left to run."""
+        marks = [r["type"] for r in self.records if r.get("type") in ("resume", "end")]
+        return bool(marks) and marks[-1] == "end"
+
 
 def read_records(path: Path) -> Iterator[dict[str, Any]]:
-    """Every complete line; a torn final line (no newline, bad JSON) is ignored."""
-    with open(path, "rb") as fh:
-        data = fh.read()
-    lines = data.split(b"\n")
+    """Every complete line, each a JSON object; a torn final line (no newline, bad JSON) is ignored.
+    Anything else that is not a JSON object (NaN included) is BadInput naming the file and line."""
+    lines = datafiles.read_bytes(path, datafiles.LEDGER_LIMIT_BYTES).split(b"\n")
     for number, raw in enumerate(lines, 1):
         if not raw.strip():
             continue
         try:
-            yield json.loads(raw)
-        except ValueError:
+            record = datafiles.parse_json(raw)
+        except ValueError as exc:
             if number == len(lines):  # the unterminated last line: a write cut short
                 return
-            raise BadInput(f"{path}:{number}: not a JSON line; the ledger is damaged") from None
+            raise BadInput(f"{path}:{number}: not a JSON line ({exc}); the file is damaged") from None
+        if not isinstance(record, dict):
+            kind = JSON_KINDS.get(type(record), type(record).__name__)
+            raise BadInput(f"{path}:{number}: {kind} where a JSON object belongs; the file is damaged")
+        yield record
+
+
+def read_ledger(path: Path) -> list[dict[str, Any]]:
+    """The ledger's records, each checked against the run-record schema (file, line and field on error)."""
+    records = []
+    for number, record in enumerate(read_records(path), 1):
+        datafiles.validate(record, "run-record", f"{path}:{number}")
+        records.append(record)
+    return records
 
 
 def read_state(path: Path) -> LedgerState:
     state = LedgerState()
     if not path.exists():
         return state
-    state.torn_tail = not path.read_bytes().endswith(b"\n") and path.stat().st_size > 0
-    for record in read_records(path):
+    data = datafiles.read_bytes(path, datafiles.LEDGER_LIMIT_BYTES)
+    state.torn_tail = bool(data) and not data.endswith(b"\n")
+    for record in read_ledger(path):
         state.records.append(record)
         kind = record.get("type")
         if kind == "meta" and state.meta is None:
@@ -71,13 +94,16 @@ def read_state(path: Path) -> LedgerState:
 
 
 class Ledger:
-    """Opened for append; each `write` is one durable line."""
+    """Opened for append; each `write` is one durable line, and a write the disk refuses leaves no torn line."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self._drop_torn_tail()
-        self._fh = open(path, "ab")
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self._drop_torn_tail()
+            self._fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        except OSError as exc:
+            raise os_failure(path, exc) from None
 
     def _drop_torn_tail(self) -> None:
         if not self.path.exists():
@@ -90,14 +116,28 @@ class Ledger:
                 os.fsync(fh.fileno())
 
     def write(self, record: dict[str, Any]) -> None:
-        line = strip_url_credentials(json.dumps(record, sort_keys=False, ensure_ascii=False, allow_nan=False)) + "\n"
-        self._fh.write(line.encode("utf-8"))
-        self._fh.flush()
-        os.fsync(self._fh.fileno())
+        self.write_many([record])
+
+    def write_many(self, records: list[dict[str, Any]]) -> None:
+        """Append the lines with one fsync; on a full disk cut back to the last whole line, then raise."""
+        data = b"".join((strip_url_credentials(json.dumps(r, sort_keys=False, ensure_ascii=False, allow_nan=False))
+                         + "\n").encode("utf-8")
+                        for r in records)
+        start = os.lseek(self._fd, 0, os.SEEK_END)
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(self._fd, view):]
+            os.fsync(self._fd)
+        except OSError as exc:
+            with contextlib.suppress(OSError):
+                os.ftruncate(self._fd, start)
+            raise os_failure(self.path, exc) from None
 
     def close(self) -> None:
-        if not self._fh.closed:
-            self._fh.close()
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
 
     def __enter__(self) -> "Ledger":
         return self

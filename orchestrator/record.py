@@ -7,13 +7,16 @@ reasons, engine version and build, model digests, and a hardware summary.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from . import datafiles
 from .decide import KNOB_ORDER, Plan
+from .errors import BadInput, os_failure
 from .ledger import LEDGER_NAME, read_state
 from .privacy import strip_url_credentials
 from .probe import Hardware
@@ -36,14 +39,26 @@ class RunContext:
     deviations: list[dict[str, Any]] = field(default_factory=list)
 
 
+def write_text_atomic(path: Path, text: str) -> None:
+    """Write-then-rename so a crash never leaves half a file where a whole one was; the temporary
+    file never outlives a failure (full disk, a folder in the way, a missing parent)."""
+    tmp = path.with_name(path.name + ".tmp")
+    try:
+        with open(tmp, "w", encoding="utf-8") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except OSError as exc:
+        raise os_failure(path, exc) from None
+    finally:
+        with contextlib.suppress(OSError):
+            tmp.unlink(missing_ok=True)
+
+
 def write_json_atomic(path: Path, document: Any) -> None:
-    """Write-then-rename so a crash never leaves half a file where a whole one was."""
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    with open(tmp, "w", encoding="utf-8") as fh:
-        fh.write(strip_url_credentials(json.dumps(document, indent=2, ensure_ascii=False)) + "\n")
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
+    """Valid JSON only: a NaN or infinity is a bug to surface here, never a bare `NaN` in the file."""
+    write_text_atomic(path, strip_url_credentials(json.dumps(document, indent=2, ensure_ascii=False, allow_nan=False)) + "\n")
 
 
 def knob_table(plan: Plan) -> dict[str, Any]:
@@ -148,9 +163,11 @@ def load_context(run_dir: Path) -> RunContext | None:
     path = run_dir / "context.json"
     if not path.exists():
         return None
-    doc = json.loads(path.read_text(encoding="utf-8"))
+    doc = datafiles.read_json(path)
+    if not isinstance(doc, dict):
+        raise BadInput(f"{path}: not a JSON object; the run's context is damaged")
     hw_path = run_dir / "hardware.json"
-    return RunContext(plan=Plan.from_dict(doc["plan"]) if doc.get("plan") else None, runtime=doc.get("runtime"),
+    return RunContext(plan=Plan.from_dict(doc["plan"], f"{path}: field plan") if doc.get("plan") else None, runtime=doc.get("runtime"),
                       models=doc.get("models", []), hardware=Hardware.load(hw_path) if hw_path.exists() else None,
                       canonical=doc.get("canonical", {}), deviations=doc.get("deviations", []))
 

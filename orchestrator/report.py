@@ -9,19 +9,22 @@ already running and could not be made cold (`process_warm`) is reported in its o
 
 from __future__ import annotations
 
-import json
+import math
 import statistics
 from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable
 
-from . import __version__
+from . import __version__, datafiles
 from .errors import BadInput
-from .ledger import LEDGER_NAME, read_records
-from .record import MANIFEST_NAME, write_json_atomic
+from .ledger import LEDGER_NAME, read_ledger
+from .record import MANIFEST_NAME, write_json_atomic, write_text_atomic
+from .runfolder import check_regular_files
 
 METADATA_SCHEMA = "metadata-1.0"
+# How the client records a call whose runtime died under it (client.stream_chat).
+RUNTIME_GONE = ("disconnected mid-stream", "cannot connect to")
 REQUIRED_FILES = ["run.jsonl", "manifest.json", "hardware.json", "metadata.json", "run.md"]
 
 
@@ -158,17 +161,29 @@ class Report:
 
 
 def load_run(run_dir: Path) -> tuple[list[dict[str, Any]], dict[str, Any], dict[str, Any] | None]:
+    check_regular_files(run_dir)
     ledger = run_dir / LEDGER_NAME
     if not ledger.exists():
         raise BadInput(f"{run_dir}: no {LEDGER_NAME}; is this a run folder?")
-    records = list(read_records(ledger))
+    records = read_ledger(ledger)
     if not records or records[0].get("type") != "meta":
         raise BadInput(f"{ledger}: the first line is not a meta record")
     manifest_path = run_dir / MANIFEST_NAME
-    manifest = json.loads(manifest_path.read_text(encoding="utf-8")) if manifest_path.exists() else {}
+    manifest = datafiles.load(manifest_path, "manifest") if manifest_path.exists() else {}
     hw_path = run_dir / "hardware.json"
-    hardware = json.loads(hw_path.read_text(encoding="utf-8")) if hw_path.exists() else None
+    hardware = datafiles.load(hw_path, "hardware") if hw_path.exists() else None
     return records, manifest, hardware
+
+
+def finite(document: Any) -> Any:
+    """NaN and infinities (an overflowing mean, say) become null: metadata.json stays valid JSON."""
+    if isinstance(document, float):
+        return document if math.isfinite(document) else None
+    if isinstance(document, dict):
+        return {k: finite(v) for k, v in document.items()}
+    if isinstance(document, list):
+        return [finite(v) for v in document]
+    return document
 
 
 def build_metadata(records: list[dict[str, Any]], manifest: dict[str, Any], hardware: dict[str, Any] | None) -> dict[str, Any]:
@@ -241,6 +256,11 @@ def caveats(records: list[dict[str, Any]], metadata: dict[str, Any], manifest: d
     if flagged:
         notes.append(f"{flagged} call(s) where the client's decode rate and the runtime's own differ by more than 5% "
                      "(short answers amplify the gap).")
+    lost = [c for c in records if c.get("type") == "call" and (c.get("error") or "").startswith(RUNTIME_GONE)]
+    if lost:
+        where = sorted({f"{c['cell_id']} {c['phase']}" for c in lost})
+        notes.append(f"The runtime went away (crashed or was stopped) during {len(lost)} call(s) ({', '.join(where[:3])}): "
+                     "they are recorded as errors; a managed runtime is restarted at its next cold call.")
     for row in metadata["cells"]:
         if row["n_errors"]:
             notes.append(f"{row['cell_id']} {row['phase']}: {row['n_errors']} of {row['n_calls']} calls failed.")
@@ -389,9 +409,9 @@ def make_plots(run_dir: Path, records: list[dict[str, Any]], metadata: dict[str,
 def report(run_dir: Path, plots: bool = True) -> Report:
     """Write metadata.json, run.md and the plots into the run folder."""
     records, manifest, hardware = load_run(run_dir)
-    metadata = build_metadata(records, manifest, hardware)
+    metadata = finite(build_metadata(records, manifest, hardware))
     write_json_atomic(run_dir / "metadata.json", metadata)
     names = make_plots(run_dir, records, metadata) if plots else []
     markdown = render_markdown(records, metadata, manifest, hardware, names)
-    (run_dir / "run.md").write_text(markdown, encoding="utf-8")
+    write_text_atomic(run_dir / "run.md", markdown)
     return Report(metadata, markdown, names)

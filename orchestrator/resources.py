@@ -7,7 +7,6 @@ runner asks for the peaks inside each call's time window.
 from __future__ import annotations
 
 import bisect
-import json
 import threading
 import time
 from dataclasses import asdict, dataclass
@@ -15,6 +14,9 @@ from pathlib import Path
 from typing import Any, Callable
 
 import psutil
+
+from .errors import WeeyugaError
+from .ledger import Ledger
 
 SAMPLE_INTERVAL_S = 0.25
 MB = 2**20
@@ -121,17 +123,19 @@ class ResourceSampler:
         self._thread.start()
         return self
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, exc_type, *exc) -> None:
         self._stop.set()
         if self._thread:
             self._thread.join()
         if self.samples_path:
-            self.samples_path.parent.mkdir(parents=True, exist_ok=True)
             start = self.samples[0].t if self.samples else 0.0
-            with open(self.samples_path, "a", encoding="utf-8") as fh:
-                for sample in self.samples:
-                    row = {**self.label, **asdict(sample), "t": round(sample.t - start, 3)}
-                    fh.write(json.dumps(row) + "\n")
+            rows = [{**self.label, **asdict(sample), "t": round(sample.t - start, 3)} for sample in self.samples]
+            try:
+                with Ledger(self.samples_path) as out:  # whole lines or none, as durable as the ledger
+                    out.write_many(rows)
+            except WeeyugaError:
+                if exc_type is None:
+                    raise  # otherwise the error on its way (Ctrl-C, the same full disk) is the one to report
 
     def peaks(self, t0: float, t1: float) -> dict[str, float | None]:
         """Maxima over samples taken in [t0, t1]; a window shorter than the interval takes the nearest sample."""

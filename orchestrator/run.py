@@ -209,8 +209,8 @@ def health_check(cell: Cell, timeout_s: float = 2.0) -> str | None:
         return None
     except httpx.HTTPError as exc:
         return f"unreachable: {cell.base_url} ({type(exc).__name__})"
-    except ValueError:
-        return f"{cell.base_url} answered something that is not JSON"
+    except (ValueError, AttributeError, TypeError):  # not JSON, or not the JSON an Ollama /api/tags sends
+        return f"{cell.base_url} answered something that is not the JSON expected"
 
 
 def engine_facts(cell: Cell, timeout_s: float = 2.0) -> dict[str, Any]:
@@ -224,7 +224,7 @@ def engine_facts(cell: Cell, timeout_s: float = 2.0) -> dict[str, Any]:
             props = httpx.get(f"{cell.base_url}/props", timeout=timeout_s).json()
             facts["engine_version"] = props.get("build_info")
             facts["model_file"] = Path(props["model_path"]).name if props.get("model_path") else None
-    except (httpx.HTTPError, ValueError, AttributeError):
+    except (httpx.HTTPError, ValueError, AttributeError, WeeyugaError):
         pass  # an engine that does not say is recorded as unknown, not guessed
     return facts
 
@@ -590,6 +590,8 @@ def run_suites(targets: list[Target], options: RunOptions, run_dir: Path, run_id
                progress: Progress = quiet, suites_dir: Path | None = None) -> RunResult:
     """Run (or resume) the phases against the targets; the ledger is in run_dir/run.jsonl."""
     state = check_run_dir(run_dir, resume)
+    if resume and state.finished:  # e.g. killed while reporting: a second `end` line would be a lie
+        return RunResult(state.meta["benchmark_run_id"], run_dir, finished=True)
     if resume:
         run_id = state.meta["benchmark_run_id"]
         recorded = state.meta["options"]

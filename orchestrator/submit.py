@@ -8,18 +8,17 @@ asked; nothing merges itself.
 
 from __future__ import annotations
 
-import json
 import shutil
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
+from . import datafiles
 from .errors import BadInput, WeeyugaError
-from .pipeline import validate_handle
 from .privacy import scan
 from .procs import run_captured
-from .probe import validate_device_tag
 from .report import REQUIRED_FILES
+from .runfolder import check_regular_files, run_identity
 
 
 @dataclass(frozen=True)
@@ -48,11 +47,12 @@ def headline(metadata: dict) -> str:
 
 
 def check_complete(run_dir: Path) -> tuple[dict, dict]:
+    check_regular_files(run_dir)  # a link inside would commit whatever it points at
     missing = [name for name in REQUIRED_FILES if not (run_dir / name).exists()]
     if missing:
         raise BadInput(f"{run_dir} is missing {', '.join(missing)}; run `weeyuga report {run_dir}` first")
-    manifest = json.loads((run_dir / "manifest.json").read_text(encoding="utf-8"))
-    metadata = json.loads((run_dir / "metadata.json").read_text(encoding="utf-8"))
+    manifest = datafiles.load(run_dir / "manifest.json", "manifest")
+    metadata = datafiles.load(run_dir / "metadata.json", "metadata")
     findings = scan(run_dir)
     if findings:
         listed = "; ".join(str(f) for f in findings[:5])
@@ -76,9 +76,9 @@ def pr_description(manifest: dict, metadata: dict, run_path: str) -> str:
 def submit(run_dir: Path, repo: Path, push: bool = False, remote: str | None = None) -> Submission:
     run_dir = run_dir.resolve()
     manifest, metadata = check_complete(run_dir)
-    handle = validate_handle(manifest.get("submitter_handle") or "")
-    tag = validate_device_tag(manifest.get("device_tag") or "")
-    run_id = manifest["run_id"]
+    # These become the path inside the clone: validated as strictly as on the command line.
+    identity = run_identity(manifest, str(run_dir / "manifest.json"))
+    handle, tag, run_id = identity.submitter_handle, identity.device_tag, identity.run_id
     if _git(repo, "rev-parse", "--show-toplevel", check=False).returncode != 0:
         raise BadInput(f"{repo} is not a git clone of the benchmarks repository")
     top = Path(_git(repo, "rev-parse", "--show-toplevel").stdout.strip())

@@ -33,6 +33,7 @@ from typing import Any, Callable, Protocol
 
 import yaml
 
+from . import datafiles
 from .decide import Plan
 from .errors import WeeyugaError
 from .paths import data_dir
@@ -67,7 +68,7 @@ class Measurement:
     ttft_ms: float | None = None
     peak_rss_mb: float | None = None
     peak_vram_mb: float | None = None
-    failure: str | None = None  # oom | spilled | exited | timeout | http_error
+    failure: str | None = None  # oom | spilled | exited | timeout | http_error | unload
     log_tail: str | None = None
     per_stream_tokens_per_sec: float | None = None  # slots probes only
     effective: dict[str, int] = field(default_factory=dict)  # values the runtime reported choosing
@@ -270,7 +271,7 @@ def write_tuned_profile(report: TuneReport, directory: Path | None = None) -> Pa
     directory = directory or data_dir("profiles") / "local"
     directory.mkdir(parents=True, exist_ok=True)
     path = directory / f"{report.device_tag}.yaml"
-    doc = yaml.safe_load(path.read_text()) if path.exists() else None
+    doc = datafiles.read_document(path) if path.exists() else None
     doc = doc or {"schema_version": "tuned-1", "device_tag": report.device_tag, "models": {}}
     entry = doc["models"].setdefault(report.model, {})
     for knob in ("ngl", "threads", "num_parallel"):
@@ -467,7 +468,12 @@ def ollama_prober(plan: Plan, running: Any, tag: str, nvml: Any = None,
         options = {options_of["num_ctx"]: plan.num_ctx,
                    **{options_of[k]: v for k, v in candidate.knobs().items()}}
         request = CallRequest(running.base_url, "ollama", tag, messages, PROBE_TOKENS, plan.temperature, options=options)
-        ollama.unload(running.base_url, tag)
+        try:
+            ollama.unload(running.base_url, tag)
+        except WeeyugaError as exc:  # this candidate cannot be measured; the session goes on
+            result = Measurement(candidate, False, failure="unload", log_tail=str(exc))
+            on_result(result)
+            return result
         offset = running.log_path.stat().st_size if running.log_path.exists() else 0
 
         def read_log() -> str:

@@ -98,7 +98,8 @@ def test_a_run_where_every_call_failed_says_so_in_run_md_and_the_catalogue(tmp_p
     run_dir = tmp_path / "subs" / "alice" / "box" / f"run-{run_id}"
     try:
         targets = byo_targets(url, ["fake-500"], "llamacpp", "box:llamacpp", "box")
-        recorded = run_recorded(targets, RunOptions(phases=["5q"]), run_dir, run_id, RunContext())
+        options = RunOptions(phases=["5q"], submitter_handle="alice", device_tag="box")
+        recorded = run_recorded(targets, options, run_dir, run_id, RunContext())
     finally:
         server.shutdown()
     assert recorded.status == "failed"
@@ -217,7 +218,7 @@ def test_submit_rejects_a_handle_that_escapes(run_dir, clone):
     manifest = json.loads((run_dir / "manifest.json").read_text())
     manifest["submitter_handle"] = "../../etc"
     (run_dir / "manifest.json").write_text(json.dumps(manifest))
-    with pytest.raises(BadInput, match="submitter handle"):
+    with pytest.raises(BadInput, match="submitter.handle"):
         submit(run_dir, clone)
 
 
