@@ -1,0 +1,3 @@
+#include "parse.hpp"
+
+// TODO: implement the functions declared in parse.hpp.

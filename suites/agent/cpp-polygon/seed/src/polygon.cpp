@@ -1,0 +1,3 @@
+#include "polygon.hpp"
+
+// TODO: implement the functions declared in polygon.hpp.

@@ -1,0 +1,3 @@
+#include "vec.hpp"
+
+// TODO: implement the functions declared in vec.hpp.

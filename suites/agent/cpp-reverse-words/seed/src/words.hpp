@@ -1,0 +1,5 @@
+#pragma once
+
+#include <string>
+
+std::string reverse_words(const std::string& text);

@@ -1,0 +1,7 @@
+'use strict';
+
+function createCart(catalog) {
+  throw new Error('not implemented');
+}
+
+module.exports = { createCart };

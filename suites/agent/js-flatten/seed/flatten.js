@@ -1,0 +1,7 @@
+'use strict';
+
+function flatten(obj) {
+  throw new Error('not implemented');
+}
+
+module.exports = { flatten };

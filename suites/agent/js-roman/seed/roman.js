@@ -1,0 +1,7 @@
+'use strict';
+
+function toRoman(n) {
+  throw new Error('not implemented');
+}
+
+module.exports = { toRoman };

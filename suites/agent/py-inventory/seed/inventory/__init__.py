@@ -1,0 +1,1 @@
+"""Inventory: items, stock, and reports."""

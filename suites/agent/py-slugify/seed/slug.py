@@ -1,0 +1,3 @@
+def slugify(title: str) -> str:
+    """Return the URL slug of `title` (see PROMPT.md)."""
+    raise NotImplementedError
