@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from orchestrator import datafiles
@@ -47,6 +49,7 @@ def test_forgetting_done_is_completed_by_the_end_of_pass_probe():
 def test_done_without_solving_is_refused_and_the_task_stagnates():
     final, passes, model, _ = run("py-slugify", [[("done", {"summary": "trust me"})]] * 3)
     assert final["outcome"] == "stagnated"
+    assert passes[0]["ended"] == "done_loop"  # three failed dones with no edit between them
     assert passes[0]["gate_ran"] and not passes[0]["gate_passed"]
     tool_reply = model.requests[1][-1]
     assert tool_reply["role"] == "tool" and tool_reply["content"].startswith("Verification FAILED")
@@ -65,6 +68,19 @@ def test_escaping_the_workspace_is_refused(path, tmp_path):
     final, _, model, _ = run("py-slugify", [[("write_file", {"path": path, "content": "x = 1\n"})]])
     assert model.requests[1][-1]["content"].startswith("ERROR:")
     assert final["tool_errors"] == 1
+
+
+def test_tool_arguments_sent_as_an_object_are_accepted():
+    class ObjectArguments(ScriptedModel):
+        def __call__(self, messages, tools, max_tokens):
+            message, finish, usage, error = super().__call__(messages, tools, max_tokens)
+            for call in (message or {}).get("tool_calls") or []:
+                call["function"]["arguments"] = json.loads(call["function"]["arguments"])
+            return message, finish, usage, error
+
+    final, _, _, _ = run("py-slugify", [], model=ObjectArguments([[("write_file", {"path": "slug.py", "content": SLUG})],
+                                                                  [("done", {"summary": "ok"})]]))
+    assert final["outcome"] == "completed" and final["tool_errors"] == 0
 
 
 def test_an_unknown_tool_gets_the_list_of_valid_tools():

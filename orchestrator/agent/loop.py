@@ -106,13 +106,20 @@ def fingerprint(workspace: Path) -> str:
 def history_entry(message: dict) -> dict:
     """The assistant turn as it goes back into the history: content and tool calls, no reasoning."""
     entry: dict[str, Any] = {"role": "assistant", "content": message.get("content") or ""}
-    calls = message.get("tool_calls") or []
+    calls = [c for c in message.get("tool_calls") or [] if isinstance(c, dict)]
     if calls:
         entry["tool_calls"] = [{"id": c.get("id") or f"call_{i}", "type": "function",
-                                "function": {"name": (c.get("function") or {}).get("name") or "",
-                                             "arguments": (c.get("function") or {}).get("arguments") or "{}"}}
+                                "function": {"name": str((c.get("function") or {}).get("name") or ""),
+                                             "arguments": arguments_text((c.get("function") or {}).get("arguments"))}}
                                for i, c in enumerate(calls)]
     return entry
+
+
+def arguments_text(arguments: Any) -> str:
+    """Arguments as the JSON string the API defines; some servers send an object instead."""
+    if isinstance(arguments, str):
+        return arguments or "{}"
+    return json.dumps(arguments if arguments is not None else {})
 
 
 def estimated_tokens(messages: list[dict]) -> int:
