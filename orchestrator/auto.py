@@ -21,6 +21,7 @@ from .install import BACKEND_TOOL, RuntimeInstall, install_ollama, locate_llama_
 from .launch import build_command, launch, load_runtime
 from .models import cached_model, get_model
 from .paths import state_dir
+from .phases import load_phase
 from .pipeline import ensure_writable, find_run_dir, new_run_dir, run_recorded
 from .privacy import Finding, scan
 from .probe import Hardware
@@ -29,7 +30,7 @@ from .progress import Progress, quiet
 from .record import RunContext, load_context
 from .report import report
 from .run import Cell, RunOptions, Target
-from .suites import PHASES, load_suite
+from .suites import PHASES
 from .verify import recorded_verification, variant_deviation, verified_llama_server
 
 DEFAULT_TIME_BUDGET_MIN = 15.0
@@ -99,15 +100,14 @@ def estimate_decode_rate(plan: Plan, hw: Hardware, profiles: Profiles) -> float:
 
 
 def estimate_phases(plan: Plan, hw: Hardware, profiles: Profiles, phases: list[str], runs: int) -> list[PhaseEstimate]:
+    """Each phase's calls (its units' keys on one cell) and time at the plan's estimated decode rate."""
     rate = estimate_decode_rate(plan, hw, profiles)
+    options = RunOptions(phases=phases, runs=runs, num_predict=plan.num_predict)
     out = []
     for name in phases:
-        suite = load_suite(name)
-        per_item = 1 + runs if suite.mode == "cold_warm" else suite.lanes if suite.mode == "parallel" else 1
-        calls = per_item * len(suite.items)
-        # Answers run to about half their cap; prompt processing is ~10x faster than decoding.
-        tokens = sum(i.capped_tokens(plan.num_predict) * 0.5 + len(i.prompt) / 40 for i in suite.items)
-        out.append(PhaseEstimate(name, calls, per_item * tokens / rate + calls * 0.2))
+        phase = load_phase(name)
+        calls = sum(len(unit.keys) for unit in phase.units(["plan:estimate:model"], options))
+        out.append(PhaseEstimate(name, calls, phase.estimate_seconds(rate, plan.num_predict, runs)))
     return out
 
 
