@@ -74,6 +74,8 @@ class CallKey:
 
 @dataclass(frozen=True)
 class MetaRecord(Record):
+    """The first line: what was run, where, how, and with which facts about the engines."""
+
     TYPE: ClassVar[str] = "meta"
     schema_version: str
     benchmark_run_id: str
@@ -100,7 +102,8 @@ class MetaRecord(Record):
 
 @dataclass(frozen=True)
 class CallRecord(Record):
-    TYPE: ClassVar[str] = "call"
+    """One request, timed by client.py's definitions; new metrics go at the end."""
+
     cell_id: str
     phase: str
     prompt_id: str
@@ -133,6 +136,7 @@ class CallRecord(Record):
     peaks: dict[str, float | None] = field(default_factory=dict, metadata=SPREAD)  # resource maxima during the call
     step: int | None = field(default=None, metadata=OPTIONAL)
     attempt: int | None = field(default=None, metadata=OPTIONAL)
+    TYPE: ClassVar[str] = "call"
 
     @property
     def key(self) -> CallKey:
@@ -169,16 +173,9 @@ class LanesRecord(Record):
 
 
 @dataclass(frozen=True)
-class ResumeRecord(Record):
-    TYPE: ClassVar[str] = "resume"
-    at_utc: str
-    load_avg: list[float] | None
-    gates: dict[str, Any]
-    command: list[str]
-
-
-@dataclass(frozen=True)
 class EndRecord(Record):
+    """The closing line: nothing is left to run (until a `resume` line follows it)."""
+
     TYPE: ClassVar[str] = "end"
     finished_at_utc: str
     load_avg_end: list[float] | None
@@ -186,6 +183,17 @@ class EndRecord(Record):
     errors: int
     status: str  # complete | failed
     status_reason: str | None
+
+
+@dataclass(frozen=True)
+class ResumeRecord(Record):
+    """A later invocation continuing the run, with its own gates and command."""
+
+    TYPE: ClassVar[str] = "resume"
+    at_utc: str
+    load_avg: list[float] | None
+    gates: dict[str, Any]
+    command: list[str]
 
 
 RECORD_TYPES: dict[str, type[Record]] = {cls.TYPE: cls for cls in (
