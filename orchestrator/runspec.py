@@ -8,22 +8,22 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from . import ollama
 from .ledger import LEDGER_NAME
 
 
 @dataclass(frozen=True)
 class Cell:
     cell_id: str
-    engine: str  # llamacpp | ollama | openai
+    engine: str  # a runtime's engine name (runtimes/)
     model: str
     base_url: str
-    api: str = "openai"  # wire format: openai | ollama
+    api: str = "openai"  # wire format (client.WIRE_FORMATS)
 
 
 @dataclass
 class Target:
-    """A cell plus what the runner may do to it: restart a managed runtime, unload an Ollama model."""
+    """A cell plus what the runner may do to it: restart a managed runtime, or unload the model
+    (runtimes/: which runtime can do which)."""
 
     cell: Cell
     restart: Callable[[], float] | None = None  # managed runtime: a true cold start
@@ -34,12 +34,13 @@ class Target:
     loaded_fresh: bool = False  # nothing has been asked of it since it was (re)started
     # managed runtime: why its process died (a crash signal, say), None while it runs
     crash_note: Callable[[], str | None] = lambda: None
+    unload: Callable[[], None] | None = None  # a runtime that can drop the model without a restart
 
     @property
     def cold_kind(self) -> str:
         if self.restart is not None:
             return "restart"
-        return "unload" if self.cell.engine == "ollama" else "process_warm"
+        return "unload" if self.unload is not None else "process_warm"
 
     @property
     def cold_load_state(self) -> str:
@@ -50,8 +51,8 @@ class Target:
         """Restart or unload, as this target allows; returns the cold kind the next call records."""
         if self.restart is not None:
             self.restart()
-        elif self.cold_kind == "unload":
-            ollama.unload(self.cell.base_url, self.cell.model)
+        elif self.unload is not None:
+            self.unload()
             time.sleep(2.0)  # the methodology's pause after an unload
         self.loaded_fresh = self.cold_kind != "process_warm"  # process_warm: nothing was restarted or unloaded
         return self.cold_kind
