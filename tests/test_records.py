@@ -78,3 +78,16 @@ def test_context_chat_records_a_multi_turn_tool_call_with_step_and_attempt(tmp_p
     assert list(line)[-2:] == ["step", "attempt"] and line["format_ok"] is None
     saved = json.loads((tmp_path / "responses.jsonl").read_text())
     assert saved["key"] == list(key.as_tuple())
+
+
+def test_run_md_sections_come_from_the_phase_kinds_present(monkeypatch):
+    from orchestrator.paths import REPO_ROOT
+    from orchestrator.report import compute_report, markdown
+
+    run = compute_report(next((REPO_ROOT / "submissions" / "EXAMPLE").glob("*/run-*")))
+    assert run.kinds == {"speed"} and run.meta["type"] == "meta" and len(run.calls) == run.metadata["cells"][0]["n_calls"] + \
+        sum(row["n_calls"] for row in run.metadata["cells"][1:])
+    monkeypatch.setitem(markdown.SECTIONS, "quality", lambda report: ["", "## Quality packs"])
+    assert "## Quality packs" not in markdown.render_markdown(run, [])
+    text = markdown.render_markdown(dataclasses.replace(run, kinds=run.kinds | {"quality"}), [])
+    assert text.index("## Headline numbers") < text.index("## Quality packs") < text.index("## Methodology")
