@@ -559,3 +559,12 @@ def tune_on_this_machine(plan: Plan, hw: Any, profiles: Any, binary: str, model_
 
 def report_json(report: TuneReport) -> str:
     return json.dumps(report.to_dict(), indent=2)
+
+
+def write_report_files(report: TuneReport, out_dir: Path) -> Path:
+    """tune-<device>-<model>.json, .md and .png in out_dir; returns their common stem."""
+    stem = out_dir / f"tune-{report.device_tag}-{report.model}"
+    Path(f"{stem}.json").write_text(report_json(report) + "\n", encoding="utf-8")
+    Path(f"{stem}.md").write_text(render_markdown(report), encoding="utf-8")
+    plot(report, Path(f"{stem}.png"))
+    return stem
