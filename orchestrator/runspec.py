@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from .ledger import LEDGER_NAME
+from .methodology import methodology
 
 
 @dataclass(frozen=True)
@@ -61,7 +62,7 @@ class Target:
 @dataclass(frozen=True)
 class RunOptions:
     phases: list[str]
-    runs: int = 5
+    runs: int = field(default_factory=lambda: methodology().runs_per_prompt)
     temperature: float = 0.1
     num_ctx: int = 4096
     num_predict: int = 2048

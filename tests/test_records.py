@@ -91,3 +91,19 @@ def test_run_md_sections_come_from_the_phase_kinds_present(monkeypatch):
     assert "## Quality packs" not in markdown.render_markdown(run, [])
     text = markdown.render_markdown(dataclasses.replace(run, kinds=run.kinds | {"quality"}), [])
     assert text.index("## Headline numbers") < text.index("## Quality packs") < text.index("## Methodology")
+
+
+def test_completeness_is_judged_against_the_phase_list_the_manifest_recorded():
+    from orchestrator.catalogue import catalogue_entry
+    from orchestrator.methodology import methodology
+    from orchestrator.paths import REPO_ROOT
+
+    run_dir = next((REPO_ROOT / "submissions" / "EXAMPLE").glob("*/run-*"))
+    manifest = json.loads((run_dir / "manifest.json").read_text())
+    metadata = json.loads((run_dir / "metadata.json").read_text())
+    assert manifest["canonical_phases"] == PHASES == list(methodology().phases)
+    then = {**manifest, "canonical_phases": manifest["phases_selected"]}  # a run from when these were all the phases
+    assert catalogue_entry(run_dir, then, metadata)["completeness"] == "complete"
+    older = {k: v for k, v in manifest.items() if k != "canonical_phases"}
+    entry = catalogue_entry(run_dir, older, metadata)
+    assert entry["completeness"] == "partial" and "20q" in entry["partial_reason"]

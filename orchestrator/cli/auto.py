@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from .common import MINUTES, WARM_RUNS, add_knob_overrides, command, knob_overrides, load_or_probe
+from .common import MINUTES, RUNS, WARM_RUNS, add_knob_overrides, command, knob_overrides, load_or_probe
 from .plan import render_plan
 
 
@@ -102,7 +102,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--dry-run", action="store_true", help="print the plan and every step; do nothing")
     p.add_argument("--phases", help="comma-separated phases or 'all' (default: canonical phases within --time-budget)")
     p.add_argument("--time-budget", type=MINUTES, help="minutes of benchmarking to aim for (default 15)")
-    p.add_argument("--runs", type=WARM_RUNS, default=5, help="warm calls per frozen prompt after the cold one (default 5)")
+    p.add_argument("--runs", type=WARM_RUNS, default=RUNS, help=f"warm calls per frozen prompt after the cold one (default {RUNS})")
     p.add_argument("--smoke", action="store_true", help="one item per phase, no warm repeats")
     p.add_argument("--submitter-handle")
     p.add_argument("--device-tag")

@@ -10,6 +10,7 @@ import re
 from pathlib import Path
 from typing import Any, Callable
 
+from ..methodology import methodology
 from ..runtimes import managed_names
 
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {}
@@ -50,6 +51,7 @@ LAYERS = bounded(int, 0, 10_000)
 TEMPERATURE = bounded(float, 0, 2)
 WARM_RUNS = bounded(int, 0, 1000)
 MINUTES = bounded(float, 0.1, 7 * 24 * 60)
+RUNS = methodology().runs_per_prompt
 
 
 def command(name: str):
@@ -103,7 +105,7 @@ def add_run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--phases", default="hello", help="comma-separated phases or 'all' (default: hello)")
     p.add_argument("--smoke", action="store_true", help="one item per phase, no warm repeats: checks the plumbing")
     p.add_argument("--probe", action="store_true", help="health-check the cells only")
-    p.add_argument("--runs", type=WARM_RUNS, default=5, help="warm calls per frozen prompt after the cold one (default 5)")
+    p.add_argument("--runs", type=WARM_RUNS, default=RUNS, help=f"warm calls per frozen prompt after the cold one (default {RUNS})")
     p.add_argument("--submitter-handle", help="your handle ([a-z0-9-]; default from git config user.name)")
     p.add_argument("--device-tag", help="default: derived by the probe")
     p.add_argument("--submissions-dir", help="default: this checkout's submissions/")
