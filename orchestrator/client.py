@@ -7,6 +7,13 @@ to set Ollama's num_ctx per request and to read its own eval_count / eval_durati
 Every failure (HTTP error, malformed stream, stall, disconnect) becomes a CallResult with
 `error` set; nothing here raises for a bad server.
 
+Messages are OpenAI-shaped of any role (system/user/assistant/tool, with `tool_calls`,
+`tool_call_id`, content None) and go to both wire formats as given; `tools`/`tool_choice`
+reach the request body when set. The full assistant message comes back in `CallResult.message`:
+content, reasoning content and tool calls, each assembled from the streamed fragments
+(OpenAI: index-keyed pieces of name and arguments; Ollama: whole calls with object arguments,
+serialised to a JSON string so both read alike).
+
 Definitions (milliseconds from just before the request is sent):
     ttfb_ms            response headers received
     first_delta_ms     first chunk carrying content, reasoning or a tool call (TTFT)
@@ -34,7 +41,7 @@ class CallRequest:
     base_url: str
     api: str  # openai | ollama
     model: str
-    messages: list[dict[str, str]]
+    messages: list[dict[str, Any]]  # OpenAI chat messages of any role, passed through as given
     max_tokens: int
     temperature: float
     headers: dict[str, str] = field(default_factory=dict)
@@ -43,6 +50,8 @@ class CallRequest:
     keep_alive: str | None = None
     connect_timeout_s: float = 10.0
     stall_timeout_s: float = 120.0  # no byte for this long = stalled
+    tools: list[dict[str, Any]] | None = None  # OpenAI function-tool declarations
+    tool_choice: Any = None  # OpenAI only ("auto", "none", "required" or a named function)
 
 
 @dataclass
@@ -64,6 +73,8 @@ class CallResult:
     server_prompt_ms: float | None = None
     rate_disagreement: bool | None = None
     chunks: int = 0
+    # The whole assistant message: {"role", "content", "reasoning_content", "tool_calls": [...]}
+    message: dict[str, Any] = field(default_factory=dict)
 
     @property
     def response_preview(self) -> str:
@@ -77,13 +88,15 @@ class _Stream:
         self.clock, self.started = clock, started
         self.result = CallResult()
         self.parts: list[str] = []
+        self.reasoning_parts: list[str] = []
+        self.tool_calls: dict[int, dict[str, Any]] = {}  # stream index -> call being assembled
         self.content_chunks = 0
 
     def ms(self) -> float:
         return (self.clock() - self.started) * 1000.0
 
-    def delta(self, content: str | None, reasoning: str | None, tool_call: bool) -> None:
-        if not (content or reasoning or tool_call):
+    def delta(self, content: str | None, reasoning: str | None, tool_calls: list[dict[str, Any]] | None) -> None:
+        if not (content or reasoning or tool_calls):
             return
         now = self.ms()
         result = self.result
@@ -93,13 +106,39 @@ class _Stream:
             if result.first_answer_ms is None:
                 result.first_answer_ms = now
             self.parts.append(content)
+        if reasoning:
+            self.reasoning_parts.append(reasoning)
+        for fragment in tool_calls or []:
+            self._tool_fragment(fragment)
         self.content_chunks += 1
+
+    def _tool_fragment(self, fragment: dict[str, Any]) -> None:
+        """OpenAI streams a call as index-keyed pieces to concatenate; Ollama sends it whole (no index)."""
+        index = fragment["index"] if "index" in fragment else len(self.tool_calls)
+        call = self.tool_calls.setdefault(index, {"id": None, "type": "function",
+                                                  "function": {"name": "", "arguments": ""}})
+        call["id"] = call["id"] or fragment.get("id")
+        function = fragment.get("function") or {}
+        call["function"]["name"] += function.get("name") or ""
+        arguments = function.get("arguments")
+        if isinstance(arguments, str):
+            call["function"]["arguments"] += arguments
+        elif arguments is not None:  # Ollama: an object
+            call["function"]["arguments"] = json.dumps(arguments, ensure_ascii=False)
+
+    def message(self) -> dict[str, Any]:
+        calls = [self.tool_calls[i] for i in sorted(self.tool_calls)]
+        for number, call in enumerate(calls):
+            call["id"] = call["id"] or f"call_{number}"  # Ollama gives none; a tool reply must name one
+        return {"role": "assistant", "content": "".join(self.parts) or None,
+                "reasoning_content": "".join(self.reasoning_parts) or None, "tool_calls": calls}
 
 
 def _finish(stream: _Stream, engine: str) -> CallResult:
     result = stream.result
     result.total_duration_ms = stream.ms()
     result.text = "".join(stream.parts)
+    result.message = stream.message()
     result.backend = result.backend or engine
     if result.completion_tokens is None and result.error is None:
         result.completion_tokens = stream.content_chunks  # one token per chunk: the usual streaming granularity
@@ -115,8 +154,13 @@ def _finish(stream: _Stream, engine: str) -> CallResult:
 
 
 def _openai_body(req: CallRequest) -> dict[str, Any]:
-    return {**req.request_fields, "model": req.model, "messages": req.messages, "stream": True,
+    body = {**req.request_fields, "model": req.model, "messages": req.messages, "stream": True,
             "stream_options": {"include_usage": True}, "max_tokens": req.max_tokens, "temperature": req.temperature}
+    if req.tools is not None:
+        body["tools"] = req.tools
+    if req.tool_choice is not None:
+        body["tool_choice"] = req.tool_choice
+    return body
 
 
 def _ollama_body(req: CallRequest) -> dict[str, Any]:
@@ -124,6 +168,8 @@ def _ollama_body(req: CallRequest) -> dict[str, Any]:
             "options": {**req.options, "num_predict": req.max_tokens, "temperature": req.temperature}}
     if req.keep_alive is not None:
         body["keep_alive"] = req.keep_alive
+    if req.tools is not None:
+        body["tools"] = req.tools
     return body
 
 
@@ -137,7 +183,7 @@ def _feed_openai(stream: _Stream, event: dict[str, Any]) -> bool:
     for choice in event.get("choices") or []:
         delta = choice.get("delta") or {}
         stream.delta(delta.get("content"), delta.get("reasoning_content") or delta.get("reasoning"),
-                     bool(delta.get("tool_calls")))
+                     delta.get("tool_calls"))
         if choice.get("finish_reason"):
             result.finish_reason = choice["finish_reason"]
     usage = event.get("usage")
@@ -159,7 +205,7 @@ def _feed_ollama(stream: _Stream, event: dict[str, Any]) -> bool:
         result.error = f"server error in stream: {event['error']}"
         return True
     message = event.get("message") or {}
-    stream.delta(message.get("content"), message.get("thinking"), bool(message.get("tool_calls")))
+    stream.delta(message.get("content"), message.get("thinking"), message.get("tool_calls"))
     if not event.get("done"):
         return False
     result.finish_reason = {"stop": "stop", "length": "length"}.get(event.get("done_reason"), event.get("done_reason"))
@@ -172,13 +218,23 @@ def _feed_ollama(stream: _Stream, event: dict[str, Any]) -> bool:
     return True
 
 
+@dataclass(frozen=True)
+class WireFormat:
+    path: str
+    body: Callable[[CallRequest], dict[str, Any]]
+    feed: Callable[[_Stream, dict[str, Any]], bool]
+    sse: bool  # Server-Sent Events ("data: ..." lines) rather than one JSON object per line
+
+
+WIRE_FORMATS = {"openai": WireFormat("/v1/chat/completions", _openai_body, _feed_openai, sse=True),
+                "ollama": WireFormat("/api/chat", _ollama_body, _feed_ollama, sse=False)}
+
+
 def stream_chat(req: CallRequest, engine: str, http: httpx.Client | None = None,
                 clock: Clock = time.perf_counter) -> CallResult:
     """Send one streamed chat request and measure it. Never raises for server misbehaviour."""
-    if req.api == "ollama":
-        url, body, feed = f"{req.base_url}/api/chat", _ollama_body(req), _feed_ollama
-    else:
-        url, body, feed = f"{req.base_url}/v1/chat/completions", _openai_body(req), _feed_openai
+    wire = WIRE_FORMATS[req.api]
+    url, body, feed = req.base_url + wire.path, wire.body(req), wire.feed
     owned = http is None
     http = http or httpx.Client()
     timeout = httpx.Timeout(connect=req.connect_timeout_s, read=req.stall_timeout_s, write=30.0, pool=30.0)
@@ -193,7 +249,7 @@ def stream_chat(req: CallRequest, engine: str, http: httpx.Client | None = None,
                 stream.result.error = f"HTTP {response.status_code}: {detail}"
                 return _finish(stream, engine)
             for line in response.iter_lines():
-                if req.api != "ollama":
+                if wire.sse:
                     if not line.startswith("data:"):
                         continue  # blank separators, comments, event: lines
                     line = line[5:].strip()

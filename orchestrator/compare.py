@@ -15,11 +15,12 @@ from typing import Any
 
 from . import datafiles
 from .errors import BadInput
+from .methodology import methodology
 
-THRESHOLD = 0.30
-SUCCESS_FLOOR = 0.95
-# metric -> True when a larger value is better
-METRICS = {"warm_first_delta_ms_p50": False, "warm_total_duration_ms_p50": False, "warm_tokens_per_sec_mean": True}
+# The methodology's thresholds and metric directions (profiles/methodology.yaml)
+THRESHOLD = methodology().relative_threshold
+SUCCESS_FLOOR = methodology().success_floor
+METRICS = methodology().higher_is_better  # metric -> True when a larger value is better
 
 
 @dataclass

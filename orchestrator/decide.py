@@ -289,7 +289,9 @@ def _choose_model(profiles: Profiles, knobs: _Knobs, offload: str, mem: MemoryBu
                   runtime: str) -> tuple[ModelSpec, str, Fit, str]:
     lo, hi = knobs.values["model_params_b"]
     num_ctx, num_parallel = knobs.values["num_ctx"], knobs.values["num_parallel"]
-    candidates = [m for m in profiles.models if runtime != "ollama" or m.ollama_tag]
+    from .runtimes import managed_runtime  # the runtimes build on decide's Plan
+
+    candidates = [m for m in profiles.models if managed_runtime(runtime).serves(m)]
     candidates.sort(key=lambda m: (m.params_b, m.quant().file_size_bytes), reverse=True)
     in_range = [m for m in candidates if lo <= m.params_b <= hi]
     for spec in in_range:

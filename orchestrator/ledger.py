@@ -3,6 +3,7 @@
 Line types: `meta` (first line), `call`, `skipped`, `lanes` (a parallel phase's aggregate),
 `resume` (a later invocation continuing the run) and `end` (closing line). A line torn by
 a crash (kill -9 mid-write) is the only thing ever removed, and only from the tail.
+Each line's shape is declared once, in records.py.
 """
 
 from __future__ import annotations
@@ -17,19 +18,16 @@ from typing import Any, Iterator
 from . import datafiles
 from .errors import BadInput, os_failure
 from .privacy import strip_url_credentials
+from .records import CallKey, Record
 
 LEDGER_NAME = "run.jsonl"
 JSON_KINDS = {list: "an array", str: "a string", int: "a number", float: "a number", bool: "true or false",
               type(None): "null"}
 
 
-def key_of(cell_id: str, phase: str, prompt_id: str, lane: int | None, run_idx: int) -> tuple:
-    """What makes a call unique in a run: resume runs only keys not yet present."""
-    return (cell_id, phase, prompt_id, lane, run_idx)
-
-
 def call_key(record: dict[str, Any]) -> tuple:
-    return key_of(record["cell_id"], record["phase"], record["prompt_id"], record.get("lane"), record["run_idx"])
+    """A call line's key (records.CallKey) as the tuple resume compares and responses.jsonl stores."""
+    return CallKey.of(record).as_tuple()
 
 
 @dataclass
@@ -94,10 +92,11 @@ def read_state(path: Path) -> LedgerState:
 
 
 class Ledger:
-    """Opened for append; each `write` is one durable line, and a write the disk refuses leaves no torn line."""
+    """Opened for append; each `write` is one durable line, and a write the disk refuses leaves no torn line.
+    With `schema`, every line is checked against it first (a line that does not fit is never written)."""
 
-    def __init__(self, path: Path) -> None:
-        self.path = path
+    def __init__(self, path: Path, schema: str | None = None) -> None:
+        self.path, self.schema = path, schema
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             self._drop_torn_tail()
@@ -115,11 +114,15 @@ class Ledger:
                 fh.truncate(keep)
                 os.fsync(fh.fileno())
 
-    def write(self, record: dict[str, Any]) -> None:
+    def write(self, record: Record | dict[str, Any]) -> None:
         self.write_many([record])
 
-    def write_many(self, records: list[dict[str, Any]]) -> None:
+    def write_many(self, records: list[Record | dict[str, Any]]) -> None:
         """Append the lines with one fsync; on a full disk cut back to the last whole line, then raise."""
+        records = [r.to_json() if isinstance(r, Record) else r for r in records]
+        if self.schema:
+            for record in records:
+                datafiles.validate(record, self.schema, f"{self.path} (line being written)")
         data = b"".join((strip_url_credentials(json.dumps(r, sort_keys=False, ensure_ascii=False, allow_nan=False))
                          + "\n").encode("utf-8")
                         for r in records)

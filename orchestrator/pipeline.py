@@ -18,7 +18,8 @@ from .paths import data_dir
 from .procs import run_captured
 from .resources import listener_pid_source
 from .record import RunContext, record
-from .run import Cell, RunOptions, RunResult, Target, check_run_dir, detect_engine, new_run_id, run_suites
+from .run import RunOptions, RunResult, Target, check_run_dir, new_run_id, run_suites
+from .runtimes import byo_target, detect_engine, runtime_for_engine
 
 HANDLE_PATTERN = re.compile(r"^[a-z0-9][a-z0-9-]{0,38}$")
 
@@ -86,9 +87,9 @@ def byo_targets(target_url: str, models: list[str], engine: str | None, cell_id_
     prefix = cell_id_prefix or f"{device_tag}:{engine}"
     if prefix.count(":") != 1:
         raise BadInput(f"--cell-id-prefix {prefix!r} must be <node>:<engine>")
-    api = "ollama" if engine == "ollama" else "openai"
+    runtime = runtime_for_engine(engine)
     pid = listener_pid_source(port) if port else (lambda: None)  # a local runtime's RSS can still be sampled
-    return [Target(Cell(f"{prefix}:{model}", engine, model, base_url, api), pid=pid) for model in models]
+    return [byo_target(runtime, f"{prefix}:{model}", model, base_url, pid) for model in models]
 
 
 @dataclass

@@ -155,6 +155,7 @@ def build_manifest(run_dir: Path, context: RunContext, status: str) -> dict[str,
         "hardware_summary": hardware_summary(context.hardware) if context.hardware else None,
         "command": meta.get("command", []),
         "status_reason": status_reason,
+        "canonical_phases": PHASES,  # the catalogue judges completeness against the list of the run's time
     }
 
 

@@ -16,10 +16,11 @@ from typing import Any
 
 from . import datafiles
 from .errors import BadInput
+from .methodology import methodology
 from .paths import data_dir
 
-# The canonical order of phases; `all` means these.
-PHASES = ["hello", "5q", "20q", "parallel_same", "parallel_mixed", "edge_append", "edge_suite"]
+# The canonical order of phases (profiles/methodology.yaml); `all` means these.
+PHASES = list(methodology().phases)
 
 
 @dataclass(frozen=True)

@@ -546,29 +546,25 @@ def tune_on_this_machine(plan: Plan, hw: Any, profiles: Any, binary: str, model_
                          exhaustive: bool = False, max_launches: int | None = None,
                          most_slots: int | None = None, variant_args: tuple[str, ...] = ()) -> TuneReport:
     """`weeyuga tune`: bounds, the runtime's prober, and the search, for llama.cpp or Ollama."""
-    from .launch import launch
+    from .runtimes import managed_runtime
 
     def said(m: Measurement) -> None:
         progress(f"tune {m.candidate.label()}: " + (f"{m.tokens_per_sec:.1f} tok/s" if m.ok else f"failed ({m.failure})"), None)
 
     search = functools.partial(tune, plan, physical_cores=hw.cpu.cores, logical_threads=hw.cpu.threads,
                                exhaustive=exhaustive, max_launches=max_launches, most_slots=most_slots)
-    if plan.runtime == "ollama":
-        from . import ollama
-
-        if most_slots:
-            raise WeeyugaError("Ollama's slots are OLLAMA_NUM_PARALLEL, fixed per server: tune slots with llama.cpp")
-        tag = profiles.model(plan.model).ollama_tag or plan.model
-        with launch(plan, binary, None, out_dir / "tune-ollama.log") as running:
-            ollama.pull(running.base_url, tag, progress)
-            return search(ollama_prober(plan, running, tag, nvml, said))
-    bounds = None
-    if searches_ngl(plan):
-        progress("reading the model's layer count and llama-fit-params' estimate", None)
-        margin_mb = int(profiles.rules["budget"]["vram_reserve_gb"] * 1024)
-        bounds = ngl_bounds(plan, model_path, fit_binary, margin_mb)
-    return search(real_prober(plan, binary, model_path, out_dir, nvml, said, variant_args), bounds=bounds)
+    return managed_runtime(plan.runtime).tune(plan, profiles, binary, model_path, fit_binary, out_dir, nvml, progress,
+                                              said, search, most_slots, variant_args)
 
 
 def report_json(report: TuneReport) -> str:
     return json.dumps(report.to_dict(), indent=2)
+
+
+def write_report_files(report: TuneReport, out_dir: Path) -> Path:
+    """tune-<device>-<model>.json, .md and .png in out_dir; returns their common stem."""
+    stem = out_dir / f"tune-{report.device_tag}-{report.model}"
+    Path(f"{stem}.json").write_text(report_json(report) + "\n", encoding="utf-8")
+    Path(f"{stem}.md").write_text(render_markdown(report), encoding="utf-8")
+    plot(report, Path(f"{stem}.png"))
+    return stem

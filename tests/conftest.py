@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from orchestrator import paths, run
+from orchestrator import paths, records, run
 
 # The load average every test sees unless it sets its own (only the load gate's tests do):
 # quiet, so that a busy host (other jobs, a CPU hog) cannot trip run.check_gates.
@@ -34,6 +34,14 @@ def pinned_load_average():
     tests as well: their subject is the runtime, not the host's load."""
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(run, "host_load", lambda: PINNED_LOAD)
+        yield
+
+
+@pytest.fixture(scope="session", autouse=True)
+def validated_ledger_lines():
+    """Every ledger line a test's run writes is checked against its schema as it is written."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(records, "validate_on_write", True)
         yield
 
 

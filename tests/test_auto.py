@@ -24,6 +24,7 @@ from orchestrator.paths import REPO_ROOT
 from orchestrator.probe import Hardware
 from orchestrator.profiles import load_profiles
 from orchestrator.rulecheck import GOLDEN_DIR
+from orchestrator.runtimes import llamacpp as llamacpp_runtime
 from orchestrator.report import REQUIRED_FILES
 from tests.fakes.openai_server import start_in_thread
 from tests.test_integration_llama import llama_server, smollm2  # noqa: F401  (session fixtures)
@@ -100,10 +101,10 @@ def test_cuda_plan_whose_install_is_cpu_records_install_fallback_in_manifest_and
              {"variant": "no-repack", "build": "native", "args": ["--no-repack"], "passed": True, "outcome": "passed",
               "detail": "90 tok/s", "tokens_per_sec": 90.0, "answer": "Red.", "seconds": 3.0}]
     verified = {"fingerprint": {"id": "f" * 16}, "chosen": tried[1], "tried": tried, "verified_at_utc": "2026-01-01T00:00:00Z"}
-    monkeypatch.setattr(auto, "verified_llama_server", lambda backend, progress: RuntimeInstall(
+    monkeypatch.setattr(llamacpp_runtime, "verified_llama_server", lambda backend, progress: RuntimeInstall(
         "llama.cpp", "/x/llama-server", "b1", "cpu", "built", {"backend": "cpu", "requested_backend": backend},
         variant_args=("--no-repack",), self_test=verified))
-    monkeypatch.setattr(auto, "get_model", lambda spec, quant, progress: SimpleNamespace(
+    monkeypatch.setattr(llamacpp_runtime, "get_model", lambda spec, quant, path, progress: SimpleNamespace(
         path="model.gguf", sha256="0" * 64, size_bytes=1, source="test"))
 
     @contextlib.contextmanager

@@ -551,7 +551,7 @@ def test_auto_on_a_read_only_disk_fails_before_installing_anything(tmp_path, cap
     def read_only(*args, **kwargs):
         raise OSError(errno.EROFS, "Read-only file system")
     monkeypatch.setattr(pipeline.tempfile, "TemporaryFile", read_only)
-    monkeypatch.setattr("orchestrator.auto.verified_llama_server", lambda *a, **k: pytest.fail("installed"))
+    monkeypatch.setattr("orchestrator.runtimes.llamacpp.verified_llama_server", lambda *a, **k: pytest.fail("installed"))
     argv = [a.format(tmp=tmp_path, hw=HARDWARE) for a in AUTO if a != "--dry-run"]
     code, out, err = run_cli(argv, capsys)
     check_one_line(code, out, err, 1, "cannot write: Read-only file system")

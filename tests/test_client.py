@@ -94,3 +94,51 @@ def test_ollama_native_stream_gives_server_rate():
     path, body = state.requests[-1]
     assert path == "/api/chat" and body["options"] == {"num_ctx": 2048, "num_predict": 32, "temperature": 0.1}
     assert body["keep_alive"] == "5m"
+
+
+TOOLS = [{"type": "function", "function": {"name": "read_file", "parameters": {"type": "object"}}}]
+
+
+def test_streamed_tool_calls_are_assembled_from_index_keyed_fragments(server):
+    state, url = server
+    state.tool_calls = [("read_file", {"path": "README.md"}), ("run_tests", {"verbose": True, "k": "unit"})]
+    result = call(url, "fake-tools", tools=TOOLS, tool_choice="auto")
+    body = state.requests[-1]
+    assert body["tools"] == TOOLS and body["tool_choice"] == "auto"
+    assert result.error is None and result.finish_reason == "tool_calls" and result.text == ""
+    assert result.message == {"role": "assistant", "content": None, "reasoning_content": None, "tool_calls": [
+        {"id": "call_fake_0", "type": "function", "function": {"name": "read_file", "arguments": '{"path": "README.md"}'}},
+        {"id": "call_fake_1", "type": "function",
+         "function": {"name": "run_tests", "arguments": '{"verbose": true, "k": "unit"}'}}]}
+    assert result.first_delta_ms is not None and result.first_answer_ms is None
+
+
+def test_a_tool_result_conversation_goes_through_as_given(server):
+    state, url = server
+    called = {"id": "call_fake_0", "type": "function", "function": {"name": "read_file", "arguments": "{}"}}
+    messages = [{"role": "system", "content": "You are terse."}, {"role": "user", "content": "Read it"},
+                {"role": "assistant", "content": None, "tool_calls": [called]},
+                {"role": "tool", "tool_call_id": "call_fake_0", "content": "# weeyuga"}]
+    result = stream_chat(CallRequest(url, "openai", "fake-tools", messages, 8, 0.1, tools=TOOLS), "llamacpp")
+    assert state.requests[-1]["messages"] == messages and "tool_choice" not in state.requests[-1]
+    assert result.error is None and result.message["tool_calls"] == [] and result.message["content"] == result.text != ""
+
+
+def test_reasoning_and_content_make_the_message(server):
+    result = call(server[1], "fake-reasoning", max_tokens=3)
+    assert result.message["reasoning_content"] == "Let me think." and result.message["content"] == result.text
+    assert "tools" not in server[0].requests[-1]
+
+
+def test_ollama_native_tool_calls_are_whole_with_arguments_as_json_text():
+    srv, state, url = fake_ollama.start_in_thread()
+    try:
+        result = stream_chat(CallRequest(url, "ollama", "smollm2:135m", [{"role": "user", "content": "hi"}], 32, 0.1,
+                                         tools=TOOLS), "ollama")
+    finally:
+        srv.shutdown()
+    assert state.requests[-1][1]["tools"] == TOOLS
+    assert result.error is None and result.message["content"] is None
+    assert result.message["tool_calls"] == [
+        {"id": "call_0", "type": "function", "function": {"name": "read_file", "arguments": '{"path": "README.md"}'}},
+        {"id": "call_1", "type": "function", "function": {"name": "run_tests", "arguments": '{"verbose": true}'}}]

@@ -4,7 +4,9 @@ It answers /api/version, /api/tags, /api/ps, /api/pull (streamed progress), /api
 (keep_alive 0 unloads) and records the environment it was started with. /api/chat honours the
 `num_gpu` option like a GPU with room for FAKE_OLLAMA_FIT_LAYERS of FAKE_OLLAMA_LAYERS layers:
 more fails with an out-of-memory error, fewer streams slower, and leaving it out offloads what
-fits minus two (its own estimate), logged as llama.cpp logs it. Passing against it
+fits minus two (its own estimate), logged as llama.cpp logs it. A chat that declares `tools`
+(and does not end with a tool result) is answered with the scripted TOOL_CALLS, whole and with
+object arguments, as Ollama sends them. Passing against it
 proves our mapping and protocol handling, never that real Ollama works.
 
 Run as a CLI: `python -m tests.fakes.ollama serve` (listens on $OLLAMA_HOST) or `--version`.
@@ -23,6 +25,8 @@ from tests.fakes.http import JsonHandler
 
 FAKE_VERSION = "0.0.0-fake"
 DIGEST = "sha256:" + "ab" * 32
+TOOL_CALLS = [{"function": {"name": "read_file", "arguments": {"path": "README.md"}}},
+              {"function": {"name": "run_tests", "arguments": {"verbose": True}}}]
 
 
 class FakeOllamaState:
@@ -89,6 +93,11 @@ def make_handler(state: FakeOllamaState):
                     print(f"load_tensors: offloaded {offload}/{state.layers} layers to GPU", file=sys.stderr, flush=True)
                 delay = 1 / (100 + 900 * offload / state.layers)  # 100 tok/s on the CPU, 1000 all on the GPU
             state.loaded.add(tag)
+            if body.get("tools") and body["messages"][-1].get("role") != "tool":
+                return self._json_line({"model": tag, "message": {"role": "assistant", "content": "",
+                                                                  "tool_calls": TOOL_CALLS},
+                                        "done": True, "done_reason": "stop", "eval_count": 9,
+                                        "eval_duration": 30_000_000})
             words = ["The", " sky", " is", " blue."][: options.get("num_predict", 64)]
             self.send_response(200)
             self.send_header("Content-Type", "application/x-ndjson")
@@ -101,6 +110,12 @@ def make_handler(state: FakeOllamaState):
             self.wfile.write(json.dumps({"model": tag, "message": {"role": "assistant", "content": ""}, "done": True,
                                          "done_reason": "stop", "prompt_eval_count": 12, "prompt_eval_duration": 3_000_000,
                                          "eval_count": len(words), "eval_duration": 40_000_000}).encode() + b"\n")
+
+        def _json_line(self, event):
+            self.send_response(200)
+            self.send_header("Content-Type", "application/x-ndjson")
+            self.end_headers()
+            self.wfile.write(json.dumps(event).encode() + b"\n")
 
     return Handler
 

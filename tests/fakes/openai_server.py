@@ -1,7 +1,10 @@
 """FAKE OpenAI-compatible streaming server, for tests only: timed SSE chunks and scripted faults.
 
 The model name picks the behaviour: `fake` (usage + llama.cpp-style timings), `fake-nousage`,
-`fake-reasoning`, `fake-500`, `fake-malformed`, `fake-stall`, `fake-disconnect`. Answers are
+`fake-reasoning`, `fake-500`, `fake-malformed`, `fake-stall`, `fake-disconnect`, and `fake-tools`
+(when the request declares tools and the last message is not a tool result, it streams the
+state's scripted `tool_calls` as OpenAI does: index-keyed fragments of name and arguments,
+finish_reason `tool_calls`; after a tool result it answers in text). Answers are
 canned per prompt id (the X-Weeyuga-Benchmark-Prompt-Id header) so machine checks have
 something to check. Passing against it proves our protocol handling, not any real runtime.
 """
@@ -38,6 +41,22 @@ class FakeServerState:
     headers: list[dict] = field(default_factory=list)
     generation_ms: float = 0.0  # total time spent streaming tokens (for tests of the server figure)
     fixed_rate: float | None = None  # report this decode rate in `timings` instead of the measured one
+    # what `fake-tools` asks for: (name, arguments as a JSON object), streamed in that order
+    tool_calls: list[tuple[str, dict]] = field(default_factory=lambda: [("read_file", {"path": "README.md"})])
+
+
+def tool_call_fragments(calls: list[tuple[str, dict]]) -> list[dict]:
+    """Each call as OpenAI streams it: the id and the first half of the name, then the rest of the
+    name, then the arguments in two pieces; every piece carries the call's index."""
+    fragments = []
+    for index, (name, arguments) in enumerate(calls):
+        text = json.dumps(arguments)
+        half, cut = len(name) // 2, len(text) // 2
+        fragments += [{"index": index, "id": f"call_fake_{index}", "type": "function", "function": {"name": name[:half]}},
+                      {"index": index, "function": {"name": name[half:]}},
+                      {"index": index, "function": {"arguments": text[:cut]}},
+                      {"index": index, "function": {"arguments": text[cut:]}}]
+    return fragments
 
 
 def tokens_for(prompt_id: str | None, text_prompt: str, max_tokens: int) -> list[str]:
@@ -75,7 +94,7 @@ def make_handler(state: FakeServerState):
             model = body.get("model", "fake")
             if model == "fake-500":
                 return self._json({"error": {"message": "model failed to load", "code": 500}}, 500)
-            prompt = body["messages"][-1]["content"]
+            prompt = body["messages"][-1].get("content") or ""
             pieces = tokens_for(self.headers.get("X-Weeyuga-Benchmark-Prompt-Id"), prompt, body.get("max_tokens", 64))
             self.send_response(200)
             self.send_header("Content-Type", "text/event-stream")
@@ -87,6 +106,13 @@ def make_handler(state: FakeServerState):
                 for word in ["Let", " me", " think."]:
                     time.sleep(state.chunk_delay_s)
                     self._event({**base, "choices": [{"index": 0, "delta": {"reasoning_content": word}}]})
+            if model == "fake-tools" and body.get("tools") and body["messages"][-1].get("role") != "tool":
+                for fragment in tool_call_fragments(state.tool_calls):
+                    time.sleep(state.chunk_delay_s)
+                    self._event({**base, "choices": [{"index": 0, "delta": {"tool_calls": [fragment]}}]})
+                self._event({**base, "choices": [{"index": 0, "delta": {}, "finish_reason": "tool_calls"}]})
+                self._event(b"[DONE]")
+                return self._end()
             started = time.perf_counter()
             for index, piece in enumerate(pieces):
                 time.sleep(state.chunk_delay_s)

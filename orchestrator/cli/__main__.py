@@ -1,0 +1,7 @@
+"""`python3 -m orchestrator.cli`."""
+
+import sys
+
+from . import main
+
+sys.exit(main())

@@ -1,0 +1,115 @@
+"""What every command shares: the one-line parser, bounded number types, the command registry,
+knob overrides and run options, and reading hardware.json or probing."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import re
+from pathlib import Path
+from typing import Any, Callable
+
+from ..methodology import methodology
+from ..runtimes import managed_names
+
+COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {}
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """Usage errors are bad input like any other: one line on stderr, exit 2."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def bounded(kind: type, low: float, high: float) -> Callable[[str], Any]:
+    """An argparse type: a finite int or float from low to high (NaN, -3 and 10^30 are refused)."""
+    def parse(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not {'an integer' if kind is int else 'a number'}") from None
+        if not (math.isfinite(value) and low <= value <= high):
+            raise argparse.ArgumentTypeError(f"{text!r} must be from {low:,} to {high:,}")
+        return value
+    return parse
+
+
+def keep_alive(text: str) -> str:
+    """Ollama's keep-alive spelling: a duration such as 30m, 1h30m or 2400h, seconds, or -1 (forever)."""
+    if not re.fullmatch(r"(?:[0-9]{1,9}(?:ms|s|m|h))+|[0-9]{1,9}|-1", text):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a duration such as 30m, 2400h, 0 or -1")
+    return text
+
+
+COUNT = bounded(int, 1, 1_000_000)
+CONTEXT = bounded(int, 256, 100_000_000)
+SLOTS = bounded(int, 1, 4096)
+THREADS = bounded(int, 1, 16384)
+LAYERS = bounded(int, 0, 10_000)
+TEMPERATURE = bounded(float, 0, 2)
+WARM_RUNS = bounded(int, 0, 1000)
+MINUTES = bounded(float, 0.1, 7 * 24 * 60)
+RUNS = methodology().runs_per_prompt
+
+
+def command(name: str):
+    def register(func):
+        COMMANDS[name] = func
+        return func
+    return register
+
+
+def add_knob_overrides(parser: argparse.ArgumentParser) -> None:
+    """Plan knobs a user may set; each one set becomes a recorded deviation."""
+    group = parser.add_argument_group("knob overrides (recorded as deviations)")
+    group.add_argument("--model", help="catalogue model id")
+    group.add_argument("--quant", help="quantisation of --model (default: the catalogue's)")
+    group.add_argument("--runtime", choices=managed_names())
+    group.add_argument("--backend", choices=["cuda", "rocm", "metal", "vulkan", "cpu"])
+    group.add_argument("--ngl", type=LAYERS, help="GPU layers (llama.cpp counts the output layer)")
+    group.add_argument("--num-parallel", type=SLOTS)
+    group.add_argument("--keep-alive", type=keep_alive, help="e.g. 30m, 2400h; 0 unloads at once, -1 keeps forever")
+    group.add_argument("--max-loaded-models", type=SLOTS)
+    group.add_argument("--num-ctx", type=CONTEXT)
+    group.add_argument("--threads", type=THREADS)
+    group.add_argument("--temperature", type=TEMPERATURE)
+    group.add_argument("--num-predict", type=COUNT)
+
+
+def knob_overrides(args: argparse.Namespace) -> dict[str, Any]:
+    names = ["model", "quant", "runtime", "backend", "ngl", "num_parallel", "keep_alive", "max_loaded_models",
+             "num_ctx", "threads", "temperature", "num_predict"]
+    return {n: getattr(args, n) for n in names if getattr(args, n, None) is not None}
+
+
+def print_json(document: Any) -> None:
+    print(json.dumps(document, indent=2))
+
+
+def load_or_probe(hardware_path: str | None, device_tag: str | None = None):
+    from ..probe import Hardware, probe, validate_device_tag
+
+    if hardware_path:
+        hw = Hardware.load(Path(hardware_path))
+        if device_tag:
+            from dataclasses import replace
+            hw = replace(hw, device_tag=validate_device_tag(device_tag))
+        return hw
+    return probe(device_tag=device_tag)
+
+
+def add_run_options(p: argparse.ArgumentParser) -> None:
+    """Options shared by `run` and `auto`."""
+    p.add_argument("--phases", default="hello", help="comma-separated phases or 'all' (default: hello)")
+    p.add_argument("--smoke", action="store_true", help="one item per phase, no warm repeats: checks the plumbing")
+    p.add_argument("--probe", action="store_true", help="health-check the cells only")
+    p.add_argument("--runs", type=WARM_RUNS, default=RUNS, help=f"warm calls per frozen prompt after the cold one (default {RUNS})")
+    p.add_argument("--submitter-handle", help="your handle ([a-z0-9-]; default from git config user.name)")
+    p.add_argument("--device-tag", help="default: derived by the probe")
+    p.add_argument("--submissions-dir", help="default: this checkout's submissions/")
+    p.add_argument("--resume", metavar="RUN_ID", help="continue an interrupted run: only missing calls are made")
+    p.add_argument("--force-load", action="store_true", help="run even if the load average is above 4 (recorded)")
+    p.add_argument("--for-publication", action="store_true", help="refuse a modified checkout or an unavailable cell")
+    p.add_argument("--allow-dirty", action="store_true", help="with --for-publication: accept a modified checkout (recorded)")

@@ -1,0 +1,120 @@
+"""`report`, `privacy-scan`, `submit`, `catalogue` and `compare`: a finished run, shared."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from ..errors import BadInput
+from .common import command, print_json
+
+
+def existing_dir(path: str) -> Path:
+    folder = Path(path)
+    if not folder.is_dir():
+        raise BadInput(f"{path}: no such run folder")
+    return folder
+
+
+@command("report")
+def cmd_report(args: argparse.Namespace) -> int:
+    from ..report import report
+
+    run_dir = existing_dir(args.run_dir)
+    result = report(run_dir, plots=not args.no_plots)
+    print(f"{run_dir / 'metadata.json'}\n{run_dir / 'run.md'}" + "".join(f"\n{run_dir / p}" for p in result.plots))
+    return 0
+
+
+@command("privacy-scan")
+def cmd_privacy(args: argparse.Namespace) -> int:
+    from ..privacy import redact, scan
+
+    run_dir = existing_dir(args.run_dir)
+    findings = scan(run_dir)
+    for finding in findings:
+        print(finding)
+    if findings and args.redact:
+        remaining = redact(run_dir)
+        print(f"redacted: {len(findings)} finding(s) before, {len(remaining)} remain (scanned again)")
+        for finding in remaining:
+            print(finding)
+        return 1 if remaining else 0
+    if not findings:
+        print(f"clean: nothing found in {run_dir}")
+    return 1 if findings else 0
+
+
+@command("submit")
+def cmd_submit(args: argparse.Namespace) -> int:
+    from ..paths import REPO_ROOT
+    from ..submit import submit
+
+    result = submit(existing_dir(args.run_dir), Path(args.repo) if args.repo else REPO_ROOT, push=args.push,
+                    remote=args.remote)
+    print(f"committed {result.run_path} on branch {result.branch}\n")
+    print("--- pull request description ---")
+    print(result.pr_description)
+    print("--------------------------------")
+    if result.pushed:
+        print(f"pushed: {' '.join(result.push_command)}; open the pull request on your fork")
+    else:
+        print(f"push it with:  {' '.join(result.push_command)}   (or rerun with --push); nothing merges by itself")
+    return 0
+
+
+@command("catalogue")
+def cmd_catalogue(args: argparse.Namespace) -> int:
+    from ..catalogue import build_catalogue
+    from ..pipeline import submissions_root
+    from ..record import write_json_atomic
+
+    root = submissions_root(args.submissions_dir)
+    catalogue = build_catalogue(root)
+    out = Path(args.out)
+    write_json_atomic(out, catalogue)
+    counts = catalogue["counts"]
+    print(f"{out}: {counts['runs']} runs ({counts['complete']} complete, {counts['partial']} partial), {counts['invalid']} invalid")
+    for bad in catalogue["invalid"]:
+        print(f"  invalid {bad['path']}: {bad['reason']}")
+    return 0
+
+
+@command("compare")
+def cmd_compare(args: argparse.Namespace) -> int:
+    from ..compare import compare, load_metadata, render_markdown
+
+    if len(args.runs) < 2:
+        raise BadInput("compare needs BASELINE [BASELINE ...] CANDIDATE: at least two runs")
+    *baselines, candidate = [load_metadata(Path(p)) for p in args.runs]
+    result = compare(baselines, candidate)
+    if args.json:
+        print_json(result.to_dict())
+    else:
+        print(render_markdown(result), end="")
+    return 1 if args.exit_on_regression and (result.regressions or result.red_flags) else 0
+
+
+def add_parsers(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("report", help="metadata.json, run.md and plots for a run folder")
+    p.add_argument("run_dir")
+    p.add_argument("--no-plots", action="store_true")
+
+    p = sub.add_parser("privacy-scan", help="find keys, tokens, home paths, addresses and names in a run folder")
+    p.add_argument("run_dir")
+    p.add_argument("--redact", action="store_true", help="rewrite matches in place, then scan again")
+
+    p = sub.add_parser("submit", help="commit one run folder on a submission branch and print the PR text")
+    p.add_argument("run_dir")
+    p.add_argument("--repo", help="a clone of the benchmarks repository (default: this checkout)")
+    p.add_argument("--push", action="store_true", help="also push the branch (never merges)")
+    p.add_argument("--remote", help="default: 'fork' if present, else 'origin'")
+
+    p = sub.add_parser("catalogue", help="index every run under submissions/")
+    p.add_argument("--submissions-dir")
+    p.add_argument("--out", default="catalogue.json")
+
+    p = sub.add_parser("compare", help="regressions and wins between runs (methodology thresholds)")
+    p.add_argument("runs", nargs="+", metavar="RUN", help="BASELINE [BASELINE ...] CANDIDATE: run folders or metadata.json")
+    p.add_argument("--json", action="store_true")
+    p.add_argument("--exit-on-regression", action="store_true", help="exit 1 on a regression or red flag")

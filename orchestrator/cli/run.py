@@ -1,0 +1,90 @@
+"""`run`: the suites against a runtime the user started."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+from ..errors import BadInput
+from ..runtimes import engine_names
+from .common import CONTEXT, COUNT, TEMPERATURE, add_run_options, command, load_or_probe
+
+
+def canonical_options(profiles, args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(options in effect, overrides of the canonical table) for temperature, num_ctx, num_predict."""
+    canonical = profiles.canonical["request_options"]
+    effective, overrides = {}, {}
+    for name in ("temperature", "num_ctx", "num_predict"):
+        given = getattr(args, name, None)
+        effective[name] = canonical[name] if given is None else given
+        if given is not None and given != canonical[name]:
+            overrides[name] = {"canonical": canonical[name], "value": given}
+    return effective, overrides
+
+
+def report_run_outcome(recorded, run_dir: Path) -> None:
+    result = recorded.result
+    skipped = "; ".join(f"{s['cell_id']} {s['phase'] or ''}: {s['reason']}" for s in result.skipped)
+    print(f"run {result.run_id}: {result.calls} calls, {result.errors} errors"
+          + (f", skipped: {skipped}" if skipped else "") + f", status {recorded.status}"
+          + (f" ({result.failure})" if result.failure else "")
+          + f"\nledger {result.ledger_path}\nmanifest {recorded.manifest}")
+
+
+@command("run")
+def cmd_run(args: argparse.Namespace) -> int:
+    from ..pipeline import byo_targets, default_handle, find_run_dir, new_run_dir, run_recorded, submissions_root
+    from ..probe import validate_device_tag
+    from ..profiles import load_profiles
+    from ..progress import progress_reporter
+    from ..record import RunContext
+    from ..run import RunOptions
+    from ..suites import parse_phases
+
+    profiles = load_profiles()
+    root = submissions_root(args.submissions_dir)
+    models = [m.strip() for m in args.models.split(",") if m.strip()]
+    if not models:
+        raise BadInput("--models needs at least one model name")
+    hardware = load_or_probe(args.hardware, args.device_tag)
+    device_tag = validate_device_tag(args.device_tag or hardware.device_tag)
+    handle = args.submitter_handle or default_handle()
+    if args.resume:
+        run_dir = find_run_dir(root, args.resume)
+        run_id = args.resume
+        context = None
+    else:
+        run_dir, run_id = new_run_dir(root, handle, device_tag)
+        context = RunContext(hardware=hardware, canonical=profiles.canonical,
+                             runtime={"name": args.engine or "bring-your-own", "managed": False, "target": "local"})
+    effective, overrides = canonical_options(profiles, args)
+    options = RunOptions(phases=parse_phases(args.phases), runs=args.runs, smoke=args.smoke, probe_only=args.probe,
+                         force_load=args.force_load, for_publication=args.for_publication,
+                         allow_dirty=args.allow_dirty, submitter_handle=handle, device_tag=device_tag,
+                         canonical_overrides=overrides, command=["weeyuga"] + sys.argv[1:], **effective)
+    targets = byo_targets(args.target_url, models, args.engine, args.cell_id_prefix, device_tag)
+    try:
+        with progress_reporter() as progress:
+            recorded = run_recorded(targets, options, run_dir, run_id, context, resume=bool(args.resume),
+                                    progress=progress)
+    except KeyboardInterrupt:
+        print(f"interrupted; the ledger is kept. Continue with: weeyuga run --resume {run_id} "
+              f"--target-url {args.target_url} --models {args.models}", file=sys.stderr)
+        return 130
+    report_run_outcome(recorded, run_dir)
+    return 0 if recorded.status == "complete" else 1
+
+
+def add_parsers(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("run", help="run suites against a runtime you started yourself (bring your own)")
+    p.add_argument("--target-url", required=True, help="the runtime's base URL, e.g. http://127.0.0.1:11434")
+    p.add_argument("--models", required=True, help="comma-separated model names as the runtime knows them")
+    add_run_options(p)
+    p.add_argument("--engine", choices=engine_names(), help="default: detected from the server")
+    p.add_argument("--cell-id-prefix", help="<node>:<engine> (default: <device-tag>:<engine>)")
+    p.add_argument("--hardware", help="a hardware.json (default: probe this machine)")
+    p.add_argument("--temperature", type=TEMPERATURE, help="canonical 0.1; a change is recorded")
+    p.add_argument("--num-ctx", type=CONTEXT, help="canonical 4096; a change is recorded")
+    p.add_argument("--num-predict", type=COUNT, help="canonical 2048; a change is recorded")

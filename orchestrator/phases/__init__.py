@@ -1,0 +1,31 @@
+"""Phases: what a run measures, one unit of work at a time.
+
+A speed suite, a quality pack and an agent task each implement `Phase` (phases/base.py): its
+units (each with the deterministic keys of every call it makes, for resume and estimates), a
+time estimate from a decode rate, and running one unit through a `PhaseContext`
+(phases/context.py), which offers `chat` (a timed call, recorded as one `call` line), `write`
+(any typed record), `is_done` and progress. The runner (run.py) only chooses the cells and
+hands each unit over.
+
+Registry: a suite file's `mode` names the Phase class that runs it (PHASE_MODES); a new kind of
+work is one module plus one entry there.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ..suites import load_suite
+from .base import Phase, Unit
+from .context import PhaseContext
+from .speed import AppendPhase, ColdWarmPhase, OncePhase, ParallelPhase
+
+__all__ = ["PHASE_MODES", "Phase", "PhaseContext", "Unit", "load_phase"]
+
+PHASE_MODES: dict[str, type[Phase]] = {"cold_warm": ColdWarmPhase, "once": OncePhase, "document": OncePhase,
+                                       "append": AppendPhase, "parallel": ParallelPhase}
+
+
+def load_phase(name: str, directory: Path | None = None) -> Phase:
+    suite = load_suite(name, directory)
+    return PHASE_MODES[suite.mode](suite)

@@ -1,0 +1,86 @@
+"""Stage 6a, report: one RunReport computed from a run folder, rendered to metadata.json
+(metadata-1.0), run.md and plots.
+
+Deterministic and idempotent: the same ledger and manifest give byte-identical metadata.json.
+The figures are in report/figures.py; run.md's sections are contributed per phase kind present
+(report/markdown.py, SECTIONS), so a new kind of work adds its section there.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .. import datafiles
+from ..errors import BadInput
+from ..ledger import LEDGER_NAME, read_ledger
+from ..phases import PHASE_MODES
+from ..record import MANIFEST_NAME, write_json_atomic, write_text_atomic
+from ..runfolder import check_regular_files
+from .figures import METADATA_SCHEMA, build_metadata, finite, percentile
+
+__all__ = ["METADATA_SCHEMA", "REQUIRED_FILES", "Report", "RunReport", "compute_report", "percentile", "report"]
+
+REQUIRED_FILES = ["run.jsonl", "manifest.json", "hardware.json", "metadata.json", "run.md"]
+
+
+@dataclass(frozen=True)
+class RunReport:
+    """Everything run.md, metadata.json and the plots say, computed once from the run folder."""
+
+    records: list[dict[str, Any]]  # the ledger's lines, meta first
+    manifest: dict[str, Any]
+    hardware: dict[str, Any] | None
+    metadata: dict[str, Any]  # metadata.json
+    kinds: frozenset[str] = field(default_factory=frozenset)  # phase kinds present (speed, ...)
+
+    @property
+    def meta(self) -> dict[str, Any]:
+        return self.records[0]
+
+    @property
+    def calls(self) -> list[dict[str, Any]]:
+        return [r for r in self.records if r.get("type") == "call"]
+
+
+@dataclass(frozen=True)
+class Report:
+    metadata: dict[str, Any]
+    markdown: str
+    plots: list[str]
+
+
+def load_run(run_dir: Path) -> tuple[list[dict[str, Any]], dict[str, Any], dict[str, Any] | None]:
+    check_regular_files(run_dir)
+    ledger = run_dir / LEDGER_NAME
+    if not ledger.exists():
+        raise BadInput(f"{run_dir}: no {LEDGER_NAME}; is this a run folder?")
+    records = read_ledger(ledger)
+    if not records or records[0].get("type") != "meta":
+        raise BadInput(f"{ledger}: the first line is not a meta record")
+    manifest_path = run_dir / MANIFEST_NAME
+    manifest = datafiles.load(manifest_path, "manifest") if manifest_path.exists() else {}
+    hw_path = run_dir / "hardware.json"
+    hardware = datafiles.load(hw_path, "hardware") if hw_path.exists() else None
+    return records, manifest, hardware
+
+
+def compute_report(run_dir: Path) -> RunReport:
+    records, manifest, hardware = load_run(run_dir)
+    modes = [suite.get("mode") for suite in records[0].get("suites", {}).values()]
+    kinds = frozenset(PHASE_MODES[mode].kind for mode in modes if mode in PHASE_MODES)
+    return RunReport(records, manifest, hardware, finite(build_metadata(records, manifest, hardware)), kinds)
+
+
+def report(run_dir: Path, plots: bool = True) -> Report:
+    """Write metadata.json, run.md and the plots into the run folder."""
+    from .markdown import render_markdown
+    from .plots import make_plots
+
+    run = compute_report(run_dir)
+    write_json_atomic(run_dir / "metadata.json", run.metadata)
+    names = make_plots(run_dir, run) if plots else []
+    markdown = render_markdown(run, names)
+    write_text_atomic(run_dir / "run.md", markdown)
+    return Report(run.metadata, markdown, names)
