@@ -105,3 +105,17 @@ def unfenced(text: str) -> str:
     prose around it), else the whole text."""
     blocks = fenced_blocks(text)
     return blocks[0][1].strip() if len(blocks) == 1 else text.strip()
+
+
+def same_json(value: Any, expected: Any) -> bool:
+    """Deep JSON equality where true is not 1 (Python's == says it is) but 3 is 3.0."""
+    if isinstance(expected, bool) or isinstance(value, bool):
+        return value is expected
+    if isinstance(expected, dict):
+        return (isinstance(value, dict) and value.keys() == expected.keys()
+                and all(same_json(value[k], expected[k]) for k in expected))
+    if isinstance(expected, list):
+        return isinstance(value, list) and len(value) == len(expected) and all(map(same_json, value, expected))
+    if isinstance(expected, (int, float)):
+        return isinstance(value, (int, float)) and value == expected
+    return type(value) is type(expected) and value == expected

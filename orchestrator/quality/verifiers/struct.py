@@ -17,7 +17,7 @@ import yaml
 from ... import datafiles
 from ..packs import Scenario
 from ..verdict import (EXTRA_FIELDS, INVALID_JSON, MISSING_FIELD, NO_ANSWER_FOUND, SCHEMA_VIOLATION, WRONG_ANSWER,
-                       WRONG_STRUCTURE, Verdict, answer_text, fail, ok, unfenced)
+                       WRONG_STRUCTURE, Verdict, answer_text, fail, ok, same_json, unfenced)
 
 VERSION = 1
 
@@ -113,7 +113,7 @@ def _document_problem(spec: dict[str, Any], document: Any) -> tuple[str, str] | 
         error = jsonschema.exceptions.best_match(jsonschema.Draft202012Validator(spec["schema"]).iter_errors(document))
         return (SCHEMA_VIOLATION, f"{datafiles.field_path(error.absolute_path)}: {error.message}") if error else None
     if kind == "equals":
-        return None if document == spec["value"] else (WRONG_ANSWER, "differs from the exact document asked for")
+        return None if same_json(document, spec["value"]) else (WRONG_ANSWER, "differs from the exact document asked for")
     if kind == "keys":
         if not isinstance(document, dict):
             return WRONG_STRUCTURE, "not an object"
@@ -126,8 +126,7 @@ def _document_problem(spec: dict[str, Any], document: Any) -> tuple[str, str] | 
     where = spec["path"]
     if value is _MISSING:
         return MISSING_FIELD, f"{where} missing"
-    if "equals" in spec and not (value == spec["equals"] and type(value) is type(spec["equals"])
-                                 or _numbers_equal(value, spec["equals"])):
+    if "equals" in spec and not same_json(value, spec["equals"]):
         return WRONG_ANSWER, f"{where} = {value!r}, expected {spec['equals']!r}"
     if "regex" in spec and not (isinstance(value, str) and re.fullmatch(spec["regex"], value.strip())):
         return WRONG_ANSWER, f"{where} = {value!r} does not match /{spec['regex']}/"
@@ -139,12 +138,6 @@ def _document_problem(spec: dict[str, Any], document: Any) -> tuple[str, str] | 
         if not spec.get("min", value) <= value <= spec.get("max", value):
             return WRONG_ANSWER, f"{where} = {value} out of range"
     return None
-
-
-def _numbers_equal(value: Any, expected: Any) -> bool:
-    numeric = (int, float)
-    return (isinstance(value, numeric) and isinstance(expected, numeric) and not isinstance(value, bool)
-            and not isinstance(expected, bool) and value == expected)
 
 
 def _table_problem(spec: dict[str, Any], header: list[str], rows: list[list[str]]) -> tuple[str, str] | None:
