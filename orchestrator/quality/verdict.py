@@ -119,3 +119,14 @@ def same_json(value: Any, expected: Any) -> bool:
     if isinstance(expected, (int, float)):
         return isinstance(value, (int, float)) and value == expected
     return type(value) is type(expected) and value == expected
+
+
+def range_problem(label: str, value: Any, spec: dict[str, Any]) -> str | None:
+    """For a check with `min` and/or `max`: what is wrong with `value` (not a number, out of range)."""
+    if "min" not in spec and "max" not in spec:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return f"{label} = {value!r} is not a number"
+    if not spec.get("min", value) <= value <= spec.get("max", value):
+        return f"{label} = {value} outside {spec.get('min', '-∞')}..{spec.get('max', '∞')}"
+    return None

@@ -17,7 +17,7 @@ import yaml
 from ... import datafiles
 from ..packs import Scenario
 from ..verdict import (EXTRA_FIELDS, INVALID_JSON, MISSING_FIELD, NO_ANSWER_FOUND, SCHEMA_VIOLATION, WRONG_ANSWER,
-                       WRONG_STRUCTURE, Verdict, answer_text, fail, ok, same_json, unfenced)
+                       WRONG_STRUCTURE, Verdict, answer_text, fail, ok, range_problem, same_json, unfenced)
 
 VERSION = 1
 
@@ -132,12 +132,8 @@ def _document_problem(spec: dict[str, Any], document: Any) -> tuple[str, str] | 
         return WRONG_ANSWER, f"{where} = {value!r} does not match /{spec['regex']}/"
     if "length" in spec and not (isinstance(value, (list, dict, str)) and len(value) == spec["length"]):
         return WRONG_ANSWER, f"{where} has length {len(value) if hasattr(value, '__len__') else '?'}, expected {spec['length']}"
-    if "min" in spec or "max" in spec:
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            return WRONG_ANSWER, f"{where} = {value!r} is not a number"
-        if not spec.get("min", value) <= value <= spec.get("max", value):
-            return WRONG_ANSWER, f"{where} = {value} out of range"
-    return None
+    problem = range_problem(where, value, spec)
+    return (WRONG_ANSWER, problem) if problem else None
 
 
 def _table_problem(spec: dict[str, Any], header: list[str], rows: list[list[str]]) -> tuple[str, str] | None:

@@ -12,7 +12,7 @@ import re
 from typing import Any
 
 from ..packs import Scenario
-from ..verdict import (INVALID_JSON, MISSING_FIELD, NO_ANSWER_FOUND, WRONG_ANSWER, Verdict, answer_text, fail, ok)
+from ..verdict import (INVALID_JSON, MISSING_FIELD, NO_ANSWER_FOUND, WRONG_ANSWER, Verdict, answer_text, fail, ok, range_problem)
 
 VERSION = 1
 
@@ -106,12 +106,8 @@ def _arg_problem(spec: dict[str, Any], args: dict) -> tuple[str, str] | None:
         return WRONG_ANSWER, f"{name}={value!r} does not match /{spec['regex']}/"
     if "contains" in spec and not (isinstance(value, str) and spec["contains"].lower() in value.lower()):
         return WRONG_ANSWER, f"{name}={value!r} does not contain {spec['contains']!r}"
-    if "min" in spec or "max" in spec:
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            return WRONG_ANSWER, f"{name}={value!r} is not a number"
-        if not spec.get("min", value) <= value <= spec.get("max", value):
-            return WRONG_ANSWER, f"{name}={value} outside {spec.get('min', '-∞')}..{spec.get('max', '∞')}"
-    return None
+    problem = range_problem(name, value, spec)
+    return (WRONG_ANSWER, problem) if problem else None
 
 
 def _same(value: Any, expected: Any) -> bool:
