@@ -73,10 +73,9 @@ def run_pack_scenarios(packs: Iterable[Pack], chat: Chat, *, cell_id: str = "qua
                 if (cell_id, pack.id, scenario.id, repeat_idx) in done:
                     continue
                 result = _one(pack, scenario, chat, repeat_idx, measured_tps, code_runner, clock)
-                runner = code_runner or codeexec.default_runner()
+                net_isolated = (code_runner or codeexec.default_runner()).net_isolated if scenario.kind == "codeexec" else None
                 record = quality_record(Judged(cell_id, pack, scenario.id, repeat_idx, result.verdict), result.timeout_s,
-                                        result.latency_s, result.finish_reason,
-                                        runner.net_isolated if scenario.kind == "codeexec" else None)
+                                        result.latency_s, result.finish_reason, net_isolated)
                 line = response_line(response_ref(cell_id, pack.id, scenario.id, repeat_idx), result.message,
                                      result.finish_reason)
                 if on_record:
