@@ -17,7 +17,6 @@ as a child in its own process group with:
 from __future__ import annotations
 
 import functools
-import os
 import resource
 import shutil
 import subprocess
