@@ -85,6 +85,11 @@ def test_tool_call_order_dependent_prefix_and_restraint():
     ({"check": "headers", "lines": ["Intro", "End"]}, "Intro\nEnd\nmore", False),  # nothing under Intro
     ({"check": "language", "is": "fr"}, "Le chat est sur la table et il dort.", True),
     ({"check": "language", "is": "fr"}, "The cat is on the table and it sleeps.", False),
+    ({"check": "language", "is": "fr"}, "La capitale de la région est la ville de Milan.", True),  # "de la" is not Spanish
+    ({"check": "language", "is": "es"}, "La capital de la región es la ciudad de Milán y no otra.", True),
+    ({"check": "bullets", "min": 2, "max": 2, "marker": "-"}, "1. a\n2. b", False),
+    ({"check": "bullets", "min": 2, "max": 2, "marker": "-"}, "- a\n- b", True),
+    ({"check": "bullets", "min": 2, "max": 2, "marker": "numbered"}, "1) a\n2. b", True),
     ({"check": "count", "phrase": "delta", "min": 2, "max": 2}, "Delta, deltas and a delta.", True),
     ({"check": "contains", "phrases": ["YES"], "case_sensitive": True}, "yes", False),
     ({"check": "sentences", "min": 2, "max": 2}, "It rains. It pours!", True),

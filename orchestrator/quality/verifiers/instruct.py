@@ -17,13 +17,17 @@ VERSION = 1
 _WORD = re.compile(r"[^\W_]+(?:['’-][^\W_]+)*")
 _SENTENCE_END = re.compile(r"[.!?]+(?=[\s\"')\]]|$)")
 _BULLET = re.compile(r"^\s*(?:[-*•]|\d+[.)])\s+\S")
-# The commonest short words of each language: enough to tell which one a paragraph is in.
-_STOPWORDS = {
+_NUMBERED = re.compile(r"^\s*\d+[.)]\s+\S")
+# Common short words of each language, less those two languages share ("la", "de", "en", "es"):
+# a French sentence full of "de la" must not read as Spanish.
+_COMMON_WORDS = {
     "en": "the and is are of to in it that for with on this was be as not you we they have".split(),
-    "fr": "le la les et est sont des un une du que qui pour dans pas avec ce sur nous vous il elle".split(),
+    "fr": "le la les de en et est sont des un une du au aux que qui pour dans pas avec ce sur nous vous il elle".split(),
     "es": "el la los las y es son de un una que en por para con no se del al como muy".split(),
-    "de": "der die das und ist sind ein eine nicht mit auf den dem zu es ich sie wir für von".split(),
+    "de": "der die das und ist sind ein eine nicht mit auf den dem zu es in ich sie wir für von".split(),
 }
+_STOPWORDS = {lang: {w for w in words if all(w not in other for o, other in _COMMON_WORDS.items() if o != lang)}
+              for lang, words in _COMMON_WORDS.items()}
 
 
 def words(text: str) -> list[str]:
@@ -56,7 +60,7 @@ def _problem(spec: dict[str, Any], text: str) -> str | None:
     if kind == "sentences":
         return _bounded("sentences", len(_SENTENCE_END.findall(text)), spec)
     if kind == "bullets":
-        return _bounded("bullet lines", sum(bool(_BULLET.match(line)) for line in lines), spec)
+        return _bounded("bullet lines", sum(_is_item(line, spec.get("marker")) for line in lines), spec)
     if kind == "lines":
         return _bounded("non-empty lines", len(lines), spec)
     if kind == "case":
@@ -90,6 +94,15 @@ def _problem(spec: dict[str, Any], text: str) -> str | None:
     raise ValueError(f"unknown instruct check {kind!r}")  # the schema allows none other
 
 
+def _is_item(line: str, marker: str | None) -> bool:
+    """A list line: any bullet or number, or only the `marker` asked for ("-", "*" or "numbered")."""
+    if marker == "numbered":
+        return bool(_NUMBERED.match(line))
+    if marker:
+        return line.startswith(marker + " ") and bool(line[len(marker):].strip())
+    return bool(_BULLET.match(line))
+
+
 def _headers_problem(expected: list[str], lines: list[str]) -> str | None:
     """Each header is a whole line of its own (markdown `#` and bold markers forgiven), in order,
     and each has some text after it before the next header."""
@@ -111,7 +124,7 @@ def _headers_problem(expected: list[str], lines: list[str]) -> str | None:
 def _language_problem(language: str, text: str) -> str | None:
     tokens = [w.casefold() for w in words(text)]
     counts = {lang: sum(t in stop for t in tokens) for lang, stop in _STOPWORDS.items()}
-    best = max(counts, key=lambda lang: counts[lang])
-    if counts[language] < 2 or counts[language] < counts[best]:
-        return f"reads as {best!r} ({counts}), expected {language!r}"
+    rival = max((lang for lang in counts if lang != language), key=lambda lang: counts[lang])
+    if counts[language] <= counts[rival]:
+        return f"reads as {rival if counts[rival] else 'none of them'!r} ({counts}), expected {language!r}"
     return None
