@@ -155,6 +155,7 @@ def test_extract_scores_atomic_fields(answer, passed, score):
 
 
 def test_extract_refuses_non_objects_and_extra_fields():
+    assert not verify(scenario({"type": "extract"}, expected={"a": {}}), text('{"a": {}}'), "stop").passed
     s = scenario({"type": "extract", "no_extra_fields": True}, expected={"a": 1})
     assert verify(s, text("[1]"), "stop").failure_mode == "invalid_json"
     assert verify(s, text('{"a": 1, "b": 2}'), "stop").failure_mode == "extra_fields"

@@ -34,6 +34,8 @@ def check(scenario: Scenario, message: dict[str, Any]) -> Verdict:
     config = scenario.verifier
     misses: list[str] = []
     got, total = _compare(scenario.expected, answer, "$", config.get("anchors", {}), misses)
+    if not total:
+        return fail(VERIFIER_FAIL, "the scenario's expected object has no atomic fields")  # a pack error, never a pass
     score = got / total
     detail = f"{got}/{total} atomic fields correct ({score:.0%})" + (f"; {'; '.join(misses[:4])}" if misses else "")
     if config.get("no_extra_fields"):
