@@ -1,0 +1,36 @@
+"""Goldens and junk answers for the quality packs, shared by the quality tests.
+
+The goldens live in tests/fixtures/quality/goldens.json, never in a pack, so a model is never
+shown them. A golden is `{"content": …}` or `{"tool_calls": [{"name", "arguments": {…}}]}`.
+"""
+
+import json
+
+from orchestrator.paths import REPO_ROOT
+
+GOLDENS_PATH = REPO_ROOT / "tests" / "fixtures" / "quality" / "goldens.json"
+JUNK_TEXTS = ("", "(no answer)", "{}")
+
+
+def goldens() -> dict:
+    return json.loads(GOLDENS_PATH.read_text(encoding="utf-8"))
+
+
+def message(golden: dict) -> dict:
+    """An assistant message as the client returns it (arguments as a JSON string)."""
+    calls = [{"function": {"name": c["name"], "arguments": json.dumps(c["arguments"])}} for c in golden.get("tool_calls", [])]
+    return {"content": golden.get("content"), "reasoning_content": None, "tool_calls": calls}
+
+
+def junk_messages(scenario) -> dict[str, dict]:
+    """Every junk answer a server could give this scenario, by name."""
+    prompt = scenario.messages[-1]["content"]
+    everything = "\n".join(m["content"] for m in scenario.messages)
+    junk = {f"text {text!r}": {"content": text, "tool_calls": []} for text in JUNK_TEXTS}
+    junk["prompt echoed"] = {"content": prompt, "tool_calls": []}
+    junk["all messages echoed"] = {"content": everything, "tool_calls": []}
+    junk["prompt in reasoning only"] = {"content": "", "reasoning_content": everything, "tool_calls": []}
+    for tool in scenario.tools or ({"function": {"name": "get_weather"}},):
+        name = tool["function"]["name"]
+        junk[f"{name} with empty arguments"] = {"content": None, "tool_calls": [{"function": {"name": name, "arguments": "{}"}}]}
+    return junk
