@@ -110,8 +110,13 @@ def parse_json(text: str | bytes) -> Any:
 
 
 def read_json(path: Path, limit: int = DOCUMENT_LIMIT_BYTES) -> Any:
+    return decode_json(read_bytes(path, limit), path)
+
+
+def decode_json(data: bytes, path: Path) -> Any:
+    """parse_json for bytes already read from `path` (the catalogue hashes them first)."""
     try:
-        return parse_json(read_bytes(path, limit))
+        return parse_json(data)
     except json.JSONDecodeError as exc:
         raise BadInput(f"{path} (line {exc.lineno}): not valid JSON: {exc.msg}") from None
     except ValueError as exc:  # a refused constant or key, or bytes that are not UTF-8

@@ -1,0 +1,167 @@
+"""The catalogue's index: what each run folder contributed, and how to tell that it changed.
+
+An SQLite file (the standard library's; one row per run folder) holds each run's input hashes,
+its catalogue entry and its export rows as JSON text. A refresh walks the submissions folder and
+compares each run folder's stat signature (the folder's own inode and times, which change when an
+entry is added, removed or replaced, and each input file's inode, size and times) with the stored
+one; only where it differs are the files read and hashed, and only where a hash differs is the run
+parsed again. Folders no longer there are dropped. Anything the index cannot vouch for (another
+submissions folder, another weeyuga version or row format, a damaged file) is discarded and rebuilt:
+it is a cache, never a source of truth.
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import sqlite3
+import zlib
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterator
+
+from .catalogue import CATALOGUE_SCHEMA, GENERATED_BY, INPUT_LIMITS, RunRecord, read_run, run_dirs, run_path
+from .catalogue_rows import COLUMNS
+from .errors import os_failure
+from .privacy import strip_url_credentials
+
+EXPORT_SHARDS = 16  # the export is split by run so that adding one run rewrites one shard
+# A different version, catalogue schema or set of columns makes every stored entry suspect.
+INDEX_FORMAT = json.dumps([GENERATED_BY, CATALOGUE_SCHEMA, [name for name, _, _ in COLUMNS], EXPORT_SHARDS])
+
+
+def shard_of(path: str) -> int:
+    return zlib.crc32(path.encode()) % EXPORT_SHARDS
+
+
+def signature(run_dir: Path) -> str:
+    """Cheap evidence that nothing in the folder changed: lstat of it and of each input."""
+    parts = []
+    for target in (run_dir, *(run_dir / name for name in INPUT_LIMITS)):
+        try:
+            st = os.lstat(target)
+        except OSError:
+            parts.append("-")
+            continue
+        parts.append(f"{st.st_mode:o}:{st.st_ino}:{st.st_size}:{st.st_mtime_ns}:{st.st_ctime_ns}")
+    return "|".join(parts)
+
+
+@dataclass(frozen=True)
+class Refresh:
+    reread: int
+    unchanged: int
+    dropped: int
+    dirty_shards: frozenset[int]  # export shards whose runs changed
+
+
+class CatalogueIndex:
+    def __init__(self, db: sqlite3.Connection, root: Path, fresh: bool):
+        self.db, self.root, self.fresh = db, root, fresh
+
+    @classmethod
+    @contextmanager
+    def open(cls, index_file: Path | None, root: Path) -> Iterator["CatalogueIndex"]:
+        """The index for `root` (in memory when index_file is None); changes are kept only on commit()."""
+        db = cls._connect(index_file, root)
+        fresh = db.execute("SELECT value FROM meta WHERE key = 'root'").fetchone() is None
+        if fresh:
+            db.executemany("INSERT INTO meta VALUES (?, ?)", [("format", INDEX_FORMAT), ("root", str(root.resolve()))])
+        try:
+            yield cls(db, root, fresh)
+        finally:
+            db.rollback()
+            db.close()
+
+    @staticmethod
+    def _connect(index_file: Path | None, root: Path) -> sqlite3.Connection:
+        if index_file is None:
+            return CatalogueIndex._schema(sqlite3.connect(":memory:"))
+        try:
+            db = sqlite3.connect(index_file)
+        except sqlite3.Error as exc:
+            raise os_failure(index_file, OSError(errno.EIO, f"cannot open the catalogue index ({exc})")) from None
+        try:
+            CatalogueIndex._schema(db)
+            stored = dict(db.execute("SELECT key, value FROM meta"))
+            if stored and stored != {"format": INDEX_FORMAT, "root": str(root.resolve())}:
+                db.execute("DELETE FROM meta")
+                db.execute("DELETE FROM runs")
+            return db
+        except sqlite3.DatabaseError:  # not an SQLite file, or damaged: start again
+            db.close()
+            index_file.unlink()
+            return CatalogueIndex._schema(sqlite3.connect(index_file))
+
+    @staticmethod
+    def _schema(db: sqlite3.Connection) -> sqlite3.Connection:
+        db.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+        db.execute("CREATE TABLE IF NOT EXISTS runs (path TEXT PRIMARY KEY, signature TEXT NOT NULL, "
+                   "hashes TEXT NOT NULL, shard INTEGER NOT NULL, sort_key TEXT, entry TEXT, invalid_reason TEXT, "
+                   "completeness TEXT, rows TEXT NOT NULL)")
+        return db
+
+    def refresh(self) -> Refresh:
+        found = {run_path(run_dir): run_dir for run_dir in run_dirs(self.root)}
+        known = {path: (sig, hashes) for path, sig, hashes in self.db.execute("SELECT path, signature, hashes FROM runs")}
+        dirty = {shard_of(path) for path in known.keys() - found.keys()}
+        self.db.executemany("DELETE FROM runs WHERE path = ?", [(path,) for path in known.keys() - found.keys()])
+        reread = 0
+        for path, run_dir in found.items():
+            sig = signature(run_dir)
+            stored_sig, stored_hashes = known.get(path, (None, None))
+            if sig == stored_sig:
+                continue
+            record = read_run(run_dir, json.loads(stored_hashes) if stored_hashes else None)
+            if record is None:  # touched, same bytes
+                self.db.execute("UPDATE runs SET signature = ? WHERE path = ?", (sig, path))
+                continue
+            reread += 1
+            dirty.add(shard_of(path))
+            self._store(record, sig)
+        if self.fresh:
+            dirty = set(range(EXPORT_SHARDS))
+        return Refresh(reread, len(found) - reread, len(known.keys() - found.keys()), frozenset(dirty))
+
+    def _store(self, record: RunRecord, sig: str) -> None:
+        entry = strip_url_credentials(json.dumps(record.entry, ensure_ascii=False, allow_nan=False)) if record.entry else None
+        rows = "".join(strip_url_credentials(json.dumps(row, ensure_ascii=False, allow_nan=False)) + "\n"
+                       for row in record.rows)
+        self.db.execute("INSERT OR REPLACE INTO runs VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                        (record.path, sig, json.dumps(record.hashes), shard_of(record.path), json.dumps(record.sort_key),
+                         entry, record.invalid_reason, (record.entry or {}).get("completeness"), rows))
+
+    def commit(self) -> None:
+        self.db.commit()
+
+    # Outputs --------------------------------------------------------------------------
+
+    def shard_rows(self, shard: int) -> Iterator[str]:
+        """The shard's export rows, one JSON object a line, in catalogue order."""
+        stored = self.db.execute("SELECT sort_key, path, rows FROM runs WHERE shard = ? AND entry IS NOT NULL", (shard,))
+        for _, _, rows in sorted(stored, key=lambda r: (json.loads(r[0]), r[1])):
+            yield rows
+
+    def counts(self) -> dict[str, int]:
+        by = dict(self.db.execute("SELECT coalesce(completeness, 'invalid'), count(*) FROM runs GROUP BY 1"))
+        complete, partial, failed, invalid = (by.get(k, 0) for k in ("complete", "partial", "failed", "invalid"))
+        return {"runs": complete + partial + failed, "complete": complete, "partial": partial, "invalid": invalid,
+                "failed": failed}
+
+    def invalid(self) -> list[dict[str, str]]:
+        stored = self.db.execute("SELECT path, invalid_reason FROM runs WHERE entry IS NULL")
+        return [{"path": path, "reason": reason} for path, reason in sorted(stored, key=lambda r: r[0].split("/"))]
+
+    def catalogue_text(self) -> str:
+        """catalogue.json: one run a line (a contribution is a one-line diff), in catalogue order."""
+        stored = self.db.execute("SELECT sort_key, path, entry FROM runs WHERE entry IS NOT NULL")
+        entries = [entry for _, _, entry in sorted(stored, key=lambda r: (json.loads(r[0]), r[1]))]
+        head = {"schema_version": CATALOGUE_SCHEMA, "generated_by": GENERATED_BY, "counts": self.counts(),
+                "invalid": self.invalid()}
+        head_text = json.dumps(head, ensure_ascii=False)[:-1]
+        return head_text + ',\n "runs": [\n' + ",\n".join(entries) + ("\n" if entries else "") + "]}\n"
+
+    def catalogue(self) -> dict[str, Any]:
+        return json.loads(self.catalogue_text())
