@@ -14,9 +14,12 @@ from __future__ import annotations
 
 import errno
 import json
+import multiprocessing
 import os
+import signal
 import sqlite3
 import zlib
+from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +30,7 @@ from .catalogue_rows import COLUMNS
 from .errors import os_failure
 from .privacy import strip_url_credentials
 
+PARALLEL_FROM = 1000  # runs to read before worker processes pay for their start (about a CPU second)
 EXPORT_SHARDS = 16  # the export is split by run so that adding one run rewrites one shard
 # A different version, catalogue schema or set of columns makes every stored entry suspect.
 INDEX_FORMAT = json.dumps([GENERATED_BY, CATALOGUE_SCHEMA, [name for name, _, _ in COLUMNS], EXPORT_SHARDS])
@@ -47,6 +51,39 @@ def signature(run_dir: Path) -> str:
             continue
         parts.append(f"{st.st_mode:o}:{st.st_ino}:{st.st_size}:{st.st_mtime_ns}:{st.st_ctime_ns}")
     return "|".join(parts)
+
+
+def stored_run(record: RunRecord) -> tuple:
+    """A run's index row less its signature: path, hashes, shard, sort key, entry, invalid reason,
+    completeness, export rows (JSON text, one row a line)."""
+    entry = strip_url_credentials(json.dumps(record.entry, ensure_ascii=False, allow_nan=False)) if record.entry else None
+    rows = strip_url_credentials("".join(json.dumps(row, ensure_ascii=False, allow_nan=False) + "\n" for row in record.rows))
+    return (record.path, json.dumps(record.hashes), shard_of(record.path), json.dumps(record.sort_key), entry,
+            record.invalid_reason, (record.entry or {}).get("completeness"), rows)
+
+
+def read_stored(job: tuple[Path, str, dict | None]) -> tuple[str, tuple | None]:
+    run_dir, sig, known_hashes = job
+    record = read_run(run_dir, known_hashes)
+    return sig, stored_run(record) if record is not None else None
+
+
+def read_for_index(todo: list[tuple[Path, str, dict | None]]) -> Iterator[tuple[str, tuple | None]]:
+    """read_stored for each job, in worker processes when there are many (parsing and validating is
+    CPU-bound: a full build of 20,000 runs spreads over every core); in order either way."""
+    workers = min(len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1, 8)
+    if len(todo) < PARALLEL_FROM or workers < 2:
+        yield from map(read_stored, todo)
+        return
+    # spawn, not fork: the parent holds an SQLite connection and may hold DuckDB's threads
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(workers, mp_context=context, initializer=ignore_interrupts) as pool:
+        yield from pool.map(read_stored, todo, chunksize=64)
+
+
+def ignore_interrupts() -> None:
+    """In a worker: Ctrl-C is the parent's to handle (it stops the pool); no traceback per worker."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 @dataclass(frozen=True)
@@ -106,32 +143,27 @@ class CatalogueIndex:
     def refresh(self) -> Refresh:
         found = {run_path(run_dir): run_dir for run_dir in run_dirs(self.root)}
         known = {path: (sig, hashes) for path, sig, hashes in self.db.execute("SELECT path, signature, hashes FROM runs")}
-        dirty = {shard_of(path) for path in known.keys() - found.keys()}
-        self.db.executemany("DELETE FROM runs WHERE path = ?", [(path,) for path in known.keys() - found.keys()])
-        reread = 0
+        gone = known.keys() - found.keys()
+        dirty = {shard_of(path) for path in gone}
+        self.db.executemany("DELETE FROM runs WHERE path = ?", [(path,) for path in gone])
+        todo = []
         for path, run_dir in found.items():
             sig = signature(run_dir)
             stored_sig, stored_hashes = known.get(path, (None, None))
-            if sig == stored_sig:
-                continue
-            record = read_run(run_dir, json.loads(stored_hashes) if stored_hashes else None)
-            if record is None:  # touched, same bytes
-                self.db.execute("UPDATE runs SET signature = ? WHERE path = ?", (sig, path))
+            if sig != stored_sig:
+                todo.append((run_dir, sig, json.loads(stored_hashes) if stored_hashes else None))
+        reread = 0
+        for sig, stored in read_for_index(todo):
+            if stored is None:  # touched, same bytes
                 continue
             reread += 1
-            dirty.add(shard_of(path))
-            self._store(record, sig)
+            dirty.add(stored[2])
+            self.db.execute("INSERT OR REPLACE INTO runs VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", (stored[0], sig, *stored[1:]))
+        self.db.executemany("UPDATE runs SET signature = ? WHERE path = ?",
+                            [(sig, run_path(run_dir)) for run_dir, sig, _ in todo])
         if self.fresh:
             dirty = set(range(EXPORT_SHARDS))
-        return Refresh(reread, len(found) - reread, len(known.keys() - found.keys()), frozenset(dirty))
-
-    def _store(self, record: RunRecord, sig: str) -> None:
-        entry = strip_url_credentials(json.dumps(record.entry, ensure_ascii=False, allow_nan=False)) if record.entry else None
-        rows = "".join(strip_url_credentials(json.dumps(row, ensure_ascii=False, allow_nan=False)) + "\n"
-                       for row in record.rows)
-        self.db.execute("INSERT OR REPLACE INTO runs VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                        (record.path, sig, json.dumps(record.hashes), shard_of(record.path), json.dumps(record.sort_key),
-                         entry, record.invalid_reason, (record.entry or {}).get("completeness"), rows))
+        return Refresh(reread, len(found) - reread, len(gone), frozenset(dirty))
 
     def commit(self) -> None:
         self.db.commit()
