@@ -58,14 +58,25 @@ def stored_run(record: RunRecord) -> tuple:
     completeness, export rows (JSON text, one row a line)."""
     entry = strip_url_credentials(json.dumps(record.entry, ensure_ascii=False, allow_nan=False)) if record.entry else None
     rows = strip_url_credentials("".join(json.dumps(row, ensure_ascii=False, allow_nan=False) + "\n" for row in record.rows))
+    # a reason quotes what it refused, which may not be text a file can hold (a lone surrogate)
+    reason = record.invalid_reason.encode("utf-8", "backslashreplace").decode() if record.invalid_reason else None
     return (record.path, json.dumps(record.hashes), shard_of(record.path), json.dumps(record.sort_key), entry,
-            record.invalid_reason, (record.entry or {}).get("completeness"), rows)
+            reason, (record.entry or {}).get("completeness"), rows)
 
 
 def read_stored(job: tuple[Path, str, dict | None]) -> tuple[str, tuple | None]:
     run_dir, sig, known_hashes = job
     record = read_run(run_dir, known_hashes)
-    return sig, stored_run(record) if record is not None else None
+    if record is None:
+        return sig, None
+    stored = stored_run(record)
+    try:
+        for text in (stored[4] or "", stored[7]):
+            text.encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate escape (\ud800): valid JSON, not text any file can hold
+        stored = stored_run(RunRecord(record.path, record.hashes, invalid_reason="a \\u escape that is not Unicode "
+                                      "text (a lone surrogate) in manifest.json, metadata.json or run.jsonl"))
+    return sig, stored
 
 
 def read_for_index(todo: list[tuple[Path, str, dict | None]]) -> Iterator[tuple[str, tuple | None]]:
