@@ -37,22 +37,27 @@ HEADLINE_FIELDS = ["cell_id", "phase", "n_calls", "n_errors", "tokens_per_sec_me
                    "warm_total_duration_ms_p50", "success_rate"]
 
 
-def run_dirs(root: Path) -> list[Path]:
-    """Every `<handle>/<tag>/run-*` under root, links included (refused later, never followed)."""
+def run_folders(root: Path) -> dict[str, str]:
+    """Every `<handle>/<tag>/run-*` under root, links included (refused later, never followed): its
+    path relative to root -> its path. Sorted; os.scandir and strings, not pathlib: at 20,000 runs
+    the walk is most of an incremental build."""
     if not root.is_dir():
         raise BadInput(f"{root}: no such submissions folder")
-    found = []
-    for handle in sorted(root.iterdir()):
-        if handle.name == "EXAMPLE" or not _real_dir(handle):
+    found = {}
+    for handle in _real_dirs(str(root)):
+        if handle.name == "EXAMPLE":
             continue
-        for tag in sorted(handle.iterdir()):
-            if _real_dir(tag):
-                found += sorted(p for p in tag.glob("run-*") if p.is_symlink() or p.is_dir())
+        for tag in _real_dirs(handle.path):
+            with os.scandir(tag.path) as entries:
+                runs = sorted((e.name, e.path) for e in entries
+                              if e.name.startswith("run-") and (e.is_symlink() or e.is_dir(follow_symlinks=False)))
+            found.update((f"{handle.name}/{tag.name}/{name}", path) for name, path in runs)
     return found
 
 
-def _real_dir(path: Path) -> bool:
-    return path.is_dir() and not path.is_symlink()
+def _real_dirs(folder: str) -> list[os.DirEntry]:
+    with os.scandir(folder) as entries:
+        return sorted((e for e in entries if e.is_dir(follow_symlinks=False)), key=lambda e: e.name)
 
 
 def catalogue_entry(run_dir: Path, manifest: dict[str, Any], metadata: dict[str, Any]) -> dict[str, Any]:

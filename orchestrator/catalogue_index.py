@@ -25,25 +25,35 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
 
-from .catalogue import CATALOGUE_SCHEMA, GENERATED_BY, INPUT_LIMITS, RunRecord, read_run, run_dirs, run_path
+from .catalogue import CATALOGUE_SCHEMA, GENERATED_BY, INPUT_LIMITS, RunRecord, read_run, run_folders
 from .catalogue_rows import COLUMNS
 from .errors import os_failure
 from .privacy import strip_url_credentials
+from .procs import die_with_parent
 
 PARALLEL_FROM = 1000  # runs to read before worker processes pay for their start (about a CPU second)
 EXPORT_SHARDS = 16  # the export is split by run so that adding one run rewrites one shard
-# A different version, catalogue schema or set of columns makes every stored entry suspect.
-INDEX_FORMAT = json.dumps([GENERATED_BY, CATALOGUE_SCHEMA, [name for name, _, _ in COLUMNS], EXPORT_SHARDS])
+# Code-point order (SQLite compares UTF-8 bytes), as Python sorts the same strings.
+CATALOGUE_ORDER = "ORDER BY device_tag, submitter_handle, started_at_utc, run_id, path"
+# What every refresh reads (runs) apart from what only the outputs read (entries, export rows),
+# so that walking 20,000 runs reads kilobytes a run less.
+TABLES = ("meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
+          "runs (path TEXT PRIMARY KEY, signature TEXT NOT NULL, hashes TEXT NOT NULL, shard INTEGER NOT NULL, "
+          "device_tag TEXT, submitter_handle TEXT, started_at_utc TEXT, run_id TEXT, invalid_reason TEXT, completeness TEXT)",
+          "entries (path TEXT PRIMARY KEY, entry TEXT NOT NULL)",
+          "export_rows (path TEXT PRIMARY KEY, rows TEXT NOT NULL)")
+# A different version, catalogue schema, set of columns or table layout makes every stored entry suspect.
+INDEX_FORMAT = json.dumps([GENERATED_BY, CATALOGUE_SCHEMA, [name for name, _, _ in COLUMNS], EXPORT_SHARDS, TABLES])
 
 
 def shard_of(path: str) -> int:
     return zlib.crc32(path.encode()) % EXPORT_SHARDS
 
 
-def signature(run_dir: Path) -> str:
+def signature(run_dir: str) -> str:
     """Cheap evidence that nothing in the folder changed: lstat of it and of each input."""
     parts = []
-    for target in (run_dir, *(run_dir / name for name in INPUT_LIMITS)):
+    for target in (run_dir, *(f"{run_dir}/{name}" for name in INPUT_LIMITS)):
         try:
             st = os.lstat(target)
         except OSError:
@@ -54,32 +64,29 @@ def signature(run_dir: Path) -> str:
 
 
 def stored_run(record: RunRecord) -> tuple:
-    """A run's index row less its signature: path, hashes, shard, sort key, entry, invalid reason,
-    completeness, export rows (JSON text, one row a line)."""
+    """A run's index row less its signature: path, hashes, shard, the four sort columns, entry,
+    invalid reason, completeness, export rows (JSON text, one row a line)."""
     entry = strip_url_credentials(json.dumps(record.entry, ensure_ascii=False, allow_nan=False)) if record.entry else None
     rows = strip_url_credentials("".join(json.dumps(row, ensure_ascii=False, allow_nan=False) + "\n" for row in record.rows))
-    # a reason quotes what it refused, which may not be text a file can hold (a lone surrogate)
+    try:
+        for text in (entry or "", rows):
+            text.encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate escape (\ud800): valid JSON, not text any file can hold
+        return stored_run(RunRecord(record.path, record.hashes, invalid_reason="a \\u escape that is not Unicode "
+                                    "text (a lone surrogate) in manifest.json, metadata.json or run.jsonl"))
+    # a reason quotes what it refused, which may not be text a file can hold either
     reason = record.invalid_reason.encode("utf-8", "backslashreplace").decode() if record.invalid_reason else None
-    return (record.path, json.dumps(record.hashes), shard_of(record.path), json.dumps(record.sort_key), entry,
+    return (record.path, json.dumps(record.hashes), shard_of(record.path), *record.sort_key, entry,
             reason, (record.entry or {}).get("completeness"), rows)
 
 
-def read_stored(job: tuple[Path, str, dict | None]) -> tuple[str, tuple | None]:
-    run_dir, sig, known_hashes = job
+def read_stored(job: tuple[str, Path, str, dict | None]) -> tuple[str, tuple | None]:
+    _, run_dir, sig, known_hashes = job
     record = read_run(run_dir, known_hashes)
-    if record is None:
-        return sig, None
-    stored = stored_run(record)
-    try:
-        for text in (stored[4] or "", stored[7]):
-            text.encode("utf-8")
-    except UnicodeEncodeError:  # a lone surrogate escape (\ud800): valid JSON, not text any file can hold
-        stored = stored_run(RunRecord(record.path, record.hashes, invalid_reason="a \\u escape that is not Unicode "
-                                      "text (a lone surrogate) in manifest.json, metadata.json or run.jsonl"))
-    return sig, stored
+    return sig, stored_run(record) if record is not None else None
 
 
-def read_for_index(todo: list[tuple[Path, str, dict | None]]) -> Iterator[tuple[str, tuple | None]]:
+def read_for_index(todo: list[tuple[str, Path, str, dict | None]]) -> Iterator[tuple[str, tuple | None]]:
     """read_stored for each job, in worker processes when there are many (parsing and validating is
     CPU-bound: a full build of 20,000 runs spreads over every core); in order either way."""
     workers = min(len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1, 8)
@@ -88,13 +95,15 @@ def read_for_index(todo: list[tuple[Path, str, dict | None]]) -> Iterator[tuple[
         return
     # spawn, not fork: the parent holds an SQLite connection and may hold DuckDB's threads
     context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(workers, mp_context=context, initializer=ignore_interrupts) as pool:
+    with ProcessPoolExecutor(workers, mp_context=context, initializer=start_worker) as pool:
         yield from pool.map(read_stored, todo, chunksize=64)
 
 
-def ignore_interrupts() -> None:
-    """In a worker: Ctrl-C is the parent's to handle (it stops the pool); no traceback per worker."""
+def start_worker() -> None:
+    """In a worker: Ctrl-C is the parent's to handle (it stops the pool; no traceback per worker),
+    and a parent that is killed takes its workers with it."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    die_with_parent()
 
 
 @dataclass(frozen=True)
@@ -135,8 +144,9 @@ class CatalogueIndex:
             CatalogueIndex._schema(db)
             stored = dict(db.execute("SELECT key, value FROM meta"))
             if stored and stored != {"format": INDEX_FORMAT, "root": str(root.resolve())}:
-                db.execute("DELETE FROM meta")
-                db.execute("DELETE FROM runs")
+                for table in TABLES:
+                    db.execute(f"DROP TABLE IF EXISTS {table.split()[0]}")
+                CatalogueIndex._schema(db)
             return db
         except sqlite3.DatabaseError:  # not an SQLite file, or damaged: start again
             db.close()
@@ -145,33 +155,37 @@ class CatalogueIndex:
 
     @staticmethod
     def _schema(db: sqlite3.Connection) -> sqlite3.Connection:
-        db.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
-        db.execute("CREATE TABLE IF NOT EXISTS runs (path TEXT PRIMARY KEY, signature TEXT NOT NULL, "
-                   "hashes TEXT NOT NULL, shard INTEGER NOT NULL, sort_key TEXT, entry TEXT, invalid_reason TEXT, "
-                   "completeness TEXT, rows TEXT NOT NULL)")
+        for table in TABLES:
+            db.execute(f"CREATE TABLE IF NOT EXISTS {table}")
         return db
 
     def refresh(self) -> Refresh:
-        found = {run_path(run_dir): run_dir for run_dir in run_dirs(self.root)}
+        found = run_folders(self.root)
         known = {path: (sig, hashes) for path, sig, hashes in self.db.execute("SELECT path, signature, hashes FROM runs")}
         gone = known.keys() - found.keys()
         dirty = {shard_of(path) for path in gone}
-        self.db.executemany("DELETE FROM runs WHERE path = ?", [(path,) for path in gone])
+        for table in ("runs", "entries", "export_rows"):
+            self.db.executemany(f"DELETE FROM {table} WHERE path = ?", [(path,) for path in gone])
         todo = []
         for path, run_dir in found.items():
             sig = signature(run_dir)
             stored_sig, stored_hashes = known.get(path, (None, None))
             if sig != stored_sig:
-                todo.append((run_dir, sig, json.loads(stored_hashes) if stored_hashes else None))
+                todo.append((path, Path(run_dir), sig, json.loads(stored_hashes) if stored_hashes else None))
         reread = 0
         for sig, stored in read_for_index(todo):
             if stored is None:  # touched, same bytes
                 continue
             reread += 1
-            dirty.add(stored[2])
-            self.db.execute("INSERT OR REPLACE INTO runs VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", (stored[0], sig, *stored[1:]))
-        self.db.executemany("UPDATE runs SET signature = ? WHERE path = ?",
-                            [(sig, run_path(run_dir)) for run_dir, sig, _ in todo])
+            path, hashes, shard, *sort_columns, entry, reason, completeness, rows = stored
+            dirty.add(shard)
+            self.db.execute("INSERT OR REPLACE INTO runs VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                            (path, sig, hashes, shard, *sort_columns, reason, completeness))
+            self.db.execute("DELETE FROM entries WHERE path = ?", (path,))
+            self.db.execute("INSERT OR REPLACE INTO export_rows VALUES (?, ?)", (path, rows))
+            if entry is not None:
+                self.db.execute("INSERT INTO entries VALUES (?, ?)", (path, entry))
+        self.db.executemany("UPDATE runs SET signature = ? WHERE path = ?", [(sig, path) for path, _, sig, _ in todo])
         if self.fresh:
             dirty = set(range(EXPORT_SHARDS))
         return Refresh(reread, len(found) - reread, len(gone), frozenset(dirty))
@@ -183,8 +197,8 @@ class CatalogueIndex:
 
     def shard_rows(self, shard: int) -> Iterator[str]:
         """The shard's export rows, one JSON object a line, in catalogue order."""
-        stored = self.db.execute("SELECT sort_key, path, rows FROM runs WHERE shard = ? AND entry IS NOT NULL", (shard,))
-        for _, _, rows in sorted(stored, key=lambda r: (json.loads(r[0]), r[1])):
+        for (rows,) in self.db.execute("SELECT rows FROM runs JOIN export_rows USING (path) "
+                                       f"WHERE shard = ? AND completeness IS NOT NULL {CATALOGUE_ORDER}", (shard,)):
             yield rows
 
     def counts(self) -> dict[str, int]:
@@ -194,13 +208,12 @@ class CatalogueIndex:
                 "failed": failed}
 
     def invalid(self) -> list[dict[str, str]]:
-        stored = self.db.execute("SELECT path, invalid_reason FROM runs WHERE entry IS NULL")
+        stored = self.db.execute("SELECT path, invalid_reason FROM runs WHERE completeness IS NULL")
         return [{"path": path, "reason": reason} for path, reason in sorted(stored, key=lambda r: r[0].split("/"))]
 
     def catalogue_text(self) -> str:
         """catalogue.json: one run a line (a contribution is a one-line diff), in catalogue order."""
-        stored = self.db.execute("SELECT sort_key, path, entry FROM runs WHERE entry IS NOT NULL")
-        entries = [entry for _, _, entry in sorted(stored, key=lambda r: (json.loads(r[0]), r[1]))]
+        entries = [entry for (entry,) in self.db.execute(f"SELECT entry FROM runs JOIN entries USING (path) {CATALOGUE_ORDER}")]
         head = {"schema_version": CATALOGUE_SCHEMA, "generated_by": GENERATED_BY, "counts": self.counts(),
                 "invalid": self.invalid()}
         head_text = json.dumps(head, ensure_ascii=False)[:-1]
