@@ -226,7 +226,9 @@ def update_catalogue(root: Path, out: Path, export_dir: Path | None = None, inde
 
     with CatalogueIndex.open(index_file, root) as index:
         change = index.refresh()
-        write_text_atomic(out, index.catalogue_text())
+        if change.changed or not index.output_current(out):
+            write_text_atomic(out, index.catalogue_text())
+            index.wrote_output(out)
         written = write_export(export_dir, index, change.dirty_shards)
         index.commit()  # only once both outputs are written: a failure above re-reads those runs next time
         counts, invalid = index.counts(), index.invalid()

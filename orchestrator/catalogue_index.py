@@ -50,17 +50,20 @@ def shard_of(path: str) -> int:
     return zlib.crc32(path.encode()) % EXPORT_SHARDS
 
 
-def signature(run_dir: str) -> str:
-    """Cheap evidence that nothing in the folder changed: lstat of it and of each input."""
-    parts = []
-    for target in (run_dir, *(f"{run_dir}/{name}" for name in INPUT_LIMITS)):
+def signature(path: str, inputs: tuple[str, ...] = tuple(INPUT_LIMITS)) -> str:
+    """Cheap evidence that nothing in a run folder (or, with no inputs, a file) changed: lstat of it
+    and of each input. Stored as a hash of the numbers: formatting 100,000 stat results costs more
+    than the system calls. (Python's hash of a tuple of ints is the same in every process; a
+    Python that hashes differently only makes the next refresh hash the files again.)"""
+    facts = []
+    for target in (path, *(f"{path}/{name}" for name in inputs)):
         try:
             st = os.lstat(target)
         except OSError:
-            parts.append("-")
+            facts.append(None)
             continue
-        parts.append(f"{st.st_mode:o}:{st.st_ino}:{st.st_size}:{st.st_mtime_ns}:{st.st_ctime_ns}")
-    return "|".join(parts)
+        facts.append((st.st_mode, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns))
+    return str(hash(tuple(facts)))
 
 
 def stored_run(record: RunRecord) -> tuple:
@@ -113,6 +116,10 @@ class Refresh:
     dropped: int
     dirty_shards: frozenset[int]  # export shards whose runs changed
 
+    @property
+    def changed(self) -> bool:
+        return bool(self.reread or self.dropped or self.dirty_shards)
+
 
 class CatalogueIndex:
     def __init__(self, db: sqlite3.Connection, root: Path, fresh: bool):
@@ -142,7 +149,7 @@ class CatalogueIndex:
             raise os_failure(index_file, OSError(errno.EIO, f"cannot open the catalogue index ({exc})")) from None
         try:
             CatalogueIndex._schema(db)
-            stored = dict(db.execute("SELECT key, value FROM meta"))
+            stored = dict(db.execute("SELECT key, value FROM meta WHERE key IN ('format', 'root')"))
             if stored and stored != {"format": INDEX_FORMAT, "root": str(root.resolve())}:
                 for table in TABLES:
                     db.execute(f"DROP TABLE IF EXISTS {table.split()[0]}")
@@ -157,6 +164,7 @@ class CatalogueIndex:
     def _schema(db: sqlite3.Connection) -> sqlite3.Connection:
         for table in TABLES:
             db.execute(f"CREATE TABLE IF NOT EXISTS {table}")
+        db.execute(f"CREATE INDEX IF NOT EXISTS runs_in_order ON runs ({CATALOGUE_ORDER.removeprefix('ORDER BY ')})")
         return db
 
     def refresh(self) -> Refresh:
@@ -193,6 +201,15 @@ class CatalogueIndex:
     def commit(self) -> None:
         self.db.commit()
 
+    def output_current(self, out: Path) -> bool:
+        """Whether `out` is the catalogue.json this index last wrote, untouched since."""
+        stored = self.db.execute("SELECT value FROM meta WHERE key = 'output'").fetchone()
+        return stored is not None and stored[0] == json.dumps([str(out.resolve()), signature(str(out), ())])
+
+    def wrote_output(self, out: Path) -> None:
+        self.db.execute("INSERT OR REPLACE INTO meta VALUES ('output', ?)",
+                        (json.dumps([str(out.resolve()), signature(str(out), ())]),))
+
     # Outputs --------------------------------------------------------------------------
 
     def shard_rows(self, shard: int) -> Iterator[str]:
@@ -211,13 +228,16 @@ class CatalogueIndex:
         stored = self.db.execute("SELECT path, invalid_reason FROM runs WHERE completeness IS NULL")
         return [{"path": path, "reason": reason} for path, reason in sorted(stored, key=lambda r: r[0].split("/"))]
 
-    def catalogue_text(self) -> str:
-        """catalogue.json: one run a line (a contribution is a one-line diff), in catalogue order."""
-        entries = [entry for (entry,) in self.db.execute(f"SELECT entry FROM runs JOIN entries USING (path) {CATALOGUE_ORDER}")]
+    def catalogue_text(self) -> Iterator[str]:
+        """catalogue.json in pieces: one run a line (a contribution is a one-line diff), in catalogue order."""
         head = {"schema_version": CATALOGUE_SCHEMA, "generated_by": GENERATED_BY, "counts": self.counts(),
                 "invalid": self.invalid()}
-        head_text = json.dumps(head, ensure_ascii=False)[:-1]
-        return head_text + ',\n "runs": [\n' + ",\n".join(entries) + ("\n" if entries else "") + "]}\n"
+        yield strip_url_credentials(json.dumps(head, ensure_ascii=False))[:-1] + ',\n "runs": ['
+        separator = "\n"
+        for (entry,) in self.db.execute(f"SELECT entry FROM runs JOIN entries USING (path) {CATALOGUE_ORDER}"):
+            yield separator + entry
+            separator = ",\n"
+        yield ("\n" if separator != "\n" else "") + "]}\n"
 
     def catalogue(self) -> dict[str, Any]:
-        return json.loads(self.catalogue_text())
+        return json.loads("".join(self.catalogue_text()))

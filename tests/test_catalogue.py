@@ -52,8 +52,13 @@ def test_incremental_build_rereads_only_what_changed_and_equals_a_full_rebuild(r
     validate(json.loads(out.read_text()), "catalogue", "catalogue.json")
     assert_equals_full_rebuild(root, tmp_path, out)
 
+    written = out.stat().st_mtime_ns
     again = update_catalogue(root, out)
     assert (again.reread, again.unchanged, again.dropped, again.shards_written) == (0, 12, 0, 0)
+    assert out.stat().st_mtime_ns == written  # nothing changed, nothing written
+    out.write_text("{}")  # someone else's edit: written again
+    update_catalogue(root, out)
+    assert_equals_full_rebuild(root, tmp_path, out)
 
     runs.write(root, 100)  # new
     shutil.rmtree(folders[3])  # removed
@@ -143,3 +148,18 @@ def test_query_prints_a_table_and_bad_sql_is_one_line_exit_2(runs, tmp_path, cap
         assert main(base + ["--query", bad]) == 2
         err = capsys.readouterr().err
         assert err.count("\n") == 1 and err.startswith("weeyuga: error: --query: ") and says in err
+
+
+def test_worker_processes_build_what_one_process_builds(runs, tmp_path, monkeypatch):
+    from orchestrator import catalogue_index
+
+    root = tmp_path / "subs"
+    runs.write_many(root, 8)
+    (root / "user1" / "bad" / "run-x").mkdir(parents=True)  # invalid, from a worker too
+    one = update_catalogue(root, tmp_path / "one.json")
+    monkeypatch.setattr(catalogue_index, "PARALLEL_FROM", 2)
+    monkeypatch.setattr(catalogue_index.os, "sched_getaffinity", lambda pid: {0, 1}, raising=False)
+    many = update_catalogue(root, tmp_path / "many.json")
+    assert many.reread == one.reread == 9 and many.counts["invalid"] == 1
+    assert (tmp_path / "one.json").read_bytes() == (tmp_path / "many.json").read_bytes()
+    assert rows(one.export_dir) == rows(many.export_dir)
