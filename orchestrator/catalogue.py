@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from . import __version__, datafiles
-from .catalogue_rows import LEDGER_KINDS, run_rows
+from .catalogue_rows import LEDGER_KINDS, ledger_kind, run_rows
 from .errors import BadInput, os_failure
 from .runfolder import check_regular_files, run_identity
 from .suites import PHASES
@@ -185,7 +185,7 @@ def ledger_records(ledger: bytes, source: Path) -> list[tuple[int, dict[str, Any
             if number == len(lines):  # no newline after it: torn
                 continue
             raise BadInput(f"{source} (line {number}): not valid JSON: {exc}") from None
-        if isinstance(record, dict) and record.get("type") in LEDGER_KINDS:
+        if isinstance(record, dict) and ledger_kind(record):
             found.append((number, record))
     return found
 

@@ -8,7 +8,8 @@ the result; the other blocks are null:
 - `phase`: a speed phase of one cell, from metadata.json's `cells` (the report's aggregates).
 - `quality`: one `quality` line of run.jsonl (a verifier-scored scenario call; issue #14). The
   ledger field each column reads is in QUALITY_FIELDS, so a renamed record field is a data edit.
-- `agent_task`: one `agent_run` line of run.jsonl (one task's outcome; issue #15), via AGENT_FIELDS.
+- `agent_task`: one `agent_run` line of run.jsonl (one task attempt; issue #15, the record
+  orchestrator/agent writes, kind in `record` or `type`), via AGENT_FIELDS.
 
 `knobs` and `deviations` are JSON text (`knobs->>'ngl'` in DuckDB). Values are checked against
 their column's type here: a contributed ledger with `"score": "high"` makes its run invalid with
@@ -65,7 +66,7 @@ COLUMNS: list[tuple[str, str, str]] = [
     ("completion_tokens_total", "BIGINT", "phase: tokens generated"),
     ("format_ok_rate", "DOUBLE", "phase: share of answers passing the suite's format check"),
     ("quality_pack", "VARCHAR", "quality: pack id"),
-    ("quality_pack_version", "VARCHAR", "quality: pack version"),
+    ("quality_pack_version", "VARCHAR", "quality: pack version (a number is kept as text)"),
     ("quality_scenario", "VARCHAR", "quality: scenario id"),
     ("quality_repeat", "INTEGER", "quality: repeat index"),
     ("quality_verifier", "VARCHAR", "quality: verifier kind"),
@@ -73,14 +74,17 @@ COLUMNS: list[tuple[str, str, str]] = [
     ("quality_score", "DOUBLE", "quality: score in [0, 1]"),
     ("quality_failure_mode", "VARCHAR", "quality: why it failed"),
     ("agent_task", "VARCHAR", "agent_task: task id"),
-    ("agent_task_version", "VARCHAR", "agent_task: task version"),
+    ("agent_task_version", "INTEGER", "agent_task: task version"),
     ("agent_language", "VARCHAR", "agent_task: programming language"),
     ("agent_workflow", "VARCHAR", "agent_task: ralph or two-try"),
-    ("agent_outcome", "VARCHAR", "agent_task: outcome (passed, failed, stagnated, …)"),
-    ("agent_passed", "BOOLEAN", "agent_task: the task's tests passed in the end"),
-    ("agent_completed_at", "INTEGER", "agent_task: pass or try it completed at (1 = pass@1)"),
+    ("agent_attempt", "INTEGER", "agent_task: attempt at the task (a resumed task's later attempt wins)"),
+    ("agent_outcome", "VARCHAR", "agent_task: completed, stagnated, budget, fault, skipped or interrupted"),
+    ("agent_passed", "BOOLEAN", "agent_task: outcome is completed (the task's tests passed in the end)"),
+    ("agent_pass_at_1", "BOOLEAN", "agent_task: two-try only: passed after try 1"),
+    ("agent_pass_at_2", "BOOLEAN", "agent_task: two-try only: passed after try 1 or try 2"),
+    ("agent_completed_at", "INTEGER", "agent_task: the pass (ralph) or try (two-try) that passed the gate"),
     ("agent_passes", "INTEGER", "agent_task: passes or tries used"),
-    ("agent_duration_ms", "DOUBLE", "agent_task: wall time"),
+    ("agent_duration_s", "DOUBLE", "agent_task: wall time"),
 ]
 COLUMN_TYPES = {name: kind for name, kind, _ in COLUMNS}
 ROW_KINDS = ("phase", "quality", "agent_task")
@@ -96,10 +100,17 @@ PHASE_FIELDS = {"n_calls": "n_calls", "n_errors": "n_errors", "success_rate": "s
 QUALITY_FIELDS = {"quality_pack": "pack_id", "quality_pack_version": "pack_version", "quality_scenario": "scenario_id",
                   "quality_repeat": "repeat_idx", "quality_verifier": "verifier", "quality_passed": "passed",
                   "quality_score": "score", "quality_failure_mode": "failure_mode"}
-AGENT_FIELDS = {"agent_task": "task_id", "agent_task_version": "task_version", "agent_language": "language",
-                "agent_workflow": "workflow", "agent_outcome": "outcome", "agent_passed": "passed",
-                "agent_completed_at": "completed_at", "agent_passes": "passes", "agent_duration_ms": "duration_ms"}
+AGENT_FIELDS = {"agent_task": "task", "agent_task_version": "task_version", "agent_language": "language",
+                "agent_workflow": "workflow", "agent_attempt": "attempt", "agent_outcome": "outcome",
+                "agent_pass_at_1": "pass_at_1", "agent_pass_at_2": "pass_at_2", "agent_completed_at": "completed_at",
+                "agent_passes": "passes", "agent_duration_s": "duration_s"}
 LEDGER_KINDS = {"quality": ("quality", QUALITY_FIELDS), "agent_run": ("agent_task", AGENT_FIELDS)}
+# A ledger line's kind: its `type`, or for the agent suite's records (orchestrator/agent) their `record`.
+KIND_FIELDS = ("type", "record")
+
+
+def ledger_kind(record: dict[str, Any]) -> str | None:
+    return next((record[f] for f in KIND_FIELDS if isinstance(record.get(f), str) and record[f] in LEDGER_KINDS), None)
 INT64 = 2**63
 
 
@@ -108,7 +119,8 @@ def typed(column: str, value: Any, source: str) -> Any:
     if value is None:
         return None
     kind = COLUMN_TYPES[column]
-    if kind == "VARCHAR":
+    if kind == "VARCHAR":  # a version may be a number
+        value = str(value) if isinstance(value, int) and not isinstance(value, bool) else value
         ok = isinstance(value, str)
     elif kind == "BOOLEAN":
         ok = isinstance(value, bool)
@@ -162,8 +174,10 @@ def run_rows(path: str, manifest: dict[str, Any], metadata: dict[str, Any], ledg
         rows.append(_row(common | cell_columns(manifest, cell.get("cell_id")) | fields,
                          "phase", cell.get("phase"), f"{path}/metadata.json"))
     for line, record in ledger_records:
-        kind, mapping = LEDGER_KINDS[record["type"]]
+        kind, mapping = LEDGER_KINDS[ledger_kind(record)]
         fields = {column: record.get(name) for column, name in mapping.items()}
+        if kind == "agent_task" and isinstance(record.get("outcome"), str):
+            fields["agent_passed"] = record["outcome"] == "completed"
         cell_id = record.get("cell_id") if isinstance(record.get("cell_id"), str) else None
         rows.append(_row(common | cell_columns(manifest, cell_id) | fields, kind, record.get("phase"),
                          f"{path}/run.jsonl line {line}"))

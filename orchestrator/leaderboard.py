@@ -23,14 +23,16 @@ from .record import write_text_atomic
 
 ASSETS = Path(__file__).resolve().parent / "leaderboard"
 # One row per run × cell: speed is the median over its phases of warm decode tok/s and TTFT;
-# quality the mean scenario score (its verdict where it has no score); agent the share of tasks passed.
+# quality the mean scenario score (its verdict where it has no score); agent the share of task attempts
+# that completed, of those that ran (not skipped for a missing toolchain, nor interrupted).
 SUMMARY_SQL = """
 SELECT run_path, run_id, submitter_handle, device_tag, started_at_utc, completeness, hardware_class, gpu_name,
        model, quant, runtime, engine_version, backend, cell_id,
        round(median(coalesce(warm_tokens_per_sec_mean, tokens_per_sec_mean)) FILTER (WHERE record_kind = 'phase'), 1) AS decode_tps,
        round(median(coalesce(warm_ttft_ms_p50, ttft_ms_p50)) FILTER (WHERE record_kind = 'phase'), 1) AS ttft_ms,
        round(avg(coalesce(quality_score, quality_passed::DOUBLE)) FILTER (WHERE record_kind = 'quality'), 3) AS quality_score,
-       round(avg(agent_passed::DOUBLE) FILTER (WHERE record_kind = 'agent_task'), 3) AS agent_pass_rate,
+       round(avg(agent_passed::DOUBLE) FILTER (WHERE record_kind = 'agent_task'
+                                               AND agent_outcome NOT IN ('skipped', 'interrupted')), 3) AS agent_pass_rate,
        list_sort(list(DISTINCT CASE record_kind WHEN 'phase' THEN 'speed' WHEN 'quality' THEN 'quality' ELSE 'agent' END)) AS axes
 FROM catalogue
 GROUP BY ALL

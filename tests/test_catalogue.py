@@ -113,8 +113,8 @@ def test_every_row_carries_the_run_and_quality_and_agent_lines_flow_in(runs, tmp
 @pytest.mark.parametrize("ledger_tail, reason", [
     (json.dumps(quality_record("c", 1, True) | {"score": "high"}) + "\n", "run.jsonl line {n}: field for quality_score"),
     ('{"type": "quality", "pack_id": \n{"type": "end"}\n', "run.jsonl (line {n}): not valid JSON"),
-    ('{"type": "agent_run", "task_id": "t", "passes": 99999999999}\n', "run.jsonl line {n}: field for agent_passes"),
-    ('{"type": "agent_run", "task_id": "\\ud800"}\n', "not Unicode text (a lone surrogate)"),
+    ('{"type": "agent_run", "task": "t", "passes": 99999999999}\n', "run.jsonl line {n}: field for agent_passes"),
+    ('{"record": "agent_run", "task": "\\ud800"}\n', "not Unicode text (a lone surrogate)"),
 ])
 def test_a_hostile_ledger_line_makes_its_run_invalid_with_the_line_named(runs, tmp_path, ledger_tail, reason):
     run = runs.write(tmp_path / "subs", 1, axes=False)

@@ -31,9 +31,11 @@ def quality_record(cell_id: str, scenario: int, passed: bool) -> dict[str, Any]:
 
 
 def agent_record(cell_id: str, task: str, passed: bool) -> dict[str, Any]:
-    return {"type": "agent_run", "cell_id": cell_id, "phase": "agent", "task_id": task, "task_version": "1",
-            "language": "python", "workflow": "two-try", "outcome": "passed" if passed else "failed", "passed": passed,
-            "completed_at": 1 if passed else None, "passes": 2, "duration_ms": 41000.0}
+    """An `agent_run` as orchestrator/agent writes it (kind in `record`), with the cell it ran on."""
+    return {"record": "agent_run", "task": task, "task_version": 1, "workflow": "two-try", "attempt": 1,
+            "cell_id": cell_id, "phase": "agent", "language": "python", "outcome": "completed" if passed else "budget",
+            "completed_at": 1 if passed else None, "passes": 2, "duration_s": 41.0, "pass_at_1": passed,
+            "pass_at_2": passed}
 
 
 class SyntheticRuns:
