@@ -8,7 +8,7 @@ machines, three models, varied rates, a tenth with quality and agent ledger line
 - nothing changed: the index answers, no run read;
 - add one run: one new folder, one export shard rewritten;
 - equal to a full rebuild: catalogue.json bytes and every export row compared;
-- peak memory (max RSS of this process and of the largest worker);
+- peak memory (max RSS of this process after the build and after add-one, and of the largest worker);
 - with --page: the leaderboard in headless Chromium (/usr/bin/chromium via Playwright): time to the
   first rendered table, and to re-render after choosing a filter.
 The load average is printed before and after: on a shared machine the wall times depend on it.
@@ -17,6 +17,7 @@ The load average is printed before and after: on a shared machine the wall times
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import resource
 import sys
@@ -24,10 +25,12 @@ import tempfile
 import time
 from pathlib import Path
 
+import duckdb
+
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from orchestrator.catalogue import update_catalogue  # noqa: E402
-from orchestrator.catalogue_export import query  # noqa: E402
+from orchestrator.catalogue_export import export_glob, sql_string  # noqa: E402
 from orchestrator.leaderboard import write_leaderboard  # noqa: E402
 from tests.fakes.catalogue import SyntheticRuns  # noqa: E402
 
@@ -44,9 +47,18 @@ def timed(label: str, action):
     return result
 
 
-def export_rows(export_dir: Path) -> list[tuple]:
-    return query(export_dir, "SELECT * FROM catalogue ORDER BY run_path, record_kind, cell_id, phase, "
-                             "quality_scenario, agent_task").rows
+def same_rows(one: Path, other: Path) -> bool:
+    """Both exports hold the same rows, in the same order (compared inside DuckDB, not in Python lists)."""
+    with contextlib.closing(duckdb.connect()) as db:
+        tables = [f"(SELECT row_number() OVER () AS position, * FROM read_parquet({sql_string(export_glob(d))}, "
+                  f"filename = false))" for d in (one, other)]
+        differ = db.execute(f"SELECT count(*) FROM ({tables[0]} EXCEPT ALL {tables[1]}) UNION ALL "
+                            f"SELECT count(*) FROM ({tables[1]} EXCEPT ALL {tables[0]})").fetchall()
+        return differ == [(0,), (0,)]
+
+
+def peak_rss_mib() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def page_timings(index: Path, filter_id: str) -> tuple[float, float, int]:
@@ -78,17 +90,18 @@ def main(n: int, with_page: bool) -> None:
         full = timed(f"full build of {n} runs", lambda: update_catalogue(root, work / "catalogue.json"))
         print(f"  {full.counts}, export {sum(f.stat().st_size for f in full.export_dir.iterdir()) / 2**20:.1f} MiB "
               f"in {full.shards_written} shards, catalogue.json {(work / 'catalogue.json').stat().st_size / 2**20:.1f} MiB")
+        print(f"  peak memory so far: {peak_rss_mib():.0f} MiB this process, "
+              f"{resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024:.0f} MiB largest worker")
         same = timed("nothing changed", lambda: update_catalogue(root, work / "catalogue.json"))
         print(f"  {same.reread} read, {same.unchanged} unchanged")
         runs.write(root, n)
         added = timed("add one run", lambda: update_catalogue(root, work / "catalogue.json"))
-        print(f"  {added.reread} read, {added.unchanged} unchanged, {added.shards_written} shard(s) rewritten")
+        print(f"  {added.reread} read, {added.unchanged} unchanged, {added.shards_written} shard(s) rewritten; "
+              f"peak memory so far {peak_rss_mib():.0f} MiB")
         rebuilt = timed("full rebuild (fresh index) to compare", lambda: update_catalogue(root, work / "again.json"))
         same_json = (work / "catalogue.json").read_bytes() == (work / "again.json").read_bytes()
-        same_rows = export_rows(added.export_dir) == export_rows(rebuilt.export_dir)
-        print(f"  incremental == full rebuild: catalogue.json {same_json}, export rows {same_rows}")
-        own, workers = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
-        print(f"peak memory: {own.ru_maxrss / 1024:.0f} MiB this process, {workers.ru_maxrss / 1024:.0f} MiB largest worker")
+        print(f"  incremental == full rebuild: catalogue.json {same_json}, "
+              f"export rows {same_rows(added.export_dir, rebuilt.export_dir)}")
         if with_page:
             page = timed("leaderboard page written", lambda: write_leaderboard(added.export_dir, root, work / "page"))
             loaded, filtered, shown = page_timings(page.index, "filter-hardware_class")

@@ -26,8 +26,8 @@ ASSETS = Path(__file__).resolve().parent / "leaderboard"
 # quality the mean scenario score (its verdict where it has no score); agent the share of task attempts
 # that completed, of those that ran (not skipped for a missing toolchain, nor interrupted).
 SUMMARY_SQL = """
-SELECT run_path, run_id, submitter_handle, device_tag, started_at_utc, completeness, hardware_class, gpu_name,
-       model, quant, runtime, engine_version, backend, cell_id,
+SELECT run_path, device_tag, started_at_utc, completeness, hardware_class, gpu_name,
+       model, quant, runtime, engine_version, backend,
        round(median(coalesce(warm_tokens_per_sec_mean, tokens_per_sec_mean)) FILTER (WHERE record_kind = 'phase'), 1) AS decode_tps,
        round(median(coalesce(warm_ttft_ms_p50, ttft_ms_p50)) FILTER (WHERE record_kind = 'phase'), 1) AS ttft_ms,
        round(avg(coalesce(quality_score, quality_passed::DOUBLE)) FILTER (WHERE record_kind = 'quality'), 3) AS quality_score,
@@ -35,8 +35,9 @@ SELECT run_path, run_id, submitter_handle, device_tag, started_at_utc, completen
                                                AND agent_outcome NOT IN ('skipped', 'interrupted')), 3) AS agent_pass_rate,
        list_sort(list(DISTINCT CASE record_kind WHEN 'phase' THEN 'speed' WHEN 'quality' THEN 'quality' ELSE 'agent' END)) AS axes
 FROM catalogue
-GROUP BY ALL
-ORDER BY decode_tps DESC NULLS LAST, run_path, cell_id
+GROUP BY run_path, device_tag, started_at_utc, completeness, hardware_class, gpu_name, model, quant, runtime,
+         engine_version, backend, cell_id
+ORDER BY decode_tps DESC NULLS LAST, run_path, model
 """
 
 
@@ -58,6 +59,7 @@ def write_leaderboard(export_dir: Path, root: Path, html_dir: Path) -> Leaderboa
             "rows": [list(row) for row in summary.rows],
             # run folders relative to the page, so links work wherever the checkout is
             "runs_href": Path(os.path.relpath(root.resolve(), html_dir.resolve())).as_posix()}
-    write_text_atomic(html_dir / "data.js", "window.WEEYUGA_LEADERBOARD = "
-                      + json.dumps(data, ensure_ascii=False, allow_nan=False, separators=(",", ":")) + ";\n")
+    # JSON.parse of a string literal: browsers parse JSON faster than the same data as script
+    text = json.dumps(data, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+    write_text_atomic(html_dir / "data.js", f"window.WEEYUGA_LEADERBOARD = JSON.parse({json.dumps(text)});\n")
     return Leaderboard(html_dir / "index.html", len(summary.rows))

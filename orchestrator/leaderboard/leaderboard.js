@@ -77,7 +77,7 @@
     const v = get(row, key);
     if (key === "run_path") {
       const status = get(row, "completeness") !== "complete" ? ` <span class="${esc(get(row, "completeness"))}">${esc(get(row, "completeness"))}</span>` : "";
-      return `<td><a href="${esc(data.runs_href + "/" + v + "/run.md")}">${esc(String(get(row, "run_id")).slice(0, 8))}</a>${status}</td>`;
+      return `<td><a href="${esc(data.runs_href + "/" + v + "/run.md")}">${esc(String(v).split("/run-").pop().slice(0, 8))}</a>${status}</td>`;
     }
     if (key === "axes") return `<td>${(v || []).map((a) => `<span class="axis">${esc(a)}</span>`).join("")}</td>`;
     if (key === "runtime") return `<td title="${esc(get(row, "engine_version") || "")} ${esc(get(row, "backend") || "")}">${esc(v || "")}</td>`;
