@@ -9,6 +9,7 @@ Errors name the file and the field or line, in one line.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -19,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import jsonschema
+import jsonschema_rs
 import yaml
 
 from .errors import BadInput, read_failure
@@ -41,8 +43,20 @@ def field_path(parts) -> str:
     return out or "(top level)"
 
 
+@lru_cache(maxsize=None)
+def fast_validator(name: str) -> Any:
+    return jsonschema_rs.Draft202012Validator(schema(name))
+
+
 def validate(document: Any, schema_name: str, source: str) -> None:
-    """Raise BadInput naming `source` and the first offending field."""
+    """Raise BadInput naming `source` and the first offending field.
+
+    jsonschema-rs answers "valid" about 200x faster (the catalogue validates tens of thousands of
+    documents); a document it rejects, or cannot take (an integer beyond 64 bits), is checked again
+    by jsonschema, whose verdict and message stand."""
+    with contextlib.suppress(Exception):  # any surprise in the fast path: the reference validator decides
+        if fast_validator(schema_name).is_valid(document):
+            return
     validator = jsonschema.Draft202012Validator(schema(schema_name))
     error = jsonschema.exceptions.best_match(validator.iter_errors(document))
     if error is not None:
@@ -110,8 +124,13 @@ def parse_json(text: str | bytes) -> Any:
 
 
 def read_json(path: Path, limit: int = DOCUMENT_LIMIT_BYTES) -> Any:
+    return decode_json(read_bytes(path, limit), path)
+
+
+def decode_json(data: bytes, path: Path) -> Any:
+    """parse_json for bytes already read from `path` (the catalogue hashes them first)."""
     try:
-        return parse_json(read_bytes(path, limit))
+        return parse_json(data)
     except json.JSONDecodeError as exc:
         raise BadInput(f"{path} (line {exc.lineno}): not valid JSON: {exc.msg}") from None
     except ValueError as exc:  # a refused constant or key, or bytes that are not UTF-8

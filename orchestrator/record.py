@@ -12,7 +12,7 @@ import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterable
 
 from . import datafiles
 from .decide import KNOB_ORDER, Plan
@@ -39,13 +39,14 @@ class RunContext:
     deviations: list[dict[str, Any]] = field(default_factory=list)
 
 
-def write_text_atomic(path: Path, text: str) -> None:
+def write_text_atomic(path: Path, text: str | Iterable[str]) -> None:
     """Write-then-rename so a crash never leaves half a file where a whole one was; the temporary
-    file never outlives a failure (full disk, a folder in the way, a missing parent)."""
+    file never outlives a failure (full disk, a folder in the way, a missing parent). `text` may
+    come in pieces (the catalogue's tens of megabytes, never joined in memory)."""
     tmp = path.with_name(path.name + ".tmp")
     try:
         with open(tmp, "w", encoding="utf-8") as fh:
-            fh.write(text)
+            fh.writelines([text] if isinstance(text, str) else text)
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)

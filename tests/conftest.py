@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import os
+import shutil
+import subprocess
+from pathlib import Path
 
 import pytest
 
 from orchestrator import paths, records, run
+from orchestrator.procs import run_captured
 
 # The load average every test sees unless it sets its own (only the load gate's tests do):
 # quiet, so that a busy host (other jobs, a CPU hog) cannot trip run.check_gates.
@@ -47,3 +51,41 @@ def validated_ledger_lines():
 
 def in_ci() -> bool:
     return os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+
+CHROMIUM = Path("/usr/bin/chromium")  # Debian's package; Playwright never downloads a browser here
+
+
+def install_chromium() -> str | None:
+    """apt-get install chromium (CI runs as root with Debian's archive); None, or why it failed."""
+    if not shutil.which("apt-get"):
+        return "no apt-get on this machine"
+    env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
+    result = None
+    for argv in (["apt-get", "install", "-y", "chromium"], ["apt-get", "update"], ["apt-get", "install", "-y", "chromium"]):
+        try:
+            result = run_captured(argv, timeout=1200, env=env)
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            return f"{' '.join(argv)}: {exc}"
+        if argv[1] == "install" and result.returncode == 0:
+            return None
+    return f"apt-get install -y chromium exited {result.returncode}: {result.stderr.strip()[-300:]}"
+
+
+@pytest.fixture(scope="session")
+def chromium() -> Path:
+    """Headless Chromium for browser tests, installed when missing. Without it a browser test fails
+    under CI=true (never skips) and skips elsewhere, saying why."""
+    problem = None
+    if not CHROMIUM.exists():
+        problem = install_chromium()
+    if problem is None and not CHROMIUM.exists():
+        problem = f"{CHROMIUM} is still missing after apt-get install chromium"
+    if problem is None:
+        try:
+            import playwright.sync_api  # noqa: F401
+        except ImportError:
+            problem = "the playwright package is missing: python3 -m pip install -e '.[test]'"
+    if problem:
+        (pytest.fail if in_ci() else pytest.skip)(f"headless Chromium unavailable: {problem}")
+    return CHROMIUM

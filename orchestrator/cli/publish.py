@@ -65,18 +65,24 @@ def cmd_submit(args: argparse.Namespace) -> int:
 
 @command("catalogue")
 def cmd_catalogue(args: argparse.Namespace) -> int:
-    from ..catalogue import build_catalogue
+    from ..catalogue import update_catalogue
+    from ..catalogue_export import query, render_table
+    from ..leaderboard import write_leaderboard
     from ..pipeline import submissions_root
-    from ..record import write_json_atomic
 
     root = submissions_root(args.submissions_dir)
-    catalogue = build_catalogue(root)
-    out = Path(args.out)
-    write_json_atomic(out, catalogue)
-    counts = catalogue["counts"]
-    print(f"{out}: {counts['runs']} runs ({counts['complete']} complete, {counts['partial']} partial), {counts['invalid']} invalid")
-    for bad in catalogue["invalid"]:
+    result = update_catalogue(root, Path(args.out), Path(args.export) if args.export else None)
+    if args.query is not None:
+        print(render_table(query(result.export_dir, args.query)), end="")
+        return 0
+    counts = result.counts
+    print(f"{result.out}: {counts['runs']} runs ({counts['complete']} complete, {counts['partial']} partial), {counts['invalid']} invalid; "
+          f"{result.reread} read, {result.unchanged} unchanged, {result.dropped} dropped; export {result.export_dir}")
+    for bad in result.invalid:
         print(f"  invalid {bad['path']}: {bad['reason']}")
+    if args.html:
+        page = write_leaderboard(result.export_dir, root, Path(args.html))
+        print(f"leaderboard: {page.index} ({page.rows} rows)")
     return 0
 
 
@@ -113,6 +119,9 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("catalogue", help="index every run under submissions/")
     p.add_argument("--submissions-dir")
     p.add_argument("--out", default="catalogue.json")
+    p.add_argument("--export", metavar="DIR", help="Parquet export folder (default: <out stem>.parquet)")
+    p.add_argument("--query", metavar="SQL", help="run SQL over the export (table `catalogue`) and print the result")
+    p.add_argument("--html", metavar="DIR", help="also write the leaderboard page (index.html and its assets) there")
 
     p = sub.add_parser("compare", help="regressions and wins between runs (methodology thresholds)")
     p.add_argument("runs", nargs="+", metavar="RUN", help="BASELINE [BASELINE ...] CANDIDATE: run folders or metadata.json")
