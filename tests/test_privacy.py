@@ -230,8 +230,8 @@ def test_what_cannot_be_scanned_is_a_finding_and_submit_refuses_it(run_dir):
 
 
 def test_privacy_scan_redact_prints_what_really_remains(run_dir, capsys, monkeypatch):
-    monkeypatch.setattr("orchestrator.privacy.socket.gethostname", lambda: HOST)
-    monkeypatch.setattr("orchestrator.privacy.getpass.getuser", lambda: USER)
+    monkeypatch.setattr("orchestrator.privacy.rules.socket.gethostname", lambda: HOST)
+    monkeypatch.setattr("orchestrator.privacy.rules.getpass.getuser", lambda: USER)
     (run_dir / "notes.md").write_text("mail alice.w@example.org from 10.1.2.3\n")
     (run_dir / "blob.bin").write_bytes(b"\x00")
     assert main(["privacy-scan", str(run_dir), "--redact"]) == 1
