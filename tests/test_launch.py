@@ -147,10 +147,10 @@ def test_reaper_kills_runtime_of_a_dead_weeyuga(tmp_path):
     owner = subprocess.Popen([sys.executable, "-c", textwrap.dedent(f"""
         import sys, os
         sys.path.insert(0, {str(REPO_ROOT)!r})
-        from orchestrator.launch import _write_pidfile
+        from orchestrator.launch.processes import write_pidfile
         import subprocess
         child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"], start_new_session=True)
-        _write_pidfile(child, ["sleeper"])
+        write_pidfile(child, ["sleeper"])
         print(child.pid, flush=True)
         os._exit(0)
         """)], stdout=subprocess.PIPE, text=True)
