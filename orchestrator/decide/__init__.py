@@ -13,219 +13,17 @@ counts the output layer as one more offloadable layer, so full offload is ngl = 
 
 from __future__ import annotations
 
-import math
-import re
-from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from .errors import BadInput, NothingFits
-from .probe import Hardware
-from .profiles import ModelSpec, Profiles
+from ..errors import BadInput, NothingFits
+from ..probe import Hardware
+from ..profiles import ModelSpec, Profiles
+from .facts import BUDGET_FIELDS, fields_tested, hardware_facts, inferred_notes, rule_matches
+from .memory import Fit, fit_model, memory_budget
+from .plan import KNOB_ORDER, OVERRIDABLE, Deviation, MemoryBudget, Plan, Reason
 
-PLAN_VERSION = "plan-1"
-KNOB_ORDER = ["runtime", "backend", "model", "quant", "ngl", "num_parallel", "keep_alive", "max_loaded_models",
-              "num_ctx", "threads", "temperature", "num_predict"]
-OVERRIDABLE = set(KNOB_ORDER)
-
-
-@dataclass(frozen=True)
-class Reason:
-    knob: str
-    value: Any
-    rule_id: str
-    why: str
-
-
-@dataclass(frozen=True)
-class Deviation:
-    """A knob whose value differs from what the rules (or canonical table) chose."""
-
-    knob: str
-    value: Any
-    replaced: Any
-    overrode: str  # the rule id whose value was replaced
-    source: str  # user | tuned | fallback (auto's embedded default when the planned model is absent) | rule (a discrete GPU left unused)
-
-
-@dataclass(frozen=True)
-class MemoryBudget:
-    usable_ram_gb: float
-    usable_gpu_gb: float  # 0 without a usable GPU; unified share on Apple
-    gpu_pool: str  # none | discrete | unified
-
-
-@dataclass(frozen=True)
-class Plan:
-    runtime: str
-    backend: str
-    model: str
-    quant: str
-    model_size_gb: float
-    ngl: int
-    num_parallel: int
-    keep_alive: str
-    max_loaded_models: int
-    num_ctx: int
-    threads: int
-    temperature: float
-    num_predict: int
-    est_memory_gb: float
-    est_gpu_memory_gb: float
-    layers_offloadable: int
-    tier: str
-    device_tag: str
-    budget: MemoryBudget
-    reasons: list[Reason]
-    deviations: list[Deviation] = field(default_factory=list)
-    schema_version: str = PLAN_VERSION
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, doc: dict[str, Any], source: str = "plan") -> "Plan":
-        try:
-            body = dict(doc)
-            body["budget"] = MemoryBudget(**body["budget"])
-            body["reasons"] = [Reason(**r) for r in body["reasons"]]
-            body["deviations"] = [Deviation(**d) for d in body.get("deviations", [])]
-            return cls(**body)
-        except (KeyError, TypeError, ValueError) as exc:  # a missing field, an unknown one, or not a mapping at all
-            raise BadInput(f"{source}: not a plan written by `weeyuga decide --out` ({type(exc).__name__}: {exc})") from None
-
-    def reason(self, knob: str) -> Reason:
-        return next(r for r in self.reasons if r.knob == knob)
-
-
-# ---------------------------------------------------------------------------------------
-# Facts and rule matching
-
-
-def hardware_facts(hw: Hardware) -> dict[str, Any]:
-    """The flat facts a rule's `when` can test."""
-    usable = [g for g in hw.gpu if (g.kind == "discrete" and g.vram_gb) or g.vendor == "apple"]
-    vendors = [g.vendor for g in usable]
-    vendor = next((v for v in ("nvidia", "amd", "apple", "intel", "other") if v in vendors), "none")
-    mine = [g for g in usable if g.vendor == vendor]
-    os_name = {"macOS": "macos", "Windows": "windows"}.get(hw.os.name, "linux")
-    return {
-        "os": os_name,
-        "arch": hw.cpu.arch,
-        "gpu_vendor": vendor,
-        "gpu_count": len(mine),
-        "gpu_vram_gb": max((g.vram_gb or 0 for g in mine), default=0),
-        "gpu_vram_total_gb": sum(g.vram_gb or 0 for g in mine),
-        "discrete_gpus": sum(g.kind == "discrete" for g in hw.gpu),
-        "memory_gb_total": hw.memory_gb_total,
-        "memory_gb_available": hw.memory_gb_available_at_run_start,
-        "cpu_cores": hw.cpu.cores,
-        "cpu_threads": hw.cpu.threads,
-        "chassis": hw.chassis or "unknown",
-        "on_battery": hw.on_battery,
-        "low_power": hw.low_power,
-        "virtualised": hw.container_or_vm is not None,
-    }
-
-
-# The hardware.json fields each fact is read from, where a document may lack them and
-# hwhints.py infers them: a rule that tests the fact rests on the inference.
-FACT_FIELDS = {"gpu_vendor": {"vendor"}, "gpu_count": {"vendor"}, "gpu_vram_gb": {"vendor"},
-               "gpu_vram_total_gb": {"vendor"}, "on_battery": {"battery"}, "low_power": {"battery"},
-               "chassis": {"chassis"}}
-# The memory budget reads which GPUs are the vendor's and their free VRAM.
-BUDGET_FIELDS = {"vendor", "vram_free_gb"}
-
-
-def inferred_notes(hw: Hardware, fields: set[str]) -> str:
-    """' (gpu[0].vendor nvidia inferred from ...)' for the inferences among `fields`; '' when none."""
-    notes = [i.note() for i in hw.inferred if set(re.findall(r"[a-z_]+", i.field)) & fields]
-    return f" ({'; '.join(notes)})" if notes else ""
-
-
-def fields_tested(rules: list[dict[str, Any]]) -> set[str]:
-    return set().union(*(FACT_FIELDS.get(fact, set()) for rule in rules for fact in rule["when"]))
-
-
-def _condition_holds(actual: Any, condition: Any) -> bool:
-    if not isinstance(condition, dict):
-        return actual == condition
-    for op, expected in condition.items():
-        if op == "in":
-            if actual not in expected:
-                return False
-            continue
-        if not isinstance(actual, (int, float)):
-            return False
-        if not {"gte": actual >= expected, "gt": actual > expected,
-                "lte": actual <= expected, "lt": actual < expected}[op]:
-            return False
-    return True
-
-
-def rule_matches(rule: dict[str, Any], facts: dict[str, Any]) -> bool:
-    return all(_condition_holds(facts.get(name), cond) for name, cond in rule["when"].items())
-
-
-# ---------------------------------------------------------------------------------------
-# Memory
-
-
-def memory_budget(hw: Hardware, facts: dict[str, Any], budget: dict[str, float]) -> MemoryBudget:
-    usable_ram = hw.memory_gb_available_at_run_start - budget["ram_reserve_gb"] - budget["ram_reserve_fraction"] * hw.memory_gb_total
-    usable_ram = max(0.0, usable_ram)
-    vendor = facts["gpu_vendor"]
-    if vendor == "apple":
-        gpu = min(hw.memory_gb_total * budget["unified_gpu_fraction"], usable_ram)
-        return MemoryBudget(round(usable_ram, 2), round(gpu, 2), "unified")
-    if vendor in ("none", "other"):
-        return MemoryBudget(round(usable_ram, 2), 0.0, "none")
-    gpu = 0.0
-    for g in hw.gpu:
-        if g.vendor == vendor and g.kind == "discrete":
-            free = g.vram_free_gb if g.vram_free_gb is not None else g.vram_gb or 0
-            gpu += max(0.0, free - budget["vram_reserve_gb"])
-    return MemoryBudget(round(usable_ram, 2), round(gpu, 2), "discrete")
-
-
-@dataclass(frozen=True)
-class Fit:
-    ngl: int
-    est_memory_gb: float
-    est_gpu_memory_gb: float
-    how: str
-
-
-def fit_model(spec: ModelSpec, quant: str, num_ctx: int, num_parallel: int, offload: str,
-              mem: MemoryBudget, budget: dict[str, float]) -> Fit | None:
-    """Place the model in this budget under an offload mode, or None if it does not fit."""
-    weights = spec.quant(quant).size_gb
-    kv = spec.kv_cache_gb(num_ctx * num_parallel, budget["kv_bytes_per_element"])
-    overhead = budget["runtime_overhead_gb"]
-    est = weights + kv + overhead
-    full_ngl = spec.layers + 1
-    if mem.gpu_pool == "unified":
-        if offload != "none" and est <= mem.usable_gpu_gb:
-            return Fit(full_ngl, est, est, "fully on the GPU in unified memory")
-        return None
-    if offload == "none" or mem.gpu_pool == "none":
-        return Fit(0, est, 0.0, "on the CPU") if est <= mem.usable_ram_gb else None
-    if est <= mem.usable_gpu_gb:
-        return Fit(full_ngl, est, est, "fully offloaded")
-    if offload != "partial":
-        return None
-    per_layer = weights / full_ngl + kv / spec.layers
-    ngl = min(spec.layers, math.floor((mem.usable_gpu_gb - overhead) / per_layer)) if mem.usable_gpu_gb > overhead else 0
-    if ngl < 1:
-        return None
-    gpu_part = ngl * per_layer + overhead
-    host_part = est - ngl * per_layer
-    if host_part > mem.usable_ram_gb:
-        return None
-    return Fit(ngl, est, gpu_part, f"partially offloaded ({ngl} of {full_ngl} layers on the GPU)")
-
-
-# ---------------------------------------------------------------------------------------
-# The decision
+# The package's public names, imported from here across weeyuga.
+__all__ = ["KNOB_ORDER", "Deviation", "MemoryBudget", "Plan", "Reason", "decide", "fit_model", "hardware_facts"]
 
 
 class _Knobs:
@@ -289,7 +87,7 @@ def _choose_model(profiles: Profiles, knobs: _Knobs, offload: str, mem: MemoryBu
                   runtime: str) -> tuple[ModelSpec, str, Fit, str]:
     lo, hi = knobs.values["model_params_b"]
     num_ctx, num_parallel = knobs.values["num_ctx"], knobs.values["num_parallel"]
-    from .runtimes import managed_runtime  # the runtimes build on decide's Plan
+    from ..runtimes import managed_runtime  # the runtimes build on decide's Plan
 
     candidates = [m for m in profiles.models if managed_runtime(runtime).serves(m)]
     candidates.sort(key=lambda m: (m.params_b, m.quant().file_size_bytes), reverse=True)
@@ -418,4 +216,3 @@ def decide(hw: Hardware, profiles: Profiles, overrides: dict[str, Any] | None = 
         layers_offloadable=full, tier=tier["id"], device_tag=hw.device_tag, budget=mem,
         reasons=[knobs.reasons[k] for k in KNOB_ORDER], deviations=knobs.deviations,
     )
-
