@@ -1,6 +1,6 @@
 """The rule tables in profiles/: canonical knobs, the model catalogue, the rules, tuned overrides.
 
-Data only: loading, validation and typed views. Decisions live in decide.py.
+Data only: loading, validation and typed views. Decisions live in the decide package.
 """
 
 from __future__ import annotations
