@@ -96,7 +96,7 @@ def estimate_phases(plan: Plan, hw: Hardware, profiles: Profiles, phases: list[s
     options = RunOptions(phases=phases, runs=runs, num_predict=plan.num_predict)
     out = []
     for name in phases:
-        phase = load_phase(name)
+        phase = load_phase(name, options=options)
         calls = sum(len(unit.keys) for unit in phase.units(["plan:estimate:model"], options))
         out.append(PhaseEstimate(name, calls, phase.estimate_seconds(rate, plan.num_predict, runs)))
     return out

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import jsonschema
+import referencing
 import yaml
 
 from .errors import BadInput, read_failure
@@ -41,9 +42,13 @@ def field_path(parts) -> str:
     return out or "(top level)"
 
 
+# A schema may `$ref` another by its file name (run-record's quality lines use quality-record's rules).
+SCHEMAS = referencing.Registry(retrieve=lambda uri: referencing.Resource.from_contents(schema(uri.removesuffix(".schema.json"))))
+
+
 def validate(document: Any, schema_name: str, source: str) -> None:
     """Raise BadInput naming `source` and the first offending field."""
-    validator = jsonschema.Draft202012Validator(schema(schema_name))
+    validator = jsonschema.Draft202012Validator(schema(schema_name), registry=SCHEMAS)
     error = jsonschema.exceptions.best_match(validator.iter_errors(document))
     if error is not None:
         message = error.message if len(error.message) <= 160 else error.message[:160] + "…"  # it quotes the value
