@@ -97,11 +97,13 @@ class QualityPhase:
         return self._judged
 
     def decode_rate(self, ctx: PhaseContext, cell_id: str) -> float | None:
-        """The median decode rate of this cell's successful speed calls so far in this run."""
+        """The median decode rate of this cell's successful speed calls so far in this run (the server's
+        own figure where it reports one: it leaves out prompt processing)."""
         if cell_id not in self._rates:
             path = ctx.run_dir / LEDGER_NAME
-            rates = [r["tokens_per_sec"] for r in read_records(path) if r.get("type") == "call"
-                     and r["cell_id"] == cell_id and r["phase"] != self.name and not r["error"] and r.get("tokens_per_sec")]
+            calls = [r for r in read_records(path) if r.get("type") == "call" and r["cell_id"] == cell_id
+                     and r["phase"] != self.name and not r["error"]]
+            rates = [rate for r in calls if (rate := r.get("server_tokens_per_sec") or r.get("tokens_per_sec"))]
             self._rates[cell_id] = statistics.median(rates) if rates else None
         return self._rates[cell_id]
 
