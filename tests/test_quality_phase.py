@@ -137,3 +137,17 @@ def test_cli_quality_run_without_a_target_is_one_line_exit_2(capsys):
     assert main(["quality", "run"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "--target-url" in err
+
+
+def test_an_ollama_cell_gets_the_tools_in_its_native_api(tmp_path):
+    from tests.fakes import ollama as fake_ollama
+
+    srv, state, url = fake_ollama.start_in_thread()
+    try:
+        cell = byo_targets(url, ["smollm2:135m"], "ollama", "node:ollama", "node")
+        run_suites(cell, RunOptions(phases=["quality"], quality={**QUICK, "packs": ["toolcall"]}), tmp_path, "run-1")
+    finally:
+        srv.shutdown()
+    chats = [body for path, body in state.requests if path == "/api/chat"]
+    assert chats and all(body.get("tools") for body in chats if body["messages"][-1]["content"].startswith("What's the weather"))
+    assert len(lines(tmp_path, "quality")) == len(load_packs(("toolcall",))[0].scenarios)
