@@ -151,3 +151,26 @@ def test_an_ollama_cell_gets_the_tools_in_its_native_api(tmp_path):
     chats = [body for path, body in state.requests if path == "/api/chat"]
     assert chats and all(body.get("tools") for body in chats if body["messages"][-1]["content"].startswith("What's the weather"))
     assert len(lines(tmp_path, "quality")) == len(load_packs(("toolcall",))[0].scenarios)
+
+
+def test_report_has_the_quality_section_and_metadata_and_uses_the_newest_verdict(fake, tmp_path):
+    from orchestrator.quality.rundir import rescore_run
+    from orchestrator.report import report
+
+    state, url = fake
+    run_suites(targets(url), RunOptions(phases=["hello", "quality"], runs=1), tmp_path, "run-1")
+    done = report(tmp_path, plots=False)
+    datafiles.validate(done.metadata, "metadata", "test")
+    (cell,) = done.metadata["quality"]
+    assert cell["summary"].startswith("Quality: toolcall 1/") and "(quick, packs v1, " in cell["summary"]
+    assert "## Headline numbers" in done.markdown and "## Quality" in done.markdown
+    assert "| toolcall (v1) |" in done.markdown and "- toolcall TC-02: " in done.markdown
+    # a rescore by a newer verifier wins in the report; the call's own line stays as it was
+    rescore_run(tmp_path)
+    ledger = tmp_path / "run.jsonl"
+    lines_now = ledger.read_text().splitlines()
+    newest = json.loads(next(line for line in lines_now if '"quality_rescore"' in line and '"TC-01"' in line))
+    newest.update(verifier_version=newest["verifier_version"] + 1, passed=False, failure_mode="wrong_answer", detail="stricter")
+    ledger.write_text("\n".join(lines_now + [json.dumps(newest)]) + "\n")
+    again = report(tmp_path, plots=False)
+    assert again.metadata["quality"][0]["summary"].startswith("Quality: toolcall 0/")

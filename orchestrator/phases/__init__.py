@@ -16,13 +16,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from typing import Callable
-
 from ..runspec import RunOptions
 from ..suites import load_suite
 from .base import Phase, Unit
 from .context import PhaseContext
-from .quality import quality_phase
+from .quality import QualityPhase
 from .speed import AppendPhase, ColdWarmPhase, OncePhase, ParallelPhase
 
 __all__ = ["PHASE_MODES", "Phase", "PhaseContext", "Unit", "load_phase"]
@@ -31,11 +29,11 @@ PHASE_MODES: dict[str, type[Phase]] = {"cold_warm": ColdWarmPhase, "once": OnceP
                                        "append": AppendPhase, "parallel": ParallelPhase}
 
 
-NAMED_PHASES: dict[str, Callable[[RunOptions | None], Phase]] = {"quality": quality_phase}
+NAMED_PHASES = {"quality": QualityPhase}  # each with from_options(RunOptions | None)
 
 
 def load_phase(name: str, directory: Path | None = None, options: RunOptions | None = None) -> Phase:
     if name in NAMED_PHASES:
-        return NAMED_PHASES[name](options)
+        return NAMED_PHASES[name].from_options(options)
     suite = load_suite(name, directory)
     return PHASE_MODES[suite.mode](suite)

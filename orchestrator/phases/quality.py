@@ -40,6 +40,13 @@ class QualityPhase:
         self._judged: set[tuple] | None = None  # arms with a verdict in the ledger
         self._rates: dict[str, float | None] = {}
 
+    @classmethod
+    def from_options(cls, options: RunOptions | None) -> "QualityPhase":
+        """The phase for the run's quality settings: a mode's packs, or --packs, `repeat` times."""
+        settings: dict[str, Any] = (options.quality if options else None) or {"mode": "quick", "packs": None, "repeat": 1}
+        mode, packs = settings.get("mode") or "quick", settings.get("packs")
+        return cls(load_packs(pack_ids(",".join(packs) if packs else None, mode)), mode, int(settings.get("repeat") or 1))
+
     def groups(self, available: list[Target]) -> tuple[list[list[Target]], str | None]:
         return [[target] for target in available], None
 
@@ -117,10 +124,3 @@ def chat_error(error: str) -> ChatError:
     return ChatError("http_error", error[:200])
 
 
-def quality_phase(options: RunOptions | None) -> QualityPhase:
-    """The phase for the run's quality settings: a mode's packs, or --packs, `repeat` times."""
-    settings: dict[str, Any] = (options.quality if options else None) or {"mode": "quick", "packs": None, "repeat": 1}
-    mode = settings.get("mode") or "quick"
-    packs = settings.get("packs")
-    ids = pack_ids(",".join(packs) if packs else None, mode)
-    return QualityPhase(load_packs(ids), mode, int(settings.get("repeat") or 1))
