@@ -174,3 +174,27 @@ def test_report_has_the_quality_section_and_metadata_and_uses_the_newest_verdict
     ledger.write_text("\n".join(lines_now + [json.dumps(newest)]) + "\n")
     again = report(tmp_path, plots=False)
     assert again.metadata["quality"][0]["summary"].startswith("Quality: toolcall 0/")
+
+
+def test_compare_classifies_scenarios_against_three_baselines_and_exits_1_on_a_quality_regression(fake, tmp_path, capsys):
+    from orchestrator.report import report
+
+    state, url = fake
+    options = RunOptions(phases=["quality"], quality={**QUICK, "packs": ["toolcall"]})
+    runs = []
+    for index in range(4):
+        if index == 3:  # the candidate calls the wrong function: TC-01 regresses
+            state.tool_calls = [("send_email", {"to": "a@b.c", "subject": "x", "body": "y"})]
+        run_suites(targets(url), options, tmp_path / f"run{index}", f"run-{index}")
+        report(tmp_path / f"run{index}", plots=False)
+        runs.append(str(tmp_path / f"run{index}"))
+    assert main(["compare", *runs, "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    classes = {d["scenario"]: d["status"] for d in result["quality"]}
+    assert classes["TC-01"] == "regression" and result["quality_regressions"] >= 1
+    assert set(classes.values()) <= {"regression", "fix", "stable_pass", "stable_fail"}
+    assert main(["compare", *runs, "--exit-on-regression"]) == 1
+    assert "| toolcall | TC-01 | 100% | 0% | regression |" in capsys.readouterr().out
+    # two baselines are not enough to call a scenario regressed: said, not counted
+    assert main(["compare", *runs[1:], "--exit-on-regression"]) == 0
+    assert "needs at least 3 baseline run folders" in capsys.readouterr().out

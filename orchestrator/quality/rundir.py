@@ -15,7 +15,7 @@ from ..phases.context import RESPONSES_NAME
 from ..records import QualityRescoreRecord, utc_now
 from .packs import PACK_ORDER, load_packs
 from .records import Rescore, effective, rescore
-from .scoring import InspectRow, inspect
+from .scoring import MIN_BASELINE_RUNS, InspectRow, ScenarioDelta, classify, inspect
 
 
 def _ledger(run_dir: Path) -> Path:
@@ -54,3 +54,21 @@ def inspect_run(run_dir: Path, *, failed: bool = False, scenario: str | None = N
     """The run's scenario calls that match the filters, each with its saved answer (scoring.inspect)."""
     other = run_verdicts(diff) if diff is not None else None
     return inspect(run_verdicts(run_dir), _responses(run_dir), failed=failed, scenario=scenario, mode=mode, diff=other)
+
+
+def compare_quality(baseline_runs: list[Path], candidate_run: Path) -> tuple[tuple[ScenarioDelta, ...], str | None]:
+    """Each scenario classified against the baseline runs (scoring.classify, every cell of a run pooled),
+    or why it was not: a run given as metadata.json has no verdicts, and fewer than 3 baselines are noise."""
+    def verdicts(path: Path) -> list[dict[str, Any]]:
+        return run_verdicts(path) if (path / LEDGER_NAME).is_file() else []
+
+    candidate = verdicts(candidate_run)
+    baselines = [v for v in (verdicts(p) for p in baseline_runs) if v]
+    if not candidate and not baselines:
+        return (), None
+    if not candidate:
+        return (), "the candidate has no quality verdicts (pass its run folder, not metadata.json)"
+    if len(baselines) < MIN_BASELINE_RUNS:
+        return (), (f"needs at least {MIN_BASELINE_RUNS} baseline run folders with quality verdicts "
+                    f"(got {len(baselines)}): one run's noise would read as regressions")
+    return classify(baselines, candidate), None
