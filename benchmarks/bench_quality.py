@@ -2,7 +2,7 @@
 wall time and the host's load average, plus the negative control.
 
     python3 benchmarks/bench_quality.py                                  # SmolLM2-135M, quick and medium
-    python3 benchmarks/bench_quality.py --model gemma3-270m-it --modes medium --max-tokens 256
+    python3 benchmarks/bench_quality.py --model gemma3-270m-it --modes medium --max-tokens 128
 
 Each mode is one run folder (hello with no warm repeats, to measure the decode rate that scales the
 timeouts, then the quality phase) under a temporary directory. Prints figures; asserts nothing.
@@ -21,6 +21,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from orchestrator.decide import decide  # noqa: E402
 from orchestrator.launch import launch  # noqa: E402
+from orchestrator.ledger import read_records  # noqa: E402
 from orchestrator.models import get_model  # noqa: E402
 from orchestrator.pipeline import byo_targets  # noqa: E402
 from orchestrator.probe import Hardware  # noqa: E402
@@ -37,7 +38,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--model", default="smollm2-135m-instruct")
     parser.add_argument("--modes", default="quick,medium")
-    parser.add_argument("--max-tokens", type=int, default=256, help="cap on every answer (the run's num_predict)")
+    parser.add_argument("--max-tokens", type=int, default=128, help="cap on every answer (the run's num_predict)")
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
 
@@ -64,7 +65,11 @@ def main() -> None:
             modes = {}
             for failure in summary["failures"]:
                 modes[failure["failure_mode"]] = modes.get(failure["failure_mode"], 0) + 1
-            print(f"{mode}: {summary['summary']}\n  wall {wall:.0f} s (hello + quality), load average before "
+            seconds: dict[str, float] = {}
+            for verdict in read_records(run_dir / "run.jsonl"):
+                if verdict["type"] == "quality":
+                    seconds[verdict["pack"]] = round(seconds.get(verdict["pack"], 0) + (verdict["latency_s"] or 0))
+            print(f"{mode}: {summary['summary']}\n  wall {wall:.0f} s (hello + quality; seconds per pack {seconds}), load average before "
                   f"{'/'.join(f'{x:.2f}' for x in load_before)}, after {'/'.join(f'{x:.2f}' for x in os.getloadavg())}; "
                   f"failure modes {modes}; run folder {run_dir}")
 

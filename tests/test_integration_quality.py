@@ -2,38 +2,24 @@
 verdict that fits its schema, each with its timed call in the same ledger. The score is not checked
 (a 135M model is not the subject). With CI=true nothing here skips."""
 
-import os
 from collections import Counter
 
 import pytest
 
 from orchestrator import datafiles
-from orchestrator.decide import decide
-from orchestrator.launch import launch
 from orchestrator.ledger import read_records, read_state
 from orchestrator.pipeline import byo_targets
-from orchestrator.probe import Hardware
-from orchestrator.profiles import load_profiles
 from orchestrator.quality.packs import MODES, load_packs
-from orchestrator.rulecheck import GOLDEN_DIR
 from orchestrator.run import RunOptions, run_suites
 from tests.test_integration_llama import MODEL, llama_server, smollm2  # noqa: F401  (session fixtures)
+from tests.test_integration_run import server  # noqa: F401  (SmolLM2 on the real llama-server, module-scoped)
 
 pytestmark = pytest.mark.integration
-MAX_TOKENS = 96  # enough for a tool call or a short answer; keeps 31 calls to a few minutes on 2 busy cores
+MAX_TOKENS = 48  # a short answer or one tool call; 34 calls at ~5 tok/s (2 busy shared cores) take ~5 min
 
 
-@pytest.fixture(scope="module")
-def server(llama_server, smollm2, tmp_path_factory):  # noqa: F811
-    hw = Hardware.load(GOLDEN_DIR / "linux-vps-cpu-4c-8gb.json")
-    plan = decide(hw, load_profiles(), {"model": MODEL, "threads": min(2, os.cpu_count() or 1), "num_ctx": 2048})
-    with launch(plan, llama_server.binary, smollm2.path, tmp_path_factory.mktemp("log") / "llama.log",
-                variant_args=llama_server.variant_args) as running:
-        assert "--jinja" in running.command.argv
-        yield running
-
-
-def test_quick_mode_judges_every_scenario_with_its_call_in_the_same_ledger(server, tmp_path):
+def test_quick_mode_judges_every_scenario_with_its_call_in_the_same_ledger(server, tmp_path):  # noqa: F811
+    assert "--jinja" in server.command.argv  # the chat template that renders tools
     targets = byo_targets(server.base_url, [MODEL], "llamacpp", "ci:llamacpp", "ci")
     options = RunOptions(phases=["hello", "quality"], runs=0, num_ctx=2048, num_predict=MAX_TOKENS, force_load=True)
     result = run_suites(targets, options, tmp_path, "run-quality")

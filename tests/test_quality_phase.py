@@ -198,3 +198,13 @@ def test_compare_classifies_scenarios_against_three_baselines_and_exits_1_on_a_q
     # two baselines are not enough to call a scenario regressed: said, not counted
     assert main(["compare", *runs[1:], "--exit-on-regression"]) == 0
     assert "needs at least 3 baseline run folders" in capsys.readouterr().out
+
+
+def test_auto_dry_run_plans_the_quality_phase_of_the_chosen_mode(capsys):
+    args = ["auto", "--phases", "hello,quality", "--dry-run", "--yes", "--hardware", "tests/fixtures/hardware/linux-arc-a380-6gb.json",
+            "--submitter-handle", "t", "--device-tag", "box"]
+    assert main(args) == 0
+    assert "run  quality          31 calls" in capsys.readouterr().out  # quick: toolcall + instruct
+    assert main(args + ["--quality-mode", "medium"]) == 0
+    medium = sum(len(p.scenarios) for p in load_packs(("toolcall", "instruct", "struct", "extract", "math")))
+    assert f"run  quality          {medium} calls" in capsys.readouterr().out

@@ -54,7 +54,7 @@ def cmd_auto(args: argparse.Namespace) -> int:
         hardware = replace(hardware, device_tag=validate_device_tag(ask("device tag", hardware.device_tag, args.yes)))
     auto_plan = plan_auto(hardware, profiles, knob_overrides(args), parse_phases(args.phases) if args.phases else None,
                           args.runs, args.time_budget or DEFAULT_TIME_BUDGET_MIN, submissions_root(args.submissions_dir),
-                          handle, args.resume)
+                          handle, args.resume, quality=quality_settings(args.quality_mode, None, 1))
     print(render_auto_plan(auto_plan), flush=True)
     if args.dry_run:
         print(f"\ndry run: nothing installed, fetched, launched or written (run folder would be {auto_plan.run_dir})")
@@ -62,7 +62,7 @@ def cmd_auto(args: argparse.Namespace) -> int:
     # temperature, num_ctx and num_predict come from the plan, whose deviations already record any override
     options = dict(force_load=args.force_load,
                    for_publication=args.for_publication, allow_dirty=args.allow_dirty, smoke=args.smoke,
-                   quality=quality_settings(args.quality_mode, None, 1))
+                   quality=quality_settings(args.quality_mode, None, 1))  # the plan's estimate used the same
     try:
         with progress_reporter() as progress:
             result = execute(auto_plan, profiles, args.runs, handle, options, ["weeyuga"] + sys.argv[1:], progress,
