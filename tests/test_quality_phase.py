@@ -158,8 +158,11 @@ def test_report_has_the_quality_section_and_metadata_and_uses_the_newest_verdict
     from orchestrator.report import report
 
     state, url = fake
+    state.chat_template_caps = {"supports_tools": False}
     run_suites(targets(url), RunOptions(phases=["hello", "quality"], runs=1), tmp_path, "run-1")
     done = report(tmp_path, plots=False)
+    assert lines(tmp_path, "meta")[0]["cells"][0]["chat_template_tools"] is False
+    assert "never saw the tool declarations" in done.markdown
     datafiles.validate(done.metadata, "metadata", "test")
     (cell,) = done.metadata["quality"]
     assert cell["summary"].startswith("Quality: toolcall 1/") and "(quick, packs v1, " in cell["summary"]

@@ -35,11 +35,15 @@ def quality_metadata(records: list[dict[str, Any]]) -> dict[str, Any]:
 
 def quality_section(run: "RunReport") -> list[str]:
     verdicts = effective(run.records)
+    no_tools = {c["cell_id"] for c in run.meta.get("cells", []) if c.get("chat_template_tools") is False}
     lines = ["", "## Quality", ""]
     for cell in run.metadata.get("quality", []):
         mine = [v for v in verdicts if v["cell_id"] == cell["cell_id"]]
         scores = pack_scores(mine)
         lines += [f"**{cell['cell_id']}** — {cell['summary']}", "", markdown_table(scores), ""]
+        if cell["cell_id"] in no_tools and any(v["verifier"] == "tool_call" for v in mine):
+            lines += ["The model's chat template does not render tools (llama-server's chat_template_caps): the "
+                      "model never saw the tool declarations, so its toolcall score measures restraint only.", ""]
         failures = failure_breakdown(mine)
         if failures:
             lines += ["Failures (pack, scenario, failure mode, detail):", "", *failures, ""]
