@@ -198,9 +198,11 @@ def test_compare_classifies_scenarios_against_three_baselines_and_exits_1_on_a_q
     assert set(classes.values()) <= {"regression", "fix", "stable_pass", "stable_fail"}
     assert main(["compare", *runs, "--exit-on-regression"]) == 1
     assert "| toolcall | TC-01 | 100% | 0% | regression |" in capsys.readouterr().out
-    # two baselines are not enough to call a scenario regressed: said, not counted
-    assert main(["compare", *runs[1:], "--exit-on-regression"]) == 0
-    assert "needs at least 3 baseline run folders" in capsys.readouterr().out
+    # two baselines are not enough to call a scenario regressed: said, not counted (the fake's timings are
+    # noise, so only the quality part is checked)
+    main(["compare", *runs[1:], "--json"])
+    fewer = json.loads(capsys.readouterr().out)
+    assert fewer["quality_regressions"] == 0 and "needs at least 3 baseline run folders" in fewer["quality_note"]
 
 
 def test_auto_dry_run_plans_the_quality_phase_of_the_chosen_mode(capsys):
