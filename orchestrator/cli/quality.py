@@ -37,7 +37,7 @@ def quality_run(args: argparse.Namespace) -> int:
             print(f"DEFECT {pack} {scenario} passes on junk answer {kind!r}")
         print(f"negative control: {control.checked} junk answers judged, {len(control.passes)} passed (must be 0)")
         return 1 if control.passes else 0
-    if not (args.target_url and args.models) and not args.resume:
+    if not (args.target_url and args.models):  # a resume too: the runtime to continue against
         raise BadInput("quality run needs --target-url and --models (or --negative-control, which needs no endpoint)")
     return run_byo(args, ["quality"], "quality run", quality=quality_settings(args.mode, args.packs, args.repeat))
 
