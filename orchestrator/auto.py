@@ -90,13 +90,14 @@ def estimate_decode_rate(plan: Plan, hw: Hardware, profiles: Profiles) -> float:
     return max(1.0, 0.5 * bandwidth / max(plan.model_size_gb, 0.05))
 
 
-def estimate_phases(plan: Plan, hw: Hardware, profiles: Profiles, phases: list[str], runs: int) -> list[PhaseEstimate]:
+def estimate_phases(plan: Plan, hw: Hardware, profiles: Profiles, phases: list[str], runs: int,
+                    **more_options: Any) -> list[PhaseEstimate]:
     """Each phase's calls (its units' keys on one cell) and time at the plan's estimated decode rate."""
     rate = estimate_decode_rate(plan, hw, profiles)
-    options = RunOptions(phases=phases, runs=runs, num_predict=plan.num_predict)
+    options = RunOptions(phases=phases, runs=runs, num_predict=plan.num_predict, **more_options)
     out = []
     for name in phases:
-        phase = load_phase(name)
+        phase = load_phase(name, options=options)
         calls = sum(len(unit.keys) for unit in phase.units(["plan:estimate:model"], options))
         out.append(PhaseEstimate(name, calls, phase.estimate_seconds(rate, plan.num_predict, runs)))
     return out
@@ -116,18 +117,20 @@ def choose_phases(estimates: list[PhaseEstimate], budget_s: float) -> tuple[list
 
 
 def plan_auto(hw: Hardware, profiles: Profiles, overrides: dict[str, Any], phases: list[str] | None,
-              runs: int, time_budget_min: float, root: Path, handle: str, resume: str | None) -> AutoPlan:
+              runs: int, time_budget_min: float, root: Path, handle: str, resume: str | None,
+              **more_options: Any) -> AutoPlan:
+    """`more_options`: RunOptions fields the estimates depend on (the quality phase's packs)."""
     if resume:
         run_dir = find_run_dir(root, resume)
         context = load_context(run_dir)
         if context is None or context.plan is None:
             raise WeeyugaError(f"{run_dir} was not made by `weeyuga auto` (no plan in context.json); use `weeyuga run --resume`")
         plan, run_id = context.plan, run_dir.name[len("run-"):]
-        estimates = estimate_phases(plan, hw, profiles, phases or PHASES, runs)
+        estimates = estimate_phases(plan, hw, profiles, phases or PHASES, runs, **more_options)
         return AutoPlan(hw, plan, phases or PHASES, estimates, {}, run_dir, run_id)
     plan = plan_with_fallback(hw, profiles, overrides)
     candidates = phases or PHASES
-    estimates = estimate_phases(plan, hw, profiles, candidates, runs)
+    estimates = estimate_phases(plan, hw, profiles, candidates, runs, **more_options)
     if phases:
         chosen, notes = phases, {}
     else:

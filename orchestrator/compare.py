@@ -52,6 +52,12 @@ class Comparison:
     candidate_run: str
     cells: list[CellComparison]
     unmatched: list[str]
+    quality: tuple = ()  # quality.scoring.ScenarioDelta per scenario, from run folders (quality/rundir.compare_quality)
+    quality_note: str | None = None  # why quality was not compared
+
+    @property
+    def quality_regressions(self) -> int:
+        return sum(d.status == "regression" for d in self.quality)
 
     @property
     def regressions(self) -> int:
@@ -69,7 +75,9 @@ class Comparison:
         return {"baseline_runs": self.baseline_runs, "candidate_run": self.candidate_run,
                 "thresholds": {"relative": THRESHOLD, "success_floor": SUCCESS_FLOOR},
                 "regressions": self.regressions, "red_flags": self.red_flags, "wins": self.wins,
-                "cells": [asdict(c) for c in self.cells], "unmatched": self.unmatched}
+                "cells": [asdict(c) for c in self.cells], "unmatched": self.unmatched,
+                "quality_regressions": self.quality_regressions, "quality": [asdict(d) for d in self.quality],
+                "quality_note": self.quality_note}
 
 
 def load_metadata(path: Path) -> dict[str, Any]:
@@ -135,4 +143,9 @@ def render_markdown(result: Comparison) -> str:
             lines.append(f"| {cell.key} | {cell.phase} | success_rate | | {cell.success_rate} | | | **red flag** |")
     if result.unmatched:
         lines += ["", "Not in the baseline: " + ", ".join(result.unmatched)]
+    if result.quality or result.quality_note:
+        lines += ["", f"Quality: {result.quality_note or f'{result.quality_regressions} regression(s)'}"]
+        lines += ["", "| pack | scenario | baseline pass rate | candidate pass rate | class |", "|---|---|---|---|---|"] if result.quality else []
+        lines += [f"| {d.pack} | {d.scenario} | {'–' if d.baseline_rate is None else f'{d.baseline_rate:.0%}'} | "
+                  f"{'–' if d.candidate_rate is None else f'{d.candidate_rate:.0%}'} | {d.status} |" for d in result.quality]
     return "\n".join(lines) + "\n"

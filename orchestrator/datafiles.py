@@ -21,6 +21,7 @@ from typing import Any
 
 import jsonschema
 import jsonschema_rs
+import referencing
 import yaml
 
 from .errors import BadInput, read_failure
@@ -43,9 +44,17 @@ def field_path(parts) -> str:
     return out or "(top level)"
 
 
+# A schema may `$ref` another by its file name (run-record's quality lines use quality-record's rules).
+SCHEMAS = referencing.Registry(retrieve=lambda uri: referencing.Resource.from_contents(schema(uri.removesuffix(".schema.json"))))
+
+
 @lru_cache(maxsize=None)
 def fast_validator(name: str) -> Any:
-    return jsonschema_rs.Draft202012Validator(schema(name))
+    """jsonschema-rs's validator, or None for a schema it cannot build (one that `$ref`s another file)."""
+    try:
+        return jsonschema_rs.Draft202012Validator(schema(name))
+    except Exception:  # noqa: BLE001 - the reference validator below decides instead
+        return None
 
 
 def validate(document: Any, schema_name: str, source: str) -> None:
@@ -54,10 +63,11 @@ def validate(document: Any, schema_name: str, source: str) -> None:
     jsonschema-rs answers "valid" about 200x faster (the catalogue validates tens of thousands of
     documents); a document it rejects, or cannot take (an integer beyond 64 bits), is checked again
     by jsonschema, whose verdict and message stand."""
+    fast = fast_validator(schema_name)
     with contextlib.suppress(Exception):  # any surprise in the fast path: the reference validator decides
-        if fast_validator(schema_name).is_valid(document):
+        if fast is not None and fast.is_valid(document):
             return
-    validator = jsonschema.Draft202012Validator(schema(schema_name))
+    validator = jsonschema.Draft202012Validator(schema(schema_name), registry=SCHEMAS)
     error = jsonschema.exceptions.best_match(validator.iter_errors(document))
     if error is not None:
         message = error.message if len(error.message) <= 160 else error.message[:160] + "…"  # it quotes the value

@@ -18,6 +18,7 @@ class Methodology:
     relative_threshold: float  # compare: a change this large either way is a regression or a win
     success_floor: float  # compare: a success rate below this is a red flag
     higher_is_better: dict[str, bool]  # compare's metrics
+    extra_phases: tuple[str, ...] = ()  # run only when named; never in `all`
 
 
 @functools.cache
@@ -26,4 +27,5 @@ def methodology() -> Methodology:
     judged = facts["compare"]
     return Methodology(tuple(facts["phases"]), tuple(facts["phases_before_manifests_recorded_them"]),
                        facts["runs_per_prompt"], judged["relative_threshold"], judged["success_floor"],
-                       {metric: way == "higher" for metric, way in judged["metrics"].items()})
+                       {metric: way == "higher" for metric, way in judged["metrics"].items()},
+                       tuple(facts.get("extra_phases", ())))

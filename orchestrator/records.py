@@ -196,5 +196,21 @@ class ResumeRecord(Record):
     command: list[str]
 
 
+@dataclass(frozen=True)
+class QualityRecord(Record):
+    """A scenario's verdict: its fields are built by quality/records.py and checked by
+    quality-record.schema.json, which the run-record schema refers to."""
+
+    TYPE: ClassVar[str] = "quality"
+    verdict: dict[str, Any] = field(metadata=SPREAD)
+
+
+@dataclass(frozen=True)
+class QualityRescoreRecord(QualityRecord):
+    """A later verdict on a saved response (`weeyuga quality rescore`); the call's own line is never edited."""
+
+    TYPE: ClassVar[str] = "quality_rescore"
+
+
 RECORD_TYPES: dict[str, type[Record]] = {cls.TYPE: cls for cls in (
-    MetaRecord, CallRecord, SkippedRecord, LanesRecord, ResumeRecord, EndRecord)}
+    MetaRecord, CallRecord, SkippedRecord, LanesRecord, ResumeRecord, EndRecord, QualityRecord, QualityRescoreRecord)}

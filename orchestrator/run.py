@@ -222,9 +222,10 @@ def run_suites(targets: list[Target], options: RunOptions, run_dir: Path, run_id
         run_id = state.meta["benchmark_run_id"]
         recorded = state.meta["options"]
         options = replace(options, phases=recorded["phases"], runs=recorded["runs"], temperature=recorded["temperature"],
-                          num_ctx=recorded["num_ctx"], num_predict=recorded["num_predict"], smoke=recorded["smoke"])
+                          num_ctx=recorded["num_ctx"], num_predict=recorded["num_predict"], smoke=recorded["smoke"],
+                          quality=recorded.get("quality", options.quality))
     run_id = run_id or new_run_id()
-    phases = [load_phase(name, suites_dir) for name in options.phases]
+    phases = [load_phase(name, suites_dir, options) for name in options.phases]
     if resume:
         for phase in phases:
             then = state.meta["suites"].get(phase.name, {}).get("sha256")

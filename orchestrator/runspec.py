@@ -77,10 +77,12 @@ class RunOptions:
     command: list[str] = field(default_factory=list)
     phase_notes: dict[str, str] = field(default_factory=dict)  # phase -> why it was not selected
     stall_timeout_s: float = 120.0
+    quality: dict[str, Any] = field(default_factory=lambda: {"mode": "quick", "packs": None, "repeat": 1})
 
     def to_dict(self) -> dict[str, Any]:
-        return {"phases": self.phases, "runs": self.runs, "temperature": self.temperature, "num_ctx": self.num_ctx,
-                "num_predict": self.num_predict, "smoke": self.smoke, "probe_only": self.probe_only}
+        recorded = {"phases": self.phases, "runs": self.runs, "temperature": self.temperature, "num_ctx": self.num_ctx,
+                    "num_predict": self.num_predict, "smoke": self.smoke, "probe_only": self.probe_only}
+        return {**recorded, "quality": self.quality} if "quality" in self.phases else recorded
 
 
 @dataclass

@@ -32,10 +32,11 @@ def test_llama_cpp_argv_maps_every_knob():
     cmd = build_command(load_runtime("llama.cpp"), plan, "/opt/llama-server", 8080, "/m.gguf", plan.model)
     argv = cmd.argv
     assert argv[:5] == ["/opt/llama-server", "--host", "127.0.0.1", "--port", "8080"]
-    pairs = dict(zip(argv[1::2], argv[2::2]))
+    pairs = {flag: value for flag, value in zip(argv, argv[1:]) if flag.startswith("-") and not value.startswith("-")}
     assert pairs["-ngl"] == "6" and pairs["--parallel"] == "2" and pairs["--threads"] == "4"
     assert pairs["-c"] == "8192", "total context is num_ctx x num_parallel"
     assert pairs["-m"] == "/m.gguf" and "--metrics" in argv and "--no-webui" in argv
+    assert "--jinja" in argv, "tool calls need the model's chat template"
     assert cmd.request_fields == {"temperature": 0.1, "max_tokens": 2048}
     assert set(cmd.unsupported) == {"keep_alive", "max_loaded_models"}
     assert cmd.env == {}

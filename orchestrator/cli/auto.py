@@ -7,6 +7,7 @@ import sys
 
 from .common import MINUTES, RUNS, WARM_RUNS, add_knob_overrides, command, knob_overrides, load_or_probe
 from .plan import render_plan
+from .quality import QUALITY_MODES, quality_settings
 
 
 def ask(question: str, default: str, assume_yes: bool) -> str:
@@ -53,14 +54,15 @@ def cmd_auto(args: argparse.Namespace) -> int:
         hardware = replace(hardware, device_tag=validate_device_tag(ask("device tag", hardware.device_tag, args.yes)))
     auto_plan = plan_auto(hardware, profiles, knob_overrides(args), parse_phases(args.phases) if args.phases else None,
                           args.runs, args.time_budget or DEFAULT_TIME_BUDGET_MIN, submissions_root(args.submissions_dir),
-                          handle, args.resume)
+                          handle, args.resume, quality=quality_settings(args.quality_mode, None, 1))
     print(render_auto_plan(auto_plan), flush=True)
     if args.dry_run:
         print(f"\ndry run: nothing installed, fetched, launched or written (run folder would be {auto_plan.run_dir})")
         return 0
     # temperature, num_ctx and num_predict come from the plan, whose deviations already record any override
     options = dict(force_load=args.force_load,
-                   for_publication=args.for_publication, allow_dirty=args.allow_dirty, smoke=args.smoke)
+                   for_publication=args.for_publication, allow_dirty=args.allow_dirty, smoke=args.smoke,
+                   quality=quality_settings(args.quality_mode, None, 1))  # the plan's estimate used the same
     try:
         with progress_reporter() as progress:
             result = execute(auto_plan, profiles, args.runs, handle, options, ["weeyuga"] + sys.argv[1:], progress,
@@ -112,6 +114,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--force-load", action="store_true")
     p.add_argument("--for-publication", action="store_true")
     p.add_argument("--allow-dirty", action="store_true")
+    p.add_argument("--quality-mode", choices=QUALITY_MODES, default="quick", help="packs of the quality phase (default quick)")
     add_knob_overrides(p)
 
     p = sub.add_parser("doctor", help="check everything auto needs and say how to fix what is missing")

@@ -89,16 +89,18 @@ def cmd_catalogue(args: argparse.Namespace) -> int:
 @command("compare")
 def cmd_compare(args: argparse.Namespace) -> int:
     from ..compare import compare, load_metadata, render_markdown
+    from ..quality.rundir import compare_quality
 
     if len(args.runs) < 2:
         raise BadInput("compare needs BASELINE [BASELINE ...] CANDIDATE: at least two runs")
     *baselines, candidate = [load_metadata(Path(p)) for p in args.runs]
     result = compare(baselines, candidate)
+    result.quality, result.quality_note = compare_quality([Path(p) for p in args.runs[:-1]], Path(args.runs[-1]))
     if args.json:
         print_json(result.to_dict())
     else:
         print(render_markdown(result), end="")
-    return 1 if args.exit_on_regression and (result.regressions or result.red_flags) else 0
+    return 1 if args.exit_on_regression and (result.regressions or result.red_flags or result.quality_regressions) else 0
 
 
 def add_parsers(sub: argparse._SubParsersAction) -> None:
@@ -126,4 +128,4 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("compare", help="regressions and wins between runs (methodology thresholds)")
     p.add_argument("runs", nargs="+", metavar="RUN", help="BASELINE [BASELINE ...] CANDIDATE: run folders or metadata.json")
     p.add_argument("--json", action="store_true")
-    p.add_argument("--exit-on-regression", action="store_true", help="exit 1 on a regression or red flag")
+    p.add_argument("--exit-on-regression", action="store_true", help="exit 1 on a regression or red flag (speed or quality)")

@@ -7,17 +7,20 @@ time estimate from a decode rate, and running one unit through a `PhaseContext`
 (any typed record), `is_done` and progress. The runner (run.py) only chooses the cells and
 hands each unit over.
 
-Registry: a suite file's `mode` names the Phase class that runs it (PHASE_MODES); a new kind of
-work is one module plus one entry there.
+Registry: a suite file's `mode` names the Phase class that runs it (PHASE_MODES); a phase that is
+not a suite file (quality) is built from the run's options by its NAMED_PHASES entry. A new kind
+of work is one module plus one entry there.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
+from ..runspec import RunOptions
 from ..suites import load_suite
 from .base import Phase, Unit
 from .context import PhaseContext
+from .quality import QualityPhase
 from .speed import AppendPhase, ColdWarmPhase, OncePhase, ParallelPhase
 
 __all__ = ["PHASE_MODES", "Phase", "PhaseContext", "Unit", "load_phase"]
@@ -26,6 +29,11 @@ PHASE_MODES: dict[str, type[Phase]] = {"cold_warm": ColdWarmPhase, "once": OnceP
                                        "append": AppendPhase, "parallel": ParallelPhase}
 
 
-def load_phase(name: str, directory: Path | None = None) -> Phase:
+NAMED_PHASES = {"quality": QualityPhase}  # each with from_options(RunOptions | None)
+
+
+def load_phase(name: str, directory: Path | None = None, options: RunOptions | None = None) -> Phase:
+    if name in NAMED_PHASES:
+        return NAMED_PHASES[name].from_options(options)
     suite = load_suite(name, directory)
     return PHASE_MODES[suite.mode](suite)

@@ -72,18 +72,25 @@ def run_pack_scenarios(packs: Iterable[Pack], chat: Chat, *, cell_id: str = "qua
             for scenario in pack.scenarios:
                 if (cell_id, pack.id, scenario.id, repeat_idx) in done:
                     continue
-                result = _one(pack, scenario, chat, repeat_idx, measured_tps, code_runner, clock)
-                net_isolated = (code_runner or codeexec.default_runner()).net_isolated if scenario.kind == "codeexec" else None
-                record = quality_record(Judged(cell_id, pack, scenario.id, repeat_idx, result.verdict), result.timeout_s,
-                                        result.latency_s, result.finish_reason, net_isolated)
-                line = response_line(response_ref(cell_id, pack.id, scenario.id, repeat_idx), result.message,
-                                     result.finish_reason)
+                result, record, line = run_arm(pack, scenario, chat, cell_id, repeat_idx, measured_tps, code_runner, clock)
                 if on_record:
                     on_record(record, line)
                 results.append(result)
                 records.append(record)
                 responses.append(line)
     return QualityRun(tuple(results), tuple(records), tuple(responses))
+
+
+def run_arm(pack: Pack, scenario: Scenario, chat: Chat, cell_id: str, repeat_idx: int, measured_tps: float | None,
+            code_runner: CodeRunner | None = None,
+            clock: Callable[[], float] = time.monotonic) -> tuple[ScenarioResult, dict[str, Any], dict[str, Any]]:
+    """One scenario call judged: (result, its `quality` record, its responses.jsonl line)."""
+    result = _one(pack, scenario, chat, repeat_idx, measured_tps, code_runner, clock)
+    net_isolated = (code_runner or codeexec.default_runner()).net_isolated if scenario.kind == "codeexec" else None
+    record = quality_record(Judged(cell_id, pack, scenario.id, repeat_idx, result.verdict), result.timeout_s,
+                            result.latency_s, result.finish_reason, net_isolated)
+    line = response_line(response_ref(cell_id, pack.id, scenario.id, repeat_idx), result.message, result.finish_reason)
+    return result, record, line
 
 
 def _one(pack: Pack, scenario: Scenario, chat: Chat, repeat_idx: int, measured_tps: float | None,

@@ -15,7 +15,7 @@ from typing import Any
 from .. import datafiles
 from ..errors import BadInput
 from ..ledger import LEDGER_NAME, read_ledger
-from ..phases import PHASE_MODES
+from ..phases import NAMED_PHASES, PHASE_MODES
 from ..record import MANIFEST_NAME, write_json_atomic, write_text_atomic
 from ..runfolder import check_regular_files
 from .figures import METADATA_SCHEMA, build_metadata, finite, percentile
@@ -70,6 +70,7 @@ def compute_report(run_dir: Path) -> RunReport:
     records, manifest, hardware = load_run(run_dir)
     modes = [suite.get("mode") for suite in records[0].get("suites", {}).values()]
     kinds = frozenset(PHASE_MODES[mode].kind for mode in modes if mode in PHASE_MODES)
+    kinds |= {NAMED_PHASES[name].kind for name in records[0].get("suites", {}) if name in NAMED_PHASES}
     return RunReport(records, manifest, hardware, finite(build_metadata(records, manifest, hardware)), kinds)
 
 

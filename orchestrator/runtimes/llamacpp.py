@@ -71,6 +71,8 @@ class LlamaCpp:
             props = httpx.get(f"{cell.base_url}/props", timeout=timeout_s).json()
             facts["engine_version"] = props.get("build_info")
             facts["model_file"] = Path(props["model_path"]).name if props.get("model_path") else None
+            # whether the model's chat template renders `tools` (without it the model never sees them)
+            facts["chat_template_tools"] = (props.get("chat_template_caps") or {}).get("supports_tools")
 
         return server_facts(fill)
 

@@ -43,6 +43,7 @@ class FakeServerState:
     fixed_rate: float | None = None  # report this decode rate in `timings` instead of the measured one
     # what `fake-tools` asks for: (name, arguments as a JSON object), streamed in that order
     tool_calls: list[tuple[str, dict]] = field(default_factory=lambda: [("read_file", {"path": "README.md"})])
+    chat_template_caps: dict | None = None  # llama-server's /props field, e.g. {"supports_tools": False}
 
 
 def tool_call_fragments(calls: list[tuple[str, dict]]) -> list[dict]:
@@ -82,7 +83,8 @@ def make_handler(state: FakeServerState):
 
         def do_GET(self):
             if self.path in ("/health", "/props"):
-                return self._json({"status": "ok"})
+                return self._json({"status": "ok", **({"chat_template_caps": state.chat_template_caps}
+                                                      if state.chat_template_caps is not None and self.path == "/props" else {})})
             if self.path == "/v1/models":
                 return self._json({"object": "list", "data": [{"id": "fake", "object": "model"}]})
             self._json({"error": "not found"}, 404)
