@@ -13,6 +13,7 @@ from .paths import data_dir
 @dataclass(frozen=True)
 class Methodology:
     phases: tuple[str, ...]  # canonical order; `all` means these
+    optional_phases: tuple[str, ...]  # run only when named, after the canonical ones
     legacy_phases: tuple[str, ...]  # what a manifest without `canonical_phases` was judged against
     runs_per_prompt: int  # warm calls after the cold one
     relative_threshold: float  # compare: a change this large either way is a regression or a win
@@ -24,6 +25,6 @@ class Methodology:
 def methodology() -> Methodology:
     facts = datafiles.load(data_dir("profiles") / "methodology.yaml", "methodology")
     judged = facts["compare"]
-    return Methodology(tuple(facts["phases"]), tuple(facts["phases_before_manifests_recorded_them"]),
+    return Methodology(tuple(facts["phases"]), tuple(facts.get("optional_phases", ())), tuple(facts["phases_before_manifests_recorded_them"]),
                        facts["runs_per_prompt"], judged["relative_threshold"], judged["success_floor"],
                        {metric: way == "higher" for metric, way in judged["metrics"].items()})

@@ -77,10 +77,13 @@ class RunOptions:
     command: list[str] = field(default_factory=list)
     phase_notes: dict[str, str] = field(default_factory=dict)  # phase -> why it was not selected
     stall_timeout_s: float = 120.0
+    # the agent phase's settings (workflow, tasks, languages, budgets; phases/agent.py); empty: its auto defaults
+    agent: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return {"phases": self.phases, "runs": self.runs, "temperature": self.temperature, "num_ctx": self.num_ctx,
-                "num_predict": self.num_predict, "smoke": self.smoke, "probe_only": self.probe_only}
+                "num_predict": self.num_predict, "smoke": self.smoke, "probe_only": self.probe_only,
+                **({"agent": self.agent} if self.agent else {})}
 
 
 @dataclass

@@ -21,6 +21,7 @@ from .paths import data_dir
 
 # The canonical order of phases (profiles/methodology.yaml); `all` means these.
 PHASES = list(methodology().phases)
+OPTIONAL_PHASES = list(methodology().optional_phases)  # e.g. agent: only when named
 
 
 @dataclass(frozen=True)
@@ -98,12 +99,13 @@ def load_suite(name: str, directory: Path | None = None) -> Suite:
 
 
 def parse_phases(text: str) -> list[str]:
-    """`hello,5q` or `all`, in canonical order, each one known."""
+    """`hello,5q` or `all`, in canonical order (optional phases such as agent after them), each one known."""
     names = PHASES if text.strip() == "all" else [p.strip() for p in text.split(",") if p.strip()]
-    unknown = [n for n in names if n not in PHASES]
+    known = PHASES + OPTIONAL_PHASES
+    unknown = [n for n in names if n not in known]
     if unknown or not names:
-        raise BadInput(f"unknown phase(s) {', '.join(unknown) or '(none given)'}; choose from {', '.join(PHASES)} or all")
-    return [p for p in PHASES if p in names]
+        raise BadInput(f"unknown phase(s) {', '.join(unknown) or '(none given)'}; choose from {', '.join(known)} or all")
+    return [p for p in known if p in names]
 
 
 # ---------------------------------------------------------------------------------------

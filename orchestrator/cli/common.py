@@ -106,6 +106,11 @@ def add_run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--smoke", action="store_true", help="one item per phase, no warm repeats: checks the plumbing")
     p.add_argument("--probe", action="store_true", help="health-check the cells only")
     p.add_argument("--runs", type=WARM_RUNS, default=RUNS, help=f"warm calls per frozen prompt after the cold one (default {RUNS})")
+    add_folder_options(p)
+
+
+def add_folder_options(p: argparse.ArgumentParser) -> None:
+    """Who ran it, where it is written, resume and the gates: every command that runs suites (run, auto, agent run)."""
     p.add_argument("--submitter-handle", help="your handle ([a-z0-9-]; default from git config user.name)")
     p.add_argument("--device-tag", help="default: derived by the probe")
     p.add_argument("--submissions-dir", help="default: this checkout's submissions/")

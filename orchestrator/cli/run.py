@@ -35,13 +35,20 @@ def report_run_outcome(recorded, run_dir: Path) -> None:
 
 @command("run")
 def cmd_run(args: argparse.Namespace) -> int:
+    from ..suites import parse_phases
+
+    return run_bring_your_own(args, "run", parse_phases(args.phases), runs=args.runs, smoke=args.smoke, probe_only=args.probe)
+
+
+def run_bring_your_own(args: argparse.Namespace, name: str, phases: list[str], **run_options: Any) -> int:
+    """The phases against the runtime at --target-url, from the target and folder options of
+    add_target_options; `weeyuga run` and `weeyuga agent run` differ only in what they run."""
     from ..pipeline import byo_targets, default_handle, find_run_dir, new_run_dir, run_recorded, submissions_root
     from ..probe import validate_device_tag
     from ..profiles import load_profiles
     from ..progress import progress_reporter
     from ..record import RunContext
     from ..run import RunOptions
-    from ..suites import parse_phases
 
     profiles = load_profiles()
     root = submissions_root(args.submissions_dir)
@@ -60,17 +67,16 @@ def cmd_run(args: argparse.Namespace) -> int:
         context = RunContext(hardware=hardware, canonical=profiles.canonical,
                              runtime={"name": args.engine or "bring-your-own", "managed": False, "target": "local"})
     effective, overrides = canonical_options(profiles, args)
-    options = RunOptions(phases=parse_phases(args.phases), runs=args.runs, smoke=args.smoke, probe_only=args.probe,
-                         force_load=args.force_load, for_publication=args.for_publication,
+    options = RunOptions(phases=phases, force_load=args.force_load, for_publication=args.for_publication,
                          allow_dirty=args.allow_dirty, submitter_handle=handle, device_tag=device_tag,
-                         canonical_overrides=overrides, command=["weeyuga"] + sys.argv[1:], **effective)
+                         canonical_overrides=overrides, command=["weeyuga"] + sys.argv[1:], **effective, **run_options)
     targets = byo_targets(args.target_url, models, args.engine, args.cell_id_prefix, device_tag)
     try:
         with progress_reporter() as progress:
             recorded = run_recorded(targets, options, run_dir, run_id, context, resume=bool(args.resume),
                                     progress=progress)
     except KeyboardInterrupt:
-        print(f"interrupted; the ledger is kept. Continue with: weeyuga run --resume {run_id} "
+        print(f"interrupted; the ledger is kept. Continue with: weeyuga {name} --resume {run_id} "
               f"--target-url {args.target_url} --models {args.models}", file=sys.stderr)
         return 130
     report_run_outcome(recorded, run_dir)
@@ -82,6 +88,11 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--target-url", required=True, help="the runtime's base URL, e.g. http://127.0.0.1:11434")
     p.add_argument("--models", required=True, help="comma-separated model names as the runtime knows them")
     add_run_options(p)
+    add_target_options(p)
+
+
+def add_target_options(p: argparse.ArgumentParser) -> None:
+    """How `run` and `agent run` reach and describe the runtime someone started (after --target-url/--models)."""
     p.add_argument("--engine", choices=engine_names(), help="default: detected from the server")
     p.add_argument("--cell-id-prefix", help="<node>:<engine> (default: <device-tag>:<engine>)")
     p.add_argument("--hardware", help="a hardware.json (default: probe this machine)")

@@ -16,6 +16,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..suites import load_suite
+from .agent import AgentPhase
 from .base import Phase, Unit
 from .context import PhaseContext
 from .speed import AppendPhase, ColdWarmPhase, OncePhase, ParallelPhase
@@ -23,9 +24,13 @@ from .speed import AppendPhase, ColdWarmPhase, OncePhase, ParallelPhase
 __all__ = ["PHASE_MODES", "Phase", "PhaseContext", "Unit", "load_phase"]
 
 PHASE_MODES: dict[str, type[Phase]] = {"cold_warm": ColdWarmPhase, "once": OncePhase, "document": OncePhase,
-                                       "append": AppendPhase, "parallel": ParallelPhase}
+                                       "append": AppendPhase, "parallel": ParallelPhase, "agent": AgentPhase}
+# Phases defined by their own data rather than a suites/<name>.json (profiles/methodology.yaml optional_phases).
+NAMED_PHASES: dict[str, type[Phase]] = {"agent": AgentPhase}
 
 
 def load_phase(name: str, directory: Path | None = None) -> Phase:
+    if name in NAMED_PHASES:
+        return NAMED_PHASES[name]()
     suite = load_suite(name, directory)
     return PHASE_MODES[suite.mode](suite)

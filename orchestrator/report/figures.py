@@ -15,6 +15,7 @@ from collections import defaultdict
 from typing import Any, Iterable
 
 from .. import __version__
+from .agent import agent_metadata
 
 METADATA_SCHEMA = "metadata-1.0"
 
@@ -184,4 +185,5 @@ def build_metadata(records: list[dict[str, Any]], manifest: dict[str, Any], hard
         "resource_peaks": resource_peaks(calls),
         "memory_bandwidth_utilisation": bandwidth_utilisation(rows, manifest, hardware),
         "generated_by": f"weeyuga {__version__} report",
+        **agent_metadata(records),
     }
