@@ -2,9 +2,15 @@
 sandboxes and the real 3-run gate; every model call is a `call` line, agent_pass/agent_run are
 typed ledger lines, resume after kill -9 reruns only the half-done task with the next attempt."""
 
+import json
+
 import pytest
 
+from orchestrator import datafiles
+from orchestrator.cli import main
+from orchestrator.compare import compare, render_markdown
 from orchestrator.ledger import read_records
+from orchestrator.paths import REPO_ROOT
 from orchestrator.phases import load_phase
 from orchestrator.pipeline import byo_targets
 from orchestrator.run import RunOptions, run_suites
@@ -111,6 +117,65 @@ def test_the_auto_task_set_is_small_keyed_per_task_and_estimated_from_the_decode
     phase = load_phase("agent")
     units = phase.units(["n:e:m"], RunOptions(phases=["agent"]))
     assert [u.keys[0].prompt_id for u in units] == ["py-median-fix", "py-slugify"]
+    assert [k.step for k in units[0].keys] == list(range(1, 2 * 8 + 1)) and {k.attempt for k in units[0].keys} == {1}
     assert units == phase.units(["n:e:m"], RunOptions(phases=["agent"])), "deterministic"
     assert phase.estimate_seconds(50.0, 2048, 5) > phase.estimate_seconds(100.0, 2048, 5) > 0
     assert phase.estimate_seconds(50.0, 2048, 5) < 15 * 60
+
+
+HARDWARE = REPO_ROOT / "tests" / "fixtures" / "hardware" / "mac-m1-8gb.json"
+
+
+def agent_cli(url, tmp_path, *extra):
+    return main(["agent", "run", "--target-url", url, "--engine", "openai", "--models", "fake-tools",
+                 "--hardware", str(HARDWARE), "--submissions-dir", str(tmp_path), "--submitter-handle", "tester",
+                 "--device-tag", "test-box", "--force-load", *extra])
+
+
+def test_cli_agent_run_writes_the_run_folder_report_and_exits_0_whatever_the_model_did(fake, tmp_path, capsys):
+    state, url = fake
+    state.tool_turns = [[], []] + solver_turns("py-slugify")  # py-impossible first: two passes that change nothing
+    assert agent_cli(url, tmp_path, "--tasks", "py-slugify,py-impossible", "--passes", "2", "--steps-per-pass", "6",
+                     "--max-tokens", "64", "--command-timeout", "60") == 0
+    (run_dir,) = [p.parent for p in tmp_path.rglob("run.jsonl")]
+    meta = lines(run_dir, "meta")[0]
+    assert meta["options"]["agent"] == {"workflow": "ralph", "tasks": ["py-slugify", "py-impossible"], "languages": [],
+                                        "budgets": {"passes": 2, "steps_per_pass": 6, "max_tokens": 64, "command_timeout_s": 60}}
+    assert [(r["task"], r["outcome"]) for r in lines(run_dir, "agent_run")] == \
+        [("py-impossible", "stagnated"), ("py-slugify", "completed")]
+    assert main(["report", str(run_dir), "--no-plots"]) == 0
+    metadata = json.loads((run_dir / "metadata.json").read_text())
+    datafiles.validate(metadata, "metadata", "metadata.json")
+    (cell,) = metadata["agent"]
+    assert [(t["task"], t["outcome"]) for t in cell["tasks"]] == [("py-impossible", "stagnated"), ("py-slugify", "completed")]
+    assert cell["pass_rates"]["python"]["completion_rate"] == 1.0 and cell["pass_rates"]["python"]["controls"] == 1
+    text = (run_dir / "run.md").read_text()
+    assert "## Agent tasks" in text and "cumulative" in text and "| py-slugify | python | completed |" in text
+    assert "## Headline numbers" not in text  # no speed phase ran
+
+
+def test_cli_agent_run_refuses_an_unknown_task_in_one_line(fake, tmp_path, capsys):
+    _, url = fake
+    assert agent_cli(url, tmp_path, "--tasks", "no-such-task") == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "no agent task named no-such-task" in err
+
+
+def test_cli_agent_run_exits_1_when_the_endpoint_fails_every_call(fake, tmp_path):
+    _, url = fake
+    args = ["agent", "run", "--target-url", url, "--engine", "openai", "--models", "fake-500", "--hardware", str(HARDWARE),
+            "--submissions-dir", str(tmp_path), "--submitter-handle", "tester", "--device-tag", "test-box", "--force-load",
+            "--tasks", "py-slugify", "--passes", "1"]
+    assert main(args) == 1
+    (run_dir,) = [p.parent for p in tmp_path.rglob("run.jsonl")]
+    assert [r["outcome"] for r in lines(run_dir, "agent_run")] == ["fault"]
+
+
+def test_compare_flags_a_task_that_stopped_completing():
+    def doc(run_id, outcome):
+        return {"run_id": run_id, "cells": [], "agent": [{"cell_id": "box:llamacpp:m", "workflow": "ralph", "pass_rates": {},
+                "tasks": [{"task": "py-slugify", "outcome": outcome}, {"task": "py-impossible", "outcome": "stagnated"}]}]}
+    result = compare([doc("a", "completed")], doc("b", "budget"))
+    assert result.tasks_stopped_completing == ["py-slugify (llamacpp:m, ralph): completed in a, now budget"]
+    assert result.regressions == 1 and "stopped completing" in render_markdown(result)
+    assert compare([doc("a", "completed")], doc("b", "completed")).regressions == 0

@@ -65,8 +65,13 @@ class AgentPhase:
         return [[target] for target in available], None
 
     def units(self, cells: list[str], options: RunOptions) -> list[Unit]:
-        return [Unit(self.name, (cells[0],), (CallKey(cells[0], self.name, task.id),))
-                for task in AgentSettings.of(options, self.root).tasks]
+        """One per task, keyed by the most calls a first attempt can make (each call takes a step or
+        ends its pass): progress and auto's call count are a ceiling, and most tasks stop sooner."""
+        settings = AgentSettings.of(options, self.root)
+        tries = 2 if settings.workflow == "two-try" else settings.budgets.passes
+        steps = range(1, tries * settings.budgets.steps_per_pass + 1)
+        return [Unit(self.name, (cells[0],), tuple(CallKey(cells[0], self.name, task.id, None, 0, step, 1) for step in steps))
+                for task in settings.tasks]
 
     def estimate_seconds(self, decode_tokens_per_sec: float, num_predict: int, runs: int) -> float:
         """The auto set at its budgets' ceiling: every step a call at half its max tokens, with a
