@@ -2,38 +2,24 @@
 `weeyuga agent run`. Asserts well-formed records and an outcome from the set, never a success
 (a 135M model rarely solves anything). With CI=true nothing here skips."""
 
-import os
 import sys
 
 import pytest
 
 from orchestrator.agent.loop import OUTCOMES
-from orchestrator.decide import decide
-from orchestrator.launch import launch
 from orchestrator.ledger import read_ledger
 from orchestrator.paths import REPO_ROOT
-from orchestrator.probe import Hardware
 from orchestrator.procs import run_captured
-from orchestrator.profiles import load_profiles
-from orchestrator.rulecheck import GOLDEN_DIR
 from tests.test_integration_llama import MODEL, llama_server, smollm2  # noqa: F401  (session fixtures)
+from tests.test_integration_run import server  # noqa: F401  (SmolLM2 on llama-server, num_ctx 2048)
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture(scope="module")
-def server(llama_server, smollm2, tmp_path_factory):  # noqa: F811
-    hw = Hardware.load(GOLDEN_DIR / "linux-vps-cpu-4c-8gb.json")
-    plan = decide(hw, load_profiles(), {"model": MODEL, "threads": min(2, os.cpu_count() or 1), "num_ctx": 4096})
-    with launch(plan, llama_server.binary, smollm2.path, tmp_path_factory.mktemp("log") / "llama.log",
-                variant_args=llama_server.variant_args) as running:
-        yield running
 
 
 def test_smollm2_on_one_task_leaves_well_formed_records_and_an_outcome_from_the_set(server, tmp_path):
     args = ["agent", "run", "--target-url", server.base_url, "--models", MODEL, "--submissions-dir", str(tmp_path),
             "--submitter-handle", "ci", "--device-tag", "ci-box", "--force-load", "--tasks", "py-slugify",
-            "--passes", "1", "--steps-per-pass", "3", "--max-tokens", "128", "--context-tokens", "3072",
+            "--passes", "1", "--steps-per-pass", "3", "--max-tokens", "128", "--context-tokens", "1536",
             "--command-timeout", "60"]
     proc = run_captured([sys.executable, "-m", "orchestrator.cli", *args], timeout=600, cwd=REPO_ROOT)
     assert proc.returncode == 0, proc.stderr  # the run worked, whatever the model did
