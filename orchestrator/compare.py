@@ -2,7 +2,8 @@
 
 Per (cell, phase): warm TTFT p50 or warm total p50 at least 30% slower, or warm tok/s mean at
 least 30% lower, is a regression; success rate under 0.95 is a red flag; 30% better on any
-of them is a win. A baseline of several runs uses each metric's median, and the spread the
+of them is a win; an agent task a baseline completed and the candidate did not is a regression.
+A baseline of several runs uses each metric's median, and the spread the
 baseline runs showed is reported as the noise band.
 """
 
@@ -14,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from . import datafiles
+from .agent.summary import stopped_completing
 from .errors import BadInput
 from .methodology import methodology
 
@@ -55,13 +57,15 @@ class Comparison:
     quality: tuple = ()  # quality.scoring.ScenarioDelta per scenario, from run folders (quality/rundir.compare_quality)
     quality_note: str | None = None  # why quality was not compared
 
+    tasks_stopped_completing: list[str] = field(default_factory=list)  # agent tasks (agent/summary.py)
+
     @property
     def quality_regressions(self) -> int:
         return sum(d.status == "regression" for d in self.quality)
 
     @property
     def regressions(self) -> int:
-        return sum("regression" in c.verdicts for c in self.cells)
+        return sum("regression" in c.verdicts for c in self.cells) + len(self.tasks_stopped_completing)
 
     @property
     def red_flags(self) -> int:
@@ -77,7 +81,8 @@ class Comparison:
                 "regressions": self.regressions, "red_flags": self.red_flags, "wins": self.wins,
                 "cells": [asdict(c) for c in self.cells], "unmatched": self.unmatched,
                 "quality_regressions": self.quality_regressions, "quality": [asdict(d) for d in self.quality],
-                "quality_note": self.quality_note}
+                "quality_note": self.quality_note,
+                "tasks_stopped_completing": self.tasks_stopped_completing}
 
 
 def load_metadata(path: Path) -> dict[str, Any]:
@@ -122,7 +127,8 @@ def compare(baselines: list[dict[str, Any]], candidate: dict[str, Any]) -> Compa
             cell.metrics.append(MetricChange(metric, base, value, round(change, 4),
                                              round(noise, 4) if noise is not None else None, verdict))
         cells.append(cell)
-    return Comparison([b["run_id"] for b in baselines], candidate["run_id"], cells, unmatched)
+    return Comparison([b["run_id"] for b in baselines], candidate["run_id"], cells, unmatched,
+                      tasks_stopped_completing=stopped_completing(baselines, candidate, by_model))
 
 
 def render_markdown(result: Comparison) -> str:
@@ -141,6 +147,9 @@ def render_markdown(result: Comparison) -> str:
                          f"{m.candidate if m.candidate is not None else '–'} | {change} | {noise} | {m.verdict} |")
         if cell.red_flag:
             lines.append(f"| {cell.key} | {cell.phase} | success_rate | | {cell.success_rate} | | | **red flag** |")
+    if result.tasks_stopped_completing:
+        lines += ["", "Agent tasks that stopped completing (each counts as a regression):", ""]
+        lines += [f"- **{line}**" for line in result.tasks_stopped_completing]
     if result.unmatched:
         lines += ["", "Not in the baseline: " + ", ".join(result.unmatched)]
     if result.quality or result.quality_note:

@@ -212,5 +212,38 @@ class QualityRescoreRecord(QualityRecord):
     TYPE: ClassVar[str] = "quality_rescore"
 
 
+@dataclass(frozen=True)
+class AgentRecord(Record):
+    """An agent task's `agent_pass` (one ralph pass or two-try try) or `agent_run` (one attempt's
+    outcome) line: the agent library's record (schemas/agent-record.schema.json, checked here)
+    under the cell and phase that ran it. Its model calls are `call` lines (step, attempt)."""
+
+    TYPE: ClassVar[str] = "agent"
+    cell_id: str
+    phase: str
+    fields: dict[str, Any] = field(default_factory=dict, metadata=SPREAD)
+
+    @classmethod
+    def of(cls, cell_id: str, phase: str, library_record: dict[str, Any]) -> "AgentRecord":
+        from .datafiles import validate  # records.py stays import-light for the ledger readers
+        validate(library_record, "agent-record", f"{library_record.get('record')} record of task {library_record.get('task')}")
+        kind = {"agent_pass": AgentPassRecord, "agent_run": AgentRunRecord}[library_record["record"]]
+        return kind(cell_id, phase, {k: v for k, v in library_record.items() if k != "record"})
+
+    def library_form(self) -> dict[str, Any]:
+        return {"record": self.TYPE, **self.fields}
+
+
+@dataclass(frozen=True)
+class AgentPassRecord(AgentRecord):
+    TYPE: ClassVar[str] = "agent_pass"
+
+
+@dataclass(frozen=True)
+class AgentRunRecord(AgentRecord):
+    TYPE: ClassVar[str] = "agent_run"
+
+
 RECORD_TYPES: dict[str, type[Record]] = {cls.TYPE: cls for cls in (
-    MetaRecord, CallRecord, SkippedRecord, LanesRecord, ResumeRecord, EndRecord, QualityRecord, QualityRescoreRecord)}
+    MetaRecord, CallRecord, SkippedRecord, LanesRecord, ResumeRecord, EndRecord, QualityRecord, QualityRescoreRecord,
+    AgentPassRecord, AgentRunRecord)}

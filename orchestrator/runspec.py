@@ -78,11 +78,17 @@ class RunOptions:
     phase_notes: dict[str, str] = field(default_factory=dict)  # phase -> why it was not selected
     stall_timeout_s: float = 120.0
     quality: dict[str, Any] = field(default_factory=lambda: {"mode": "quick", "packs": None, "repeat": 1})
+    # the agent phase's settings (workflow, tasks, languages, budgets; phases/agent.py); empty: its auto defaults
+    agent: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         recorded = {"phases": self.phases, "runs": self.runs, "temperature": self.temperature, "num_ctx": self.num_ctx,
                     "num_predict": self.num_predict, "smoke": self.smoke, "probe_only": self.probe_only}
-        return {**recorded, "quality": self.quality} if "quality" in self.phases else recorded
+        if "quality" in self.phases:
+            recorded["quality"] = self.quality
+        if self.agent:
+            recorded["agent"] = self.agent
+        return recorded
 
 
 @dataclass

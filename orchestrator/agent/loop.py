@@ -266,6 +266,8 @@ def run_ralph(run: TaskRun) -> tuple[str, str, int | None, dict]:
         if stale >= budgets.max_stale:
             return "stagnated", f"the workspace did not change in {stale} passes in a row (last pass ended {end.ended})", None, {}
         previous = fp
+    if run.model_calls and run.call_errors == run.model_calls:  # fewer passes than max_stale, every one failed
+        return "fault", f"every model call failed: {last_error}", None, {}
     return "budget", f"all {budgets.passes} passes used without passing the gate", None, {}
 
 

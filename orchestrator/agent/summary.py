@@ -51,3 +51,23 @@ def pass_rates(records: Iterable[Mapping[str, Any]]) -> dict[str, dict[str, Any]
         row["pass_at_1"] = round(row["pass_at_1"] / two_try, 4) if two_try else None
         row["pass_at_2"] = round(row["pass_at_2"] / two_try, 4) if two_try else None
     return dict(sorted(rates.items()))
+
+
+def stopped_completing(baselines: list[Mapping[str, Any]], candidate: Mapping[str, Any], by_model: bool) -> list[str]:
+    """Tasks a baseline run completed that the candidate ran and did not complete, from metadata.json's
+    `agent` field, matched by cell (same machine) or engine:model (across machines) and workflow."""
+    def outcomes(doc: Mapping[str, Any]) -> dict[tuple[str, str, str], str]:
+        out = {}
+        for cell in doc.get("agent") or []:
+            key = ":".join(cell["cell_id"].split(":")[1:]) if by_model else cell["cell_id"]
+            for task in cell["tasks"]:
+                out[(key, cell["workflow"], task["task"])] = task["outcome"]
+        return out
+
+    completed_before: dict[tuple[str, str, str], list[str]] = {}
+    for baseline in baselines:
+        for key, outcome in outcomes(baseline).items():
+            if outcome == "completed":
+                completed_before.setdefault(key, []).append(baseline["run_id"])
+    return [f"{key[2]} ({key[0]}, {key[1]}): completed in {', '.join(completed_before[key])}, now {outcome}"
+            for key, outcome in sorted(outcomes(candidate).items()) if key in completed_before and outcome != "completed"]

@@ -110,7 +110,7 @@ def add_run_options(p: argparse.ArgumentParser) -> None:
 
 
 def add_folder_options(p: argparse.ArgumentParser) -> None:
-    """Where a run is written, whose it is, resume and the gates (`run`, `quality run`)."""
+    """Who ran it, where it is written, resume and the gates: every command that runs suites (run, auto, quality run, agent run)."""
     p.add_argument("--submitter-handle", help="your handle ([a-z0-9-]; default from git config user.name)")
     p.add_argument("--device-tag", help="default: derived by the probe")
     p.add_argument("--submissions-dir", help="default: this checkout's submissions/")

@@ -10,7 +10,7 @@ from typing import Any
 
 from ..errors import BadInput
 from .common import COUNT, RUNS, add_folder_options, command
-from .run import add_target_options, run_byo
+from .run import add_target_options, run_bring_your_own
 
 QUALITY_MODES = ("quick", "medium", "full")
 
@@ -39,7 +39,7 @@ def quality_run(args: argparse.Namespace) -> int:
         return 1 if control.passes else 0
     if not (args.target_url and args.models):  # a resume too: the runtime to continue against
         raise BadInput("quality run needs --target-url and --models (or --negative-control, which needs no endpoint)")
-    return run_byo(args, ["quality"], "quality run", quality=quality_settings(args.mode, args.packs, args.repeat))
+    return run_bring_your_own(args, "quality run", ["quality"], quality=quality_settings(args.mode, args.packs, args.repeat))
 
 
 def quality_rescore(args: argparse.Namespace) -> int:

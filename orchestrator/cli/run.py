@@ -37,11 +37,12 @@ def report_run_outcome(recorded, run_dir: Path) -> None:
 def cmd_run(args: argparse.Namespace) -> int:
     from ..suites import parse_phases
 
-    return run_byo(args, parse_phases(args.phases), "run")
+    return run_bring_your_own(args, "run", parse_phases(args.phases), runs=args.runs, smoke=args.smoke, probe_only=args.probe)
 
 
-def run_byo(args: argparse.Namespace, phases: list[str], command_name: str, **more_options: Any) -> int:
-    """Run these phases against the runtime at --target-url (or resume): `run` and `quality run` share it."""
+def run_bring_your_own(args: argparse.Namespace, name: str, phases: list[str], **run_options: Any) -> int:
+    """The phases against the runtime at --target-url, from the target and folder options of
+    add_target_options; `weeyuga run` and `weeyuga agent run` differ only in what they run."""
     from ..pipeline import byo_targets, default_handle, find_run_dir, new_run_dir, run_recorded, submissions_root
     from ..probe import validate_device_tag
     from ..profiles import load_profiles
@@ -66,17 +67,16 @@ def run_byo(args: argparse.Namespace, phases: list[str], command_name: str, **mo
         context = RunContext(hardware=hardware, canonical=profiles.canonical,
                              runtime={"name": args.engine or "bring-your-own", "managed": False, "target": "local"})
     effective, overrides = canonical_options(profiles, args)
-    options = RunOptions(phases=phases, runs=args.runs, smoke=args.smoke, probe_only=args.probe,
-                         force_load=args.force_load, for_publication=args.for_publication,
+    options = RunOptions(phases=phases, force_load=args.force_load, for_publication=args.for_publication,
                          allow_dirty=args.allow_dirty, submitter_handle=handle, device_tag=device_tag,
-                         canonical_overrides=overrides, command=["weeyuga"] + sys.argv[1:], **effective, **more_options)
+                         canonical_overrides=overrides, command=["weeyuga"] + sys.argv[1:], **effective, **run_options)
     targets = byo_targets(args.target_url, models, args.engine, args.cell_id_prefix, device_tag)
     try:
         with progress_reporter() as progress:
             recorded = run_recorded(targets, options, run_dir, run_id, context, resume=bool(args.resume),
                                     progress=progress)
     except KeyboardInterrupt:
-        print(f"interrupted; the ledger is kept. Continue with: weeyuga {command_name} --resume {run_id} "
+        print(f"interrupted; the ledger is kept. Continue with: weeyuga {name} --resume {run_id} "
               f"--target-url {args.target_url} --models {args.models}", file=sys.stderr)
         return 130
     report_run_outcome(recorded, run_dir)
@@ -85,12 +85,12 @@ def run_byo(args: argparse.Namespace, phases: list[str], command_name: str, **mo
 
 def add_parsers(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("run", help="run suites against a runtime you started yourself (bring your own)")
-    add_target_options(p, required=True)
+    add_target_options(p)
     add_run_options(p)
 
 
-def add_target_options(p: argparse.ArgumentParser, required: bool) -> None:
-    """Where a bring-your-own run goes and how its requests are shaped (`run`, `quality run`)."""
+def add_target_options(p: argparse.ArgumentParser, required: bool = True) -> None:
+    """Where a bring-your-own run goes and how its requests are shaped (`run`, `quality run`, `agent run`)."""
     p.add_argument("--target-url", required=required, help="the runtime's base URL, e.g. http://127.0.0.1:11434")
     p.add_argument("--models", required=required, help="comma-separated model names as the runtime knows them")
     p.add_argument("--engine", choices=engine_names(), help="default: detected from the server")

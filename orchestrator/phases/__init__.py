@@ -18,6 +18,7 @@ from pathlib import Path
 
 from ..runspec import RunOptions
 from ..suites import load_suite
+from .agent import AgentPhase
 from .base import Phase, Unit
 from .context import PhaseContext
 from .quality import QualityPhase
@@ -26,10 +27,10 @@ from .speed import AppendPhase, ColdWarmPhase, OncePhase, ParallelPhase
 __all__ = ["PHASE_MODES", "Phase", "PhaseContext", "Unit", "load_phase"]
 
 PHASE_MODES: dict[str, type[Phase]] = {"cold_warm": ColdWarmPhase, "once": OncePhase, "document": OncePhase,
-                                       "append": AppendPhase, "parallel": ParallelPhase}
-
-
-NAMED_PHASES = {"quality": QualityPhase}  # each with from_options(RunOptions | None)
+                                       "append": AppendPhase, "parallel": ParallelPhase, "agent": AgentPhase}
+# Phases defined by their own data rather than a suites/<name>.json (profiles/methodology.yaml extra_phases),
+# each made by from_options(RunOptions | None).
+NAMED_PHASES = {"quality": QualityPhase, "agent": AgentPhase}
 
 
 def load_phase(name: str, directory: Path | None = None, options: RunOptions | None = None) -> Phase:

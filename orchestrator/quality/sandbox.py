@@ -88,7 +88,9 @@ class SubprocessSandbox:
             prefix = [shutil.which("unshare") or "unshare", "-rn"] if self.net_isolated else []
             env = {"PATH": "/usr/bin:/bin", "HOME": str(work), "TMPDIR": str(work), "LANG": "C.UTF-8"}
             options = procs.spawn_options()
-            options["preexec_fn"] = _limits(max(1, int(seconds)), self.file_bytes, self.memory_bytes)
+            # The CPU limit is a backstop past the wall clock (one thread cannot use more CPU than wall
+            # time), so a loop is always stopped by the wall timeout and reported as one.
+            options["preexec_fn"] = _limits(int(seconds) + 2, self.file_bytes, self.memory_bytes)
             started = time.monotonic()
             with open(Path(holder) / "stdout", "wb") as out, open(Path(holder) / "stderr", "wb") as err:
                 proc = subprocess.Popen([*prefix, self.python, "-I", "-B", script], cwd=work, env=env,

@@ -15,6 +15,7 @@ from collections import defaultdict
 from typing import Any, Iterable
 
 from .. import __version__
+from .agent import agent_metadata
 from .quality import quality_metadata
 
 METADATA_SCHEMA = "metadata-1.0"
@@ -186,4 +187,5 @@ def build_metadata(records: list[dict[str, Any]], manifest: dict[str, Any], hard
         "memory_bandwidth_utilisation": bandwidth_utilisation(rows, manifest, hardware),
         **quality_metadata(records),
         "generated_by": f"weeyuga {__version__} report",
+        **agent_metadata(records),
     }

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from . import RunReport
+from .agent import agent_section
 from .quality import quality_section
 
 # How the client records a call whose runtime died under it (client.stream_chat).
@@ -74,7 +75,8 @@ def speed_sections(run: RunReport) -> list[str]:
 
 
 # Sections per phase kind, in the order run.md shows them; a new kind of work registers its own.
-SECTIONS: dict[str, Callable[[RunReport], list[str]]] = {"speed": speed_sections, "quality": quality_section}
+SECTIONS: dict[str, Callable[[RunReport], list[str]]] = {"speed": speed_sections, "quality": quality_section,
+                                                         "agent": agent_section}
 
 
 def caveats(run: RunReport) -> list[str]:

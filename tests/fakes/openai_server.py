@@ -4,7 +4,8 @@ The model name picks the behaviour: `fake` (usage + llama.cpp-style timings), `f
 `fake-reasoning`, `fake-500`, `fake-malformed`, `fake-stall`, `fake-disconnect`, and `fake-tools`
 (when the request declares tools and the last message is not a tool result, it streams the
 state's scripted `tool_calls` as OpenAI does: index-keyed fragments of name and arguments,
-finish_reason `tool_calls`; after a tool result it answers in text). Answers are
+finish_reason `tool_calls`; after a tool result it answers in text; scripted `tool_turns` go first,
+one per request). Answers are
 canned per prompt id (the X-Weeyuga-Benchmark-Prompt-Id header) so machine checks have
 something to check. Passing against it proves our protocol handling, not any real runtime.
 """
@@ -44,6 +45,9 @@ class FakeServerState:
     # what `fake-tools` asks for: (name, arguments as a JSON object), streamed in that order
     tool_calls: list[tuple[str, dict]] = field(default_factory=lambda: [("read_file", {"path": "README.md"})])
     chat_template_caps: dict | None = None  # llama-server's /props field, e.g. {"supports_tools": False}
+    # scripted agent turns: while any are left, each request with tools takes the next (a list of
+    # calls as above; an empty list answers in text), whatever the last message was
+    tool_turns: list[list[tuple[str, dict]]] = field(default_factory=list)
 
 
 def tool_call_fragments(calls: list[tuple[str, dict]]) -> list[dict]:
@@ -108,8 +112,11 @@ def make_handler(state: FakeServerState):
                 for word in ["Let", " me", " think."]:
                     time.sleep(state.chunk_delay_s)
                     self._event({**base, "choices": [{"index": 0, "delta": {"reasoning_content": word}}]})
-            if model == "fake-tools" and body.get("tools") and body["messages"][-1].get("role") != "tool":
-                for fragment in tool_call_fragments(state.tool_calls):
+            scripted = state.tool_turns.pop(0) if model == "fake-tools" and body.get("tools") and state.tool_turns else None
+            calls = scripted if scripted is not None else (
+                state.tool_calls if model == "fake-tools" and body.get("tools") and body["messages"][-1].get("role") != "tool" else [])
+            if calls:
+                for fragment in tool_call_fragments(calls):
                     time.sleep(state.chunk_delay_s)
                     self._event({**base, "choices": [{"index": 0, "delta": {"tool_calls": [fragment]}}]})
                 self._event({**base, "choices": [{"index": 0, "delta": {}, "finish_reason": "tool_calls"}]})

@@ -1,0 +1,132 @@
+"""The agent phase: the agentic coding suite (orchestrator/agent/) on the spine.
+
+One unit per task and cell. The library's injected `chat` is ctx.chat, so every model call is a
+timed `call` line keyed (cell, "agent", task id, step = call number in the attempt, attempt);
+its `agent_pass` and `agent_run` records go into the same ledger as typed lines.
+
+Resume: a task with an `agent_run` line (other than `interrupted`) is not run again; any other
+task starts from its pristine seed with the next attempt number (resume_state over its lines).
+
+Settings (RunOptions.agent, recorded in the meta line): workflow, tasks, languages and budget
+overrides from `weeyuga agent run`; empty means suites/agent/harness.json's `auto` set, small
+enough for `weeyuga auto --phases ...,agent`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ..agent import Budgets, load_tasks, resume_state, run_agent_tasks
+from ..agent.tasks import TASKS_DIR, AgentTask, harness_config
+from ..records import AgentRecord, CallKey
+from ..runspec import RunOptions, Target
+from .base import Unit
+from .context import PhaseContext
+
+PHASE_NAME = "agent"
+GATE_SECONDS_PER_TASK = 5.0  # three test runs in a fresh sandbox (benchmarks/bench_agent_gate.py)
+
+
+def tree_sha256(root: Path) -> str:
+    """Of every task file (path and bytes): a resume refuses a changed task set."""
+    digest = hashlib.sha256()
+    for path in sorted(p for p in root.rglob("*") if p.is_file() and "__pycache__" not in p.parts):
+        digest.update(path.relative_to(root).as_posix().encode() + b"\0" + path.read_bytes() + b"\0")
+    return digest.hexdigest()
+
+
+@dataclass(frozen=True)
+class AgentSettings:
+    workflow: str
+    tasks: tuple[AgentTask, ...]
+    budgets: Budgets
+
+    @classmethod
+    def of(cls, options: RunOptions, root: Path = TASKS_DIR) -> "AgentSettings":
+        chosen = options.agent or harness_config()["auto"]
+        tasks = load_tasks(root, tuple(chosen.get("tasks") or ()), tuple(chosen.get("languages") or ()))
+        return cls(chosen.get("workflow") or "ralph", tasks, Budgets.defaults(**(chosen.get("budgets") or {})))
+
+
+class AgentPhase:
+    name = PHASE_NAME
+    kind = "agent"
+    mode = "agent"
+    version = 1
+
+    def __init__(self, root: Path = TASKS_DIR) -> None:
+        self.root = root
+        self.sha256 = tree_sha256(root)
+
+    @classmethod
+    def from_options(cls, options: RunOptions | None) -> "AgentPhase":
+        """Its settings travel in the RunOptions each call gets; the tasks folder is the only state."""
+        return cls()
+
+    def groups(self, available: list[Target]) -> tuple[list[list[Target]], str | None]:
+        return [[target] for target in available], None
+
+    def units(self, cells: list[str], options: RunOptions) -> list[Unit]:
+        """One per task, keyed by the most calls a first attempt can make (each call takes a step or
+        ends its pass): progress and auto's call count are a ceiling, and most tasks stop sooner."""
+        settings = AgentSettings.of(options, self.root)
+        tries = 2 if settings.workflow == "two-try" else settings.budgets.passes
+        steps = range(1, tries * settings.budgets.steps_per_pass + 1)
+        return [Unit(self.name, (cells[0],), tuple(CallKey(cells[0], self.name, task.id, None, 0, step, 1) for step in steps))
+                for task in settings.tasks]
+
+    def estimate_seconds(self, decode_tokens_per_sec: float, num_predict: int, runs: int) -> float:
+        """The auto set at its budgets' ceiling: every step a call at half its max tokens, with a
+        half-full context processed ~10x faster than decoding, plus the gate per task."""
+        settings = AgentSettings.of(RunOptions(phases=[self.name]), self.root)
+        budgets = settings.budgets
+        per_call = (budgets.max_tokens * 0.5 + budgets.context_tokens * 0.05) / decode_tokens_per_sec
+        calls = budgets.passes * budgets.steps_per_pass
+        return len(settings.tasks) * (calls * per_call + budgets.passes * GATE_SECONDS_PER_TASK)
+
+    def run_unit(self, unit: Unit, ctx: PhaseContext) -> None:
+        cell_id, task_id = unit.cells[0], unit.keys[0].prompt_id
+        settings = AgentSettings.of(ctx.options, self.root)
+        task = next(t for t in settings.tasks if t.id == task_id)
+        finished, attempts = resume_state(self.earlier_records(ctx, cell_id))
+        if task.id in finished:
+            return
+        attempt = attempts.get(task.id, 0) + 1
+        summary = run_agent_tasks(
+            [task], self.chat_for(ctx, cell_id, task.id, attempt), settings.workflow, settings.budgets,
+            on_record=lambda record: self.write(ctx, cell_id, record),
+            sampling={"temperature": ctx.options.temperature}, previous_attempts=attempts)
+        if summary.interrupted:  # the agent_run line says `interrupted`; the run stops here as any run does
+            raise KeyboardInterrupt
+
+    def earlier_records(self, ctx: PhaseContext, cell_id: str) -> list[dict[str, Any]]:
+        """This cell's agent lines in the library's form; call lines count as attempts begun."""
+        lines = []
+        for record in ctx.state.records:
+            if record.get("cell_id") != cell_id or record.get("phase") != self.name:
+                continue
+            if record["type"] == "call" and record.get("attempt") is not None:
+                lines.append({"record": "agent_call", "task": record["prompt_id"], "attempt": record["attempt"]})
+            elif record["type"] in ("agent_pass", "agent_run"):
+                lines.append({"record": record["type"], **{k: v for k, v in record.items() if k != "type"}})
+        return lines
+
+    def write(self, ctx: PhaseContext, cell_id: str, record: dict[str, Any]) -> None:
+        if record["record"] == "agent_call":
+            return  # the model call is already its `call` line, timed by ctx.chat
+        ctx.write(AgentRecord.of(cell_id, self.name, record))
+
+    def chat_for(self, ctx: PhaseContext, cell_id: str, task_id: str, attempt: int):
+        """The library's chat(messages, tools, max_tokens) as timed, recorded calls on this cell."""
+        steps = iter(range(1, 1 << 30))
+
+        def chat(messages: list[dict], tools: list[dict], max_tokens: int) -> tuple[Any, Any, Any, Any]:
+            key = CallKey(cell_id, self.name, task_id, None, 0, next(steps), attempt)
+            result = ctx.chat(ctx.request(key, messages, max_tokens, tools=tools), key_fields=key)
+            usage = {"prompt_tokens": result.prompt_tokens or 0, "completion_tokens": result.completion_tokens or 0}
+            return (None if result.error else result.message), result.finish_reason, usage, result.error
+
+        return chat
