@@ -75,7 +75,6 @@ def test_the_scripted_solver_gets_the_same_verdict_in_docker_as_in_the_process_s
     assert docker_run["outcome"] == process_run["outcome"]
     last = [(p["gate_passed"], p["tests_passed"], p["tests_failed"]) for p in (docker_passes[-1], process_passes[-1])]
     assert last[0] == last[1]
-    assert all_removed(docker_engine)  # when the attempt ended
 
 
 def test_os_exit_zero_and_tampered_tests_never_pass_and_are_recorded(docker_engine, docker_sandbox):
@@ -161,14 +160,16 @@ def test_leftovers_of_a_killed_owner_are_reaped_at_the_next_start(docker_engine)
             owner.wait()
 
 
-@pytest.mark.parametrize("code", [GOOD, "def add(a, b):\n    return a * b if a > 0 else a + b\n",
-                                  "import os\nos._exit(0)\n" + GOOD, "def add(a, b):\n    while True:\n        pass\n"],
-                         ids=["good", "wrong", "os-exit", "endless"])
-def test_codeexec_gives_the_same_verdict_in_both_sandboxes(code, docker_engine):
-    docker = judge(code, DockerCodeRunner(docker_engine))
-    process = judge(code, SubprocessSandbox())
-    assert (docker.passed, docker.failure_mode, docker.score) == (process.passed, process.failure_mode, process.score)
-    assert all_removed(docker_engine)
+CODEEXEC_CASES = {"good": GOOD, "wrong": "def add(a, b):\n    return a * b if a > 0 else a + b\n",
+                  "os._exit(0)": "import os\nos._exit(0)\n" + GOOD, "endless": "def add(a, b):\n    while True:\n        pass\n"}
+
+
+def test_codeexec_gives_the_same_verdict_in_both_sandboxes(docker_engine):
+    runner = DockerCodeRunner(docker_engine)
+    for case, code in CODEEXEC_CASES.items():
+        docker, process = judge(code, runner), judge(code, SubprocessSandbox())
+        assert (docker.passed, docker.failure_mode, docker.score) == (process.passed, process.failure_mode, process.score), case
+    assert all_removed(docker_engine)  # a container per program, each removed
 
 
 def test_auto_chooses_docker_when_ready_and_records_image_and_digest(docker_engine, monkeypatch):
@@ -184,3 +185,23 @@ def test_auto_chooses_docker_when_ready_and_records_image_and_digest(docker_engi
         assert made.kind == "docker" and sandbox.toolchain_check("cpp") is None
     finally:
         made.destroy()
+
+
+def test_cli_agent_run_with_sandbox_docker_records_the_image_in_the_manifest(docker_engine, monkeypatch, tmp_path):
+    from orchestrator.sandbox_docker import choice
+    from tests.test_agent_phase import agent_cli, lines
+    from tests.fakes.openai_server import start_in_thread
+
+    monkeypatch.setattr(choice, "docker_readiness", REAL_DOCKER_READINESS)
+    server, state, url = start_in_thread()
+    try:
+        state.tool_turns = solver_turns("py-slugify")
+        assert agent_cli(url, tmp_path, "--tasks", "py-slugify", "--sandbox", "docker", "--passes", "1") == 0
+    finally:
+        server.shutdown()
+    (run_dir,) = [p.parent for p in tmp_path.rglob("run.jsonl")]
+    (run,) = lines(run_dir, "agent_run")
+    assert (run["outcome"], run["sandbox"], run["net_isolated"]) == ("completed", "docker", True)
+    sandbox = json.loads((run_dir / "manifest.json").read_text())["sandbox"]
+    assert (sandbox["kind"], sandbox["requested"]) == ("docker", "docker")
+    assert sandbox["digest"] == docker_engine.images.get(sandbox["image"]).id and sandbox["built_from"].startswith("debootstrap")

@@ -14,6 +14,7 @@ import contextlib
 import os
 import threading
 import time
+import weakref
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -148,7 +149,7 @@ class KeptOutput:
         return bytes(self.head) + gap + bytes(self.tail)
 
 
-_REAPED_FOR: set[int] = set()  # engines (client ids) this process has reaped leftovers on
+_REAPED_FOR: "weakref.WeakSet[Any]" = weakref.WeakSet()  # the clients this process has reaped leftovers with
 
 
 class Container:
@@ -163,9 +164,9 @@ class Container:
     def ensure_started(self) -> None:
         if self.container is not None:
             return
-        if id(self.client) not in _REAPED_FOR:
+        if self.client not in _REAPED_FOR:
             reap_leftovers(self.client)
-            _REAPED_FOR.add(id(self.client))
+            _REAPED_FOR.add(self.client)
         self.container = self.client.containers.run(**container_spec(self.config, self.mount, self.kind, owner_label()))
         self.starts += 1
 

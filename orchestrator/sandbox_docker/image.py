@@ -71,6 +71,12 @@ def rootfs_dir(config: SandboxConfig) -> Path:
     return sandbox_cache() / f"rootfs-{config.version}-{config.offline['suite']}"
 
 
+def rootfs_key(config: SandboxConfig) -> str:
+    """What the debootstrap output depends on; an exclude list changed later only re-imports."""
+    offline = config.offline
+    return " ".join([offline["suite"], offline["mirror"], offline["variant"], ",".join(config.packages)])
+
+
 def image_labels(config: SandboxConfig, built_from: str) -> dict[str, str]:
     return {LABEL_BUILT_FROM: built_from, LABEL_CONFIG: config.image_sha256}
 
@@ -95,6 +101,15 @@ def build_image(client: Any, config: SandboxConfig, method: str = "auto", force:
     status = image_status(client, config)
     if status.present and status.current and not force:
         return BuildResult(status, "cached", None, 0.0, 0.0, time.monotonic() - started)
+    replaced = status.digest
+    result = build_by(client, config, method, force, progress, registry_check, started)
+    if replaced and replaced != result.image.digest:
+        remove_image(client, replaced)
+    return result
+
+
+def build_by(client: Any, config: SandboxConfig, method: str, force: bool, progress: Callable[[str], None],
+             registry_check: Callable[[Any, SandboxConfig], bool], started: float) -> BuildResult:
     if method == "auto":
         method = "registry" if registry_check(client, config) else "offline"
         progress(f"no image registry answered: building offline from {config.offline['mirror']}"
@@ -108,6 +123,16 @@ def build_image(client: Any, config: SandboxConfig, method: str = "auto", force:
     import_rootfs(client, config, rootfs, progress)
     total = time.monotonic() - started
     return BuildResult(image_status(client, config), method, cached, rootfs_s, total - rootfs_s, total)
+
+
+def remove_image(client: Any, image_id: str) -> None:
+    """The image a rebuild replaced (on vfs every image is a full copy); kept if something still uses it."""
+    from docker.errors import APIError
+
+    try:
+        client.images.remove(image_id)
+    except APIError:
+        pass
 
 
 def dockerfile(config: SandboxConfig) -> str:
@@ -132,7 +157,7 @@ def make_rootfs(config: SandboxConfig, force: bool, progress: Callable[[str], No
     """The debootstrap root filesystem, reused when a finished one for these image fields exists."""
     target = rootfs_dir(config)
     marker = target.with_name(target.name + ".done")
-    if not force and target.is_dir() and marker.is_file() and marker.read_text().strip() == config.image_sha256:
+    if not force and target.is_dir() and marker.is_file() and marker.read_text().strip() == rootfs_key(config):
         progress(f"reusing the root filesystem in {target}")
         return target, True
     debootstrap = shutil.which("debootstrap") or shutil.which("debootstrap", path="/usr/sbin:/sbin")
@@ -153,24 +178,23 @@ def make_rootfs(config: SandboxConfig, force: bool, progress: Callable[[str], No
     if finished.returncode != 0:
         tail = (finished.stdout + finished.stderr).strip().splitlines()[-1:] or ["no output"]
         raise WeeyugaError(f"sandbox build: debootstrap exited {finished.returncode}: {tail[0][:300]}")
-    for relative in offline["prune"]:
-        for path in (partial / relative).glob("*") if (partial / relative).is_dir() else ():
-            shutil.rmtree(path) if path.is_dir() and not path.is_symlink() else path.unlink()
     shutil.rmtree(target, ignore_errors=True)
     partial.rename(target)
-    marker.write_text(config.image_sha256 + "\n")
+    marker.write_text(rootfs_key(config) + "\n")
     return target, False
 
 
 def import_rootfs(client: Any, config: SandboxConfig, rootfs: Path, progress: Callable[[str], None]) -> None:
-    """Pack the root filesystem (not /dev, /proc, /sys: the engine provides them) and import it."""
+    """Pack the root filesystem (not /dev, /proc, /sys: the engine provides them; nor what
+    offline.exclude leaves out) and import it."""
     offline = config.offline
     built_from = f"debootstrap --variant={offline['variant']} {offline['suite']} {offline['mirror']}"
     tarball = sandbox_cache() / f"rootfs-{config.version}.tar"
     progress(f"importing {rootfs} as {config.tag}")
     try:
-        packed = run_step(["tar", "--numeric-owner", "--exclude=./dev/*", "--exclude=./proc/*", "--exclude=./sys/*",
-                           "-C", str(rootfs), "-cf", str(tarball), "."], PACK_TIMEOUT_S, "tar")
+        excluded = [f"--exclude=./{pattern}" for pattern in ("dev/*", "proc/*", "sys/*", *offline["exclude"])]
+        packed = run_step(["tar", "--numeric-owner", *excluded, "-C", str(rootfs), "-cf", str(tarball), "."],
+                          PACK_TIMEOUT_S, "tar")
         if packed.returncode != 0:
             raise WeeyugaError(f"sandbox build: packing {rootfs} failed: {packed.stderr.strip()[:300]}")
         changes = [f'LABEL {key}="{value}"' for key, value in image_labels(config, built_from).items()]
