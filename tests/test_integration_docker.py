@@ -22,6 +22,7 @@ from orchestrator.sandbox_docker.engine import labelled_containers, reap_leftove
 from orchestrator.sandbox_docker.sandbox import DockerCodeRunner, DockerSandbox
 from tests.conftest import REAL_DOCKER_READINESS
 from tests.fakes.agent_model import ScriptedModel, solution_files, solver_turns
+from tests.test_agent_gate import sandboxes
 from tests.test_quality_sandbox import GOOD, judge
 
 pytestmark = pytest.mark.integration
@@ -33,17 +34,7 @@ SLUG = solution_files("py-slugify")["slug.py"]
 
 @pytest.fixture
 def docker_sandbox(docker_engine):
-    made = []
-
-    def prepare(task_id: str = "py-slugify") -> DockerSandbox:
-        sandbox = DockerSandbox(docker_engine)
-        sandbox.prepare(TASKS[task_id])
-        made.append(sandbox)
-        return sandbox
-
-    yield prepare
-    for sandbox in made:
-        sandbox.destroy()
+    yield from sandboxes(lambda: DockerSandbox(docker_engine))
 
 
 def solve(task_id: str, factory, turns=None) -> tuple[dict, list[dict]]:
@@ -82,7 +73,7 @@ def test_os_exit_zero_and_tampered_tests_never_pass_and_are_recorded(docker_engi
     final, passes = solve("py-slugify", lambda: DockerSandbox(docker_engine),
                           [[("write_file", {"path": "slug.py", "content": cheat})], [("done", {"summary": "ok"})]] * 3)
     assert final["outcome"] in ("stagnated", "budget") and "no report" in passes[0]["gate_reason"]
-    sandbox = docker_sandbox()
+    sandbox = docker_sandbox("py-slugify")
     sandbox.write_file("slug.py", SLUG.encode())
     # From inside the container: the code rewrites the tests; the gate restores them before each run.
     sandbox.run(["/usr/bin/python3", "-c", "open('tests/test_slug.py', 'w').write('def test_ok(): pass\\n')"], 30)
@@ -92,7 +83,7 @@ def test_os_exit_zero_and_tampered_tests_never_pass_and_are_recorded(docker_engi
 
 
 def test_the_code_sees_neither_the_host_nor_the_network(docker_sandbox, tmp_path):
-    sandbox = docker_sandbox()
+    sandbox = docker_sandbox("py-slugify")
     listener = socket.socket()
     listener.bind(("127.0.0.1", 0))
     listener.listen()
@@ -117,7 +108,7 @@ def test_the_code_sees_neither_the_host_nor_the_network(docker_sandbox, tmp_path
 
 
 def test_a_fork_bomb_and_a_memory_hog_are_contained(docker_sandbox):
-    sandbox = docker_sandbox()
+    sandbox = docker_sandbox("py-slugify")
     started = time.monotonic()
     bomb = sandbox.run(["/usr/bin/python3", "-c", "import os\nwhile True:\n    try:\n        os.fork()\n"
                         "    except OSError:\n        pass\n"], 10)
@@ -129,7 +120,7 @@ def test_a_fork_bomb_and_a_memory_hog_are_contained(docker_sandbox):
 
 
 def test_a_command_that_never_ends_is_killed_with_everything_it_started(docker_sandbox, docker_engine):
-    sandbox = docker_sandbox()
+    sandbox = docker_sandbox("py-slugify")
     started = time.monotonic()
     result = sandbox.run(["/usr/bin/python3", "-c", "import subprocess, time\nsubprocess.Popen(['sleep', '600'])\n"
                           "time.sleep(600)\n"], 2)
@@ -189,19 +180,12 @@ def test_auto_chooses_docker_when_ready_and_records_image_and_digest(docker_engi
 
 def test_cli_agent_run_with_sandbox_docker_records_the_image_in_the_manifest(docker_engine, monkeypatch, tmp_path):
     from orchestrator.sandbox_docker import choice
-    from tests.test_agent_phase import agent_cli, lines
-    from tests.fakes.openai_server import start_in_thread
+    from tests.test_agent_phase import lines
+    from tests.test_sandbox_docker import solve_by_cli
 
     monkeypatch.setattr(choice, "docker_readiness", REAL_DOCKER_READINESS)
-    server, state, url = start_in_thread()
-    try:
-        state.tool_turns = solver_turns("py-slugify")
-        assert agent_cli(url, tmp_path, "--tasks", "py-slugify", "--sandbox", "docker", "--passes", "1") == 0
-    finally:
-        server.shutdown()
-    (run_dir,) = [p.parent for p in tmp_path.rglob("run.jsonl")]
+    run_dir, sandbox = solve_by_cli(tmp_path, "docker")
     (run,) = lines(run_dir, "agent_run")
     assert (run["outcome"], run["sandbox"], run["net_isolated"]) == ("completed", "docker", True)
-    sandbox = json.loads((run_dir / "manifest.json").read_text())["sandbox"]
     assert (sandbox["kind"], sandbox["requested"]) == ("docker", "docker")
     assert sandbox["digest"] == docker_engine.images.get(sandbox["image"]).id and sandbox["built_from"].startswith("debootstrap")

@@ -4,8 +4,8 @@ profiles/sandbox.yaml. The real engine is in test_integration_docker.py."""
 
 from __future__ import annotations
 
+import json
 import os
-import sys
 
 import pytest
 
@@ -175,9 +175,9 @@ def test_cli_sandbox_status_says_why_auto_falls_back(capsys):
     assert "engine: not reachable" in out and "--sandbox auto uses: process" in out
 
 
-def test_cli_agent_run_records_the_process_sandbox_in_the_manifest(tmp_path):
-    import json
-
+def solve_by_cli(tmp_path, sandbox: str):
+    """`weeyuga agent run --sandbox <sandbox>` on py-slugify against the fake server answering with the
+    scripted solver; the run folder and its manifest's `sandbox`."""
     from tests.fakes.agent_model import solver_turns
     from tests.fakes.openai_server import start_in_thread
     from tests.test_agent_phase import agent_cli
@@ -185,11 +185,14 @@ def test_cli_agent_run_records_the_process_sandbox_in_the_manifest(tmp_path):
     server, state, url = start_in_thread()
     try:
         state.tool_turns = solver_turns("py-slugify")
-        assert agent_cli(url, tmp_path, "--tasks", "py-slugify", "--sandbox", "auto", "--passes", "1") == 0
+        assert agent_cli(url, tmp_path, "--tasks", "py-slugify", "--sandbox", sandbox, "--passes", "1") == 0
     finally:
         server.shutdown()
-    (manifest,) = tmp_path.rglob("manifest.json")
-    recorded = json.loads(manifest.read_text())["sandbox"]
+    (run_dir,) = [p.parent for p in tmp_path.rglob("run.jsonl")]
+    return run_dir, json.loads((run_dir / "manifest.json").read_text())["sandbox"]
+
+
+def test_cli_agent_run_records_the_process_sandbox_in_the_manifest(tmp_path):
+    _, recorded = solve_by_cli(tmp_path, "auto")
     assert (recorded["kind"], recorded["requested"], recorded["image"]) == ("process", "auto", None)
     assert "pinned off" in recorded["reason"]
-    assert sys.executable  # the process sandbox ran the tests with this Python

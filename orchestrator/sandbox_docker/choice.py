@@ -47,12 +47,13 @@ def docker_readiness(connect_fn: Callable[[], Any] = connect, config: SandboxCon
     engine = f"Docker {client.version().get('Version', '?')}"
     status = image_status(client, config)
     if not status.present:
-        return DockerReadiness(False, engine, f"the image {config.tag} is not built (run `weeyuga sandbox build`)", config.tag, None, None)
-    if not status.current:
-        return DockerReadiness(False, engine, f"the image {config.tag} predates profiles/sandbox.yaml (run `weeyuga sandbox build`)",
-                               config.tag, status.digest, status.built_from)
-    return DockerReadiness(True, engine, f"{config.tag} ({status.digest[:19]}, {status.built_from})", config.tag, status.digest,
-                           status.built_from)
+        why = f"the image {config.tag} is not built (run `weeyuga sandbox build`)"
+    elif not status.current:
+        why = f"the image {config.tag} predates profiles/sandbox.yaml (run `weeyuga sandbox build`)"
+    else:
+        return DockerReadiness(True, engine, f"{config.tag} ({status.digest[:19]}, {status.built_from})", config.tag,
+                               status.digest, status.built_from)
+    return DockerReadiness(False, engine, why, config.tag, status.digest, status.built_from)
 
 
 def choose_sandbox(requested: str, readiness: Callable[[], DockerReadiness] | None = None) -> SandboxChoice:

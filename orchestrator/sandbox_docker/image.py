@@ -136,7 +136,8 @@ def remove_image(client: Any, image_id: str) -> None:
 
 
 def dockerfile(config: SandboxConfig) -> str:
-    labels = " ".join(f'{key}="{value}"' for key, value in image_labels(config, f"dockerfile FROM {config.registry_base}").items())
+    built_from = f"dockerfile FROM {config.registry_base}"
+    labels = " ".join(f'{key}="{value}"' for key, value in image_labels(config, built_from).items())
     return (f"FROM {config.registry_base}\n"
             "RUN apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "
             f"{' '.join(config.packages)} && rm -rf /var/lib/apt/lists/*\n"
