@@ -99,6 +99,17 @@ def test_a_command_past_its_wall_time_kills_the_container_and_the_next_starts_a_
         sandbox.destroy()
 
 
+def test_a_container_that_stopped_between_commands_is_replaced(engine):
+    sandbox = DockerSandbox(engine, CONFIG)
+    sandbox.prepare(TASK)
+    try:
+        assert sandbox.run(["true"], 5).exit_code == 0
+        engine.running.clear()  # it reached its lifetime, or the engine restarted
+        assert sandbox.run(["true"], 5).exit_code == 0 and len(engine.runs) == 2
+    finally:
+        sandbox.destroy()
+
+
 def test_leftovers_whose_owner_is_gone_are_reaped_once_per_engine_at_the_first_start(engine, tmp_path):
     alive = FakeContainer(engine, "a" * 64, {"labels": {LABEL_KIND: "agent", LABEL_OWNER: owner_label()}})
     dead = FakeContainer(engine, "d" * 64, {"labels": {LABEL_KIND: "agent", LABEL_OWNER: f"{2**22 + 7}:1.00"}})

@@ -159,7 +159,6 @@ class Container:
     def __init__(self, client: Any, config: SandboxConfig, mount: Path, kind: str) -> None:
         self.client, self.config, self.mount, self.kind = client, config, mount, kind
         self.container: Any = None
-        self.starts = 0
 
     def ensure_started(self) -> None:
         if self.container is not None:
@@ -168,16 +167,25 @@ class Container:
             reap_leftovers(self.client)
             _REAPED_FOR.add(self.client)
         self.container = self.client.containers.run(**container_spec(self.config, self.mount, self.kind, owner_label()))
-        self.starts += 1
 
     def exec(self, argv: list[str], workdir: Path, env: dict[str, str], timeout_s: float) -> ExecResult:
-        self.ensure_started()
+        from docker.errors import APIError
+
         hand_over(self.mount, self.config.exec_user())
         api = self.client.api
         started = time.monotonic()
-        exec_id = api.exec_create(self.container.id, ["/bin/sh", "-c", COMMAND_WRAPPER, "sh", *argv], stdout=True,
-                                  stderr=True, stdin=False, tty=False, user=self.config.exec_user(),
-                                  workdir=str(workdir), environment=env)["Id"]
+        command = ["/bin/sh", "-c", COMMAND_WRAPPER, "sh", *argv]
+        options = {"stdout": True, "stderr": True, "stdin": False, "tty": False, "user": self.config.exec_user(),
+                   "workdir": str(workdir), "environment": env}
+        self.ensure_started()
+        try:
+            exec_id = api.exec_create(self.container.id, command, **options)["Id"]
+        except APIError as exc:  # gone (404) or stopped (409), e.g. past its lifetime: a fresh one
+            if exc.status_code not in (404, 409):
+                raise
+            self.container = None
+            self.ensure_started()
+            exec_id = api.exec_create(self.container.id, command, **options)["Id"]
         outputs = (KeptOutput(), KeptOutput())
         stream = api.exec_start(exec_id, stream=True, demux=True)
 

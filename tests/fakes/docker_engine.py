@@ -7,7 +7,12 @@ import itertools
 import threading
 from typing import Any
 
-from docker.errors import ImageNotFound, NotFound
+from docker.errors import APIError, ImageNotFound, NotFound
+
+
+class FakeResponse:
+    def __init__(self, status_code: int) -> None:
+        self.status_code, self.reason = status_code, "fake"
 
 
 class FakeImage:
@@ -39,6 +44,8 @@ class FakeApi:
         self.engine, self.timeout, self.execs = engine, 60, []
 
     def exec_create(self, container_id: str, cmd: list[str], **options: Any) -> dict[str, str]:
+        if container_id not in self.engine.running:
+            raise APIError("container is not running", response=FakeResponse(409))
         self.execs.append({"container": container_id, "cmd": cmd, **options})
         return {"Id": f"exec{len(self.execs)}"}
 
