@@ -15,6 +15,8 @@ from .paths import cache_dir
 from .probe import Hardware, load_nvml
 from .profiles import load_profiles
 from .run import LOAD_AVG_LIMIT, load_average
+from .sandbox_docker import choice as sandbox_choice
+from .sandbox_docker.choice import DockerReadiness
 
 MIN_FREE_DISK_GB = 2.0
 
@@ -85,4 +87,13 @@ def run_checks(hw: Hardware) -> list[Check]:
                             "an NVIDIA GPU is present but NVML does not answer: install or repair the NVIDIA driver"))
     else:
         checks.append(Check("gpu", True, "no NVIDIA GPU: " + (", ".join(g.name for g in hw.gpu) or "CPU plan")))
+    checks += docker_checks(sandbox_choice.docker_readiness())
     return checks
+
+
+def docker_checks(docker: DockerReadiness) -> list[Check]:
+    """Optional: agent tasks and codeexec use the process sandbox without Docker (never a FIX)."""
+    if docker.engine is None:
+        return [Check("docker", True, f"not in use: {docker.reason}; model-written code runs in the process sandbox")]
+    used = "--sandbox auto uses it" if docker.ready else "the process sandbox is used until then"
+    return [Check("docker", True, docker.engine), Check("sandbox", True, f"{docker.reason}; {used}")]

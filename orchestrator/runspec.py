@@ -80,6 +80,8 @@ class RunOptions:
     quality: dict[str, Any] = field(default_factory=lambda: {"mode": "quick", "packs": None, "repeat": 1})
     # the agent phase's settings (workflow, tasks, languages, budgets; phases/agent.py); empty: its auto defaults
     agent: dict[str, Any] = field(default_factory=dict)
+    # where model-written code runs (sandbox_docker/choice.py SandboxChoice.record()); empty: the process sandbox
+    sandbox: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         recorded = {"phases": self.phases, "runs": self.runs, "temperature": self.temperature, "num_ctx": self.num_ctx,
@@ -88,6 +90,8 @@ class RunOptions:
             recorded["quality"] = self.quality
         if self.agent:
             recorded["agent"] = self.agent
+        if self.sandbox:
+            recorded["sandbox"] = self.sandbox
         return recorded
 
 

@@ -11,6 +11,7 @@ import pytest
 
 from orchestrator import paths, records, run
 from orchestrator.procs import run_captured
+from orchestrator.sandbox_docker import choice as sandbox_choice
 
 # The load average every test sees unless it sets its own (only the load gate's tests do):
 # quiet, so that a busy host (other jobs, a CPU hog) cannot trip run.check_gates.
@@ -56,20 +57,21 @@ def in_ci() -> bool:
 CHROMIUM = Path("/usr/bin/chromium")  # Debian's package; Playwright never downloads a browser here
 
 
-def install_chromium() -> str | None:
-    """apt-get install chromium (CI runs as root with Debian's archive); None, or why it failed."""
+def apt_install(packages: list[str]) -> str | None:
+    """apt-get install (CI runs as root with Debian's archive); None, or why it failed."""
     if not shutil.which("apt-get"):
         return "no apt-get on this machine"
     env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
     result = None
-    for argv in (["apt-get", "install", "-y", "chromium"], ["apt-get", "update"], ["apt-get", "install", "-y", "chromium"]):
+    install = ["apt-get", "install", "-y", *packages]
+    for argv in (install, ["apt-get", "update"], install):
         try:
             result = run_captured(argv, timeout=1200, env=env)
         except (OSError, subprocess.TimeoutExpired) as exc:
             return f"{' '.join(argv)}: {exc}"
         if argv[1] == "install" and result.returncode == 0:
             return None
-    return f"apt-get install -y chromium exited {result.returncode}: {result.stderr.strip()[-300:]}"
+    return f"{' '.join(install)} exited {result.returncode}: {result.stderr.strip()[-300:]}"
 
 
 @pytest.fixture(scope="session")
@@ -78,7 +80,7 @@ def chromium() -> Path:
     under CI=true (never skips) and skips elsewhere, saying why."""
     problem = None
     if not CHROMIUM.exists():
-        problem = install_chromium()
+        problem = apt_install(["chromium"])
     if problem is None and not CHROMIUM.exists():
         problem = f"{CHROMIUM} is still missing after apt-get install chromium"
     if problem is None:
@@ -89,3 +91,95 @@ def chromium() -> Path:
     if problem:
         (pytest.fail if in_ci() else pytest.skip)(f"headless Chromium unavailable: {problem}")
     return CHROMIUM
+
+
+# Docker: unit tests never ask the engine (auto and doctor see "not ready"); the integration tests
+# of the Docker sandbox take `docker_engine`, which installs, starts and builds what is missing.
+REAL_DOCKER_READINESS = sandbox_choice.docker_readiness
+DOCKERD_ARGV = ["dockerd", "--storage-driver=vfs", "--iptables=false", "--bridge=none"]  # runs in containers and VMs alike
+DOCKERD_READY_S = 60
+
+
+@pytest.fixture(scope="session", autouse=True)
+def docker_pinned_unready():
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(sandbox_choice, "docker_readiness", lambda *args, **kwargs: sandbox_choice.DockerReadiness(
+            False, None, "unit tests: the Docker engine is pinned off", "weeyuga-sandbox:test", None, None))
+        yield
+
+
+def start_dockerd(log_path: Path) -> tuple[subprocess.Popen | None, str | None]:
+    """dockerd in its own process group, logging to `log_path`; (process, None) once it answers."""
+    import time
+
+    from orchestrator.sandbox_docker.engine import EngineUnavailable, connect
+
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(log_path, "ab") as log:
+        proc = subprocess.Popen(DOCKERD_ARGV, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                                start_new_session=True)
+    deadline = time.monotonic() + DOCKERD_READY_S
+    while time.monotonic() < deadline:
+        try:
+            connect(timeout_s=5)
+            return proc, None
+        except EngineUnavailable:
+            if proc.poll() is not None:
+                return None, f"dockerd exited {proc.returncode}; see {log_path}"
+            time.sleep(0.5)
+    stop_dockerd(proc)
+    return None, f"dockerd did not answer within {DOCKERD_READY_S} s; see {log_path}"
+
+
+def stop_dockerd(proc: subprocess.Popen) -> None:
+    import signal
+
+    from orchestrator.procs import kill_group
+
+    kill_group(proc, signal.SIGTERM)  # dockerd stops its containers and containerd on SIGTERM
+    try:
+        proc.wait(timeout=60)
+    except subprocess.TimeoutExpired:
+        kill_group(proc)
+        proc.wait()
+
+
+@pytest.fixture(scope="session")
+def docker_engine():
+    """A Docker engine with the current sandbox image, for the Docker sandbox's integration tests:
+    docker.io and debootstrap installed when dockerd is missing, dockerd started when nothing
+    answers (and stopped at the end), the image built once (its root filesystem cached under the
+    real weeyuga cache, the image kept by the engine between runs). Fails under CI=true, never skips."""
+    from orchestrator.errors import WeeyugaError
+    from orchestrator.sandbox_docker.config import load_config
+    from orchestrator.sandbox_docker.engine import EngineUnavailable, connect
+    from orchestrator.sandbox_docker.image import build_image
+
+    started = None
+    problem = None
+    try:
+        client = connect()
+    except EngineUnavailable:
+        client = None
+        if not shutil.which("dockerd") or not shutil.which("debootstrap"):
+            problem = apt_install(["docker.io", "debootstrap"])
+        if problem is None:
+            started, problem = start_dockerd(REAL_CACHE / "sandbox" / "dockerd.log")
+        if problem is None:
+            client = connect()
+    if problem is None:
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setenv("WEEYUGA_CACHE", str(REAL_CACHE))
+            try:
+                build = build_image(client, load_config(), progress=lambda line: print(f"sandbox build: {line}"))
+            except WeeyugaError as exc:
+                problem = f"weeyuga sandbox build failed: {exc}"
+    if problem:
+        if started:
+            stop_dockerd(started)
+        (pytest.fail if in_ci() else pytest.skip)(f"Docker sandbox unavailable: {problem}")
+    print(f"sandbox image {build.image.tag} {build.method} in {build.total_s:.1f} s")
+    yield client
+    client.close()
+    if started:
+        stop_dockerd(started)

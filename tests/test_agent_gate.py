@@ -13,12 +13,12 @@ from orchestrator.agent.tools import Toolbox
 TASKS = {task.id: task for task in load_tasks()}
 
 
-@pytest.fixture
-def sandbox_for():
+def sandboxes(factory):
+    """Yields prepare(task_id) -> a sandbox from `factory` holding that task; destroys them all after."""
     made = []
 
-    def prepare(task_id: str) -> ProcessSandbox:
-        sandbox = ProcessSandbox()
+    def prepare(task_id: str):
+        sandbox = factory()
         sandbox.prepare(TASKS[task_id])
         made.append(sandbox)
         return sandbox
@@ -26,6 +26,11 @@ def sandbox_for():
     yield prepare
     for sandbox in made:
         sandbox.destroy()
+
+
+@pytest.fixture
+def sandbox_for():
+    yield from sandboxes(ProcessSandbox)
 
 
 def test_junit_counts_passes_failures_errors_and_skips():

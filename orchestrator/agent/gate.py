@@ -20,7 +20,7 @@ import xml.etree.ElementTree as ElementTree
 from dataclasses import dataclass
 
 from .sandbox import CommandResult, Sandbox
-from .tasks import AgentTask, resolve_program
+from .tasks import AgentTask
 
 GATE_RUNS = 3
 REPORT_LIMIT_BYTES = 4 * 2**20
@@ -110,7 +110,7 @@ def run_tests_once(sandbox: Sandbox, task: AgentTask, timeout_s: float) -> tuple
     outputs = []
     result = CommandResult(0, "", False, 0.0)
     for step in task.test_command:
-        argv = resolve_program(step, {"report": str(report), "build": str(build)})
+        argv = sandbox.resolve_program(step, {"report": str(report), "build": str(build)})
         if argv is None:
             return CommandResult(127, f"{step[0]}: not installed", False, 0.0), Counts(0, 0, f"{step[0]} is not installed")
         result = sandbox.run(argv, timeout_s)

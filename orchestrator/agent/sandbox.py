@@ -1,6 +1,6 @@
 """Where an agent's code runs: the small `Sandbox` interface and `ProcessSandbox`, the default.
 
-The loop only sees the interface, so a Docker sandbox can be added beside this one. A
+The loop only sees the interface; `orchestrator/sandbox_docker/` has the Docker one beside this one. A
 ProcessSandbox is a fresh temp folder per attempt holding `workspace/` (seed + pristine tests)
 and `scratch/` (reports, build output, HOME and TMPDIR of the commands; outside the workspace so
 file tools never see it). Commands run in their own process group with a scrubbed environment,
@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Protocol
 
 from .. import procs
-from .tasks import HARNESS_FILES_DIR, TESTS_FOLDER, AgentTask, memory_limit_mb
+from .tasks import HARNESS_FILES_DIR, TESTS_FOLDER, AgentTask, memory_limit_mb, resolve_program
 
 OUTPUT_HEAD_BYTES = 6 * 1024
 OUTPUT_TAIL_BYTES = 6 * 1024
@@ -55,12 +55,17 @@ class Sandbox(Protocol):
     scratch: Path  # reports and build output, outside the workspace
 
     def prepare(self, task: AgentTask) -> None: ...
+    def resolve_program(self, argv: tuple[str, ...], substitutions: dict[str, str]) -> list[str] | None: ...
     def restore_tests(self, task: AgentTask) -> None: ...
     def run(self, argv: list[str], timeout_s: float) -> CommandResult: ...
     def read_file(self, relative: str) -> bytes: ...
     def write_file(self, relative: str, data: bytes) -> None: ...
     def list_dir(self, relative: str) -> list[tuple[str, bool, int]]: ...
     def destroy(self) -> None: ...
+
+
+def killed_note(timeout_s: float) -> str:
+    return f"\n[killed: the command ran longer than {timeout_s:g} s]"
 
 
 def clip(text: str, head: int = OUTPUT_HEAD_BYTES, tail: int = OUTPUT_TAIL_BYTES) -> str:
@@ -110,6 +115,10 @@ class ProcessSandbox:
         if self.limits is None:
             self.limits = Limits(memory_mb=memory_limit_mb(task.language))
         self.restore_tests(task)
+
+    def resolve_program(self, argv: tuple[str, ...], substitutions: dict[str, str]) -> list[str] | None:
+        """A task command as this sandbox runs it; None when its program is not installed."""
+        return resolve_program(argv, substitutions)
 
     def restore_tests(self, task: AgentTask) -> None:
         tests = self.workspace / TESTS_FOLDER
@@ -163,7 +172,7 @@ class ProcessSandbox:
                 proc.wait()
         output = log_path.read_bytes().decode("utf-8", errors="replace")
         if timed_out:
-            output += f"\n[killed: the command ran longer than {timeout_s:g} s]"
+            output += killed_note(timeout_s)
         return CommandResult(None if timed_out else proc.returncode, clip(output), timed_out, time.monotonic() - started)
 
     def read_file(self, relative: str) -> bytes:

@@ -11,10 +11,10 @@ import sys
 
 from .. import __version__
 from ..errors import WeeyugaError
-from . import agent, auto, plan, publish, quality, run, runtime, tune
+from . import agent, auto, plan, publish, quality, run, runtime, sandbox, tune
 from .common import COMMANDS, OneLineParser
 
-GROUPS = [plan, runtime, run, agent, auto, tune, publish, quality]  # in the order `weeyuga --help` lists them
+GROUPS = [plan, runtime, run, agent, auto, tune, publish, quality, sandbox]  # in the order `weeyuga --help` lists them
 
 
 def build_parser() -> OneLineParser:

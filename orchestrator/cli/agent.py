@@ -9,6 +9,7 @@ import argparse
 
 from .common import CONTEXT, COUNT, add_folder_options, command
 from .run import add_target_options, run_bring_your_own
+from .sandbox import add_sandbox_option, sandbox_record
 
 SECONDS = COUNT  # a whole number of seconds, 1 and up
 BUDGET_FLAGS = {"passes": "passes per task (ralph)", "steps_per_pass": "tool steps per pass or try",
@@ -25,7 +26,7 @@ def cmd_agent(args: argparse.Namespace) -> int:
     load_tasks(ids=tasks)  # an unknown task id is bad input before anything starts
     budgets = {name: getattr(args, name) for name in BUDGET_FLAGS if getattr(args, name) is not None}
     settings = {"workflow": args.workflow, "tasks": list(tasks), "languages": list(languages), "budgets": budgets}
-    return run_bring_your_own(args, "agent run", ["agent"], agent=settings)
+    return run_bring_your_own(args, "agent run", ["agent"], agent=settings, sandbox=sandbox_record(args))
 
 
 def add_parsers(sub: argparse._SubParsersAction) -> None:
@@ -40,5 +41,6 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     for name, text in BUDGET_FLAGS.items():
         kind = CONTEXT if name == "context_tokens" else SECONDS if name == "command_timeout_s" else COUNT
         budgets.add_argument("--" + name.replace("_", "-").removesuffix("-s"), dest=name, type=kind, help=text)
+    add_sandbox_option(run, "process")
     add_folder_options(run)
     add_target_options(run)

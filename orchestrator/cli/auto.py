@@ -8,6 +8,7 @@ import sys
 from .common import MINUTES, RUNS, WARM_RUNS, add_knob_overrides, command, knob_overrides, load_or_probe
 from .plan import render_plan
 from .quality import QUALITY_MODES, quality_settings
+from .sandbox import add_sandbox_option, sandbox_record
 
 
 def ask(question: str, default: str, assume_yes: bool) -> str:
@@ -62,7 +63,8 @@ def cmd_auto(args: argparse.Namespace) -> int:
     # temperature, num_ctx and num_predict come from the plan, whose deviations already record any override
     options = dict(force_load=args.force_load,
                    for_publication=args.for_publication, allow_dirty=args.allow_dirty, smoke=args.smoke,
-                   quality=quality_settings(args.quality_mode, None, 1))  # the plan's estimate used the same
+                   quality=quality_settings(args.quality_mode, None, 1),  # the plan's estimate used the same
+                   sandbox=sandbox_record(args) if {"agent", "quality"} & set(auto_plan.phases) else {})
     try:
         with progress_reporter() as progress:
             result = execute(auto_plan, profiles, args.runs, handle, options, ["weeyuga"] + sys.argv[1:], progress,
@@ -115,6 +117,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--for-publication", action="store_true")
     p.add_argument("--allow-dirty", action="store_true")
     p.add_argument("--quality-mode", choices=QUALITY_MODES, default="quick", help="packs of the quality phase (default quick)")
+    add_sandbox_option(p, "auto")
     add_knob_overrides(p)
 
     p = sub.add_parser("doctor", help="check everything auto needs and say how to fix what is missing")

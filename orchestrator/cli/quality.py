@@ -11,6 +11,7 @@ from typing import Any
 from ..errors import BadInput
 from .common import COUNT, RUNS, add_folder_options, command
 from .run import add_target_options, run_bring_your_own
+from .sandbox import add_sandbox_option, sandbox_record
 
 QUALITY_MODES = ("quick", "medium", "full")
 
@@ -39,7 +40,8 @@ def quality_run(args: argparse.Namespace) -> int:
         return 1 if control.passes else 0
     if not (args.target_url and args.models):  # a resume too: the runtime to continue against
         raise BadInput("quality run needs --target-url and --models (or --negative-control, which needs no endpoint)")
-    return run_bring_your_own(args, "quality run", ["quality"], quality=quality_settings(args.mode, args.packs, args.repeat))
+    return run_bring_your_own(args, "quality run", ["quality"], quality=quality_settings(args.mode, args.packs, args.repeat),
+                              sandbox=sandbox_record(args))
 
 
 def quality_rescore(args: argparse.Namespace) -> int:
@@ -86,6 +88,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--repeat", type=COUNT, default=1, help="run each scenario N times (mean, std, CV per pack)")
     p.add_argument("--negative-control", action="store_true",
                    help="answer every scenario with junk, no endpoint; exit 1 if any passes")
+    add_sandbox_option(p, "process")
     add_target_options(p, required=False)
     add_folder_options(p)
     p.set_defaults(runs=RUNS, smoke=False, probe=False)

@@ -23,6 +23,7 @@ from ..agent import Budgets, load_tasks, resume_state, run_agent_tasks
 from ..agent.tasks import TASKS_DIR, AgentTask, harness_config
 from ..records import AgentRecord, CallKey
 from ..runspec import RunOptions, Target
+from ..sandbox_docker.choice import run_sandbox
 from .base import Unit
 from .context import PhaseContext
 
@@ -95,10 +96,12 @@ class AgentPhase:
         if task.id in finished:
             return
         attempt = attempts.get(task.id, 0) + 1
+        sandbox = run_sandbox(ctx.options.sandbox)
         summary = run_agent_tasks(
             [task], self.chat_for(ctx, cell_id, task.id, attempt), settings.workflow, settings.budgets,
-            on_record=lambda record: self.write(ctx, cell_id, record),
-            sampling={"temperature": ctx.options.temperature}, previous_attempts=attempts)
+            sandbox.agent_factory, on_record=lambda record: self.write(ctx, cell_id, record),
+            sampling={"temperature": ctx.options.temperature}, previous_attempts=attempts,
+            toolchain_check=sandbox.toolchain_check)
         if summary.interrupted:  # the agent_run line says `interrupted`; the run stops here as any run does
             raise KeyboardInterrupt
 

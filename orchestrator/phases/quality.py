@@ -23,6 +23,7 @@ from ..quality.records import arm_key
 from ..quality.runner import ChatError, run_arm
 from ..records import CallKey, QualityRecord
 from ..runspec import RunOptions, Target
+from ..sandbox_docker.choice import run_sandbox
 from .base import Unit
 from .context import PhaseContext
 
@@ -90,7 +91,8 @@ class QualityPhase:
 
         scenario = pack.scenario(scenario_id)
         capped = replace(scenario, max_tokens=self.max_tokens(pack, scenario_id, ctx.options.num_predict))
-        _, record, line = run_arm(pack, capped, chat, key.cell_id, key.run_idx, self.decode_rate(ctx, key.cell_id))
+        runner = run_sandbox(ctx.options.sandbox).code_runner if scenario.kind == "codeexec" else None
+        _, record, line = run_arm(pack, capped, chat, key.cell_id, key.run_idx, self.decode_rate(ctx, key.cell_id), runner)
         with ctx.write_lock:
             ctx.responses.write(line)
             ctx.ledger.write(QualityRecord(record))

@@ -1,0 +1,78 @@
+"""`sandbox build|status`: the Docker image model-written code runs in, and `--sandbox` for the
+commands that run such code (agent run, quality run, auto)."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from .common import command
+
+
+def add_sandbox_option(p: argparse.ArgumentParser, default: str) -> None:
+    p.add_argument("--sandbox", choices=["process", "docker", "auto"], default=default,
+                   help="where model-written code runs: process (temp folder, rlimits, no network where unshare "
+                        "works), docker (a container; needs `weeyuga sandbox build`), auto (docker when ready) "
+                        f"(default {default})")
+
+
+def sandbox_record(args: argparse.Namespace) -> dict[str, Any]:
+    """The run's recorded choice; a resume keeps the one its run recorded."""
+    from ..sandbox_docker.choice import choose_sandbox
+
+    if getattr(args, "resume", None):
+        return {}
+    choice = choose_sandbox(args.sandbox)
+    print(f"sandbox: {choice.kind} ({choice.reason})")
+    return choice.record()
+
+
+@command("sandbox")
+def cmd_sandbox(args: argparse.Namespace) -> int:
+    return {"build": sandbox_build, "status": sandbox_status}[args.sandbox_command](args)
+
+
+def sandbox_build(args: argparse.Namespace) -> int:
+    from ..sandbox_docker.config import load_config
+    from ..sandbox_docker.engine import connect
+    from ..sandbox_docker.image import build_image
+
+    result = build_image(connect(), load_config(), args.method, args.force, progress=print)
+    image = result.image
+    print(f"{image.tag}: {image.digest} ({image.size_mb} MB), {image.built_from}")
+    if result.method == "cached":
+        print("already built from today's profiles/sandbox.yaml (--force rebuilds)")
+    else:
+        rootfs = "" if result.rootfs_cached is None else (
+            f"root filesystem {'reused' if result.rootfs_cached else f'made in {result.rootfs_s:.0f} s'}, ")
+        print(f"built {result.method}: {rootfs}image in {result.import_s:.0f} s, {result.total_s:.0f} s in all")
+    return 0
+
+
+def sandbox_status(args: argparse.Namespace) -> int:
+    from ..sandbox_docker.choice import docker_readiness
+    from ..sandbox_docker.engine import EngineUnavailable, connect, reap_leftovers
+
+    readiness = docker_readiness()
+    print(f"engine: {readiness.engine or 'not reachable'}")
+    print(f"image:  {readiness.reason}")
+    if readiness.engine:
+        try:
+            reaped = reap_leftovers(connect())
+        except EngineUnavailable:
+            reaped = []
+        if reaped:
+            print(f"removed {len(reaped)} sandbox container(s) left by a weeyuga that died: {', '.join(reaped)}")
+    print(f"--sandbox auto uses: {'docker' if readiness.ready else 'process'}")
+    return 0 if readiness.ready else 1
+
+
+def add_parsers(sub: argparse._SubParsersAction) -> None:
+    group = sub.add_parser("sandbox", help="the Docker sandbox for model-written code: build its image, check it")
+    sandbox = group.add_subparsers(dest="sandbox_command", required=True, metavar="SUBCOMMAND")
+    p = sandbox.add_parser("build", help="make the image weeyuga-sandbox:<version> (profiles/sandbox.yaml)")
+    p.add_argument("--method", choices=["auto", "registry", "offline"], default="auto",
+                   help="registry: a Dockerfile on the official base image; offline: debootstrap from Debian's "
+                        "archive, imported; auto: registry when one answers (default auto)")
+    p.add_argument("--force", action="store_true", help="rebuild even when a current image is there")
+    sandbox.add_parser("status", help="is Docker reachable, which image is present, what --sandbox auto uses")
