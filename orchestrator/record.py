@@ -157,6 +157,7 @@ def build_manifest(run_dir: Path, context: RunContext, status: str) -> dict[str,
         "command": meta.get("command", []),
         "status_reason": status_reason,
         "canonical_phases": PHASES,  # the catalogue judges completeness against the list of the run's time
+        "prompt_cache": meta.get("prompt_cache"),  # what timed calls asked of the prompt cache, per cell
     }
 
 

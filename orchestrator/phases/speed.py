@@ -49,11 +49,11 @@ class SpeedPhase:
         return per_item * tokens / decode_tokens_per_sec + per_item * len(self.suite.items) * 0.2
 
     def call(self, ctx: PhaseContext, key: CallKey, history: list[dict[str, Any]] | None = None,
-             **how: Any) -> CallResult:
+             cache_prompt: bool | None = None, **how: Any) -> CallResult:
         item = self._items[key.prompt_id]
         system = [{"role": "system", "content": self.suite.system}] if self.suite.system else []
         messages = system + (history or []) + [{"role": "user", "content": item.prompt}]
-        request = ctx.request(key, messages, item.capped_tokens(ctx.options.num_predict))
+        request = ctx.request(key, messages, item.capped_tokens(ctx.options.num_predict), cache_prompt=cache_prompt)
         return ctx.chat(request, key_fields=key, **how,
                         grade=lambda text: (format_ok(item.format, text), marker_hit(item.markers, text)))
 
