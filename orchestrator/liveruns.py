@@ -64,9 +64,13 @@ def register(run_id: str) -> Path | None:
 
 
 def unregister(path: Path | None) -> None:
+    """Remove the entry, and the folders it made if nothing else is in them (no litter beside a run folder)."""
     if path is not None:
-        with contextlib.suppress(OSError):
-            path.unlink(missing_ok=True)
+        for gone in (path.unlink, path.parent.rmdir, path.parent.parent.rmdir):
+            try:
+                gone()
+            except OSError:  # not empty (another live run, a pidfile): leave it
+                return
 
 
 def describe(runs: list[dict[str, Any]]) -> str:

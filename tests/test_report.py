@@ -74,7 +74,7 @@ def test_report_is_deterministic_and_follows_metadata_1_0(run_dir):
     md = (run_dir / "run.md").read_text()
     for section in ("## Headline numbers", "## Methodology", "## Caveats", "## Reproducibility", "## Plots"):
         assert section in md
-    assert "weeyuga auto --phases hello,prompt_cache,5q,parallel_same" in md
+    assert "weeyuga auto --phases hello,5q,parallel_same" in md
 
 
 def test_process_warm_first_calls_stay_out_of_the_cold_columns(run_dir):

@@ -84,8 +84,8 @@ def generate(dest: Path) -> Path:
                                   {}, ["llama-server", "-m", f"{plan.model}.gguf", "-ngl", str(plan.ngl)], {},
                                   {"model": plan.model, "quant": plan.quant, "sha256": plan.quant and profiles.model(plan.model).quant(plan.quant).sha256,
                                    "size_bytes": int(plan.model_size_gb * 2**30), "source": "example"})
-        options = RunOptions(phases=["hello", "prompt_cache", "5q", "parallel_same"], runs=2, submitter_handle="example",
-                             device_tag=DEVICE, command=["weeyuga", "auto", "--phases", "hello,prompt_cache,5q,parallel_same", "--runs", "2"],
+        options = RunOptions(phases=["hello", "5q", "parallel_same"], runs=2, submitter_handle="example",
+                             device_tag=DEVICE, command=["weeyuga", "auto", "--phases", "hello,5q,parallel_same", "--runs", "2"],
                              num_ctx=plan.num_ctx)
         run_recorded([Target(cell)], options, run_dir, RUN_ID, context, clock=TickClock())
     finally:
