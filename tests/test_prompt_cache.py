@@ -3,8 +3,6 @@ the prefill rate over the uncached tokens, the prompt_cache phase, and how the m
 record the methodology. Against the FAKE SSE server (a one-slot prompt cache like llama-server's)
 and the FAKE Ollama."""
 
-import pytest
-
 from orchestrator.client import CallRequest, stream_chat
 from orchestrator.ledger import read_records
 from orchestrator.measurement import prompt_cache_policy
@@ -15,14 +13,7 @@ from orchestrator.run import RunOptions
 from orchestrator.runtimes import RUNTIMES
 from orchestrator.runtimes.base import byo_target
 from tests.fakes import ollama as fake_ollama
-from tests.fakes.openai_server import start_in_thread
-
-
-@pytest.fixture
-def fake():
-    srv, state, url = start_in_thread()
-    yield state, url
-    srv.shutdown()
+from tests.test_agent_phase import fake  # noqa: F401  (the FAKE SSE server, fresh per test)
 
 
 def chat(url, cache_prompt):
@@ -30,7 +21,7 @@ def chat(url, cache_prompt):
                                    request_fields={"cache_prompt": cache_prompt}), "llamacpp")
 
 
-def test_the_client_reads_cached_tokens_and_the_uncached_prefill_rate(fake):
+def test_the_client_reads_cached_tokens_and_the_uncached_prefill_rate(fake):  # noqa: F811
     _, url = fake
     first, repeated, refused = chat(url, True), chat(url, True), chat(url, False)
     assert (first.prompt_cached_tokens, first.prefill_tokens_per_sec) == (0, 2000.0)  # 10 tokens in 5 ms
@@ -65,7 +56,7 @@ def run(url, tmp_path, phases, engine="llamacpp"):
     return [r for r in read_records(tmp_path / "run.jsonl") if r["type"] == "call"]
 
 
-def test_timed_calls_ask_for_no_reuse_and_the_prompt_cache_phase_measures_it(fake, tmp_path):
+def test_timed_calls_ask_for_no_reuse_and_the_prompt_cache_phase_measures_it(fake, tmp_path):  # noqa: F811
     state, url = fake
     calls = run(url, tmp_path, ["5q", "prompt_cache"])
     timed = [c for c in calls if c["phase"] == "5q"]
@@ -86,7 +77,7 @@ def test_timed_calls_ask_for_no_reuse_and_the_prompt_cache_phase_measures_it(fak
     assert '"sent_as": "cache_prompt"' in manifest and '"timed_calls": false' in manifest
 
 
-def test_a_runtime_without_a_switch_is_sent_nothing_and_recorded_as_null(fake, tmp_path):
+def test_a_runtime_without_a_switch_is_sent_nothing_and_recorded_as_null(fake, tmp_path):  # noqa: F811
     state, url = fake
     calls = run(url, tmp_path, ["5q"], engine="openai")
     assert {c["cache_prompt"] for c in calls} == {None} and not any("cache_prompt" in r for r in state.requests)

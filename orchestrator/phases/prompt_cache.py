@@ -27,9 +27,7 @@ class PromptCachePhase(SpeedPhase):
         return 2 * prompt_cache_policy().pairs
 
     def units(self, cells: list[str], options: RunOptions) -> list[Unit]:
-        calls = 2 if options.smoke else self.calls_per_item(options.runs)
-        return [Unit(self.name, (cells[0],), tuple(CallKey(cells[0], self.name, item.id, None, i) for i in range(calls)))
-                for item in self.items(options)]
+        return self.item_series(cells, options, 2 if options.smoke else self.calls_per_item(options.runs))
 
     def run_unit(self, unit: Unit, ctx: PhaseContext) -> None:
         todo = [key for key in unit.keys if not ctx.is_done(key)]
