@@ -87,8 +87,7 @@ class ResourceSampler:
             except Exception:  # NVML present but unusable: sample without it
                 self._handles = []
 
-    def _process_figures(self) -> tuple[float | None, float | None]:
-        pid = self._pid()
+    def _process_figures(self, pid: int | None) -> tuple[float | None, float | None]:
         if pid is None:
             return None, None
         if self._process is None or self._process.pid != pid:
@@ -114,17 +113,18 @@ class ResourceSampler:
         except Exception:  # a transient NVML error loses one sample, not the run
             return None, None
 
-    def _reading(self, t: float) -> others.Reading:
-        return others.read(t, os.getpid(), self._pid(), self.nvml, self._handles)
+    def _reading(self, t: float, runtime_pid: int | None) -> others.Reading:
+        return others.read(t, os.getpid(), runtime_pid, self.nvml, self._handles)
 
     def sample_once(self) -> Sample:
-        rss, cpu = self._process_figures()
+        pid = self._pid()  # once a sample: a bring-your-own runtime's is looked up among the host's sockets
+        rss, cpu = self._process_figures(pid)
         gpu_mem, gpu_util = self._gpu_figures()
         t = time.monotonic()
         sample = Sample(t, rss, cpu, gpu_mem, gpu_util)
         with self._lock:
             if self.contention:
-                reading = self._reading(t)
+                reading = self._reading(t, pid)
                 share = others.others_share(self.readings[-1], reading) if self.readings else None
                 sample = Sample(t, rss, cpu, gpu_mem, gpu_util, share, reading.others_gpu_mem_mb,
                                 reading.others_gpu_util_percent)
@@ -179,5 +179,5 @@ class ResourceSampler:
         with self._lock:
             readings = list(self.readings)
         if self.contention and (not readings or readings[-1].t < t1):
-            readings.append(self._reading(time.monotonic()))
+            readings.append(self._reading(time.monotonic(), self._pid()))
         return others.window(readings, t0, t1)
