@@ -121,10 +121,11 @@ class ResourceSampler:
         rss, cpu = self._process_figures(pid)
         gpu_mem, gpu_util = self._gpu_figures()
         t = time.monotonic()
-        sample = Sample(t, rss, cpu, gpu_mem, gpu_util)
+        reading = self._reading(t, pid) if self.contention else None  # outside the lock: it reads the process table
         with self._lock:
-            if self.contention:
-                reading = self._reading(t, pid)
+            if reading is None:
+                sample = Sample(t, rss, cpu, gpu_mem, gpu_util)
+            else:
                 share = others.others_share(self.readings[-1], reading) if self.readings else None
                 sample = Sample(t, rss, cpu, gpu_mem, gpu_util, share, reading.others_gpu_mem_mb,
                                 reading.others_gpu_util_percent)
