@@ -83,3 +83,17 @@ def test_a_runtime_without_a_switch_is_sent_nothing_and_recorded_as_null(fake, t
     assert {c["cache_prompt"] for c in calls} == {None} and not any("cache_prompt" in r for r in state.requests)
     done = report(tmp_path, plots=False)
     assert "Not sent where the runtime has no switch: the OpenAI API has no prompt-cache switch" in done.markdown
+
+
+def test_a_resume_between_the_calls_of_a_pair_puts_the_prefix_back_first(fake, tmp_path):  # noqa: F811
+    state, url = fake
+    targets = byo_targets(url, ["fake"], "llamacpp", "node:llamacpp", "node")
+    run_recorded(targets, RunOptions(phases=["prompt_cache"], smoke=True), tmp_path, "run-1", RunContext())
+    ledger = tmp_path / "run.jsonl"
+    ledger.write_text("".join(ledger.read_text().splitlines(keepends=True)[:-2]))  # killed before the cached call
+    state.last_prompt = "something else"  # the slot moved on meanwhile
+    run_recorded(targets, RunOptions(phases=["prompt_cache"], smoke=True), tmp_path, "run-1", None, resume=True)
+    warm_up, resumed = state.requests[-2:]
+    assert "cache_prompt" not in warm_up and resumed["cache_prompt"] is True
+    calls = [r for r in read_records(ledger) if r["type"] == "call"]
+    assert [(c["run_idx"], c["prompt_cached_tokens"]) for c in calls] == [(0, 0), (1, 9)]
