@@ -92,6 +92,8 @@ def catalogue_entry(run_dir: Path, manifest: dict[str, Any], metadata: dict[str,
         "deviations": len(manifest.get("deviations") or []),
         "headline": [{k: row.get(k) for k in HEADLINE_FIELDS} for row in metadata.get("cells", [])],
         "status": manifest.get("status"),
+        # phases other processes contended (issue #16): their figures are not the machine's own
+        "contended_phases": [f"{f['cell_id']} {f['phase']}" for f in metadata.get("contended_phases") or []],
     }
 
 

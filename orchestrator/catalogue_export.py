@@ -73,11 +73,13 @@ class QueryResult:
     rows: list[tuple[Any, ...]]
 
 
-def query(export_dir: Path, sql: str) -> QueryResult:
-    """Run a maintainer's SQL over the export (as table `catalogue`). The rows are loaded into memory
-    first and file access is then switched off, so the SQL can read or write nothing else."""
+def query(export_dir: Path, sql: str, exclude_contended: bool = False) -> QueryResult:
+    """Run a maintainer's SQL over the export (as table `catalogue`, without the rows of contended
+    phases when asked). The rows are loaded into memory first and file access is then switched off,
+    so the SQL can read or write nothing else."""
+    where = " WHERE contended IS NOT TRUE" if exclude_contended else ""
     with contextlib.closing(duckdb.connect()) as db:
-        db.execute(f"CREATE TABLE {QUERY_TABLE} AS SELECT * FROM read_parquet({sql_string(export_glob(export_dir))})")
+        db.execute(f"CREATE TABLE {QUERY_TABLE} AS SELECT * FROM read_parquet({sql_string(export_glob(export_dir))}){where}")
         db.execute("SET enable_external_access = false")
         db.execute("SET lock_configuration = true")
         try:

@@ -85,6 +85,8 @@ COLUMNS: list[tuple[str, str, str]] = [
     ("agent_completed_at", "INTEGER", "agent_task: the pass (ralph) or try (two-try) that passed the gate"),
     ("agent_passes", "INTEGER", "agent_task: passes or tries used"),
     ("agent_duration_s", "DOUBLE", "agent_task: wall time"),
+    ("contended", "BOOLEAN", "other processes contended this row's cell and phase (metadata.json contended_phases; "
+                             "`weeyuga catalogue --exclude-contended` leaves such rows out of --query and --html)"),
 ]
 COLUMN_TYPES = {name: kind for name, kind, _ in COLUMNS}
 ROW_KINDS = ("phase", "quality", "agent_task")
@@ -168,11 +170,12 @@ def run_rows(path: str, manifest: dict[str, Any], metadata: dict[str, Any], ledg
     """Every row of one run, typed and in column order. `ledger_records`: (line number, record) of
     the run.jsonl lines whose type is in LEDGER_KINDS."""
     common = run_columns(path, manifest, hardware_class) | {"completeness": completeness}
+    contended = {(f.get("cell_id"), f.get("phase")) for f in metadata.get("contended_phases") or [] if isinstance(f, dict)}
     rows = []
     for cell in metadata.get("cells") or []:
         fields = {column: cell.get(name) for column, name in PHASE_FIELDS.items()}
         rows.append(_row(common | cell_columns(manifest, cell.get("cell_id")) | fields,
-                         "phase", cell.get("phase"), f"{path}/metadata.json"))
+                         "phase", cell.get("phase"), f"{path}/metadata.json", contended))
     for line, record in ledger_records:
         kind, mapping = LEDGER_KINDS[ledger_kind(record)]
         fields = {column: record.get(name) for column, name in mapping.items()}
@@ -180,10 +183,10 @@ def run_rows(path: str, manifest: dict[str, Any], metadata: dict[str, Any], ledg
             fields["agent_passed"] = record["outcome"] == "completed"
         cell_id = record.get("cell_id") if isinstance(record.get("cell_id"), str) else None
         rows.append(_row(common | cell_columns(manifest, cell_id) | fields, kind, record.get("phase"),
-                         f"{path}/run.jsonl line {line}"))
+                         f"{path}/run.jsonl line {line}", contended))
     return rows
 
 
-def _row(values: dict[str, Any], kind: str, phase: Any, source: str) -> dict[str, Any]:
-    values |= {"record_kind": kind, "phase": phase}
+def _row(values: dict[str, Any], kind: str, phase: Any, source: str, contended: set[tuple[Any, Any]]) -> dict[str, Any]:
+    values |= {"record_kind": kind, "phase": phase, "contended": (values.get("cell_id"), phase) in contended}
     return {column: typed(column, values.get(column), source) for column in COLUMN_TYPES}

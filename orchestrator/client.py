@@ -20,6 +20,14 @@ Definitions (milliseconds from just before the request is sent):
     first_answer_ms    first chunk carrying answer content
     total_duration_ms  final chunk received
     tokens_per_sec     completion_tokens / ((total - first_delta) / 1000)
+
+The prompt cache: `cache_prompt` is what the request asked of the runtime's prompt cache (None: its API
+has no switch, nothing was sent). `prompt_cached_tokens` is what the runtime says it reused: llama.cpp's
+`timings.cache_n`, else the OpenAI `usage.prompt_tokens_details.cached_tokens`; None when it does not say
+(Ollama reports only `prompt_eval_count`, the tokens it evaluated, so nothing is derived from it).
+`prefill_tokens_per_sec` is the runtime's own prefill rate over the tokens it really processed:
+llama.cpp `timings.prompt_n / prompt_ms` (prompt_n excludes the cached prefix), Ollama
+`prompt_eval_count / prompt_eval_duration`.
 """
 
 from __future__ import annotations
@@ -52,6 +60,7 @@ class CallRequest:
     stall_timeout_s: float = 120.0  # no byte for this long = stalled
     tools: list[dict[str, Any]] | None = None  # OpenAI function-tool declarations
     tool_choice: Any = None  # OpenAI only ("auto", "none", "required" or a named function)
+    cache_prompt: bool | None = None  # recorded: what request_fields asked of the prompt cache; None: not sent
 
 
 @dataclass
@@ -75,6 +84,8 @@ class CallResult:
     chunks: int = 0
     # The whole assistant message: {"role", "content", "reasoning_content", "tool_calls": [...]}
     message: dict[str, Any] = field(default_factory=dict)
+    prompt_cached_tokens: int | None = None
+    prefill_tokens_per_sec: float | None = None
 
     @property
     def response_preview(self) -> str:
@@ -173,6 +184,13 @@ def _ollama_body(req: CallRequest) -> dict[str, Any]:
     return body
 
 
+def per_second(count: Any, duration: Any, units_per_second: float) -> float | None:
+    """A runtime's count over its own duration; None when it gave either not as a positive number."""
+    if not all(isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0 for v in (count, duration)):
+        return None
+    return count / (duration / units_per_second)
+
+
 def _feed_openai(stream: _Stream, event: dict[str, Any]) -> bool:
     """One SSE event; True when the stream says it is finished."""
     result = stream.result
@@ -192,10 +210,15 @@ def _feed_openai(stream: _Stream, event: dict[str, Any]) -> bool:
         result.completion_tokens = usage.get("completion_tokens")
         details = usage.get("completion_tokens_details") or {}
         result.reasoning_tokens = details.get("reasoning_tokens")
+        if result.prompt_cached_tokens is None:  # llama.cpp's timings.cache_n, when present, is the same figure
+            result.prompt_cached_tokens = (usage.get("prompt_tokens_details") or {}).get("cached_tokens")
     timings = event.get("timings")  # llama.cpp's own measurement
     if timings:
         result.server_tokens_per_sec = timings.get("predicted_per_second")
         result.server_prompt_ms = timings.get("prompt_ms")
+        if timings.get("cache_n") is not None:
+            result.prompt_cached_tokens = timings["cache_n"]
+        result.prefill_tokens_per_sec = per_second(timings.get("prompt_n"), timings.get("prompt_ms"), 1e3)
     return False
 
 
@@ -215,6 +238,7 @@ def _feed_ollama(stream: _Stream, event: dict[str, Any]) -> bool:
         result.server_tokens_per_sec = event["eval_count"] / (event["eval_duration"] / 1e9)
     if event.get("prompt_eval_duration") is not None:
         result.server_prompt_ms = event["prompt_eval_duration"] / 1e6
+    result.prefill_tokens_per_sec = per_second(event.get("prompt_eval_count"), event.get("prompt_eval_duration"), 1e9)
     return True
 
 

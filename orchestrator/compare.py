@@ -1,7 +1,8 @@
 """Regression comparison between runs with the methodology's thresholds.
 
 Per (cell, phase): warm TTFT p50 or warm total p50 at least 30% slower, or warm tok/s mean at
-least 30% lower, is a regression; success rate under 0.95 is a red flag; 30% better on any
+least 30% lower, is a regression; success rate under 0.95 is a red flag, and so is a phase
+other processes contended in either run (metadata.json `contended_phases`); 30% better on any
 of them is a win; an agent task a baseline completed and the candidate did not is a regression.
 A baseline of several runs uses each metric's median, and the spread the
 baseline runs showed is reported as the noise band.
@@ -42,6 +43,7 @@ class CellComparison:
     metrics: list[MetricChange] = field(default_factory=list)
     success_rate: float | None = None
     red_flag: bool = False
+    contended: str | None = None  # why the figures are not the machine's own (a run's contended phase)
 
     @property
     def verdicts(self) -> set[str]:
@@ -101,6 +103,12 @@ def _rows(doc: dict[str, Any], by_model: bool) -> dict[tuple[str, str], dict[str
     return out
 
 
+def _contended(doc: dict[str, Any], by_model: bool) -> dict[tuple[str, str], str]:
+    """(key, phase) -> why, for the phases other processes contended in this run."""
+    return {(":".join(f["cell_id"].split(":")[1:]) if by_model else f["cell_id"], f["phase"]): f["reason"]
+            for f in doc.get("contended_phases") or []}
+
+
 def compare(baselines: list[dict[str, Any]], candidate: dict[str, Any]) -> Comparison:
     by_model = not any(set(_rows(b, False)) & set(_rows(candidate, False)) for b in baselines)
     base_rows = [_rows(b, by_model) for b in baselines]
@@ -113,7 +121,10 @@ def compare(baselines: list[dict[str, Any]], candidate: dict[str, Any]) -> Compa
             continue
         row = cand_rows[key]
         cell = CellComparison(key[0], key[1], success_rate=row.get("success_rate"))
-        cell.red_flag = row.get("success_rate") is not None and row["success_rate"] < SUCCESS_FLOOR
+        contended = [(run, _contended(doc, by_model).get(key)) for run, doc in
+                     [("candidate", candidate)] + [(f"baseline {b['run_id']}", b) for b in baselines]]
+        cell.contended = "; ".join(f"{run}: {why}" for run, why in contended if why) or None
+        cell.red_flag = (row.get("success_rate") is not None and row["success_rate"] < SUCCESS_FLOOR) or bool(cell.contended)
         for metric, higher_better in METRICS.items():
             values = [r[metric] for r in present if r.get(metric) is not None]
             base = statistics.median(values) if values else None
@@ -145,8 +156,10 @@ def render_markdown(result: Comparison) -> str:
             noise = "–" if m.noise_band is None else f"{m.noise_band:.0%}"
             lines.append(f"| {cell.key} | {cell.phase} | {m.metric} | {m.baseline if m.baseline is not None else '–'} | "
                          f"{m.candidate if m.candidate is not None else '–'} | {change} | {noise} | {m.verdict} |")
-        if cell.red_flag:
+        if cell.success_rate is not None and cell.success_rate < SUCCESS_FLOOR:
             lines.append(f"| {cell.key} | {cell.phase} | success_rate | | {cell.success_rate} | | | **red flag** |")
+        if cell.contended:
+            lines.append(f"| {cell.key} | {cell.phase} | contention | | {cell.contended} | | | **red flag** |")
     if result.tasks_stopped_completing:
         lines += ["", "Agent tasks that stopped completing (each counts as a regression):", ""]
         lines += [f"- **{line}**" for line in result.tasks_stopped_completing]

@@ -47,8 +47,8 @@ class Leaderboard:
     rows: int
 
 
-def write_leaderboard(export_dir: Path, root: Path, html_dir: Path) -> Leaderboard:
-    summary = query(export_dir, SUMMARY_SQL)
+def write_leaderboard(export_dir: Path, root: Path, html_dir: Path, exclude_contended: bool = False) -> Leaderboard:
+    summary = query(export_dir, SUMMARY_SQL, exclude_contended)
     try:
         html_dir.mkdir(parents=True, exist_ok=True)
         for asset in sorted(ASSETS.iterdir()):

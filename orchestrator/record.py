@@ -158,6 +158,7 @@ def build_manifest(run_dir: Path, context: RunContext, status: str) -> dict[str,
         "status_reason": status_reason,
         "canonical_phases": PHASES,  # the catalogue judges completeness against the list of the run's time
         "sandbox": options.get("sandbox"),  # where model-written code ran: kind, image, digest, how it was built
+        "prompt_cache": meta.get("prompt_cache"),  # what timed calls asked of the prompt cache, per cell
     }
 
 

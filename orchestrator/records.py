@@ -98,6 +98,8 @@ class MetaRecord(Record):
     gates: dict[str, Any]
     env: dict[str, str]
     command: list[str]
+    # the prompt-cache methodology (profiles/canonical.yaml) and each cell's switch (issue #16)
+    prompt_cache: dict[str, Any] | None = field(default=None, metadata=OPTIONAL)
 
 
 @dataclass(frozen=True)
@@ -136,6 +138,13 @@ class CallRecord(Record):
     peaks: dict[str, float | None] = field(default_factory=dict, metadata=SPREAD)  # resource maxima during the call
     step: int | None = field(default=None, metadata=OPTIONAL)
     attempt: int | None = field(default=None, metadata=OPTIONAL)
+    # issue #16: the prompt cache (client.py's definitions) and other processes' share of the machine
+    cache_prompt: bool | None = None  # what the request sent; None: the runtime's API has no switch
+    prompt_cached_tokens: int | None = None  # what the runtime says it reused; None: it does not say
+    prefill_tokens_per_sec: float | None = None  # the runtime's prefill rate over the uncached tokens
+    contention_cpu: float | None = None  # share of all CPUs used by other processes during the call
+    contention_gpu_util_percent: float | None = field(default=None, metadata=OPTIONAL)  # others', on NVML GPUs
+    contention_gpu_mem_mb: float | None = field(default=None, metadata=OPTIONAL)  # others', on NVML GPUs
     TYPE: ClassVar[str] = "call"
 
     @property

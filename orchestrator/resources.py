@@ -1,12 +1,15 @@
 """Resource samples during a run: the runtime's RSS and CPU, and NVML VRAM and utilisation.
 
 A background thread samples every ~250 ms into a series (written to samples.jsonl); the
-runner asks for the peaks inside each call's time window.
+runner asks for the peaks inside each call's time window. With `contention=True` every sample
+also reads how much of the machine other processes used (contention.py), and the runner asks
+for that over each call's window too.
 """
 
 from __future__ import annotations
 
 import bisect
+import os
 import threading
 import time
 from dataclasses import asdict, dataclass
@@ -15,6 +18,7 @@ from typing import Any, Callable
 
 import psutil
 
+from . import contention as others
 from .errors import WeeyugaError
 from .ledger import Ledger
 
@@ -29,6 +33,9 @@ class Sample:
     cpu_percent: float | None
     gpu_mem_used_mb: float | None
     gpu_util_percent: float | None
+    others_cpu_share: float | None = None  # since the previous sample (contention.py)
+    others_gpu_mem_mb: float | None = None
+    others_gpu_util_percent: float | None = None
 
 
 def listener_pid(port: int) -> int | None:
@@ -58,7 +65,8 @@ class ResourceSampler:
     """Start it around a cell; `peaks(t0, t1)` gives the maxima of the samples in that window."""
 
     def __init__(self, pid: Callable[[], int | None], nvml: Any = None, samples_path: Path | None = None,
-                 interval_s: float = SAMPLE_INTERVAL_S, label: dict[str, Any] | None = None) -> None:
+                 interval_s: float = SAMPLE_INTERVAL_S, label: dict[str, Any] | None = None,
+                 contention: bool = False) -> None:
         self.interval_s = interval_s
         self.nvml = nvml
         self.samples: list[Sample] = []
@@ -70,6 +78,8 @@ class ResourceSampler:
         self._lock = threading.Lock()
         self._pid = pid  # asked every sample: a cold restart gives the runtime a new pid
         self._process: psutil.Process | None = None
+        self.contention = contention
+        self.readings: list[others.Reading] = []  # in step with `samples` when contention is on
         self._handles = []
         if nvml is not None:
             try:
@@ -77,8 +87,7 @@ class ResourceSampler:
             except Exception:  # NVML present but unusable: sample without it
                 self._handles = []
 
-    def _process_figures(self) -> tuple[float | None, float | None]:
-        pid = self._pid()
+    def _process_figures(self, pid: int | None) -> tuple[float | None, float | None]:
         if pid is None:
             return None, None
         if self._process is None or self._process.pid != pid:
@@ -104,11 +113,23 @@ class ResourceSampler:
         except Exception:  # a transient NVML error loses one sample, not the run
             return None, None
 
+    def _reading(self, t: float, runtime_pid: int | None) -> others.Reading:
+        return others.read(t, os.getpid(), runtime_pid, self.nvml, self._handles)
+
     def sample_once(self) -> Sample:
-        rss, cpu = self._process_figures()
+        pid = self._pid()  # once a sample: a bring-your-own runtime's is looked up among the host's sockets
+        rss, cpu = self._process_figures(pid)
         gpu_mem, gpu_util = self._gpu_figures()
-        sample = Sample(time.monotonic(), rss, cpu, gpu_mem, gpu_util)
+        t = time.monotonic()
+        reading = self._reading(t, pid) if self.contention else None  # outside the lock: it reads the process table
         with self._lock:
+            if reading is None:
+                sample = Sample(t, rss, cpu, gpu_mem, gpu_util)
+            else:
+                share = others.others_share(self.readings[-1], reading) if self.readings else None
+                sample = Sample(t, rss, cpu, gpu_mem, gpu_util, share, reading.others_gpu_mem_mb,
+                                reading.others_gpu_util_percent)
+                self.readings.append(reading)
             self.samples.append(sample)
             self._times.append(sample.t)
         return sample
@@ -152,3 +173,12 @@ class ResourceSampler:
 
         return {"peak_rss_mb": peak("rss_mb"), "peak_cpu_percent": peak("cpu_percent"),
                 "peak_gpu_mem_used_mb": peak("gpu_mem_used_mb"), "peak_gpu_util_percent": peak("gpu_util_percent")}
+
+    def contention_during(self, t0: float, t1: float) -> dict[str, float | None]:
+        """Other processes' use of the machine over [t0, t1]; a call that ended after the latest
+        sample is closed by a reading taken now."""
+        with self._lock:
+            readings = list(self.readings)
+        if self.contention and (not readings or readings[-1].t < t1):
+            readings.append(self._reading(time.monotonic(), self._pid()))
+        return others.window(readings, t0, t1)

@@ -27,8 +27,13 @@ from typing import Any, Callable
 from . import __version__
 from . import records as ledger_lines
 from .client import Clock
+from .contention import contended_phases
+from .contention import describe as describe_contention
 from .errors import BadInput, WeeyugaError
 from .ledger import LEDGER_NAME, Ledger, LedgerState, read_records, read_state
+from .liveruns import describe as describe_runs
+from .liveruns import live_runs, register, unregister
+from .measurement import prompt_cache_policy
 from .paths import REPO_ROOT
 from .phases import Phase, PhaseContext, load_phase
 from .procs import run_captured
@@ -92,12 +97,16 @@ def check_gates(options: RunOptions, git_dirty: bool | None, dirty_paths: list[s
     if load and load[0] > LOAD_AVG_LIMIT and not options.force_load:
         raise WeeyugaError(f"load average {load[0]:.2f} is above {LOAD_AVG_LIMIT}: numbers would be noisy; "
                            "wait for the machine to settle or pass --force-load (recorded in the ledger)")
+    others = live_runs()
+    if others and not options.force_load:
+        raise WeeyugaError(f"another weeyuga run is measuring on this machine ({describe_runs(others)}): each would "
+                           "skew the other's numbers; wait for it to finish or pass --force-load (recorded in the ledger)")
     if options.for_publication and git_dirty and not options.allow_dirty:
         raise WeeyugaError(f"--for-publication refuses a modified weeyuga checkout ({', '.join(dirty_paths[:5])}); "
                            "commit or pass --allow-dirty (recorded in the ledger)")
     return {"load_avg_limit": LOAD_AVG_LIMIT, "force_load": options.force_load,
             "for_publication": options.for_publication, "allow_dirty": options.allow_dirty,
-            "dirty_paths": dirty_paths}
+            "dirty_paths": dirty_paths, "other_live_runs": [r.get("run_id") for r in others]}
 
 
 class Runner:
@@ -144,7 +153,7 @@ class Runner:
         if self.options.probe_only or not available:
             return self.result
         with ResourceSampler(lambda: self._sampled_pid(available), self.nvml, self.run_dir / SAMPLES_NAME,
-                             label={"run_id": self.run_id}) as sampler:
+                             label={"run_id": self.run_id}, contention=True) as sampler:
             self.ctx.sampler = sampler
             for index, phase in enumerate(phases, 1):
                 self.run_phase(phase, available, f"[{index}/{len(phases)}] {phase.name}")
@@ -183,7 +192,26 @@ def meta_record(run_id: str, targets: list[Target], available: list[Target], pha
         suites={p.name: {"version": p.version, "sha256": p.sha256, "mode": p.mode} for p in phases},
         options=options.to_dict(), canonical_overrides=options.canonical_overrides,
         submitter_handle=options.submitter_handle, device_tag=options.device_tag, phase_notes=options.phase_notes,
-        gates=gates, env={k: os.environ[k] for k in RECORDED_ENV if k in os.environ}, command=options.command)
+        gates=gates, env={k: os.environ[k] for k in RECORDED_ENV if k in os.environ}, command=options.command,
+        prompt_cache=prompt_cache_record(targets))
+
+
+def prompt_cache_record(targets: list[Target]) -> dict[str, Any]:
+    """The prompt-cache methodology and how each cell's runtime was (or could not be) told it."""
+    policy = prompt_cache_policy()
+    cells = {}
+    for target in targets:
+        switch, why = runtime_for_engine(target.cell.engine).prompt_cache_switch()
+        cells[target.cell.cell_id] = {"sent_as": switch, "why_not_sent": why}
+    return {"timed_calls": policy.timed_calls, "measured_by": policy.measured_by, "cells": cells}
+
+
+def publication_refusal(options: RunOptions, records: list[dict[str, Any]]) -> str | None:
+    """A --for-publication run whose phases other processes contended is not a result to publish."""
+    if not options.for_publication:
+        return None
+    flagged = contended_phases(r for r in records if r.get("type") == "call")
+    return f"--for-publication refuses contended phases: {describe_contention(flagged)}; rerun on a quiet machine" if flagged else None
 
 
 def run_failure(records: list[dict[str, Any]], planned: bool) -> str | None:
@@ -235,6 +263,7 @@ def run_suites(targets: list[Target], options: RunOptions, run_dir: Path, run_id
     git = git_state()
     gates = check_gates(options, git[1], git[2])
     runner = Runner(targets, options, run_dir, run_id, state, clock, nvml, progress)
+    entry = register(run_id)
     try:
         available, reasons = runner.check_cells()
         if resume:
@@ -244,10 +273,12 @@ def run_suites(targets: list[Target], options: RunOptions, run_dir: Path, run_id
         for cell_id, reason in reasons.items():
             runner.ctx.skip(cell_id, None, reason)
         runner.run(phases, available)
-        runner.result.failure = run_failure(list(read_records(runner.result.ledger_path)), not options.probe_only)
+        records = list(read_records(runner.result.ledger_path))
+        runner.result.failure = run_failure(records, not options.probe_only) or publication_refusal(options, records)
         runner.ctx.write(EndRecord(utc_now(), load_average(), runner.result.calls, runner.result.errors,
                                    "failed" if runner.result.failure else "complete", runner.result.failure))
         runner.result.finished = True
     finally:
         runner.close()
+        unregister(entry)
     return runner.result

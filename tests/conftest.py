@@ -9,9 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator import paths, records, run
+from orchestrator import contention, paths, records, run
 from orchestrator.procs import run_captured
 from orchestrator.sandbox_docker import choice as sandbox_choice
+from tests.fakes.processes import FakeProcessTable
 
 # The load average every test sees unless it sets its own (only the load gate's tests do):
 # quiet, so that a busy host (other jobs, a CPU hog) cannot trip run.check_gates.
@@ -39,6 +40,15 @@ def pinned_load_average():
     tests as well: their subject is the runtime, not the host's load."""
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(run, "host_load", lambda: PINNED_LOAD)
+        yield
+
+
+@pytest.fixture(scope="session", autouse=True)
+def pinned_process_table():
+    """Contention and live-run checks read a quiet, empty process table, never the host's (tests that
+    measure contention inject their own): other jobs on the host cannot flag a test's phases."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(contention, "process_table", FakeProcessTable())
         yield
 
 

@@ -58,6 +58,9 @@ def test_hello_and_5q_numbers_follow_their_definitions(server, tmp_path):
         expected = c["completion_tokens"] / ((c["total_duration_ms"] - c["first_delta_ms"]) / 1000)
         assert c["tokens_per_sec"] == pytest.approx(expected, rel=0.01)
         assert c["peak_rss_mb"] and c["peak_rss_mb"] > 50  # the llama-server process, found by its port
+        # timed calls ask for a full prefill, and llama-server says what it reused (nothing)
+        assert c["cache_prompt"] is False and isinstance(c["prompt_cached_tokens"], int)
+        assert c["prompt_cached_tokens"] < c["prompt_tokens"] and 0 <= c["contention_cpu"] <= 1
         if c["completion_tokens"] >= 32:
             gaps.append(abs(c["tokens_per_sec"] - c["server_tokens_per_sec"]) / c["server_tokens_per_sec"])
     assert gaps and statistics.median(gaps) < 0.10, gaps
@@ -89,3 +92,17 @@ def test_resume_after_sigkill_has_no_duplicates(server, tmp_path):
     assert len(keys) == len(set(keys)) == 3 * 2 + 5
     assert calls[: len(before)] == before, "earlier lines were rewritten"
     assert [r["type"] for r in records].count("resume") == 1 and records[-1]["type"] == "end"
+
+
+def test_a_repeated_prompt_with_the_cache_on_reports_cached_tokens(server, tmp_path):
+    proc = weeyuga(*run_args(server, tmp_path, "--phases", "prompt_cache", "--smoke"))
+    out, err = proc.communicate(timeout=300)
+    assert proc.returncode == 0, err
+    (ledger,) = tmp_path.glob("ci/ci-box/run-*/run.jsonl")
+    records = list(read_records(ledger))
+    assert records[0]["prompt_cache"]["cells"][records[0]["cells_planned"][0]]["sent_as"] == "cache_prompt"
+    off, on = [r for r in records if r["type"] == "call"]  # smoke: one pair, reuse off then on
+    assert (off["cache_prompt"], on["cache_prompt"]) == (False, True) and off["error"] is None is on["error"]
+    assert off["prompt_cached_tokens"] == 0 and on["prompt_tokens"] > on["prompt_cached_tokens"] >= on["prompt_tokens"] // 2
+    assert off["prefill_tokens_per_sec"] > 0 and on["server_prompt_ms"] < off["server_prompt_ms"]
+

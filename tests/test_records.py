@@ -75,7 +75,10 @@ def test_context_chat_records_a_multi_turn_tool_call_with_step_and_attempt(tmp_p
     assert result.message["tool_calls"][0]["function"]["name"] == "read_file" and state.requests[-1]["tools"] == tools
     line = next(read_records(tmp_path / "run.jsonl"))
     assert (line["type"], line["step"], line["attempt"], line["finish_reason"]) == ("call", 0, 1, "tool_calls")
-    assert list(line)[-2:] == ["step", "attempt"] and line["format_ok"] is None
+    names = list(line)  # step and attempt follow the preview (no sampler: no peaks); issue #16's fields come after them
+    assert names[names.index("response_preview") + 1:][:3] == ["step", "attempt", "cache_prompt"]
+    assert line["format_ok"] is None
+    assert state.requests[-1]["cache_prompt"] is False and line["cache_prompt"] is False  # the methodology's, for timed calls
     saved = json.loads((tmp_path / "responses.jsonl").read_text())
     assert saved["key"] == list(key.as_tuple())
 

@@ -204,7 +204,7 @@ def test_manifest_records_overrides_and_skips(fake_url, tmp_path):
     assert manifest["status"] == "complete" and manifest["run_id"] == "run-1"
     assert manifest["canonical_options_overrides"] == {"num_ctx": {"canonical": 4096, "value": 2048}}
     assert {"knob": "num_ctx", "value": 2048, "replaced": 4096, "source": "user", "kind": "canonical_option"} in manifest["deviations"]
-    assert {p["phase"] for p in manifest["phases_skipped"]} == {"hello", "20q", "parallel_same", "parallel_mixed",
+    assert {p["phase"] for p in manifest["phases_skipped"]} == {"hello", "prompt_cache", "20q", "parallel_same", "parallel_mixed",
                                                                  "edge_append", "edge_suite"}
     assert calls(tmp_path)[0]["max_tokens"] == 32
 

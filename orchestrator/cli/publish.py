@@ -73,7 +73,7 @@ def cmd_catalogue(args: argparse.Namespace) -> int:
     root = submissions_root(args.submissions_dir)
     result = update_catalogue(root, Path(args.out), Path(args.export) if args.export else None)
     if args.query is not None:
-        print(render_table(query(result.export_dir, args.query)), end="")
+        print(render_table(query(result.export_dir, args.query, args.exclude_contended)), end="")
         return 0
     counts = result.counts
     print(f"{result.out}: {counts['runs']} runs ({counts['complete']} complete, {counts['partial']} partial), {counts['invalid']} invalid; "
@@ -81,7 +81,7 @@ def cmd_catalogue(args: argparse.Namespace) -> int:
     for bad in result.invalid:
         print(f"  invalid {bad['path']}: {bad['reason']}")
     if args.html:
-        page = write_leaderboard(result.export_dir, root, Path(args.html))
+        page = write_leaderboard(result.export_dir, root, Path(args.html), args.exclude_contended)
         print(f"leaderboard: {page.index} ({page.rows} rows)")
     return 0
 
@@ -124,6 +124,8 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--export", metavar="DIR", help="Parquet export folder (default: <out stem>.parquet)")
     p.add_argument("--query", metavar="SQL", help="run SQL over the export (table `catalogue`) and print the result")
     p.add_argument("--html", metavar="DIR", help="also write the leaderboard page (index.html and its assets) there")
+    p.add_argument("--exclude-contended", action="store_true",
+                   help="leave rows of phases other processes contended out of --query and --html")
 
     p = sub.add_parser("compare", help="regressions and wins between runs (methodology thresholds)")
     p.add_argument("runs", nargs="+", metavar="RUN", help="BASELINE [BASELINE ...] CANDIDATE: run folders or metadata.json")

@@ -21,13 +21,15 @@ from ..suites import load_suite
 from .agent import AgentPhase
 from .base import Phase, Unit
 from .context import PhaseContext
+from .prompt_cache import PromptCachePhase
 from .quality import QualityPhase
 from .speed import AppendPhase, ColdWarmPhase, OncePhase, ParallelPhase
 
 __all__ = ["PHASE_MODES", "Phase", "PhaseContext", "Unit", "load_phase"]
 
 PHASE_MODES: dict[str, type[Phase]] = {"cold_warm": ColdWarmPhase, "once": OncePhase, "document": OncePhase,
-                                       "append": AppendPhase, "parallel": ParallelPhase, "agent": AgentPhase}
+                                       "append": AppendPhase, "parallel": ParallelPhase, "agent": AgentPhase,
+                                       "prompt_cache": PromptCachePhase}
 # Phases defined by their own data rather than a suites/<name>.json (profiles/methodology.yaml extra_phases),
 # each made by from_options(RunOptions | None).
 NAMED_PHASES = {"quality": QualityPhase, "agent": AgentPhase}

@@ -13,10 +13,12 @@ import httpx
 
 from ..client import CallRequest, CallResult, Clock, stream_chat
 from ..ledger import Ledger, LedgerState, read_records
+from ..measurement import prompt_cache_policy
 from ..progress import Progress
 from ..records import CallKey, CallRecord, Record, SkippedRecord, rounded, utc_now
 from ..resources import ResourceSampler
 from ..runspec import RunOptions, RunResult, Target
+from ..runtimes import runtime_for_engine
 
 RESPONSES_NAME = "responses.jsonl"
 Grade = Callable[[str], tuple[bool | None, float | None]]  # answer text -> (format_ok, marker_hit)
@@ -57,18 +59,24 @@ class PhaseContext:
         self.write(record)
         self.result.skipped.append(record.to_json())
 
-    def request(self, key: CallKey, messages: list[dict[str, Any]], max_tokens: int, **fields: Any) -> CallRequest:
-        """A request to the key's cell with the run's settings and the tagging headers."""
+    def request(self, key: CallKey, messages: list[dict[str, Any]], max_tokens: int, cache_prompt: bool | None = None,
+                **fields: Any) -> CallRequest:
+        """A request to the key's cell with the run's settings and the tagging headers. `cache_prompt`
+        (default: the methodology's, for timed calls) goes out where the runtime has a switch for it."""
         target, opts = self.target(key.cell_id), self.options
+        switch, _ = runtime_for_engine(target.cell.engine).prompt_cache_switch()
+        cache_prompt = prompt_cache_policy().timed_calls if cache_prompt is None else cache_prompt
+        cache_field = {switch: cache_prompt} if switch else {}
         headers = {"X-Weeyuga-Test": "true", "X-Weeyuga-Benchmark-Run-Id": self.run_id,
                    "X-Weeyuga-Benchmark-Cell-Id": key.cell_id, "X-Weeyuga-Benchmark-Prompt-Id": key.prompt_id,
                    "X-Weeyuga-Benchmark-Phase": key.phase, "X-Weeyuga-Benchmark-Run-Idx": str(key.run_idx)}
         return CallRequest(
             base_url=target.cell.base_url, api=target.cell.api, model=target.cell.model, messages=messages,
             max_tokens=max_tokens, temperature=opts.temperature, headers=headers,
-            request_fields={k: v for k, v in target.request_fields.items() if k not in ("max_tokens", "temperature")},
+            request_fields={**{k: v for k, v in target.request_fields.items() if k not in ("max_tokens", "temperature")},
+                            **cache_field},
             options={**target.options, "num_ctx": opts.num_ctx}, keep_alive=target.keep_alive,
-            stall_timeout_s=opts.stall_timeout_s, **fields)
+            stall_timeout_s=opts.stall_timeout_s, cache_prompt=cache_prompt if switch else None, **fields)
 
     def chat(self, request: CallRequest, *, key_fields: CallKey, load_state: str = "warm",
              cold_kind: str | None = None, grade: Grade | None = None) -> CallResult:
@@ -79,6 +87,7 @@ class PhaseContext:
         result = stream_chat(request, target.cell.engine, self.http, self.clock)
         t1 = time.monotonic()
         target.loaded_fresh = False
+        contention = self.sampler.contention_during(t0, t1) if self.sampler else {"contention_cpu": None}
         died = target.crash_note() if result.error else None
         if died:  # a dropped connection is the symptom; the runtime's death is the cause
             result = replace(result, error=f"runtime died: {died}; first symptom: {result.error}")
@@ -91,7 +100,8 @@ class PhaseContext:
             rounded(result.tokens_per_sec, 2), rounded(result.server_tokens_per_sec, 2), rounded(result.server_prompt_ms),
             result.rate_disagreement, result.finish_reason, result.backend, result.error, format_ok, marker_hit,
             result.response_preview, self.sampler.peaks(t0, t1) if self.sampler else {},
-            key_fields.step, key_fields.attempt)
+            key_fields.step, key_fields.attempt, request.cache_prompt, result.prompt_cached_tokens,
+            rounded(result.prefill_tokens_per_sec, 2), **contention)
         with self.write_lock:
             self.ledger.write(record)
             self.responses.write({"key": list(record.key.as_tuple()), "text": result.text})

@@ -42,6 +42,11 @@ class SpeedPhase:
     def calls_per_item(self, runs: int) -> int:
         return 1
 
+    def item_series(self, cells: list[str], options: RunOptions, calls: int) -> list[Unit]:
+        """One unit per item: `calls` calls of it in a row (run_idx 0 … calls - 1) on the first cell."""
+        return [Unit(self.name, (cells[0],), tuple(CallKey(cells[0], self.name, item.id, None, i) for i in range(calls)))
+                for item in self.items(options)]
+
     def estimate_seconds(self, decode_tokens_per_sec: float, num_predict: int, runs: int) -> float:
         per_item = self.calls_per_item(runs)
         # Answers run to about half their cap; prompt processing is ~10x faster than decoding.
@@ -49,11 +54,11 @@ class SpeedPhase:
         return per_item * tokens / decode_tokens_per_sec + per_item * len(self.suite.items) * 0.2
 
     def call(self, ctx: PhaseContext, key: CallKey, history: list[dict[str, Any]] | None = None,
-             **how: Any) -> CallResult:
+             cache_prompt: bool | None = None, **how: Any) -> CallResult:
         item = self._items[key.prompt_id]
         system = [{"role": "system", "content": self.suite.system}] if self.suite.system else []
         messages = system + (history or []) + [{"role": "user", "content": item.prompt}]
-        request = ctx.request(key, messages, item.capped_tokens(ctx.options.num_predict))
+        request = ctx.request(key, messages, item.capped_tokens(ctx.options.num_predict), cache_prompt=cache_prompt)
         return ctx.chat(request, key_fields=key, **how,
                         grade=lambda text: (format_ok(item.format, text), marker_hit(item.markers, text)))
 
@@ -68,9 +73,7 @@ class ColdWarmPhase(SpeedPhase):
         return 1 + runs
 
     def units(self, cells: list[str], options: RunOptions) -> list[Unit]:
-        runs = 0 if options.smoke else options.runs
-        return [Unit(self.name, (cells[0],), tuple(CallKey(cells[0], self.name, item.id, None, i) for i in range(runs + 1)))
-                for item in self.items(options)]
+        return self.item_series(cells, options, 1 + (0 if options.smoke else options.runs))
 
     def run_unit(self, unit: Unit, ctx: PhaseContext) -> None:
         todo = [key for key in unit.keys if not ctx.is_done(key)]

@@ -16,6 +16,7 @@ from typing import Any, Iterable
 
 from .. import __version__
 from .agent import agent_metadata
+from .measurement import measurement_metadata
 from .quality import quality_metadata
 
 METADATA_SCHEMA = "metadata-1.0"
@@ -188,4 +189,5 @@ def build_metadata(records: list[dict[str, Any]], manifest: dict[str, Any], hard
         **quality_metadata(records),
         "generated_by": f"weeyuga {__version__} report",
         **agent_metadata(records),
+        **measurement_metadata(records),
     }

@@ -8,6 +8,7 @@ from typing import Any, Callable
 
 from . import RunReport
 from .agent import agent_section
+from .measurement import contention_caveats, methodology_note, prompt_cache_section
 from .quality import quality_section
 
 # How the client records a call whose runtime died under it (client.stream_chat).
@@ -71,7 +72,7 @@ def speed_sections(run: RunReport) -> list[str]:
     for bw in metadata["memory_bandwidth_utilisation"]:
         lines.append(f"- Memory-bandwidth utilisation {bw['cell_id']} {bw['phase']}: {_pct(bw['utilisation'])} of "
                      f"{bw['bandwidth_gbps']} GB/s ({bw['bandwidth_kind']}).")
-    return lines
+    return lines + prompt_cache_section(metadata)
 
 
 # Sections per phase kind, in the order run.md shows them; a new kind of work registers its own.
@@ -110,6 +111,7 @@ def caveats(run: RunReport) -> list[str]:
             notes.append(f"{row['cell_id']} {row['phase']}: {row['n_errors']} of {row['n_calls']} calls failed.")
         if row["tokens_estimated"]:
             notes.append(f"{row['cell_id']} {row['phase']}: the runtime sent no usage; token counts are estimated.")
+    notes += contention_caveats(metadata)
     if manifest.get("resumed"):
         notes.append(f"The run was interrupted and resumed {manifest['resumed']} time(s); no call was repeated.")
     if manifest.get("git_dirty"):
@@ -147,7 +149,8 @@ def render_markdown(run: RunReport, plots: list[str]) -> str:
     lines += ["", "## Methodology", "",
               "Canonical methodology: the frozen prompts, 1 cold + N warm calls per prompt, TTFT = first streamed delta, "
               "tok/s = completion tokens / (total − TTFT). Options in effect: "
-              + ", ".join(f"{k} {v}" for k, v in (manifest.get("options_in_effect") or {}).items()) + ".", ""]
+              + ", ".join(f"{k} {v}" for k, v in (manifest.get("options_in_effect") or {}).items()) + ".", "",
+              methodology_note(manifest), ""]
     deviations = manifest.get("deviations") or []
     if deviations:
         lines.append("Deviations from the canonical settings (recorded by weeyuga, not by hand):")

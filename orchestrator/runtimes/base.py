@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Any, Callable, Protocol
 
@@ -43,6 +44,9 @@ class Runtime(Protocol):
 
     def facts(self, cell: Cell, timeout_s: float = 2.0) -> dict[str, Any]:
         """Engine version and model digest or file as the server reports them (meta line)."""
+
+    def prompt_cache_switch(self) -> tuple[str | None, str | None]:
+        """(the request field that turns reuse of a cached prompt prefix on or off, None) or (None, why the API has none)."""
 
 
 class ManagedRuntime(Runtime, Protocol):
@@ -100,6 +104,15 @@ def server_facts(fill: Callable[[dict[str, Any]], None]) -> dict[str, Any]:
     except (httpx.HTTPError, ValueError, AttributeError, WeeyugaError):
         pass  # an engine that does not say is recorded as unknown, not guessed
     return facts
+
+
+@functools.cache
+def defined_prompt_cache_switch(runtime_name: str) -> tuple[str | None, str | None]:
+    """A launched runtime's switch, from its runtimes/<name>.yaml `prompt_cache` entry."""
+    from ..launch.definitions import load_runtime
+
+    entry = load_runtime(runtime_name).prompt_cache
+    return entry.get("request"), entry.get("unsupported")
 
 
 def byo_target(runtime: Runtime, cell_id: str, model: str, base_url: str, pid: Callable[[], int | None]) -> Target:

@@ -17,7 +17,7 @@ from ..profiles import ModelSpec, Profiles
 from ..progress import Progress
 from ..runspec import Cell, Target
 from ..verify import recorded_verification, variant_deviation, verified_llama_server
-from .base import Prepared, models_endpoint_health, server_facts
+from .base import Prepared, defined_prompt_cache_switch, models_endpoint_health, server_facts
 
 
 class LlamaCpp:
@@ -75,6 +75,9 @@ class LlamaCpp:
             facts["chat_template_tools"] = (props.get("chat_template_caps") or {}).get("supports_tools")
 
         return server_facts(fill)
+
+    def prompt_cache_switch(self) -> tuple[str | None, str | None]:
+        return defined_prompt_cache_switch(self.name)
 
     def tune(self, plan: Plan, profiles: Profiles, binary: str, model_path: str | None, fit_binary: str | None,
              out_dir: Any, nvml: Any, progress: Progress, said: Callable, search: Callable,

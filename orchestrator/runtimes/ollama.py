@@ -14,7 +14,7 @@ from ..install import RuntimeInstall, install_ollama, locate_ollama
 from ..profiles import ModelSpec, Profiles
 from ..progress import Progress
 from ..runspec import Cell, Target
-from .base import Prepared, server_facts
+from .base import Prepared, defined_prompt_cache_switch, server_facts
 
 
 class Ollama:
@@ -79,6 +79,9 @@ class Ollama:
             facts["model_digest"] = ollama_api.digest(cell.base_url, cell.model)
 
         return server_facts(fill)
+
+    def prompt_cache_switch(self) -> tuple[str | None, str | None]:
+        return defined_prompt_cache_switch(self.name)
 
     def tune(self, plan: Plan, profiles: Profiles, binary: str, model_path: str | None, fit_binary: str | None,
              out_dir: Any, nvml: Any, progress: Progress, said: Callable, search: Callable,

@@ -23,3 +23,6 @@ class OpenAICompatible:
 
     def facts(self, cell: Cell, timeout_s: float = 2.0) -> dict[str, Any]:
         return server_facts(lambda facts: None)  # a server that does not say is recorded as unknown
+
+    def prompt_cache_switch(self) -> tuple[str | None, str | None]:
+        return None, "the OpenAI API has no prompt-cache switch; the server decides (a llama-server is recognised as llamacpp)"

@@ -19,6 +19,8 @@ class FakeBoard:
     mem_clock_mhz: int | None = 9751
     used_bytes_by_us: int = 0
     utilisation: int = 0
+    # compute processes on the board: (pid, bytes used, SM utilisation %); None: NVML says NOT_SUPPORTED
+    processes: list[tuple[int, int, int]] | None = None
 
 
 class FakeNVML:
@@ -67,3 +69,13 @@ class FakeNVML:
 
     def nvmlDeviceGetUtilizationRates(self, board):
         return SimpleNamespace(gpu=board.utilisation, memory=0)
+
+    def nvmlDeviceGetComputeRunningProcesses(self, board):
+        if board.processes is None:
+            raise RuntimeError("NVML_ERROR_NOT_SUPPORTED")
+        return [SimpleNamespace(pid=pid, usedGpuMemory=used) for pid, used, _ in board.processes]
+
+    def nvmlDeviceGetProcessUtilization(self, board, last_seen_timestamp):
+        if board.processes is None:
+            raise RuntimeError("NVML_ERROR_NOT_SUPPORTED")
+        return [SimpleNamespace(pid=pid, smUtil=util, memUtil=0, timeStamp=1) for pid, _, util in board.processes]

@@ -44,6 +44,7 @@ class FakeServerState:
     fixed_rate: float | None = None  # report this decode rate in `timings` instead of the measured one
     # what `fake-tools` asks for: (name, arguments as a JSON object), streamed in that order
     tool_calls: list[tuple[str, dict]] = field(default_factory=lambda: [("read_file", {"path": "README.md"})])
+    last_prompt: str | None = None  # the prompt the (single) slot holds, for the prompt cache
     chat_template_caps: dict | None = None  # llama-server's /props field, e.g. {"supports_tools": False}
     # scripted agent turns: while any are left, each request with tools takes the next (a list of
     # calls as above; an empty list answers in text), whatever the last message was
@@ -141,8 +142,12 @@ def make_handler(state: FakeServerState):
             state.generation_ms += generation_s * 1000
             finish = "length" if len(pieces) >= body.get("max_tokens", 64) else "stop"
             final = {**base, "choices": [{"index": 0, "delta": {}, "finish_reason": finish}]}
+            # llama-server's prompt cache: a repeated prompt reuses all but its last token unless the request says no
+            cached = 9 if body.get("cache_prompt", True) and prompt == state.last_prompt else 0
+            state.last_prompt = prompt
             if model != "fake-nousage":
-                final["timings"] = {"prompt_n": 10, "prompt_ms": 5.0, "predicted_n": len(pieces),
+                final["timings"] = {"cache_n": cached, "prompt_n": 10 - cached, "prompt_ms": 5.0 if not cached else 0.5,
+                                    "predicted_n": len(pieces),
                                     "predicted_ms": generation_s * 1000,
                                     "predicted_per_second": state.fixed_rate or (len(pieces) / generation_s if generation_s else None)}
             self._event(final)
