@@ -85,6 +85,7 @@ COLUMNS: list[tuple[str, str, str]] = [
     ("agent_completed_at", "INTEGER", "agent_task: the pass (ralph) or try (two-try) that passed the gate"),
     ("agent_passes", "INTEGER", "agent_task: passes or tries used"),
     ("agent_duration_s", "DOUBLE", "agent_task: wall time"),
+    ("decode_roofline_fraction", "DOUBLE", "phase: median decode tok/s / the memory-bandwidth roofline at the call's context"),
 ]
 COLUMN_TYPES = {name: kind for name, kind, _ in COLUMNS}
 ROW_KINDS = ("phase", "quality", "agent_task")
@@ -169,8 +170,10 @@ def run_rows(path: str, manifest: dict[str, Any], metadata: dict[str, Any], ledg
     the run.jsonl lines whose type is in LEDGER_KINDS."""
     common = run_columns(path, manifest, hardware_class) | {"completeness": completeness}
     rows = []
+    roofline = {(r.get("cell_id"), r.get("phase")): r.get("utilisation") for r in metadata.get("memory_bandwidth_utilisation") or []}
     for cell in metadata.get("cells") or []:
         fields = {column: cell.get(name) for column, name in PHASE_FIELDS.items()}
+        fields["decode_roofline_fraction"] = roofline.get((cell.get("cell_id"), cell.get("phase")))
         rows.append(_row(common | cell_columns(manifest, cell.get("cell_id")) | fields,
                          "phase", cell.get("phase"), f"{path}/metadata.json"))
     for line, record in ledger_records:
