@@ -5,7 +5,7 @@ suites/depth/depth.json (versioned and hashed like every suite).
 One unit per cell, keyed `depth / depth-<tokens> / run_idx = repeat`, every call a timed `call` line
 through ctx.chat (the client-server cross-check included); the nominal depth is in the prompt id, the
 depth reached in the line's prompt_tokens. Order: depth 0, then one calibration call
-(`depth-calibration`, a fixed filler length, one answer token), then the depths upward. The runtime
+(`depth-calibration`, a fixed filler length), then the depths upward. The runtime
 does not tell the client how many tokens a text is, so the calibration's prompt tokens, less depth
 0's, give the filler's characters per token; a resumed run reads both from its ledger, so it sends
 the same prompts.
@@ -139,7 +139,8 @@ class DepthPhase:
         depths = self.suite.depths(self.num_ctx, answer)
         prefill = decode_tokens_per_sec * PREFILL_SPEEDUP
         per_depth = [d / prefill + answer / decode_tokens_per_sec + SECONDS_PER_CALL for d in depths]
-        return self.suite.repeats * sum(per_depth) + self.suite.calibration_chars / 4 / prefill
+        calibration = per_depth[1] if len(per_depth) > 1 else 0.0  # about as long as the first depth above 0
+        return self.suite.repeats * sum(per_depth) + calibration
 
     def run_unit(self, unit: Unit, ctx: PhaseContext) -> None:
         cell_id = unit.cells[0]
@@ -151,11 +152,11 @@ class DepthPhase:
             ctx.warm_up(target, "Hello.")
         measured = self.calibration(ctx, cell_id)
         for key in todo:
-            calibrating = key.prompt_id == CALIBRATION
-            chars = self.suite.calibration_chars if calibrating else self.filler_chars(depth_of(key.prompt_id) or 0, measured)
+            chars = (self.suite.calibration_chars if key.prompt_id == CALIBRATION
+                     else self.filler_chars(depth_of(key.prompt_id) or 0, measured))
             nonce = hashlib.sha256(f"{ctx.run_id}/{cell_id}/{key.prompt_id}/{key.run_idx}".encode()).hexdigest()[:12]
             text = self.suite.prompt.format(nonce=nonce, filler=self.suite.filler_text(chars))
-            max_tokens = 1 if calibrating else self.answer_tokens(ctx.options.num_predict)
+            max_tokens = self.answer_tokens(ctx.options.num_predict)  # the calibration too: a one-token rate means nothing
             result = ctx.chat(ctx.request(key, [{"role": "user", "content": text}], max_tokens), key_fields=key)
             if key.run_idx == 0 and not result.error and result.prompt_tokens:
                 measured[key.prompt_id] = result.prompt_tokens
