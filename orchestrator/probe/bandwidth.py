@@ -12,7 +12,7 @@ import statistics
 import threading
 import time
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, Callable
 
 from .document import GB
 
@@ -42,7 +42,8 @@ def buffer_mib(available_bytes: int | None) -> int:
     return int(max(128, min(512, available_bytes // 16 // MIB)))
 
 
-def measure_host_bandwidth(threads: int, available_bytes: int | None, repeats: int = REPEATS) -> HostBandwidth | None:
+def measure_host_bandwidth(threads: int, available_bytes: int | None, repeats: int = REPEATS,
+                           clock: Callable[[], float] = time.perf_counter) -> HostBandwidth | None:
     """None where numpy or the memory for the buffer is missing: the roofline then has no host figure."""
     try:
         import numpy
@@ -68,9 +69,9 @@ def measure_host_bandwidth(threads: int, available_bytes: int | None, repeats: i
         for worker in workers:
             worker.start()
         start_line.wait()
-        started = time.perf_counter()
+        started = clock()
         end_line.wait()
-        elapsed = time.perf_counter() - started
+        elapsed = clock() - started
         for worker in workers:
             worker.join()
         if elapsed > 0:

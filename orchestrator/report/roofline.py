@@ -30,20 +30,21 @@ def _knob(manifest: dict[str, Any], name: str) -> Any:
     return ((manifest.get("knobs") or {}).get(name) or {}).get("value")
 
 
-def bandwidths(manifest: dict[str, Any], hardware: dict[str, Any] | None) -> tuple[float | None, float | None, str]:
-    """(host GB/s, GPU GB/s or None when nothing is offloaded, what the figures are)."""
+def bandwidths(manifest: dict[str, Any], hardware: dict[str, Any] | None) -> tuple[float | None, float | None, bool, str]:
+    """(host GB/s, GPU GB/s, whether layers are offloaded, what the figures are). An offload to a GPU
+    of unknown bandwidth leaves the GPU figure None: no roofline rather than a wrong one."""
     hardware = hardware or {}
     host = hardware.get("host_memory_bandwidth_gbps_measured")
     gpus = hardware.get("gpu") or []
     backend = (manifest.get("runtime") or {}).get("backend") or _knob(manifest, "backend")
     if not _knob(manifest, "ngl") or not gpus or backend in (None, "cpu"):
-        return host, None, HOST_KIND
+        return host, None, False, HOST_KIND
     theoretical = gpus[0].get("bandwidth_gbps_theoretical")
     if theoretical:
-        return host, theoretical, f"host {HOST_KIND}, GPU {GPU_KIND}"
+        return host, theoretical, True, f"host {HOST_KIND}, GPU {GPU_KIND}"
     if gpus[0].get("kind") == "integrated":
-        return host, host, SHARED_KIND
-    return host, None, HOST_KIND  # a discrete GPU of unknown bandwidth: no roofline for its part
+        return host, host, True, SHARED_KIND
+    return host, None, True, f"host {HOST_KIND}, GPU unknown"
 
 
 def bytes_per_token(facts: dict[str, Any], ngl: int | None, context_tokens: float, kv_bytes: float) -> tuple[float, float]:
@@ -85,8 +86,8 @@ class Roofline:
     """The roofline of one run's cells, from its manifest and hardware.json."""
 
     def __init__(self, manifest: dict[str, Any], hardware: dict[str, Any] | None) -> None:
-        self.host_gbps, self.gpu_gbps, self.kind = bandwidths(manifest, hardware)
-        self.ngl = _knob(manifest, "ngl") if self.gpu_gbps else 0
+        self.host_gbps, self.gpu_gbps, offloaded, self.kind = bandwidths(manifest, hardware)
+        self.ngl = _knob(manifest, "ngl") if offloaded else 0
         self.kv_bytes = KV_TYPE_BYTES.get(str(_knob(manifest, "cache_type_k") or "f16"), 2.0)
         facts = {m.get("model"): m.get("roofline") for m in manifest.get("models") or []}
         self.facts = {c["cell_id"]: facts.get(c.get("model")) for c in manifest.get("cells") or []}
