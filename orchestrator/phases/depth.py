@@ -118,7 +118,7 @@ class DepthPhase:
     def answer_tokens(self, num_predict: int) -> int:
         return min(self.suite.answer_tokens, num_predict)
 
-    def plan(self, options: RunOptions) -> tuple[list[int], int]:
+    def depths_and_repeats(self, options: RunOptions) -> tuple[list[int], int]:
         """The depths and repeats this run measures (a smoke run: depth 0 and the first depth, once)."""
         depths = self.suite.depths(options.num_ctx, self.answer_tokens(options.num_predict))
         return (depths[:2], 1) if options.smoke else (depths, self.suite.repeats)
@@ -127,7 +127,7 @@ class DepthPhase:
         return [[target] for target in available], None
 
     def units(self, cells: list[str], options: RunOptions) -> list[Unit]:
-        depths, repeats = self.plan(options)
+        depths, repeats = self.depths_and_repeats(options)
         keys = [CallKey(cells[0], NAME, prompt_id(0), None, i) for i in range(repeats)]
         if len(depths) > 1:
             keys.append(CallKey(cells[0], NAME, CALIBRATION, None, 0))

@@ -71,7 +71,8 @@ def depth_section(run: "RunReport") -> list[str]:
     for r in rows:
         errors = f" ({r['n_errors']} failed)" if r["n_errors"] else ""
         roofline = "–" if r["roofline_fraction_p50"] is None else f"{r['roofline_fraction_p50'] * 100:.0f}%"
-        lines.append(f"| {r['cell_id']} | {r['depth']:,} | {_fmt(r['prompt_tokens_p50']).removesuffix('.0')} | {r['n_calls']}{errors} | "
+        tokens = "–" if r["prompt_tokens_p50"] is None else f"{r['prompt_tokens_p50']:,.0f}"
+        lines.append(f"| {r['cell_id']} | {r['depth']:,} | {tokens} | {r['n_calls']}{errors} | "
                      f"{_fmt(r['prefill_tokens_per_sec_p50'])} | {_fmt(r['decode_tokens_per_sec_p50'])} | "
                      f"{_fmt(r['server_decode_tokens_per_sec_p50'])} | {_fmt(r['first_delta_ms_p50'], ' ms')} | {roofline} |")
     return lines
