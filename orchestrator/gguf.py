@@ -159,6 +159,8 @@ def roofline_facts(header: GgufHeader) -> dict[str, Any]:
     each layer's KV elements per token of context. Recorded in the manifest's model entry, so a report
     made anywhere computes the roofline without the GGUF."""
     meta = header.metadata
+    if (meta.get("split.count") or 1) > 1:  # the other shards' tensors are not in this header
+        raise BadInput(f"GGUF split into {meta['split.count']} files: read one shard, not the model")
     arch = meta.get("general.architecture")
     n_layer = meta.get(f"{arch}.block_count")
     heads = meta.get(f"{arch}.attention.head_count")

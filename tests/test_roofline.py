@@ -106,6 +106,13 @@ def test_only_the_active_share_of_moe_experts_counts(tmp_path):
     assert facts["layer_bytes"] == [64 * 64 * 8 * 2 // 4 + 64 * 64 * 2] and facts["experts_active_share"] == 0.25
 
 
+def test_a_split_model_has_no_facts_rather_than_one_shards(tmp_path):
+    path = write_gguf(tmp_path / "m-00001-of-00002.gguf", {**LLAMA_META, "split.count": 2}, layer(0))
+    with pytest.raises(BadInput, match="split"):
+        roofline_facts(read_header(path))
+    assert model_roofline_facts(path) is None
+
+
 @pytest.mark.parametrize("damage, message", [
     ({"magic": b"GGML"}, "not a GGUF file"),
     ({"version": 1}, "GGUF version 1"),
