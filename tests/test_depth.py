@@ -143,8 +143,8 @@ def report_without_depth(fake, run_dir):
 
 
 def test_auto_estimates_the_depth_phase_from_the_plans_context():
-    small = DepthPhase(load_depth_suite(), num_ctx=2048, num_predict=64).estimate_seconds(50.0, 64, 1)
-    large = DepthPhase(load_depth_suite(), num_ctx=16384, num_predict=64).estimate_seconds(50.0, 64, 1)
+    small = DepthPhase(load_depth_suite(), num_ctx=2048).estimate_seconds(50.0, 64, 1)
+    large = DepthPhase(load_depth_suite(), num_ctx=16384).estimate_seconds(50.0, 64, 1)
     assert 0 < small < large
     hardware, profiles = Hardware.load(GOLDEN_DIR / "linux-vps-cpu-4c-8gb.json"), load_profiles()
     estimates = {ctx: estimate_phases(decide(hardware, profiles, {"num_ctx": ctx}), hardware, profiles, ["hello", "depth"], 1)

@@ -106,14 +106,14 @@ class DepthPhase:
     kind = NAME
     mode = NAME
 
-    def __init__(self, suite: DepthSuite, num_ctx: int, num_predict: int) -> None:
-        self.suite, self.num_ctx, self.num_predict = suite, num_ctx, num_predict
+    def __init__(self, suite: DepthSuite, num_ctx: int) -> None:
+        self.suite, self.num_ctx = suite, num_ctx  # the run's context: the estimate's depths
         self.version, self.sha256 = suite.version, suite.sha256
 
     @classmethod
     def from_options(cls, options: RunOptions | None) -> "DepthPhase":
         options = options or RunOptions(phases=[NAME])
-        return cls(load_depth_suite(), options.num_ctx, options.num_predict)
+        return cls(load_depth_suite(), options.num_ctx)
 
     def answer_tokens(self, num_predict: int) -> int:
         return min(self.suite.answer_tokens, num_predict)
