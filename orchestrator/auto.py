@@ -94,7 +94,7 @@ def estimate_phases(plan: Plan, hw: Hardware, profiles: Profiles, phases: list[s
                     **more_options: Any) -> list[PhaseEstimate]:
     """Each phase's calls (its units' keys on one cell) and time at the plan's estimated decode rate."""
     rate = estimate_decode_rate(plan, hw, profiles)
-    options = RunOptions(phases=phases, runs=runs, num_predict=plan.num_predict, **more_options)
+    options = RunOptions(phases=phases, runs=runs, num_ctx=plan.num_ctx, num_predict=plan.num_predict, **more_options)
     out = []
     for name in phases:
         phase = load_phase(name, options=options)

@@ -87,6 +87,7 @@ COLUMNS: list[tuple[str, str, str]] = [
     ("agent_duration_s", "DOUBLE", "agent_task: wall time"),
     ("contended", "BOOLEAN", "other processes contended this row's cell and phase (metadata.json contended_phases; "
                              "`weeyuga catalogue --exclude-contended` leaves such rows out of --query and --html)"),
+    ("decode_roofline_fraction", "DOUBLE", "phase: median decode tok/s / the memory-bandwidth roofline at the call's context"),
 ]
 COLUMN_TYPES = {name: kind for name, kind, _ in COLUMNS}
 ROW_KINDS = ("phase", "quality", "agent_task")
@@ -172,8 +173,10 @@ def run_rows(path: str, manifest: dict[str, Any], metadata: dict[str, Any], ledg
     common = run_columns(path, manifest, hardware_class) | {"completeness": completeness}
     contended = {(f.get("cell_id"), f.get("phase")) for f in metadata.get("contended_phases") or [] if isinstance(f, dict)}
     rows = []
+    roofline = {(r.get("cell_id"), r.get("phase")): r.get("utilisation") for r in metadata.get("memory_bandwidth_utilisation") or []}
     for cell in metadata.get("cells") or []:
         fields = {column: cell.get(name) for column, name in PHASE_FIELDS.items()}
+        fields["decode_roofline_fraction"] = roofline.get((cell.get("cell_id"), cell.get("phase")))
         rows.append(_row(common | cell_columns(manifest, cell.get("cell_id")) | fields,
                          "phase", cell.get("phase"), f"{path}/metadata.json", contended))
     for line, record in ledger_records:

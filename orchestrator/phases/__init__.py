@@ -22,6 +22,7 @@ from .agent import AgentPhase
 from .base import Phase, Unit
 from .context import PhaseContext
 from .prompt_cache import PromptCachePhase
+from .depth import DepthPhase
 from .quality import QualityPhase
 from .speed import AppendPhase, ColdWarmPhase, OncePhase, ParallelPhase
 
@@ -32,7 +33,7 @@ PHASE_MODES: dict[str, type[Phase]] = {"cold_warm": ColdWarmPhase, "once": OnceP
                                        "prompt_cache": PromptCachePhase}
 # Phases defined by their own data rather than a suites/<name>.json (profiles/methodology.yaml extra_phases),
 # each made by from_options(RunOptions | None).
-NAMED_PHASES = {"quality": QualityPhase, "agent": AgentPhase}
+NAMED_PHASES = {"quality": QualityPhase, "agent": AgentPhase, "depth": DepthPhase}
 
 
 def load_phase(name: str, directory: Path | None = None, options: RunOptions | None = None) -> Phase:

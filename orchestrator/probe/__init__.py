@@ -54,6 +54,7 @@ def probe(sources: ProbeSources | None = None, device_tag: str | None = None,
         container_or_vm=container_or_vm,
         battery=battery,
         chassis=probe_chassis(src, model, battery is not None, container_or_vm is not None),
-        host_memory_bandwidth_gbps_measured=bandwidth,
+        host_memory_bandwidth_gbps_measured=bandwidth.gbps if bandwidth else None,
         probe_duration_ms=int((clock() - started) * 1000),
+        host_memory_bandwidth_test=bandwidth.to_dict() if bandwidth else None,
     )

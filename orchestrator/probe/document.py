@@ -86,6 +86,8 @@ class Hardware:
     host_memory_bandwidth_gbps_measured: float | None = None
     probe_duration_ms: int | None = None
     inferred: list[Inferred] = field(default_factory=list)  # additive fields the document lacked (hwhints.py)
+    # how host_memory_bandwidth_gbps_measured was measured, with its spread (probe/bandwidth.py)
+    host_memory_bandwidth_test: dict[str, Any] | None = None
     schema_version: str = SCHEMA_VERSION
 
     def to_dict(self) -> dict[str, Any]:

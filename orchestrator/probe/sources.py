@@ -7,13 +7,12 @@ import os
 import platform
 import shutil
 import subprocess
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
 from ..procs import run_captured
-from .document import GB
+from .bandwidth import HostBandwidth, measure_host_bandwidth
 
 
 def _run_command(argv: list[str], timeout: float = 5.0) -> str | None:
@@ -74,28 +73,6 @@ def load_nvml():
         return None
 
 
-def measure_memory_bandwidth(budget_s: float = 0.5, size_mb: int = 128) -> float | None:
-    """Host memory bandwidth in GB/s from repeated large copies, best of those that fit the budget.
-
-    A copy reads and writes each byte once, so bytes moved = 2 x size.
-    """
-    try:
-        src = bytearray(size_mb * 1024 * 1024)
-        dst = bytearray(len(src))
-    except MemoryError:
-        return None
-    best = 0.0
-    deadline = time.perf_counter() + budget_s
-    view_src, view_dst = memoryview(src), memoryview(dst)
-    while time.perf_counter() < deadline:
-        start = time.perf_counter()
-        view_dst[:] = view_src
-        elapsed = time.perf_counter() - start
-        if elapsed > 0:
-            best = max(best, 2 * len(src) / elapsed / GB)
-    return round(best, 1) if best else None
-
-
 @dataclass
 class ProbeSources:
     """Everything the probe reads. `real()` binds the host; tests pass recorded values."""
@@ -114,7 +91,7 @@ class ProbeSources:
     disk_free: Callable[[], int | None]
     battery: Callable[[], Any]
     nvml: Callable[[], Any]
-    bandwidth: Callable[[], float | None] = field(default=lambda: None)
+    bandwidth: Callable[[], HostBandwidth | None] = field(default=lambda: None)  # probe/bandwidth.py
 
     @classmethod
     def real(cls, measure_bandwidth: bool = True) -> "ProbeSources":
@@ -158,7 +135,8 @@ class ProbeSources:
             disk_free=disk_free,
             battery=battery,
             nvml=load_nvml,
-            bandwidth=measure_memory_bandwidth if measure_bandwidth else (lambda: None),
+            bandwidth=(lambda: measure_host_bandwidth(psutil.cpu_count(logical=False) or 1, memory()[1]))
+            if measure_bandwidth else (lambda: None),
         )
 
 

@@ -1,5 +1,5 @@
 """The figures of a run, computed from its ledger: metadata-1.0 rows, cold/warm batches, lanes,
-client-server agreement, resource peaks and memory-bandwidth utilisation.
+client-server agreement, resource peaks and decode's fraction of the bandwidth roofline (report/roofline.py).
 
 Percentiles interpolate linearly between the closest ranks (p50 of [a, b] is their mean).
 Aggregates use successful calls only; errors count in n_errors and the success rate.
@@ -17,7 +17,9 @@ from typing import Any, Iterable
 from .. import __version__
 from .agent import agent_metadata
 from .measurement import measurement_metadata
+from .depth import depth_metadata
 from .quality import quality_metadata
+from .roofline import decode_roofline
 
 METADATA_SCHEMA = "metadata-1.0"
 
@@ -123,30 +125,6 @@ def resource_peaks(calls: list[dict[str, Any]]) -> dict[str, Any]:
     return out
 
 
-def bandwidth_utilisation(rows: list[dict[str, Any]], manifest: dict[str, Any],
-                          hardware: dict[str, Any] | None) -> list[dict[str, Any]]:
-    """decode tok/s x bytes of weights read per token / memory bandwidth (dense models read every weight)."""
-    sizes = {m.get("model"): m.get("size_bytes") for m in manifest.get("models") or []}
-    knobs = manifest.get("knobs") or {}
-    ngl = (knobs.get("ngl") or {}).get("value")
-    gpus = (hardware or {}).get("gpu") or []
-    gpu_bw = gpus[0].get("bandwidth_gbps_theoretical") if gpus else None
-    offloaded = bool(ngl) and gpu_bw
-    bandwidth, kind = ((gpu_bw, "theoretical (GPU)") if offloaded else
-                       ((hardware or {}).get("host_memory_bandwidth_gbps_measured"), "measured (host copy test)"))
-    cell_models = {c["cell_id"]: c["model"] for c in manifest.get("cells") or []}
-    out = []
-    for row in rows:
-        size = sizes.get(cell_models.get(row["cell_id"]))
-        rate = row["tokens_per_sec_mean"]
-        if not (size and rate and bandwidth):
-            continue
-        used = rate * size / (bandwidth * 2**30)
-        out.append({"cell_id": row["cell_id"], "phase": row["phase"], "utilisation": _r(used, 4),
-                    "bandwidth_gbps": bandwidth, "bandwidth_kind": kind, "weights_bytes": size})
-    return out
-
-
 def finite(document: Any) -> Any:
     """NaN and infinities (an overflowing mean, say) become null: metadata.json stays valid JSON."""
     if isinstance(document, float):
@@ -185,9 +163,10 @@ def build_metadata(records: list[dict[str, Any]], manifest: dict[str, Any], hard
                     for r in records if r.get("type") == "skipped"],
         "client_server_agreement": agreement(calls),
         "resource_peaks": resource_peaks(calls),
-        "memory_bandwidth_utilisation": bandwidth_utilisation(rows, manifest, hardware),
+        "memory_bandwidth_utilisation": decode_roofline(rows, calls, manifest, hardware),
         **quality_metadata(records),
         "generated_by": f"weeyuga {__version__} report",
         **agent_metadata(records),
         **measurement_metadata(records),
+        **depth_metadata(records, manifest, hardware),
     }

@@ -9,7 +9,9 @@ from typing import Any, Callable
 from . import RunReport
 from .agent import agent_section
 from .measurement import contention_caveats, methodology_note, prompt_cache_section
+from .depth import depth_section
 from .quality import quality_section
+from .roofline import roofline_lines
 
 # How the client records a call whose runtime died under it (client.stream_chat).
 RUNTIME_GONE = ("disconnected mid-stream", "cannot connect to")
@@ -69,15 +71,13 @@ def speed_sections(run: RunReport) -> list[str]:
               f"over {agree['n_compared']} calls; {agree['n_flagged_over_5pct']} flagged above 5%.",
               f"- Peaks: runtime RSS {_fmt(peaks['peak_rss_mb'], ' MB')}, CPU {_fmt(peaks['peak_cpu_percent'], '%')}, "
               f"GPU memory {_fmt(peaks['peak_gpu_mem_used_mb'], ' MB')}, GPU utilisation {_fmt(peaks['peak_gpu_util_percent'], '%')}."]
-    for bw in metadata["memory_bandwidth_utilisation"]:
-        lines.append(f"- Memory-bandwidth utilisation {bw['cell_id']} {bw['phase']}: {_pct(bw['utilisation'])} of "
-                     f"{bw['bandwidth_gbps']} GB/s ({bw['bandwidth_kind']}).")
+    lines += roofline_lines(metadata)
     return lines + prompt_cache_section(metadata)
 
 
 # Sections per phase kind, in the order run.md shows them; a new kind of work registers its own.
 SECTIONS: dict[str, Callable[[RunReport], list[str]]] = {"speed": speed_sections, "quality": quality_section,
-                                                         "agent": agent_section}
+                                                         "agent": agent_section, "depth": depth_section}
 
 
 def caveats(run: RunReport) -> list[str]:

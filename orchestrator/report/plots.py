@@ -6,6 +6,7 @@ from collections import defaultdict
 from pathlib import Path
 
 from . import RunReport
+from .depth import depth_plots
 
 
 def make_plots(run_dir: Path, run: RunReport) -> list[str]:
@@ -46,4 +47,4 @@ def make_plots(run_dir: Path, run: RunReport) -> list[str]:
         fig.savefig(run_dir / "ttft.png", dpi=100, metadata={"Software": None})
         plt.close(fig)
         names.append("ttft.png")
-    return names
+    return names + depth_plots(run_dir, run)

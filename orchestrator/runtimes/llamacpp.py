@@ -11,6 +11,7 @@ from typing import Any, Callable
 import httpx
 
 from ..decide import Plan
+from ..gguf import model_roofline_facts
 from ..install import BACKEND_TOOL, RuntimeInstall, locate_llama_server
 from ..models import cached_model, get_model
 from ..profiles import ModelSpec, Profiles
@@ -50,7 +51,7 @@ class LlamaCpp:
         model = get_model(profiles.model(plan.model), plan.quant, Path(model_path) if model_path else None, progress)
         return Prepared(install, model.path, plan.model,
                         {"model": plan.model, "quant": plan.quant, "sha256": model.sha256, "size_bytes": model.size_bytes,
-                         "source": model.source}, variant_deviation(install))
+                         "source": model.source, "roofline": model_roofline_facts(Path(model.path))}, variant_deviation(install))
 
     def after_ready(self, running: Any, prepared: Prepared, progress: Progress) -> dict[str, Any]:
         return prepared.model_record

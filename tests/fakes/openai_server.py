@@ -49,6 +49,7 @@ class FakeServerState:
     # scripted agent turns: while any are left, each request with tools takes the next (a list of
     # calls as above; an empty list answers in text), whatever the last message was
     tool_turns: list[list[tuple[str, dict]]] = field(default_factory=list)
+    prompt_chars_per_token: float | None = None  # report prompt tokens as the messages' characters / this (else 10)
 
 
 def tool_call_fragments(calls: list[tuple[str, dict]]) -> list[dict]:
@@ -142,17 +143,19 @@ def make_handler(state: FakeServerState):
             state.generation_ms += generation_s * 1000
             finish = "length" if len(pieces) >= body.get("max_tokens", 64) else "stop"
             final = {**base, "choices": [{"index": 0, "delta": {}, "finish_reason": finish}]}
+            prompt_n = (int(sum(len(m.get("content") or "") for m in body["messages"]) / state.prompt_chars_per_token)
+                        if state.prompt_chars_per_token else 10)
             # llama-server's prompt cache: a repeated prompt reuses all but its last token unless the request says no
-            cached = 9 if body.get("cache_prompt", True) and prompt == state.last_prompt else 0
+            cached = prompt_n - 1 if body.get("cache_prompt", True) and prompt == state.last_prompt else 0
             state.last_prompt = prompt
             if model != "fake-nousage":
-                final["timings"] = {"cache_n": cached, "prompt_n": 10 - cached, "prompt_ms": 5.0 if not cached else 0.5,
+                final["timings"] = {"cache_n": cached, "prompt_n": prompt_n - cached, "prompt_ms": 5.0 if not cached else 0.5,
                                     "predicted_n": len(pieces),
                                     "predicted_ms": generation_s * 1000,
                                     "predicted_per_second": state.fixed_rate or (len(pieces) / generation_s if generation_s else None)}
             self._event(final)
             if model != "fake-nousage":
-                usage = {"prompt_tokens": 10, "completion_tokens": len(pieces), "total_tokens": 10 + len(pieces)}
+                usage = {"prompt_tokens": prompt_n, "completion_tokens": len(pieces), "total_tokens": prompt_n + len(pieces)}
                 if model == "fake-reasoning":
                     usage["completion_tokens_details"] = {"reasoning_tokens": 3}
                     usage["completion_tokens"] += 3
