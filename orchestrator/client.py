@@ -75,6 +75,7 @@ class CallResult:
     chunks: int = 0
     # The whole assistant message: {"role", "content", "reasoning_content", "tool_calls": [...]}
     message: dict[str, Any] = field(default_factory=dict)
+    delta_ms: list[float] = field(default_factory=list)  # arrival of each chunk that carried a delta (decode_profile)
 
     @property
     def response_preview(self) -> str:
@@ -100,6 +101,7 @@ class _Stream:
             return
         now = self.ms()
         result = self.result
+        result.delta_ms.append(now)
         if result.first_delta_ms is None:
             result.first_delta_ms = now
         if content:

@@ -81,7 +81,7 @@ def report(run_dir: Path, plots: bool = True) -> Report:
 
     run = compute_report(run_dir)
     write_json_atomic(run_dir / "metadata.json", run.metadata)
-    names = make_plots(run_dir, run) if plots else []
-    markdown = render_markdown(run, names)
+    drawn = make_plots(run_dir, run) if plots else []
+    markdown = render_markdown(run, drawn)
     write_text_atomic(run_dir / "run.md", markdown)
-    return Report(run.metadata, markdown, names)
+    return Report(run.metadata, markdown, [plot.file for plot in drawn])

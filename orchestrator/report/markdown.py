@@ -8,6 +8,7 @@ from typing import Any, Callable
 
 from . import RunReport
 from .agent import agent_section
+from .plotlayout import Plot
 from .quality import quality_section
 
 # How the client records a call whose runtime died under it (client.stream_chat).
@@ -119,7 +120,7 @@ def caveats(run: RunReport) -> list[str]:
     return notes or ["None detected."]
 
 
-def render_markdown(run: RunReport, plots: list[str]) -> str:
+def render_markdown(run: RunReport, plots: list[Plot]) -> str:
     meta, manifest = run.meta, run.manifest
     hw = manifest.get("hardware_summary") or {}
     runtime = manifest.get("runtime") or {}
@@ -167,7 +168,9 @@ def render_markdown(run: RunReport, plots: list[str]) -> str:
               f"{' with local changes' if meta.get('git_dirty') else ''}; suites "
               + ", ".join(f"{k}@{v['version']}" for k, v in meta.get("suites", {}).items()) + "."]
     if plots:
-        lines += ["", "## Plots", ""] + [f"![{Path(p).stem}]({p})" for p in plots]
+        lines += ["", "## Plots"]
+        for number, plot in enumerate(plots, 1):
+            lines += ["", f"![{Path(plot.file).stem}]({plot.file})", "", f"*Figure {number}.* {plot.caption}"]
     lines += ["", "## Privacy", "", "This folder was checked with `weeyuga privacy-scan` before submission "
               "(keys, tokens, home paths, private addresses, e-mail, host and user names).", ""]
     return "\n".join(lines)
