@@ -3,9 +3,11 @@ methodology, deviations, caveats, reproducibility, plots and privacy. Reads one 
 
 from __future__ import annotations
 
+import shlex
 from pathlib import Path
 from typing import Any, Callable
 
+from ..reproduce import portable_command
 from . import RunReport
 from .agent import agent_section
 from .plotlayout import Plot
@@ -163,7 +165,8 @@ def render_markdown(run: RunReport, plots: list[Plot]) -> str:
     for knob, why in sorted(unsupported.items()):
         lines.append(f"- {knob}: not applicable to this runtime ({why})")
     lines += ["", "## Caveats", ""] + [f"- {note}" for note in caveats(run)]
-    lines += ["", "## Reproducibility", "", "```", " ".join(meta.get("command") or ["(command not recorded)"]), "```", "",
+    lines += ["", "## Reproducibility", "", "```", shlex.join(portable_command(meta["command"])) if meta.get("command")
+              else "(command not recorded)", "```", "",
               f"weeyuga {meta.get('weeyuga_version')} (harness {meta.get('harness_version')}), git {meta.get('git_sha') or 'unknown'}"
               f"{' with local changes' if meta.get('git_dirty') else ''}; suites "
               + ", ".join(f"{k}@{v['version']}" for k, v in meta.get("suites", {}).items()) + "."]

@@ -49,12 +49,12 @@ def spread_plot(run_dir: Path, run: RunReport, field: str, file: str, title: str
     jitter = bands.sub_height * 0.12
     for (cell, phase), values in points.items():
         y = bands.y(cells.index(cell), phases.index(phase))
-        for index, (value, first) in enumerate(values):
-            offset = ((index % 5) - 2) * jitter
-            if first:
-                ax.plot(value, y + offset, "D", markersize=4.5, markerfacecolor="none", markeredgecolor=colours[phase])
-            else:
-                ax.plot(value, y + offset, "o", markersize=3.5, color=colours[phase], alpha=0.6, markeredgewidth=0)
+        offsets = [y + ((index % 5) - 2) * jitter for index in range(len(values))]
+        for first, style in ((False, dict(marker="o", markersize=3.5, color=colours[phase], alpha=0.6, markeredgewidth=0)),
+                             (True, dict(marker="D", markersize=4.5, markerfacecolor="none", markeredgecolor=colours[phase]))):
+            chosen = [(v, o) for (v, f), o in zip(values, offsets) if f == first]
+            if chosen:
+                ax.plot([v for v, _ in chosen], [o for _, o in chosen], linestyle="", **style)
         plain = [v for v, _ in values]
         ax.plot(percentile(plain, 0.5), y, "|", color="black", markersize=bands.sub_points, markeredgewidth=2)
         ax.plot(percentile(plain, 0.95), y, "|", color="#cc3311", markersize=bands.sub_points, markeredgewidth=2)

@@ -44,8 +44,10 @@ def cell_medians(profiles: list[dict[str, Any]]) -> tuple[list[float], list[floa
 
 
 def _draw_cell(ax: Any, profiles: list[dict[str, Any]], colour: Any) -> tuple[list[float], list[float]]:
-    for profile in profiles:
-        ax.plot(window_positions(profile), profile["tokens_per_sec"], color=colour, alpha=0.25, linewidth=0.8)
+    from matplotlib.collections import LineCollection
+
+    ax.add_collection(LineCollection([list(zip(window_positions(p), p["tokens_per_sec"])) for p in profiles],
+                                     colors=[colour], alpha=0.25, linewidths=0.8))
     xs, medians = cell_medians(profiles)
     ax.plot(xs, medians, color=colour, linewidth=2.2)
     ax.tick_params(labelsize=7)
@@ -95,7 +97,8 @@ def decode_position_plot(run_dir: Path, run: RunReport) -> Plot | None:  # run: 
         handles.append(Line2D([], [], color="grey", alpha=0.4, linewidth=0.8, label="one call"))
         legend_below(fig, axes[0], handles)
     else:
-        fig.tight_layout()
+        height = fig.get_size_inches()[1]
+        fig.subplots_adjust(hspace=0.45, wspace=0.12, top=1 - 0.5 / height, bottom=0.55 / height, left=0.1)
     save(fig, run_dir / "decode_by_position.png")
     return Plot("decode_by_position.png",
                 "Decode rate in 32-token windows against the position in the answer: one thin line per call (answers "
