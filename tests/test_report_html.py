@@ -10,19 +10,14 @@ import pytest
 from orchestrator.cli import main
 from orchestrator.ledger import read_records
 from orchestrator.report.html import render_html
-from tests.fakes import example
+from tests.test_report import example_run  # noqa: F401  (fixture: the generated example run folder)
 
 SCRIPT = "<script>document.title='pwned'</script>"
 IMG = '<img src=x onerror="document.title=\'pwned\'">'
 
 
-@pytest.fixture(scope="module")
-def example_run(tmp_path_factory):
-    return example.generate(tmp_path_factory.mktemp("gen") / "EXAMPLE")
-
-
 @pytest.fixture
-def hostile_run(example_run, tmp_path):
+def hostile_run(example_run, tmp_path):  # noqa: F811
     """The example with a handle, a model name and a skip reason (a stand-in for a model's answer
     quoted in run.md) that try to run script."""
     run_dir = tmp_path / example_run.name

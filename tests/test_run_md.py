@@ -3,7 +3,6 @@ reproducibility command without local paths."""
 
 import json
 import random
-import shutil
 import sys
 
 import pytest
@@ -21,8 +20,8 @@ from orchestrator.report.outcome_plots import wilson_interval
 from orchestrator.report.plotlayout import cell_names
 from orchestrator.report.plots import make_plots
 from orchestrator.reproduce import portable_command
-from tests.fakes import example
 from tests.fakes.openai_server import FakeServerState, start_in_thread
+from tests.test_report import example_run, run_dir  # noqa: F401  (fixtures: a fresh example run folder)
 
 HARDWARE = REPO_ROOT / "tests" / "fixtures" / "hardware" / "mac-m1-8gb.json"
 PACKS = ["toolcall", "instruct", "struct", "extract", "math", "codeexec"]
@@ -30,19 +29,7 @@ TASKS = ["py-slugify", "py-roman-numerals", "rs-fizzbuzz", "js-left-pad", "py-im
 OUTCOMES = ["completed", "stagnated", "budget", "fault", "skipped", "interrupted"]
 
 
-@pytest.fixture(scope="module")
-def example_run(tmp_path_factory):
-    return example.generate(tmp_path_factory.mktemp("gen") / "EXAMPLE")
-
-
-@pytest.fixture
-def run_dir(example_run, tmp_path):
-    target = tmp_path / "subs" / "alice" / "mac-m1-8gb" / example_run.name
-    shutil.copytree(example_run, target)
-    return target
-
-
-def many_cells(run_dir, n_cells=30):
+def many_cells(folder, n_cells=30):
     """A RunReport with n_cells cells × 3 phases of calls (rates falling along each answer), a
     quality row per cell over six packs and an agent row per cell over five tasks."""
     rnd = random.Random(7)
@@ -70,8 +57,8 @@ def many_cells(run_dir, n_cells=30):
                                      "pass_at_2": (n + i) % 6 == 0} for i, t in enumerate(TASKS)],
                           "pass_rates": {"python": {"pass_at_1": 0.5, "pass_at_2": 0.75, "completion_rate": 0.75}}}
                          for n, c in enumerate(cells)]
-    run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / "responses.jsonl").write_text("".join(json.dumps(r) + "\n" for r in responses))
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "responses.jsonl").write_text("".join(json.dumps(r) + "\n" for r in responses))
     return RunReport(records, {}, None, metadata, frozenset({"speed"}))  # the sections need the ledger lines
 
 
@@ -88,7 +75,7 @@ def test_decode_profile_windows_scale_by_tokens_per_chunk_and_drop_a_short_tail(
     assert decode_profile(times[:10], 10) is None  # shorter than half a window
 
 
-def test_the_client_keeps_each_delta_arrival_and_the_context_writes_the_profile_beside_the_text(run_dir):
+def test_the_client_keeps_each_delta_arrival_and_the_context_writes_the_profile_beside_the_text(run_dir):  # noqa: F811
     server, state, url = start_in_thread(FakeServerState(chunk_delay_s=0.0))
     try:
         result = stream_chat(CallRequest(url, "openai", "fake", [{"role": "user", "content": "hi"}], 64, 0.1,
@@ -105,7 +92,7 @@ def test_the_client_keeps_each_delta_arrival_and_the_context_writes_the_profile_
     assert "decode_profile" not in call_fields and "delta_ms" not in call_fields
 
 
-def test_every_plot_is_written_and_captioned_in_run_md(run_dir):
+def test_every_plot_is_written_and_captioned_in_run_md(run_dir):  # noqa: F811
     result = report(run_dir)
     assert result.plots == ["tokens_per_sec.png", "ttft.png", "decode_by_position.png"]
     md = (run_dir / "run.md").read_text()
@@ -116,7 +103,7 @@ def test_every_plot_is_written_and_captioned_in_run_md(run_dir):
     assert "p50" in plots and "p95" in plots and "40.0 tok/s in the first window" in plots
 
 
-def test_plots_are_byte_identical_when_made_twice(run_dir):
+def test_plots_are_byte_identical_when_made_twice(run_dir):  # noqa: F811
     report(run_dir)
     first = {p.name: p.read_bytes() for p in run_dir.glob("*.png")}
     report(run_dir)
@@ -164,7 +151,7 @@ def test_the_command_keeps_no_local_path():
                                       "qwen.gguf", "--note", "file", "--runs", "2"]
 
 
-def test_run_md_from_an_old_ledger_with_home_paths_passes_the_privacy_scan(run_dir):
+def test_run_md_from_an_old_ledger_with_home_paths_passes_the_privacy_scan(run_dir):  # noqa: F811
     ledger = run_dir / "run.jsonl"
     records = list(read_records(ledger))
     records[0]["command"] = ["weeyuga", "auto", "--submissions-dir", "/home/alice/weeyuga/submissions", "--model-path",
