@@ -27,9 +27,10 @@ def _first_call(call: dict[str, Any]) -> bool:
 
 
 def spread_plot(run_dir: Path, run: RunReport, field: str, file: str, title: str, xlabel: str,
-                log: bool = False) -> tuple[CellNames, dict[tuple[str, str], list[float]]] | None:
-    """Every successful call's `field` as a point; p50 (black bar) and p95 (red bar) per cell and phase.
-    Returns the cell names (for the caption) and the values plotted, by (cell_id, phase)."""
+                log: bool = False, warm_percentiles: bool = False) -> tuple[CellNames, dict[tuple[str, str], list[float]]] | None:
+    """Every successful call's `field` as a point; p50 (black bar) and p95 (red bar) per cell and phase,
+    over every call or, with warm_percentiles, over the calls after each prompt's first (when there are any).
+    Returns the cell names (for the caption) and the values the percentiles are of, by (cell_id, phase)."""
     from matplotlib.lines import Line2D
 
     points: dict[tuple[str, str], list[tuple[float, bool]]] = defaultdict(list)
@@ -47,6 +48,7 @@ def spread_plot(run_dir: Path, run: RunReport, field: str, file: str, title: str
     colours = series_colours(phases)
     fig, ax = bands.figure(title, xlabel)
     jitter = bands.sub_height * 0.12
+    measured: dict[tuple[str, str], list[float]] = {}
     for (cell, phase), values in points.items():
         y = bands.y(cells.index(cell), phases.index(phase))
         offsets = [y + ((index % 5) - 2) * jitter for index in range(len(values))]
@@ -55,7 +57,8 @@ def spread_plot(run_dir: Path, run: RunReport, field: str, file: str, title: str
             chosen = [(v, o) for (v, f), o in zip(values, offsets) if f == first]
             if chosen:
                 ax.plot([v for v, _ in chosen], [o for _, o in chosen], linestyle="", **style)
-        plain = [v for v, _ in values]
+        plain = [v for v, first in values if not (warm_percentiles and first)] or [v for v, _ in values]
+        measured[(cell, phase)] = plain
         ax.plot(percentile(plain, 0.5), y, "|", color="black", markersize=bands.sub_points, markeredgewidth=2)
         ax.plot(percentile(plain, 0.95), y, "|", color="#cc3311", markersize=bands.sub_points, markeredgewidth=2)
     if log:
@@ -69,7 +72,7 @@ def spread_plot(run_dir: Path, run: RunReport, field: str, file: str, title: str
                        label="first call of a prompt")]
     legend_below(fig, ax, handles)
     save(fig, run_dir / file)
-    return names, {k: [v for v, _ in vs] for k, vs in points.items()}
+    return names, measured
 
 
 def _extremes(names: CellNames, values: dict[tuple[str, str], list[float]], unit: str, fmt: str = "{:,.1f}") -> str:
@@ -99,14 +102,14 @@ def tokens_per_sec_plot(run_dir: Path, run: RunReport) -> Plot | None:
 
 def ttft_plot(run_dir: Path, run: RunReport) -> Plot | None:
     drawn = spread_plot(run_dir, run, "first_delta_ms", "ttft.png", "Time to first token per call",
-                        "TTFT (ms, log scale)", log=True)
+                        "TTFT (ms, log scale)", log=True, warm_percentiles=True)
     if drawn is None:
         return None
     return Plot("ttft.png",
-                "Time to first token of every successful call (log scale), per cell and phase, p50 black, p95 red. "
-                "Hollow diamonds are each prompt's first call: on a cold start it includes loading the model, so it "
-                "sits far right of the warm calls; warm TTFT is prompt processing, longer for longer prompts and "
-                "conversations." + _extremes(*drawn, "ms", "{:,.0f}"))
+                "Time to first token of every successful call (log scale), per cell and phase. Hollow diamonds are "
+                "each prompt's first call: on a cold start it includes loading the model, so it sits far right of the "
+                "others. The p50 (black) and p95 (red) bars are of the other calls, the warm ones: their TTFT is "
+                "prompt processing, longer for longer prompts and conversations." + _extremes(*drawn, "ms", "{:,.0f}"))
 
 
 def make_plots(run_dir: Path, run: RunReport) -> list[Plot]:
