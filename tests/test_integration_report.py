@@ -33,7 +33,7 @@ def test_a_long_answers_windows_add_up_to_its_decode_rate(server):
 def test_a_real_runs_report_has_the_position_plot_in_run_md_and_run_html(server, tmp_path):
     args = ["run", "--target-url", server.base_url, "--models", MODEL, "--submissions-dir", str(tmp_path),
             "--submitter-handle", "ci", "--device-tag", "ci-box", "--force-load", "--phases", "hello", "--runs", "1",
-            "--num-predict", "192"]
+            "--num-predict", "96"]
     assert main(args) == 0
     (run_dir,) = [p.parent for p in tmp_path.glob("ci/ci-box/run-*/run.jsonl")]
     profiled = [r for r in read_records(run_dir / "responses.jsonl") if "decode_profile" in r]
