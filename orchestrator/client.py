@@ -86,6 +86,7 @@ class CallResult:
     message: dict[str, Any] = field(default_factory=dict)
     prompt_cached_tokens: int | None = None
     prefill_tokens_per_sec: float | None = None
+    delta_ms: list[float] = field(default_factory=list)  # arrival of each chunk that carried a delta (decode_profile)
 
     @property
     def response_preview(self) -> str:
@@ -111,6 +112,7 @@ class _Stream:
             return
         now = self.ms()
         result = self.result
+        result.delta_ms.append(now)
         if result.first_delta_ms is None:
             result.first_delta_ms = now
         if content:

@@ -142,7 +142,7 @@ def test_every_planted_kind_is_found_in_every_file_and_redacted_whole(run_dir):
     files = sorted(p.name for p in run_dir.iterdir())
     findings = scan(run_dir, RULES)
     for name in files:
-        if name != "tokens_per_sec.png":
+        if not name.endswith(".png") or name == "ttft.png":  # the plots without planted chunks
             assert {f.kind for f in findings if f.file == name} == KINDS, name
     assert not any(f.kind == UNSCANNABLE for f in findings)
 

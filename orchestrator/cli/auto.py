@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from ..reproduce import portable_command
 from .common import MINUTES, RUNS, WARM_RUNS, add_knob_overrides, command, knob_overrides, load_or_probe
 from .plan import render_plan
 from .quality import QUALITY_MODES, quality_settings
@@ -67,7 +68,7 @@ def cmd_auto(args: argparse.Namespace) -> int:
                    sandbox=sandbox_record(args) if {"agent", "quality"} & set(auto_plan.phases) else {})
     try:
         with progress_reporter() as progress:
-            result = execute(auto_plan, profiles, args.runs, handle, options, ["weeyuga"] + sys.argv[1:], progress,
+            result = execute(auto_plan, profiles, args.runs, handle, options, portable_command(["weeyuga"] + sys.argv[1:]), progress,
                              on_launch=lambda line: print(line, flush=True))
     except KeyboardInterrupt:
         print(f"\ninterrupted: the runtime is stopped and the ledger kept in {auto_plan.run_dir}\n"

@@ -21,8 +21,9 @@ def cmd_report(args: argparse.Namespace) -> int:
     from ..report import report
 
     run_dir = existing_dir(args.run_dir)
-    result = report(run_dir, plots=not args.no_plots)
-    print(f"{run_dir / 'metadata.json'}\n{run_dir / 'run.md'}" + "".join(f"\n{run_dir / p}" for p in result.plots))
+    result = report(run_dir, plots=not args.no_plots, html=args.html)
+    print(f"{run_dir / 'metadata.json'}\n{run_dir / 'run.md'}" + "".join(f"\n{run_dir / p}" for p in result.plots)
+          + (f"\n{result.page}" if result.page else ""))
     return 0
 
 
@@ -107,6 +108,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("report", help="metadata.json, run.md and plots for a run folder")
     p.add_argument("run_dir")
     p.add_argument("--no-plots", action="store_true")
+    p.add_argument("--html", action="store_true", help="also write run.html: the same report as one self-contained page")
 
     p = sub.add_parser("privacy-scan", help="find keys, tokens, home paths, addresses and names in a run folder")
     p.add_argument("run_dir")

@@ -9,6 +9,7 @@ from typing import Any
 
 from ..errors import BadInput
 from ..runtimes import engine_names
+from ..reproduce import portable_command
 from .common import CONTEXT, COUNT, TEMPERATURE, add_run_options, command, load_or_probe
 
 
@@ -69,7 +70,7 @@ def run_bring_your_own(args: argparse.Namespace, name: str, phases: list[str], *
     effective, overrides = canonical_options(profiles, args)
     options = RunOptions(phases=phases, force_load=args.force_load, for_publication=args.for_publication,
                          allow_dirty=args.allow_dirty, submitter_handle=handle, device_tag=device_tag,
-                         canonical_overrides=overrides, command=["weeyuga"] + sys.argv[1:], **effective, **run_options)
+                         canonical_overrides=overrides, command=portable_command(["weeyuga"] + sys.argv[1:]), **effective, **run_options)
     targets = byo_targets(args.target_url, models, args.engine, args.cell_id_prefix, device_tag)
     try:
         with progress_reporter() as progress:

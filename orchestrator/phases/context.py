@@ -12,6 +12,7 @@ from typing import Any, Callable
 import httpx
 
 from ..client import CallRequest, CallResult, Clock, stream_chat
+from ..decode_profile import decode_profile
 from ..ledger import Ledger, LedgerState, read_records
 from ..measurement import prompt_cache_policy
 from ..progress import Progress
@@ -80,7 +81,7 @@ class PhaseContext:
 
     def chat(self, request: CallRequest, *, key_fields: CallKey, load_state: str = "warm",
              cold_kind: str | None = None, grade: Grade | None = None) -> CallResult:
-        """One timed call, recorded as a `call` line (and its text in responses.jsonl)."""
+        """One timed call, recorded as a `call` line (and its text and decode profile in responses.jsonl)."""
         target = self.target(key_fields.cell_id)
         started_at = utc_now()
         t0 = time.monotonic()
@@ -102,9 +103,11 @@ class PhaseContext:
             result.response_preview, self.sampler.peaks(t0, t1) if self.sampler else {},
             key_fields.step, key_fields.attempt, request.cache_prompt, result.prompt_cached_tokens,
             rounded(result.prefill_tokens_per_sec, 2), **contention)
+        profile = decode_profile(result.delta_ms, result.completion_tokens) if not result.error else None
         with self.write_lock:
             self.ledger.write(record)
-            self.responses.write({"key": list(record.key.as_tuple()), "text": result.text})
+            self.responses.write({"key": list(record.key.as_tuple()), "text": result.text,
+                                  **({"decode_profile": profile} if profile else {})})
             self.state.done.add(record.key.as_tuple())
             self.result.calls += 1
             self.result.errors += bool(result.error)

@@ -49,6 +49,7 @@ class Report:
     metadata: dict[str, Any]
     markdown: str
     plots: list[str]
+    page: Path | None = None  # run.html, with --html
 
 
 def load_run(run_dir: Path) -> tuple[list[dict[str, Any]], dict[str, Any], dict[str, Any] | None]:
@@ -74,14 +75,21 @@ def compute_report(run_dir: Path) -> RunReport:
     return RunReport(records, manifest, hardware, finite(build_metadata(records, manifest, hardware)), kinds)
 
 
-def report(run_dir: Path, plots: bool = True) -> Report:
-    """Write metadata.json, run.md and the plots into the run folder."""
+def report(run_dir: Path, plots: bool = True, html: bool = False) -> Report:
+    """Write metadata.json, run.md and the plots into the run folder (and run.html, run.md as one page)."""
     from .markdown import render_markdown
     from .plots import make_plots
 
     run = compute_report(run_dir)
     write_json_atomic(run_dir / "metadata.json", run.metadata)
-    names = make_plots(run_dir, run) if plots else []
-    markdown = render_markdown(run, names)
+    drawn = make_plots(run_dir, run) if plots else []
+    markdown = render_markdown(run, drawn)
     write_text_atomic(run_dir / "run.md", markdown)
-    return Report(run.metadata, markdown, names)
+    names = [plot.file for plot in drawn]
+    page = None
+    if html:
+        from .html import HTML_NAME, render_html
+
+        page = run_dir / HTML_NAME
+        write_text_atomic(page, render_html(run_dir, markdown, names))
+    return Report(run.metadata, markdown, names, page)

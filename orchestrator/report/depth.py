@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..phases.depth import NAME, depth_of
+from .plotlayout import Plot, save
 from .roofline import Roofline
 
 if TYPE_CHECKING:
@@ -78,11 +79,11 @@ def depth_section(run: "RunReport") -> list[str]:
     return lines
 
 
-def depth_plots(run_dir: Path, run: "RunReport") -> list[str]:
+def depth_plot(run_dir: Path, run: "RunReport") -> Plot | None:
     """depth.png: prefill and decode tok/s against the prompt tokens reached, one line per cell."""
     rows = [r for r in run.metadata.get("depth") or [] if r["prompt_tokens_p50"] is not None]
     if not rows:
-        return []
+        return None
     import matplotlib
 
     matplotlib.use("Agg")
@@ -101,7 +102,8 @@ def depth_plots(run_dir: Path, run: "RunReport") -> list[str]:
         ax.set_title(f"{title} rate at depth")
         ax.set_ylim(bottom=0)
     decode.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(run_dir / "depth.png", dpi=100, metadata={"Software": None})
-    plt.close(fig)
-    return ["depth.png"]
+    save(fig, run_dir / "depth.png")
+    return Plot("depth.png",
+                "Median prefill (left) and decode (right) rate against how full the context was, one line per cell. "
+                "Both fall as the context fills: every generated token reads the whole KV cache, so a falling decode "
+                "line is the cost of a long conversation or document; the table above has the figures.")

@@ -3,13 +3,16 @@ methodology, deviations, caveats, reproducibility, plots and privacy. Reads one 
 
 from __future__ import annotations
 
+import shlex
 from pathlib import Path
 from typing import Any, Callable
 
+from ..reproduce import portable_command
 from . import RunReport
 from .agent import agent_section
 from .measurement import contention_caveats, methodology_note, prompt_cache_section
 from .depth import depth_section
+from .plotlayout import Plot
 from .quality import quality_section
 from .roofline import roofline_lines
 
@@ -121,7 +124,7 @@ def caveats(run: RunReport) -> list[str]:
     return notes or ["None detected."]
 
 
-def render_markdown(run: RunReport, plots: list[str]) -> str:
+def render_markdown(run: RunReport, plots: list[Plot]) -> str:
     meta, manifest = run.meta, run.manifest
     hw = manifest.get("hardware_summary") or {}
     runtime = manifest.get("runtime") or {}
@@ -165,12 +168,15 @@ def render_markdown(run: RunReport, plots: list[str]) -> str:
     for knob, why in sorted(unsupported.items()):
         lines.append(f"- {knob}: not applicable to this runtime ({why})")
     lines += ["", "## Caveats", ""] + [f"- {note}" for note in caveats(run)]
-    lines += ["", "## Reproducibility", "", "```", " ".join(meta.get("command") or ["(command not recorded)"]), "```", "",
+    lines += ["", "## Reproducibility", "", "```", shlex.join(portable_command(meta["command"])) if meta.get("command")
+              else "(command not recorded)", "```", "",
               f"weeyuga {meta.get('weeyuga_version')} (harness {meta.get('harness_version')}), git {meta.get('git_sha') or 'unknown'}"
               f"{' with local changes' if meta.get('git_dirty') else ''}; suites "
               + ", ".join(f"{k}@{v['version']}" for k, v in meta.get("suites", {}).items()) + "."]
     if plots:
-        lines += ["", "## Plots", ""] + [f"![{Path(p).stem}]({p})" for p in plots]
+        lines += ["", "## Plots"]
+        for number, plot in enumerate(plots, 1):
+            lines += ["", f"![{Path(plot.file).stem}]({plot.file})", "", f"*Figure {number}.* {plot.caption}"]
     lines += ["", "## Privacy", "", "This folder was checked with `weeyuga privacy-scan` before submission "
               "(keys, tokens, home paths, private addresses, e-mail, host and user names).", ""]
     return "\n".join(lines)
