@@ -37,10 +37,12 @@ def schema(name: str) -> dict[str, Any]:
 
 
 def field_path(parts) -> str:
-    """Render a jsonschema path as `a.b[2].c`; `(top level)` when empty."""
+    """Render a jsonschema path as `a.b[2].c`; `(top level)` when empty. A name that is not printable
+    (a hostile file's "\\n" key) is shown quoted, so the message stays one line."""
     out = ""
     for part in parts:
-        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+        name = part if isinstance(part, int) or str(part).isprintable() else repr(part)
+        out += f"[{name}]" if isinstance(part, int) else (f".{name}" if out else str(name))
     return out or "(top level)"
 
 
@@ -71,6 +73,7 @@ def validate(document: Any, schema_name: str, source: str) -> None:
     error = jsonschema.exceptions.best_match(validator.iter_errors(document))
     if error is not None:
         message = error.message if len(error.message) <= 160 else error.message[:160] + "…"  # it quotes the value
+        message = message.replace("\n", "\\n").replace("\r", "\\r")
         raise BadInput(f"{source}: field {field_path(error.absolute_path)}: {message}")
 
 

@@ -599,3 +599,13 @@ def test_ollama_http_errors_are_one_line(monkeypatch):
                  lambda: ollama.unload("http://127.0.0.1:9", "m")):
         with pytest.raises(WeeyugaError, match="ollama at http://127.0.0.1:9: .* failed: ConnectError"):
             call()
+
+
+def test_a_hostile_field_name_keeps_the_schema_message_on_one_line():
+    """A key holding a newline (hypothesis found one in a manifest) is quoted in the field path."""
+    from orchestrator.datafiles import field_path, validate
+
+    assert field_path(["runtime", "\n", 2]) == "runtime.'\\n'[2]"
+    with pytest.raises(BadInput) as caught:
+        validate({"runtime": {"\n": 1}}, "manifest", "m.json")
+    assert "\n" not in str(caught.value) and str(caught.value).startswith("m.json: field ")
