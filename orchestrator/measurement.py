@@ -15,6 +15,11 @@ class PromptCachePolicy:
     timed_calls: bool  # the cache_prompt every timed call sends (where its runtime has the switch)
     measured_by: str  # the phase that measures what the cache buys
     pairs: int  # uncached-then-cached calls per item in that phase
+    reused_by: tuple[str, ...] = ()  # phases whose calls keep reuse on (multi-turn work judged by outcome)
+
+    def sent_by(self, phase: str) -> bool:
+        """The cache_prompt a call of `phase` sends unless the phase asks otherwise."""
+        return True if phase in self.reused_by else self.timed_calls
 
 
 @dataclass(frozen=True)
@@ -29,7 +34,8 @@ def _canonical() -> dict:
 
 
 def prompt_cache_policy() -> PromptCachePolicy:
-    return PromptCachePolicy(**_canonical()["prompt_cache"])
+    settings = _canonical()["prompt_cache"]
+    return PromptCachePolicy(**{**settings, "reused_by": tuple(settings["reused_by"])})
 
 
 def contention_marks() -> ContentionMarks:

@@ -203,7 +203,8 @@ def prompt_cache_record(targets: list[Target]) -> dict[str, Any]:
     for target in targets:
         switch, why = runtime_for_engine(target.cell.engine).prompt_cache_switch()
         cells[target.cell.cell_id] = {"sent_as": switch, "why_not_sent": why}
-    return {"timed_calls": policy.timed_calls, "measured_by": policy.measured_by, "cells": cells}
+    return {"timed_calls": policy.timed_calls, "measured_by": policy.measured_by, "reused_by": list(policy.reused_by),
+            "cells": cells}
 
 
 def publication_refusal(options: RunOptions, records: list[dict[str, Any]]) -> str | None:

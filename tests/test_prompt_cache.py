@@ -97,3 +97,12 @@ def test_a_resume_between_the_calls_of_a_pair_puts_the_prefix_back_first(fake, t
     assert "cache_prompt" not in warm_up and resumed["cache_prompt"] is True
     calls = [r for r in read_records(ledger) if r["type"] == "call"]
     assert [(c["run_idx"], c["prompt_cached_tokens"]) for c in calls] == [(0, 0), (1, 9)]
+
+
+def test_agent_calls_keep_the_prompt_cache_and_timed_calls_do_not():
+    """canonical.yaml prompt_cache.reused_by: a multi-turn agent step reuses its conversation's prefix."""
+    from orchestrator.measurement import prompt_cache_policy
+
+    policy = prompt_cache_policy()
+    assert policy.sent_by("agent") is True
+    assert policy.sent_by("5q") is policy.timed_calls is False

@@ -66,7 +66,7 @@ class PhaseContext:
         (default: the methodology's, for timed calls) goes out where the runtime has a switch for it."""
         target, opts = self.target(key.cell_id), self.options
         switch, _ = runtime_for_engine(target.cell.engine).prompt_cache_switch()
-        cache_prompt = prompt_cache_policy().timed_calls if cache_prompt is None else cache_prompt
+        cache_prompt = prompt_cache_policy().sent_by(key.phase) if cache_prompt is None else cache_prompt
         cache_field = {switch: cache_prompt} if switch else {}
         headers = {"X-Weeyuga-Test": "true", "X-Weeyuga-Benchmark-Run-Id": self.run_id,
                    "X-Weeyuga-Benchmark-Cell-Id": key.cell_id, "X-Weeyuga-Benchmark-Prompt-Id": key.prompt_id,
