@@ -136,6 +136,8 @@ class CallRecord(Record):
     peaks: dict[str, float | None] = field(default_factory=dict, metadata=SPREAD)  # resource maxima during the call
     step: int | None = field(default=None, metadata=OPTIONAL)
     attempt: int | None = field(default=None, metadata=OPTIONAL)
+    # decode rate over the interval llama-server times (client.py): n - 1 tokens from the first to the finish
+    tokens_per_sec_after_first: float | None = field(default=None, metadata=OPTIONAL)
     TYPE: ClassVar[str] = "call"
 
     @property

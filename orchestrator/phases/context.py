@@ -91,7 +91,7 @@ class PhaseContext:
             rounded(result.tokens_per_sec, 2), rounded(result.server_tokens_per_sec, 2), rounded(result.server_prompt_ms),
             result.rate_disagreement, result.finish_reason, result.backend, result.error, format_ok, marker_hit,
             result.response_preview, self.sampler.peaks(t0, t1) if self.sampler else {},
-            key_fields.step, key_fields.attempt)
+            key_fields.step, key_fields.attempt, rounded(result.tokens_per_sec_after_first, 2))
         with self.write_lock:
             self.ledger.write(record)
             self.responses.write({"key": list(record.key.as_tuple()), "text": result.text})
