@@ -31,6 +31,7 @@ class RuntimeDefinition:
     effective_knobs: dict[str, str]
     crash_markers: list[str] = field(default_factory=list)
     self_test: dict[str, Any] = field(default_factory=dict)
+    tools: dict[str, dict[str, Any]] = field(default_factory=dict)  # extra programs from the same build
 
     def effective_values(self, log_text: str) -> dict[str, int]:
         """Knob values the runtime reports choosing by itself, read from its log (last mention wins)."""
@@ -54,6 +55,7 @@ def load_runtime(name: str, directory: Path | None = None) -> RuntimeDefinition:
         oom_markers=doc["oom_markers"], load_failure_markers=doc.get("load_failure_markers", []),
         port_in_use_markers=doc.get("port_in_use_markers", []), effective_knobs=doc.get("effective_knobs", {}),
         crash_markers=doc.get("crash_markers", []), self_test=doc.get("self_test", {}),
+        tools=doc.get("tools", {}),
     )
 
 
