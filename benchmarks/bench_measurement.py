@@ -240,6 +240,7 @@ def main() -> None:
     parser.add_argument("--ingest-calls", type=int, default=300)
     parser.add_argument("--skip-real", action="store_true", help="only figures 1 and 4")
     args = parser.parse_args()
+    sys.stdout.reconfigure(line_buffering=True)  # figures as they come, also into a file
     print(f"bench_measurement on {os.cpu_count()} CPUs ({load()})")
     ingest(args.ingest_calls)
     hardware = decision_latency(3)
