@@ -129,10 +129,10 @@ def decision_latency(repeats: int):
 # 2 and 3. fidelity and end to end on the real llama-server
 
 
-def llama_bench(program: str, model_path: str, threads: int, depth: int, flags: list[str]) -> float:
+def llama_bench(program: str, model_path: str, threads: int, depth: int, flags: list[str], repetitions: int) -> float:
     """tg128 at `depth`: decode tokens per second, llama-bench's own mean over its repetitions."""
     argv = [program, "-m", model_path, "-p", "0", "-n", "128", "-d", str(depth), "-t", str(threads),
-            "-r", "3", "-o", "json", *flags]
+            "-r", str(repetitions), "-o", "json", *flags]
     done = run_captured(argv, timeout=300)
     if done.returncode != 0:
         raise SystemExit(f"llama-bench failed ({done.returncode}): {done.stderr.strip()[-400:]}")
@@ -140,7 +140,7 @@ def llama_bench(program: str, model_path: str, threads: int, depth: int, flags: 
     return test["avg_ts"]
 
 
-def real_server(rounds: int, threads: int, model_id: str | None, hardware) -> None:
+def real_server(rounds: int, threads: int, model_id: str | None, hardware, bench_repetitions: int) -> None:
     from orchestrator.decide import decide
     from orchestrator.install import install_tool, tool_variant_args
     from orchestrator.launch import launch
@@ -171,7 +171,7 @@ def real_server(rounds: int, threads: int, model_id: str | None, hardware) -> No
     import httpx
 
     calls: list[CallResult] = []  # every warm call, for the fidelity figures
-    default_rates, lean_rates, bench_rates, server_rates = [], [], [], []
+    default_rates, lean_rates, bench_rates = [], [], []
     depth = None
     load_seen = [os.getloadavg()[0]]
     with tempfile.TemporaryDirectory() as scratch, httpx.Client() as http, \
@@ -187,7 +187,7 @@ def real_server(rounds: int, threads: int, model_id: str | None, hardware) -> No
             calls.append(lean)
             lean_rates.append(lean)
             depth = hard.prompt_tokens
-            bench_rates.append(llama_bench(bench, str(model.path), threads, depth, bench_flags))
+            bench_rates.append(llama_bench(bench, str(model.path), threads, depth, bench_flags, bench_repetitions))
             # shorter answers for the fidelity figures: >= 32 tokens, and 8 to 31
             calls += [ask(running, "P-MEDIUM", 64), ask(running, "P-MEDIUM", 8), ask(running, "P-EASY", 16)]
             load_seen.append(os.getloadavg()[0])
@@ -238,6 +238,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=min(2, os.cpu_count() or 1))
     parser.add_argument("--model", help="catalogue id (default: the embedded default, SmolLM2)")
     parser.add_argument("--ingest-calls", type=int, default=300)
+    parser.add_argument("--bench-repetitions", type=int, default=2, help="llama-bench -r per alternation (default 2)")
     parser.add_argument("--skip-real", action="store_true", help="only figures 1 and 4")
     args = parser.parse_args()
     sys.stdout.reconfigure(line_buffering=True)  # figures as they come, also into a file
@@ -245,7 +246,7 @@ def main() -> None:
     ingest(args.ingest_calls)
     hardware = decision_latency(3)
     if not args.skip_real:
-        real_server(args.rounds, args.threads, args.model, hardware)
+        real_server(args.rounds, args.threads, args.model, hardware, args.bench_repetitions)
 
 
 if __name__ == "__main__":
