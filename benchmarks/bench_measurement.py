@@ -1,8 +1,9 @@
 """What weeyuga's measurement costs and how true it is, on this machine (#16 §5). Four figures:
 
 1. client ingest rate: streamed tokens per client CPU-second against the FAKE OpenAI SSE server
-   (tests/fakes, in its own process so its CPU is not counted) through one kept-alive httpx client,
-   as a run's calls go (target >= 50,000);
+   (tests/fakes, in its own process so its CPU is not counted) through one httpx client, as a run's
+   calls go: a new connection per call, since a stream is closed once its answer is whole (reusing
+   llama-server 11434's connections failed 2 calls in 10 with "disconnected") (target >= 50,000);
 2. fidelity on the real llama-server (the cached, self-tested build with its variant flags) and
    SmolLM2: median and p90 of |client - server| / server decode rate on warm calls of >= 32 tokens
    for `tokens_per_sec` (the methodology's) and on calls of >= 8 tokens for

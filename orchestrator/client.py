@@ -31,7 +31,6 @@ Definitions (milliseconds from just before the request is sent):
 
 from __future__ import annotations
 
-import contextlib
 import json
 import time
 from dataclasses import dataclass, field
@@ -150,8 +149,7 @@ class _Stream:
 
 def _finish(stream: _Stream, engine: str) -> CallResult:
     result = stream.result
-    if result.total_duration_ms is None:
-        result.total_duration_ms = stream.ms()
+    result.total_duration_ms = stream.ms()
     result.text = "".join(stream.parts)
     result.message = stream.message()
     result.backend = result.backend or engine
@@ -270,8 +268,7 @@ def stream_chat(req: CallRequest, engine: str, http: httpx.Client | None = None,
                 detail = response.read().decode("utf-8", "replace").strip().replace("\n", " ")[:200]
                 stream.result.error = f"HTTP {response.status_code}: {detail}"
                 return _finish(stream, engine)
-            lines = response.iter_lines()
-            for line in lines:
+            for line in response.iter_lines():
                 if wire.sse:
                     if not line.startswith("data:"):
                         continue  # blank separators, comments, event: lines
@@ -293,11 +290,6 @@ def stream_chat(req: CallRequest, engine: str, http: httpx.Client | None = None,
                 if feed(stream, event):
                     finished = True
                     break
-            if finished:
-                stream.result.total_duration_ms = stream.ms()  # the answer is whole; what follows is framing
-                with contextlib.suppress(httpx.HTTPError):
-                    for _ in lines:  # the body's end, so the kept-alive connection goes back to the pool
-                        pass
     except httpx.ReadTimeout:
         stream.result.error = f"stalled: no data for {req.stall_timeout_s:.0f} s"
     except httpx.ConnectError as exc:

@@ -40,7 +40,6 @@ class FakeServerState:
     stall_s: float = 5.0
     requests: list[dict] = field(default_factory=list)
     headers: list[dict] = field(default_factory=list)
-    peers: list[tuple] = field(default_factory=list)  # each request's client address: a kept-alive connection repeats one
     generation_ms: float = 0.0  # total time spent streaming tokens (for tests of the server figure)
     fixed_rate: float | None = None  # report this decode rate in `timings` instead of the measured one
     # what `fake-tools` asks for: (name, arguments as a JSON object), streamed in that order
@@ -98,7 +97,6 @@ def make_handler(state: FakeServerState):
             body = json.loads(self.rfile.read(int(self.headers.get("Content-Length") or 0)) or b"{}")
             state.requests.append(body)
             state.headers.append(dict(self.headers))
-            state.peers.append(self.client_address)
             model = body.get("model", "fake")
             if model == "fake-500":
                 return self._json({"error": {"message": "model failed to load", "code": 500}}, 500)
