@@ -191,6 +191,8 @@ def real_server(rounds: int, threads: int, model_id: str | None, hardware, bench
                 calls.append(hard)
                 (lean_rates if arm == "lean" else default_rates).append(hard)
                 depth = hard.prompt_tokens
+            print(f"    round {round_number + 1}: server {default_rates[-1].server_tokens_per_sec:.1f}, lean chain "
+                  f"{lean_rates[-1].server_tokens_per_sec:.1f}, llama-bench {bench_rates[-1]:.1f} tok/s ({load()})")
             # shorter answers for the fidelity figures: >= 32 tokens, and 8 to 31
             calls += [ask(running, "P-MEDIUM", 64), ask(running, "P-MEDIUM", 8), ask(running, "P-EASY", 16)]
             load_seen.append(os.getloadavg()[0])
