@@ -20,6 +20,13 @@ Definitions (milliseconds from just before the request is sent):
     first_answer_ms    first chunk carrying answer content
     total_duration_ms  final chunk received
     tokens_per_sec     completion_tokens / ((total - first_delta) / 1000)
+    finished_ms        the chunk that ends the answer (OpenAI `finish_reason`, Ollama `done`)
+    tokens_per_sec_after_first
+                       (completion_tokens - 1) / ((finished - first_delta) / 1000): the interval the
+                       runtime times. llama-server's predicted_per_second counts the decode steps after
+                       the first token (which comes free with the prompt's logits) from that token's
+                       sampling to the last one's, and sends the final chunk right after the last;
+                       tokens_per_sec's n tokens over n - 1 gaps reads short answers 10-35% fast.
 
 The prompt cache: `cache_prompt` is what the request asked of the runtime's prompt cache (None: its API
 has no switch, nothing was sent). `prompt_cached_tokens` is what the runtime says it reused: llama.cpp's
@@ -87,6 +94,8 @@ class CallResult:
     prompt_cached_tokens: int | None = None
     prefill_tokens_per_sec: float | None = None
     delta_ms: list[float] = field(default_factory=list)  # arrival of each chunk that carried a delta (decode_profile)
+    finished_ms: float | None = None
+    tokens_per_sec_after_first: float | None = None
 
     @property
     def response_preview(self) -> str:
@@ -106,6 +115,10 @@ class _Stream:
 
     def ms(self) -> float:
         return (self.clock() - self.started) * 1000.0
+
+    def finished(self) -> None:
+        if self.result.finished_ms is None:
+            self.result.finished_ms = self.ms()
 
     def delta(self, content: str | None, reasoning: str | None, tool_calls: list[dict[str, Any]] | None) -> None:
         if not (content or reasoning or tool_calls):
@@ -160,6 +173,11 @@ def _finish(stream: _Stream, engine: str) -> CallResult:
         decode_ms = result.total_duration_ms - result.first_delta_ms
         if decode_ms > 0:
             result.tokens_per_sec = result.completion_tokens / (decode_ms / 1000.0)
+    steps = (result.completion_tokens or 0) - 1
+    if result.error is None and result.finished_ms is not None and result.first_delta_ms is not None and steps > 0:
+        span_ms = result.finished_ms - result.first_delta_ms
+        if span_ms > 0:
+            result.tokens_per_sec_after_first = steps / (span_ms / 1000.0)
     if result.tokens_per_sec and result.server_tokens_per_sec:
         gap = abs(result.tokens_per_sec - result.server_tokens_per_sec) / result.server_tokens_per_sec
         result.rate_disagreement = gap > DISAGREEMENT_THRESHOLD
@@ -206,6 +224,7 @@ def _feed_openai(stream: _Stream, event: dict[str, Any]) -> bool:
                      delta.get("tool_calls"))
         if choice.get("finish_reason"):
             result.finish_reason = choice["finish_reason"]
+            stream.finished()
     usage = event.get("usage")
     if usage:
         result.prompt_tokens = usage.get("prompt_tokens")
@@ -233,6 +252,7 @@ def _feed_ollama(stream: _Stream, event: dict[str, Any]) -> bool:
     stream.delta(message.get("content"), message.get("thinking"), message.get("tool_calls"))
     if not event.get("done"):
         return False
+    stream.finished()
     result.finish_reason = {"stop": "stop", "length": "length"}.get(event.get("done_reason"), event.get("done_reason"))
     result.prompt_tokens = event.get("prompt_eval_count")
     result.completion_tokens = event.get("eval_count")

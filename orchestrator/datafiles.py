@@ -19,9 +19,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-import jsonschema
 import jsonschema_rs
-import referencing
 import yaml
 
 from .errors import BadInput, read_failure
@@ -46,8 +44,17 @@ def field_path(parts) -> str:
     return out or "(top level)"
 
 
-# A schema may `$ref` another by its file name (run-record's quality lines use quality-record's rules).
-SCHEMAS = referencing.Registry(retrieve=lambda uri: referencing.Resource.from_contents(schema(uri.removesuffix(".schema.json"))))
+@lru_cache(maxsize=None)
+def reference_validator(name: str) -> Any:
+    """jsonschema's validator, whose verdict and messages stand. Imported on first use: a third of a
+    second of start-up (`weeyuga decide`) for a path only a rejected document takes. A schema may
+    `$ref` another by its file name (run-record's quality lines use quality-record's rules)."""
+    import jsonschema
+    import referencing
+
+    registry = referencing.Registry(retrieve=lambda uri: referencing.Resource.from_contents(
+        schema(uri.removesuffix(".schema.json"))))
+    return jsonschema.Draft202012Validator(schema(name), registry=registry)
 
 
 @lru_cache(maxsize=None)
@@ -69,8 +76,9 @@ def validate(document: Any, schema_name: str, source: str) -> None:
     with contextlib.suppress(Exception):  # any surprise in the fast path: the reference validator decides
         if fast is not None and fast.is_valid(document):
             return
-    validator = jsonschema.Draft202012Validator(schema(schema_name), registry=SCHEMAS)
-    error = jsonschema.exceptions.best_match(validator.iter_errors(document))
+    from jsonschema.exceptions import best_match
+
+    error = best_match(reference_validator(schema_name).iter_errors(document))
     if error is not None:
         message = error.message if len(error.message) <= 160 else error.message[:160] + "…"  # it quotes the value
         message = message.replace("\n", "\\n").replace("\r", "\\r")

@@ -20,6 +20,7 @@ import sys
 import tarfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Callable
 
 from .errors import WeeyugaError
 from .models import sha256_file
@@ -200,6 +201,13 @@ def _run_logged(argv: list[str], log: Path, progress: Progress, label: str) -> N
         raise WeeyugaError(f"{label} failed (exit {code}); log {log}; last lines: {tail}")
 
 
+def build_tree(version: str, backend: str, build_id: str = "native") -> tuple[Path, Path]:
+    """The cmake build folder of one build and its log, kept after the build for incremental targets."""
+    work = cache_dir() / "build"
+    suffix = "" if build_id == "native" else f"-{build_id}"
+    return work / f"build-{backend}{suffix}", work / f"build-{version}-{backend}{suffix}.log"
+
+
 def build_llama_cpp(backend: str = "cpu", version: str | None = None, progress: Progress = quiet,
                     jobs: int | None = None, build_id: str = "native",
                     extra_cmake_flags: tuple[str, ...] = ()) -> RuntimeInstall:
@@ -227,9 +235,7 @@ def build_llama_cpp(backend: str = "cpu", version: str | None = None, progress: 
         shutil.rmtree(src, ignore_errors=True)
         inner.replace(src)
         shutil.rmtree(staging, ignore_errors=True)
-    suffix = "" if build_id == "native" else f"-{build_id}"
-    build_dir = work / f"build-{backend}{suffix}"
-    log = work / f"build-{version}-{backend}{suffix}.log"
+    build_dir, log = build_tree(version, backend, build_id)
     build_number = version.split(".")[0]
     # The fallback's flags come last: cmake keeps the last -D of a variable.
     flags = COMMON_FLAGS + BACKEND_FLAGS[backend] + [f"-DLLAMA_BUILD_NUMBER={build_number}", *extra_cmake_flags]
@@ -256,6 +262,49 @@ def build_llama_cpp(backend: str = "cpu", version: str | None = None, progress: 
     staging.replace(dest)
     final = dest / "bin" / "llama-server"
     return RuntimeInstall("llama.cpp", str(final), info["llama_cpp_version"], backend, "built", info, build_id)
+
+
+def install_tool(runtime: RuntimeInstall, tool: str, progress: Progress = quiet, jobs: int | None = None,
+                 build_step: Callable[[list[str], Path, Progress, str], None] = _run_logged) -> str:
+    """A program of runtimes/llama.cpp.yaml `tools` beside the runtime's llama-server: built (an
+    incremental cmake target: minutes, not the whole build) from the cmake tree that built it, so it
+    shares its source, flags and build variant. Returns the program's path."""
+    from .launch import load_runtime  # launch imports this module
+
+    tools = load_runtime("llama.cpp").tools
+    if tool not in tools:
+        raise WeeyugaError(f"unknown llama.cpp tool {tool!r} (runtimes/llama.cpp.yaml tools: {', '.join(tools)})")
+    program = Path(runtime.binary).with_name(tool)
+    if program.exists():
+        return str(program)
+    version, backend = runtime.build_info.get("package_version"), runtime.build_info.get("backend")
+    build_dir, log = build_tree(version, backend, runtime.build_id) if version and backend else (None, None)
+    cmake_cache = build_dir / "CMakeCache.txt" if build_dir else None
+    # the tree is reused by later versions' builds: it must still be configured from this one's source
+    if cmake_cache is None or not cmake_cache.exists() or f"src-{version}/" not in cmake_cache.read_text(errors="replace"):
+        raise WeeyugaError(f"{tool} is not beside {runtime.binary} and weeyuga did not build that llama-server "
+                           f"(no cmake tree to build {tool} from); put {tool} there, or "
+                           f"`weeyuga runtime install llama.cpp --rebuild`")
+    target = tools[tool]["target"]
+    build_step(["cmake", "--build", str(build_dir), "--config", "Release", "--target", target,
+                f"-j{jobs or os.cpu_count() or 2}"], log, progress, f"building {tool}")
+    staging = program.with_name(program.name + ".tmp")
+    shutil.copy2(build_dir / "bin" / target, staging)
+    staging.replace(program)
+    return str(program)
+
+
+def tool_variant_args(runtime: RuntimeInstall, tool: str) -> list[str]:
+    """The tool's spelling of the flags llama-server's self-test chose on this CPU (e.g. --no-repack is
+    llama-bench's `--repack 0`), so both run the same code path. A flag with no spelling is an error."""
+    from .launch import load_runtime
+
+    spellings = load_runtime("llama.cpp").tools[tool]["variant_args"]
+    missing = [arg for arg in runtime.variant_args if arg not in spellings]
+    if missing:
+        raise WeeyugaError(f"runtimes/llama.cpp.yaml tools.{tool}.variant_args has no spelling of {', '.join(missing)}, "
+                           f"which this CPU's llama-server needs; add one")
+    return [word for arg in runtime.variant_args for word in spellings[arg]]
 
 
 def install_llama_cpp(backend: str = "cpu", progress: Progress = quiet, rebuild: bool = False) -> RuntimeInstall:

@@ -145,6 +145,8 @@ class CallRecord(Record):
     contention_cpu: float | None = None  # share of all CPUs used by other processes during the call
     contention_gpu_util_percent: float | None = field(default=None, metadata=OPTIONAL)  # others', on NVML GPUs
     contention_gpu_mem_mb: float | None = field(default=None, metadata=OPTIONAL)  # others', on NVML GPUs
+    # decode rate over the interval llama-server times (client.py): n - 1 tokens from the first to the finish
+    tokens_per_sec_after_first: float | None = field(default=None, metadata=OPTIONAL)
     TYPE: ClassVar[str] = "call"
 
     @property

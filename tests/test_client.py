@@ -75,10 +75,11 @@ def test_injected_clock_makes_timings_exact(server):
     ticks = itertools.count()
     result = stream_chat(CallRequest(server[1], "openai", "fake", [{"role": "user", "content": "hi"}], 10, 0.1),
                          "llamacpp", clock=lambda: next(ticks) * 0.010)
-    # clock reads: start, headers, then one per content chunk (10), then the end.
+    # clock reads: start, headers, then one per content chunk (10), the finish chunk, then the end.
     assert (result.ttfb_ms, result.first_delta_ms) == (10.0, 20.0)
-    assert result.total_duration_ms == pytest.approx(120.0)
-    assert result.tokens_per_sec == pytest.approx(10 / 0.1)
+    assert result.finished_ms == pytest.approx(120.0) and result.total_duration_ms == pytest.approx(130.0)
+    assert result.tokens_per_sec == pytest.approx(10 / 0.11)
+    assert result.tokens_per_sec_after_first == pytest.approx(9 / 0.1)  # 9 tokens after the first, 20 -> 120 ms
 
 
 def test_ollama_native_stream_gives_server_rate():

@@ -32,6 +32,7 @@ class RuntimeDefinition:
     crash_markers: list[str] = field(default_factory=list)
     self_test: dict[str, Any] = field(default_factory=dict)
     prompt_cache: dict[str, str] = field(default_factory=dict)  # {request: field} or {unsupported: why}
+    tools: dict[str, dict[str, Any]] = field(default_factory=dict)  # extra programs from the same build
 
     def effective_values(self, log_text: str) -> dict[str, int]:
         """Knob values the runtime reports choosing by itself, read from its log (last mention wins)."""
@@ -56,6 +57,7 @@ def load_runtime(name: str, directory: Path | None = None) -> RuntimeDefinition:
         port_in_use_markers=doc.get("port_in_use_markers", []), effective_knobs=doc.get("effective_knobs", {}),
         crash_markers=doc.get("crash_markers", []), self_test=doc.get("self_test", {}),
         prompt_cache=doc.get("prompt_cache", {}),
+        tools=doc.get("tools", {}),
     )
 
 

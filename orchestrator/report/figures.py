@@ -109,12 +109,20 @@ def batch_row(cell_id: str, phase: str, prompt_id: str, calls: list[dict[str, An
     }
 
 
+def _relative_gaps(calls: list[dict[str, Any]], client_field: str) -> list[float]:
+    return [abs(c[client_field] - c["server_tokens_per_sec"]) / c["server_tokens_per_sec"] for c in _ok(calls)
+            if c.get(client_field) and c.get("server_tokens_per_sec")]
+
+
 def agreement(calls: list[dict[str, Any]]) -> dict[str, Any]:
-    pairs = [(c["tokens_per_sec"], c["server_tokens_per_sec"]) for c in _ok(calls)
-             if c.get("tokens_per_sec") and c.get("server_tokens_per_sec")]
-    gaps = [abs(a - b) / b for a, b in pairs]
+    gaps = _relative_gaps(calls, "tokens_per_sec")
+    # additive: the client's rate over the runtime's own interval (n - 1 tokens after the first)
+    after_first = _relative_gaps(calls, "tokens_per_sec_after_first")
     return {"n_compared": len(gaps), "median_relative_gap": _r(percentile(gaps, 0.5), 4),
-            "n_flagged_over_5pct": sum(bool(c.get("rate_disagreement")) for c in calls)}
+            "n_flagged_over_5pct": sum(bool(c.get("rate_disagreement")) for c in calls),
+            "n_compared_after_first": len(after_first),
+            "median_relative_gap_after_first": _r(percentile(after_first, 0.5), 4),
+            "p90_relative_gap_after_first": _r(percentile(after_first, 0.9), 4)}
 
 
 def resource_peaks(calls: list[dict[str, Any]]) -> dict[str, Any]:

@@ -28,8 +28,8 @@ def _fmt(value: Any, unit: str = "") -> str:
     return f"{value}{unit}"
 
 
-def _pct(value: float | None) -> str:
-    return "–" if value is None else f"{value * 100:.0f}%"
+def _pct(value: float | None, digits: int = 0) -> str:
+    return "–" if value is None else f"{value * 100:.{digits}f}%"
 
 
 def speed_sections(run: RunReport) -> list[str]:
@@ -72,6 +72,9 @@ def speed_sections(run: RunReport) -> list[str]:
     lines += ["", "## Measurements beside the headline", "",
               f"- Client vs runtime decode rate: median gap {_pct(agree['median_relative_gap']) if agree['median_relative_gap'] is not None else '–'} "
               f"over {agree['n_compared']} calls; {agree['n_flagged_over_5pct']} flagged above 5%.",
+              f"- Same over the runtime's own interval (`tokens_per_sec_after_first`: the tokens after the first): "
+              f"median gap {_pct(agree['median_relative_gap_after_first'], 1)}, "
+              f"p90 {_pct(agree['p90_relative_gap_after_first'], 1)} over {agree['n_compared_after_first']} calls.",
               f"- Peaks: runtime RSS {_fmt(peaks['peak_rss_mb'], ' MB')}, CPU {_fmt(peaks['peak_cpu_percent'], '%')}, "
               f"GPU memory {_fmt(peaks['peak_gpu_mem_used_mb'], ' MB')}, GPU utilisation {_fmt(peaks['peak_gpu_util_percent'], '%')}."]
     lines += roofline_lines(metadata)
