@@ -78,7 +78,7 @@ def test_context_chat_records_a_multi_turn_tool_call_with_step_and_attempt(tmp_p
     names = list(line)  # step and attempt follow the preview (no sampler: no peaks); issue #16's fields come after them
     assert names[names.index("response_preview") + 1:][:3] == ["step", "attempt", "cache_prompt"]
     assert line["format_ok"] is None
-    assert state.requests[-1]["cache_prompt"] is False and line["cache_prompt"] is False  # the methodology's, for timed calls
+    assert state.requests[-1]["cache_prompt"] is True and line["cache_prompt"] is True  # agent steps keep reuse (canonical.yaml reused_by)
     saved = json.loads((tmp_path / "responses.jsonl").read_text())
     assert saved["key"] == list(key.as_tuple())
 
