@@ -14,7 +14,8 @@ import psutil
 import pytest
 
 from orchestrator import auto
-from orchestrator.auto import PhaseEstimate, choose_phases, execute, install_fallback, plan_auto, plan_with_fallback
+from orchestrator.auto import PhaseEstimate, execute, install_fallback, plan_auto, plan_with_fallback
+from orchestrator.budget import plan_speed
 from orchestrator.cli import main
 from orchestrator.launch import pid_dir
 from orchestrator.decide import decide
@@ -37,8 +38,8 @@ CUDA_BOX = GOLDEN_DIR / "linux-rtx3060-12gb.json"
 def test_phases_fit_the_time_budget_and_hello_always_runs():
     estimates = [PhaseEstimate("hello", 18, 500), PhaseEstimate("5q", 5, 30), PhaseEstimate("20q", 20, 400),
                  PhaseEstimate("edge_suite", 5, 50)]
-    chosen, notes = choose_phases(estimates, 600)
-    assert chosen == ["hello", "5q", "edge_suite"] and "time budget" in notes["20q"]
+    runs, speed = plan_speed({5: estimates}, 600, None)
+    assert runs == 5 and speed.runs == ["hello", "5q", "edge_suite"] and "time budget" in speed.skipped["20q"]
 
 
 def test_missing_planned_model_falls_back_to_embedded_default_as_a_recorded_deviation():
