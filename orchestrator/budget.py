@@ -243,7 +243,7 @@ def plan_budget(budget_s: float, rate: DecodeRate, speed_estimates: Callable[[in
         if axis == "speed":
             warm_runs, plan = plan_speed(ladder, allowance, named)
             phases += plan.runs
-            notes.update(plan.skipped)
+            notes.update({e.phase: plan.skipped[e.phase] for e in ladder[warm_runs] if e.phase in plan.skipped})
         else:
             choice = largest_fitting(candidates[axis], allowance)
             plan = AxisPlan(axis, allowance, choice.seconds, [choice.label])

@@ -166,7 +166,7 @@ def test_report_has_the_quality_section_and_metadata_and_uses_the_newest_verdict
     datafiles.validate(done.metadata, "metadata", "test")
     (cell,) = done.metadata["quality"]
     assert cell["summary"].startswith("Quality: toolcall 1/") and "(quick, packs v1, " in cell["summary"]
-    assert "## Headline numbers" in done.markdown and "## Quality" in done.markdown
+    assert "## Speed per cell and phase" in done.markdown and "## Quality" in done.markdown
     assert "| toolcall (v1) |" in done.markdown and "- toolcall TC-02: " in done.markdown
     # a rescore by a newer verifier wins in the report; the call's own line stays as it was
     rescore_run(tmp_path)

@@ -35,9 +35,11 @@ def render_auto_plan(auto_plan) -> str:
         note = f"  ({auto_plan.phase_notes[est.phase]})" if est.phase in auto_plan.phase_notes else ""
         lines.append(f"  {mark} {est.phase:<15} {est.calls:>3} calls  ~{minutes(est.seconds)}{note}")
     for axis in budget.axes if budget else ():
-        lines.append(f"{axis.axis} (~{minutes(axis.seconds)} of {minutes(max(axis.allowance_s, 0))}):" if axis.axis != "speed"
-                     else f"speed total ~{minutes(axis.seconds)} of {minutes(max(axis.allowance_s, 0))}")
-        if axis.axis != "speed":
+        lines.append(f"{axis.axis} (~{minutes(axis.seconds)} of {minutes(max(axis.allowance_s, 0))}):")
+        if axis.axis == "speed":  # its phases are listed above
+            lines += [f"  run  {len(axis.runs)} phase(s)"] + [f"  less {why}" for what, why in axis.skipped.items()
+                                                               if what not in auto_plan.phase_notes]
+        else:
             lines += [f"  run  {what}" for what in axis.runs] + [f"  skip {why}" for why in axis.skipped.values()]
     if auto_plan.steps:
         lines += ["", "steps:"] + [f"  {i}. {step}" for i, step in enumerate(auto_plan.steps, 1)]

@@ -8,6 +8,7 @@ from typing import Any, Callable
 
 from . import RunReport
 from .agent import agent_section
+from .headline import headline_section
 from .quality import quality_section
 
 # How the client records a call whose runtime died under it (client.stream_chat).
@@ -27,10 +28,10 @@ def _pct(value: float | None) -> str:
 
 
 def speed_sections(run: RunReport) -> list[str]:
-    """Headline numbers, cold and warm per prompt, lanes, and the measurements beside them."""
+    """Speed per cell and phase, cold and warm per prompt, lanes, and the measurements beside them."""
     metadata = run.metadata
     lines = [
-        "## Headline numbers", "",
+        "## Speed per cell and phase", "",
         "| cell | phase | calls | errors | tok/s mean | tok/s p50 | TTFT p50 | duration p50 | format ok | markers |",
         "|---|---|---|---|---|---|---|---|---|---|",
     ]
@@ -141,6 +142,7 @@ def render_markdown(run: RunReport, plots: list[str]) -> str:
         f"**Phases skipped:** {', '.join(sorted({s['phase'] for s in skipped if s.get('phase')})) or 'none'}  ",
         f"**Status:** {manifest.get('status')}", "",
     ]
+    lines += headline_section(run)
     for kind, section in SECTIONS.items():
         if kind in run.kinds:
             lines += section(run)
