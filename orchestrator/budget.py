@@ -6,6 +6,10 @@ cost follows from its data at that rate: the speed suites' items (phases/speed.p
 scenarios and token caps, the agent tasks' steps, tries and token caps. profiles/budget.yaml holds
 the shares, the candidates (largest first) and the cost models' coefficients. The plan says per
 axis what runs and what is skipped and why; the manifest keeps it (`budget_plan`).
+
+The estimate can be wrong (a shared machine slows down mid-run), so each phase also gets the seconds
+it may take (RunOptions.phase_seconds): the runner starts no new unit of a phase past them. A
+phase's overrun then costs at most one unit, and never the axes after it.
 """
 
 from __future__ import annotations
@@ -70,16 +74,18 @@ class BudgetPlan:
     phase_notes: dict[str, str]  # phase -> why it was not selected
     quality: dict[str, Any] | None  # RunOptions.quality when quality runs
     agent: dict[str, Any] | None  # RunOptions.agent when the agent phase runs
+    phase_seconds: dict[str, float]  # phase -> the time it may take: its estimate, stretched to its axis's allowance
 
     def run_options(self) -> dict[str, Any]:
-        """The RunOptions fields it sized: quality and agent settings, where they run."""
-        return {k: v for k, v in (("quality", self.quality), ("agent", self.agent)) if v}
+        """The RunOptions fields it sized: quality and agent settings where they run, and each phase's seconds."""
+        return {**{k: v for k, v in (("quality", self.quality), ("agent", self.agent)) if v},
+                "phase_seconds": self.phase_seconds}
 
     def to_json(self) -> dict[str, Any]:
         """The manifest's `budget_plan`."""
         return {"budget_s": round(self.budget_s, 1), "decode_rate": {**asdict(self.rate), "tokens_per_sec": round(self.rate.tokens_per_sec, 2)},
                 "axes": [{**asdict(a), "allowance_s": round(a.allowance_s, 1), "seconds": round(a.seconds, 1)} for a in self.axes],
-                "phases": self.phases, "runs": self.runs}
+                "phases": self.phases, "runs": self.runs, "phase_seconds": self.phase_seconds}
 
 
 # ---------------------------------------------------------------------------------------
@@ -232,7 +238,7 @@ def plan_budget(budget_s: float, rate: DecodeRate, speed_estimates: Callable[[in
     included = [axis for axis in budget.shares if axis not in skipped]
     share_total = sum(budget.shares[axis] for axis in included) or 1.0
     spare = max(usable - reserved, 0.0)
-    carry, axes, phases, notes, chosen = 0.0, [], [], {}, {}
+    carry, axes, phases, notes, chosen, seconds = 0.0, [], [], {}, {}, {}
     for axis in budget.shares:
         if axis in skipped:
             axes.append(AxisPlan(axis, 0.0, 0.0, [], {axis: skipped[axis]}))
@@ -244,16 +250,20 @@ def plan_budget(budget_s: float, rate: DecodeRate, speed_estimates: Callable[[in
             warm_runs, plan = plan_speed(ladder, allowance, named)
             phases += plan.runs
             notes.update({e.phase: plan.skipped[e.phase] for e in ladder[warm_runs] if e.phase in plan.skipped})
+            stretch = max(1.0, allowance / plan.seconds) if plan.seconds else 1.0
+            seconds.update({e.phase: round(e.seconds * stretch, 1) for e in ladder[warm_runs] if e.phase in plan.runs})
         else:
             choice = largest_fitting(candidates[axis], allowance)
             plan = AxisPlan(axis, allowance, choice.seconds, [choice.label])
             phases.append(axis)
             chosen[axis] = choice.settings
+            seconds[axis] = round(max(allowance, choice.seconds), 1)
         axes.append(plan)
         carry = allowance - plan.seconds
     if named is not None:  # --phases keeps its own order
         phases = [p for p in named if p in phases]
-    return BudgetPlan(budget_s, rate, tuple(axes), phases, warm_runs, notes, chosen.get("quality"), chosen.get("agent"))
+    return BudgetPlan(budget_s, rate, tuple(axes), phases, warm_runs, notes, chosen.get("quality"), chosen.get("agent"),
+                      seconds)
 
 
 def plan_speed(ladder: dict[int, list[Any]], allowance: float, named: list[str] | None) -> tuple[int, AxisPlan]:

@@ -80,6 +80,9 @@ class RunOptions:
     quality: dict[str, Any] = field(default_factory=lambda: {"mode": "quick", "packs": None, "repeat": 1})
     # the agent phase's settings (workflow, tasks, languages, budgets; phases/agent.py); empty: its auto defaults
     agent: dict[str, Any] = field(default_factory=dict)
+    # phase -> seconds it may keep starting units (auto's time budget, budget.py); a phase past it stops
+    # after its current unit, with a `skipped` line saying how far it got
+    phase_seconds: dict[str, float] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         recorded = {"phases": self.phases, "runs": self.runs, "temperature": self.temperature, "num_ctx": self.num_ctx,
@@ -88,6 +91,8 @@ class RunOptions:
             recorded["quality"] = self.quality
         if self.agent:
             recorded["agent"] = self.agent
+        if self.phase_seconds:
+            recorded["phase_seconds"] = self.phase_seconds
         return recorded
 
 

@@ -48,7 +48,10 @@ def test_a_slow_cpu_still_runs_all_three_axes_within_the_usable_budget(rate):
     assert "hello" in plan.phases and "quality" in plan.phases and "agent" in plan.phases
     assert sum(a.seconds for a in plan.axes) <= 15 * 60 * load_budget().headroom
     assert plan.quality and plan.agent and plan.agent["workflow"] == "two-try"
-    assert plan.run_options() == {"quality": plan.quality, "agent": plan.agent}
+    assert plan.run_options() == {"quality": plan.quality, "agent": plan.agent, "phase_seconds": plan.phase_seconds}
+    assert set(plan.phase_seconds) == set(plan.phases)  # each phase may take its estimate, stretched to its axis
+    for name in ("quality", "agent"):
+        assert plan.phase_seconds[name] >= axis(plan, name).seconds
 
 
 def test_a_faster_machine_buys_more_on_every_axis():

@@ -50,8 +50,8 @@ def render_auto_plan(auto_plan) -> str:
 def cmd_auto(args: argparse.Namespace) -> int:
     from ..auto import DEFAULT_TIME_BUDGET_MIN, execute, plan_auto
     from ..launch import install_signal_handlers
-    from ..pipeline import default_handle, submissions_root, validate_handle
-    from ..probe import validate_device_tag
+    from ..pipeline import default_handle, submissions_root
+    from ..runfolder import validate_device_tag, validate_handle
     from ..profiles import load_profiles
     from ..progress import progress_reporter
     from ..suites import parse_phases
