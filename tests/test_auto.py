@@ -212,3 +212,28 @@ def test_auto_end_to_end_interrupted_and_resumed(llama_server, smollm2, tmp_path
     assert len(calls) == 3 * 2 + 5 and len({(c["prompt_id"], c["run_idx"]) for c in calls}) == len(calls)
     assert resumed_servers and all_gone(resumed_servers)
     assert not list(pid_dir().glob("*.json")), "a runtime's pidfile outlived it"
+
+
+@pytest.mark.integration
+def test_auto_runs_speed_quality_and_agent_into_one_ledger_and_one_headline(llama_server, smollm2, tmp_path, capsys):
+    """The real llama-server and SmolLM2 at tiny caps: a budget too small for anything makes auto size each
+    named axis to its smallest set, and all three land in one ledger, one headline and metadata.json."""
+    code = main(["auto", "--yes", "--phases", "hello,quality,agent", "--time-budget", "0.5", "--smoke", "--num-predict", "64",
+                 "--submitter-handle", "ci", "--device-tag", "ci-box", "--submissions-dir", str(tmp_path), "--force-load"])
+    out = capsys.readouterr().out
+    assert code == 0, out
+    assert "quality (" in out and "agent (" in out and "decode rate" in out
+    (run_dir,) = tmp_path.glob("ci/ci-box/run-*")
+    records = [json.loads(line) for line in (run_dir / "run.jsonl").read_text().splitlines()]
+    phases = {r["phase"] for r in records if r["type"] == "call"}
+    assert phases == {"hello", "quality", "agent"}
+    assert any(r["type"] == "quality" for r in records) and any(r["type"] == "agent_run" for r in records)
+    assert records[0]["options"]["agent"]["workflow"] == "two-try"
+    manifest = json.loads((run_dir / "manifest.json").read_text())
+    assert [a["axis"] for a in manifest["budget_plan"]["axes"]] == ["speed", "quality", "agent"]
+    (headline,) = json.loads((run_dir / "metadata.json").read_text())["headline"]
+    assert headline["speed"]["decode_tokens_per_sec"] and headline["quality"]["scenarios"] >= 1
+    assert headline["agent"]["workflow"] == "two-try" and headline["agent"]["tasks"] + headline["agent"]["skipped"] == 1
+    md = (run_dir / "run.md").read_text()
+    block = md[md.index("## Headline"):md.index("## Speed per cell and phase")]
+    assert "| ci-box:" in block and " / " in block and "toolcall" in block and "not run" not in block
