@@ -14,7 +14,6 @@ from urllib.parse import urlsplit
 
 from .errors import BadInput, WeeyugaError, os_failure
 from .ledger import LEDGER_NAME
-from .paths import data_dir
 from .procs import run_captured
 from .resources import listener_pid_source
 from .record import RunContext, record
@@ -30,10 +29,6 @@ def default_handle() -> str:
         name = ""
     slug = re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")[:39]
     return slug or "anonymous"
-
-
-def submissions_root(explicit: str | None = None) -> Path:
-    return Path(explicit) if explicit else data_dir("submissions")
 
 
 def new_run_dir(root: Path, handle: str, device_tag: str, run_id: str | None = None) -> tuple[Path, str]:

@@ -50,7 +50,8 @@ def render_auto_plan(auto_plan) -> str:
 def cmd_auto(args: argparse.Namespace) -> int:
     from ..auto import DEFAULT_TIME_BUDGET_MIN, execute, plan_auto
     from ..launch import install_signal_handlers
-    from ..pipeline import default_handle, submissions_root
+    from ..paths import submissions_root
+    from ..pipeline import default_handle
     from ..runfolder import validate_device_tag, validate_handle
     from ..profiles import load_profiles
     from ..progress import progress_reporter

@@ -43,7 +43,8 @@ def cmd_run(args: argparse.Namespace) -> int:
 def run_bring_your_own(args: argparse.Namespace, name: str, phases: list[str], **run_options: Any) -> int:
     """The phases against the runtime at --target-url, from the target and folder options of
     add_target_options; `weeyuga run` and `weeyuga agent run` differ only in what they run."""
-    from ..pipeline import byo_targets, default_handle, find_run_dir, new_run_dir, run_recorded, submissions_root
+    from ..paths import submissions_root
+    from ..pipeline import byo_targets, default_handle, find_run_dir, new_run_dir, run_recorded
     from ..probe import validate_device_tag
     from ..profiles import load_profiles
     from ..progress import progress_reporter
