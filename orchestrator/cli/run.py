@@ -8,8 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import BadInput
-from ..runtimes import engine_names
-from .common import CONTEXT, COUNT, TEMPERATURE, add_run_options, command, load_or_probe
+from .common import CONTEXT, COUNT, ENGINES, TEMPERATURE, add_run_options, command, load_or_probe
 
 
 def canonical_options(profiles, args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -94,7 +93,7 @@ def add_target_options(p: argparse.ArgumentParser, required: bool = True) -> Non
     """Where a bring-your-own run goes and how its requests are shaped (`run`, `quality run`, `agent run`)."""
     p.add_argument("--target-url", required=required, help="the runtime's base URL, e.g. http://127.0.0.1:11434")
     p.add_argument("--models", required=required, help="comma-separated model names as the runtime knows them")
-    p.add_argument("--engine", choices=engine_names(), help="default: detected from the server")
+    p.add_argument("--engine", choices=ENGINES, metavar="ENGINE", help="one of %(choices)s (default: detected from the server)")
     p.add_argument("--cell-id-prefix", help="<node>:<engine> (default: <device-tag>:<engine>)")
     p.add_argument("--hardware", help="a hardware.json (default: probe this machine)")
     p.add_argument("--temperature", type=TEMPERATURE, help="canonical 0.1; a change is recorded")
