@@ -227,7 +227,7 @@ def plan_budget(budget_s: float, rate: DecodeRate, speed_estimates: Callable[[in
         if axis != "speed" and named is not None and axis not in named:
             skipped[axis] = "not named in --phases"
             continue
-        floor = floors.get(axis, candidates.get(axis, [Candidate("", {}, 0.0)])[-1].seconds)
+        floor = floors["speed"] if axis == "speed" else candidates[axis][-1].seconds
         if axis != "speed" and named is None and reserved + floor > usable:
             skipped[axis] = (f"not selected: its smallest set ({candidates[axis][-1].label}) needs about {minutes(floor)}, "
                              f"over the {minutes(max(usable - reserved, 0))} of the time budget left "
@@ -242,8 +242,7 @@ def plan_budget(budget_s: float, rate: DecodeRate, speed_estimates: Callable[[in
     for axis in budget.shares:
         if axis in skipped:
             axes.append(AxisPlan(axis, 0.0, 0.0, [], {axis: skipped[axis]}))
-            if axis != "speed":
-                notes[axis] = skipped[axis]
+            notes[axis] = skipped[axis]
             continue
         allowance = floors[axis] + spare * budget.shares[axis] / share_total + carry
         if axis == "speed":
