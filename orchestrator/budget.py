@@ -75,6 +75,7 @@ class BudgetPlan:
     quality: dict[str, Any] | None  # RunOptions.quality when quality runs
     agent: dict[str, Any] | None  # RunOptions.agent when the agent phase runs
     phase_seconds: dict[str, float]  # phase -> the time it may take: its estimate, stretched to its axis's allowance
+    # (empty under --phases: what the user named runs whole)
 
     def run_options(self) -> dict[str, Any]:
         """The RunOptions fields it sized: quality and agent settings where they run, and each phase's seconds."""
@@ -262,7 +263,7 @@ def plan_budget(budget_s: float, rate: DecodeRate, speed_estimates: Callable[[in
     if named is not None:  # --phases keeps its own order
         phases = [p for p in named if p in phases]
     return BudgetPlan(budget_s, rate, tuple(axes), phases, warm_runs, notes, chosen.get("quality"), chosen.get("agent"),
-                      seconds)
+                      seconds if named is None else {})  # phases the user named run whole
 
 
 def plan_speed(ladder: dict[int, list[Any]], allowance: float, named: list[str] | None) -> tuple[int, AxisPlan]:

@@ -92,6 +92,7 @@ def test_phases_named_run_exactly_and_are_still_sized():
     assert axis(plan, "quality").skipped == {"quality": "not named in --phases"}
     assert plan.agent["tasks"] == load_budget().agent_candidates[-1]["tasks"]  # over budget: the smallest set
     assert plan_at(2500.0, named=["quality", "agent"]).phases == ["quality", "agent"]
+    assert plan.phase_seconds == {}  # what the user named runs whole
 
 
 def test_quality_mode_fixes_the_quality_set_and_num_predict_caps_agent_tokens():
