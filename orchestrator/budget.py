@@ -248,6 +248,10 @@ def plan_budget(budget_s: float, rate: DecodeRate, speed_estimates: Callable[[in
         allowance = floors[axis] + spare * budget.shares[axis] / share_total + carry
         if axis == "speed":
             warm_runs, plan = plan_speed(ladder, allowance, named)
+            if floors["speed"] > usable:  # said up front: no plan can make this run fit
+                plan.skipped["time budget"] = (f"{'the named phases' if named else 'hello'} alone need about "
+                                               f"{minutes(floors['speed'])}, over the {minutes(usable)} usable: "
+                                               "this run will take longer than --time-budget")
             phases += plan.runs
             notes.update({e.phase: plan.skipped[e.phase] for e in ladder[warm_runs] if e.phase in plan.skipped})
             stretch = max(1.0, allowance / plan.seconds) if plan.seconds else 1.0

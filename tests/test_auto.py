@@ -127,6 +127,8 @@ def test_cuda_plan_whose_install_is_cpu_records_install_fallback_in_manifest_and
     assert fallback == [{"knob": "backend", "value": "cpu", "replaced": "cuda", "source": "fallback",
                          "kind": "install_fallback", "why": "nvcc was not found, so llama-server was built for cpu"}]
     assert manifest["runtime"]["backend"] == "cpu" and manifest["runtime"]["build"]["requested_backend"] == "cuda"
+    assert manifest["budget_plan"]["phases"] == ["hello"] and manifest["budget_plan"]["axes"][1]["skipped"] == {
+        "quality": "not named in --phases"}
     flags = [d for d in manifest["deviations"] if d["knob"] == "runtime_args"]
     assert flags[0]["value"] == ["--no-repack"] and flags[0]["source"] == "self_test"
     assert "native crashed" in flags[0]["overrode"]

@@ -76,6 +76,7 @@ def test_a_slow_machine_takes_fewer_warm_repeats_before_it_drops_an_axis():
 def test_each_skip_says_why_and_a_tiny_budget_keeps_hello_and_drops_the_rest_in_reverse_priority():
     plan = plan_at(20.0, minutes=1.5)
     assert plan.phases == ["hello"] and plan.runs == 1
+    assert "this run will take longer than --time-budget" in axis(plan, "speed").skipped["time budget"]
     for name in ("quality", "agent"):
         why = plan.phase_notes[name]
         assert "smallest set" in why and "--time-budget" in why and axis(plan, name).skipped[name] == why

@@ -57,6 +57,8 @@ def test_run_md_opens_with_one_block_and_says_why_an_axis_did_not_run():
     text = "\n".join(headline_section(speed_only))
     assert f"| {CELL} | 50.0 | 85.0 ms | – | – |" in text
     assert f"- {CELL} agent: not run: not selected: too slow here." in text and f"- {CELL} quality: not run." in text
+    cut = {**METADATA, "skipped": [{"cell_id": CELL, "phase": "quality", "reason": "time budget: stopped after 5 of 16 units"}]}
+    assert f"- {CELL} quality: time budget: stopped after 5 of 16 units." in "\n".join(headline_section(report_of(RECORDS, cut)))
 
 
 def test_a_ralph_run_shows_its_completion_rate():

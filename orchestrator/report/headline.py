@@ -99,6 +99,8 @@ def headline_section(run: "RunReport") -> list[str]:
         for axis, value in (("speed", speed), ("quality", quality), ("agent", agent)):
             if value is None:
                 notes.append(f"{entry['cell_id']} {axis}: {why_not_run(run.manifest, axis)}.")
+        notes += [f"{entry['cell_id']} {skip['phase']}: {skip['reason']}." for skip in run.metadata.get("skipped", [])
+                  if skip["cell_id"] == entry["cell_id"] and skip["reason"].startswith("time budget")]
     lines += [""] + [f"- {note}" for note in dict.fromkeys(notes)] + ([""] if notes else [])
     lines += ["Decode tok/s and TTFT: medians over the speed phases (warm calls where there are any). Quality: "
               "scenarios passed, strict pass@1. Agent: the gate's verdict after try 1 / after try 1 or 2.", ""]
