@@ -1,8 +1,8 @@
 """`weeyuga auto`: probe, decide, install, fetch, launch, run, report, privacy-scan, stop.
 
 Each step is a stage module's entry function; this module only sequences them, plans what fits
-the time budget on each axis (speed, quality, agent: budget.py), and falls back to the embedded default model when the
-planned one is not on this machine (recorded as a deviation, with the command to get it). A GPU
+the time budget on each axis (speed, quality, agent: budget.py), and falls back to the embedded
+default model when the planned one is not on this machine (recorded as a deviation, with the command to get it). A GPU
 plan whose llama-server is CPU-only, or of a backend nobody can vouch for, is recorded too
 (`install_fallback`): known before the run where the dry run can tell, always once installed.
 """
@@ -123,7 +123,7 @@ def plan_auto(hw: Hardware, profiles: Profiles, overrides: dict[str, Any], phase
             raise WeeyugaError(f"{run_dir} was not made by `weeyuga auto` (no plan in context.json); use `weeyuga run --resume`")
         plan, run_id = context.plan, run_dir.name[len("run-"):]
         rate = planning_rate(plan, hw, profiles, root)
-        speed = [p for p in phases or PHASES if p in PHASES]
+        speed = [p for p in phases or PHASES if p not in AXES]
         estimates = estimate_phases(plan, rate.tokens_per_sec, speed, RUNS if runs is None else runs, smoke=smoke)
         return AutoPlan(hw, plan, phases or PHASES, estimates, {}, run_dir, run_id)
     plan = plan_with_fallback(hw, profiles, overrides)

@@ -7,7 +7,7 @@ from dataclasses import replace
 import pytest
 
 from orchestrator import datafiles
-from orchestrator.auto import PhaseEstimate, estimate_phases, plan_auto
+from orchestrator.auto import estimate_phases, plan_auto
 from orchestrator.budget import (DecodeRate, agent_candidates, decode_rate, load_budget, measured_rate, plan_budget,
                                  quality_candidates)
 from orchestrator.cli import main
