@@ -1,8 +1,8 @@
 """`weeyuga auto`: probe, decide, install, fetch, launch, run, report, privacy-scan, stop.
 
-Each step is a stage module's entry function; this module only sequences them, chooses
-the phases that fit the time budget, and falls back to the embedded default model when the
-planned one is not on this machine (recorded as a deviation, with the command to get it). A GPU
+Each step is a stage module's entry function; this module only sequences them, plans what fits
+the time budget on each axis (speed, quality, agent: budget.py), and falls back to the embedded
+default model when the planned one is not on this machine (recorded as a deviation, with the command to get it). A GPU
 plan whose llama-server is CPU-only, or of a backend nobody can vouch for, is recorded too
 (`install_fallback`): known before the run where the dry run can tell, always once installed.
 """
@@ -14,10 +14,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
+from .budget import AXES, BudgetPlan, DecodeRate, decode_rate, load_budget, measured_rate, plan_budget
 from .decide import Plan, decide
 from .errors import WeeyugaError
 from .install import RuntimeInstall
 from .launch import build_command, launch, load_runtime
+from .methodology import methodology
 from .paths import state_dir
 from .phases import load_phase
 from .pipeline import ensure_writable, find_run_dir, new_run_dir, run_recorded
@@ -30,6 +32,8 @@ from .report import report
 from .run import RunOptions
 from .runtimes import managed_runtime
 from .suites import PHASES
+
+RUNS = methodology().runs_per_prompt
 
 DEFAULT_TIME_BUDGET_MIN = 15.0
 
@@ -54,6 +58,7 @@ class AutoPlan:
     run_id: str
     steps: list[str] = field(default_factory=list)
     install_fallback: dict[str, Any] | None = None  # what the dry run can already tell
+    budget: BudgetPlan | None = None  # per axis: what runs, what is skipped and why (None on a resume)
 
 
 @dataclass
@@ -80,20 +85,22 @@ def plan_with_fallback(hw: Hardware, profiles: Profiles, overrides: dict[str, An
     return dataclasses.replace(fallback, deviations=deviations)
 
 
-def estimate_decode_rate(plan: Plan, hw: Hardware, profiles: Profiles) -> float:
+def estimate_decode_rate(plan: Plan, hw: Hardware) -> float:
     """Tokens/s guess for the time budget only: weights stream from memory once per token."""
-    tuned = profiles.tuned_for(hw.device_tag).get("models", {}).get(plan.model, {}).get("tokens_per_sec")
-    if tuned:
-        return float(tuned)
     gpu_bw = hw.gpu[0].bandwidth_gbps_theoretical if hw.gpu and plan.ngl else None
     bandwidth = gpu_bw or hw.host_memory_bandwidth_gbps_measured or 10.0
     return max(1.0, 0.5 * bandwidth / max(plan.model_size_gb, 0.05))
 
 
-def estimate_phases(plan: Plan, hw: Hardware, profiles: Profiles, phases: list[str], runs: int,
-                    **more_options: Any) -> list[PhaseEstimate]:
-    """Each phase's calls (its units' keys on one cell) and time at the plan's estimated decode rate."""
-    rate = estimate_decode_rate(plan, hw, profiles)
+def planning_rate(plan: Plan, hw: Hardware, profiles: Profiles, submissions: Path) -> DecodeRate:
+    """Tuned, else measured on this device in an earlier run, else estimated."""
+    tuned = profiles.tuned_for(hw.device_tag).get("models", {}).get(plan.model, {}).get("tokens_per_sec")
+    measured = measured_rate(submissions, hw.device_tag, plan.model, load_budget().newest_runs)
+    return decode_rate(tuned, measured, estimate_decode_rate(plan, hw))
+
+
+def estimate_phases(plan: Plan, rate: float, phases: list[str], runs: int, **more_options: Any) -> list[PhaseEstimate]:
+    """Each phase's calls (its units' keys on one cell) and time at this decode rate."""
     options = RunOptions(phases=phases, runs=runs, num_ctx=plan.num_ctx, num_predict=plan.num_predict, **more_options)
     out = []
     for name in phases:
@@ -103,42 +110,33 @@ def estimate_phases(plan: Plan, hw: Hardware, profiles: Profiles, phases: list[s
     return out
 
 
-def choose_phases(estimates: list[PhaseEstimate], budget_s: float) -> tuple[list[str], dict[str, str]]:
-    """Canonical phases in order while they fit the budget; hello always runs."""
-    chosen, notes, spent = [], {}, 0.0
-    for est in estimates:
-        if est.phase == "hello" or spent + est.seconds <= budget_s:
-            chosen.append(est.phase)
-            spent += est.seconds
-        else:
-            notes[est.phase] = (f"not selected: about {est.seconds / 60:.1f} min more would exceed the "
-                                f"{budget_s / 60:.0f} min time budget (--time-budget, or --phases)")
-    return chosen, notes
-
-
 def plan_auto(hw: Hardware, profiles: Profiles, overrides: dict[str, Any], phases: list[str] | None,
-              runs: int, time_budget_min: float, root: Path, handle: str, resume: str | None,
-              **more_options: Any) -> AutoPlan:
-    """`more_options`: RunOptions fields the estimates depend on (the quality phase's packs)."""
-    if resume:
+              runs: int | None, time_budget_min: float, root: Path, handle: str, resume: str | None,
+              quality_mode: str | None = None, smoke: bool = False) -> AutoPlan:
+    """The speed phases, quality set and agent task set that fit the time budget (budget.py);
+    `phases` (--phases) fixes which run, `quality_mode` (--quality-mode) the quality set, `runs` (--runs)
+    the warm repeats (None: the most that fit)."""
+    if resume:  # the run's recorded options decide what runs; these estimates only inform
         run_dir = find_run_dir(root, resume)
         context = load_context(run_dir)
         if context is None or context.plan is None:
             raise WeeyugaError(f"{run_dir} was not made by `weeyuga auto` (no plan in context.json); use `weeyuga run --resume`")
         plan, run_id = context.plan, run_dir.name[len("run-"):]
-        estimates = estimate_phases(plan, hw, profiles, phases or PHASES, runs, **more_options)
+        rate = planning_rate(plan, hw, profiles, root)
+        speed = [p for p in phases or PHASES if p not in AXES]
+        estimates = estimate_phases(plan, rate.tokens_per_sec, speed, RUNS if runs is None else runs, smoke=smoke)
         return AutoPlan(hw, plan, phases or PHASES, estimates, {}, run_dir, run_id)
     plan = plan_with_fallback(hw, profiles, overrides)
-    candidates = phases or PHASES
-    estimates = estimate_phases(plan, hw, profiles, candidates, runs, **more_options)
-    if phases:
-        chosen, notes = phases, {}
-    else:
-        chosen, notes = choose_phases(estimates, time_budget_min * 60)
+    rate = planning_rate(plan, hw, profiles, root)
+    speed = [p for p in phases or PHASES if p not in AXES]
+    budget = plan_budget(time_budget_min * 60, rate, lambda warm: estimate_phases(plan, rate.tokens_per_sec, speed, warm, smoke=smoke),
+                         phases, plan.num_predict, smoke, quality_mode, runs)
+    estimates = estimate_phases(plan, rate.tokens_per_sec, speed, budget.runs, smoke=smoke)
     run_dir, run_id = new_run_dir(root, handle, hw.device_tag)
     runtime = managed_runtime(plan.runtime).locate(plan)
     steps = describe_steps(plan, profiles, run_dir, runtime)
-    return AutoPlan(hw, plan, chosen, estimates, notes, run_dir, run_id, steps, install_fallback(plan, runtime))
+    return AutoPlan(hw, plan, budget.phases, estimates, budget.phase_notes, run_dir, run_id, steps,
+                    install_fallback(plan, runtime), budget)
 
 
 def install_fallback(plan: Plan, runtime: RuntimeInstall | None) -> dict[str, Any] | None:
@@ -185,7 +183,7 @@ def managed_context(plan: Plan, hw: Hardware, profiles: Profiles, runtime_name: 
                     backend: str | None, source: str, build: dict[str, Any], argv: list[str],
                     unsupported: dict[str, str], model: dict[str, Any] | None,
                     deviations: list[dict[str, Any]] | None = None,
-                    self_test: dict[str, Any] | None = None) -> RunContext:
+                    self_test: dict[str, Any] | None = None, budget_plan: dict[str, Any] | None = None) -> RunContext:
     """The manifest's context for a runtime weeyuga launched. argv keeps file names, never our paths;
     the self-test keeps its verdicts and speeds, not its log lines (they can name local paths)."""
     public_argv = [Path(a).name if "/" in a or "\\" in a else a for a in argv]
@@ -193,6 +191,7 @@ def managed_context(plan: Plan, hw: Hardware, profiles: Profiles, runtime_name: 
                 for t in (self_test or {}).get("tried", [])]
     return RunContext(
         plan=plan, hardware=hw, canonical=profiles.canonical, models=[model] if model else [], deviations=deviations or [],
+        budget_plan=budget_plan,
         runtime={"name": runtime_name, "managed": True, "engine_version": engine_version, "backend": backend,
                  "source": source, "build": {k: v for k, v in build.items() if k in ("version", "backend", "requested_backend", "targets", "built_at_utc", "jobs", "seconds")},
                  "argv": public_argv, "unsupported": unsupported,
@@ -200,7 +199,13 @@ def managed_context(plan: Plan, hw: Hardware, profiles: Profiles, runtime_name: 
                                "verified_at_utc": self_test["verified_at_utc"], "tried": verdicts} if self_test else None})
 
 
-def execute(auto_plan: AutoPlan, profiles: Profiles, runs: int, handle: str, options: dict[str, Any],
+def recorded_budget_plan(run_dir: Path) -> dict[str, Any] | None:
+    """A resume keeps the budget plan its run started with (context.json)."""
+    context = load_context(run_dir) if run_dir.exists() else None
+    return context.budget_plan if context else None
+
+
+def execute(auto_plan: AutoPlan, profiles: Profiles, runs: int | None, handle: str, options: dict[str, Any],
             command: list[str], progress: Progress = quiet, nvml: Any = None,
             on_launch: Callable[[str], None] = lambda line: None) -> AutoResult:
     """Install, fetch, launch, run, report, scan, stop. Ctrl-C stops the runtime and keeps the ledger."""
@@ -211,9 +216,11 @@ def execute(auto_plan: AutoPlan, profiles: Profiles, runs: int, handle: str, opt
     runtime = prepared.install
     plan = with_runtime_deviation(plan, prepared.deviation)
     log_path = state_dir() / "logs" / f"{plan.runtime}-{auto_plan.run_id}.log"
+    budget = auto_plan.budget
+    runs = budget.runs if budget else RUNS if runs is None else runs  # a resume's recorded runs win in run_suites
     run_options = RunOptions(phases=auto_plan.phases, runs=runs, submitter_handle=handle, device_tag=hw.device_tag,
                              command=command, phase_notes=auto_plan.phase_notes, temperature=plan.temperature,
-                             num_ctx=plan.num_ctx, num_predict=plan.num_predict, **options)
+                             num_ctx=plan.num_ctx, num_predict=plan.num_predict, **{**options, **(budget.run_options() if budget else {})})
     fallback = install_fallback(plan, runtime)
     if fallback:  # said before the launch, so it is seen even when the launch fails
         on_launch(describe_install_fallback(fallback))
@@ -225,7 +232,7 @@ def execute(auto_plan: AutoPlan, profiles: Profiles, runs: int, handle: str, opt
         context = managed_context(plan, hw, profiles, plan.runtime, running.engine_version, runtime.backend,
                                   runtime.source, runtime.build_info, running.command.argv,
                                   running.command.unsupported, model_record, [fallback] if fallback else [],
-                                  runtime.self_test)
+                                  runtime.self_test, budget.to_json() if budget else recorded_budget_plan(auto_plan.run_dir))
         resume = (auto_plan.run_dir / "run.jsonl").exists()
         recorded = run_recorded([target], run_options, auto_plan.run_dir, auto_plan.run_id, context, resume=resume,
                                 progress=progress, nvml=nvml)

@@ -13,6 +13,10 @@ def data_dir(name: str) -> Path:
     return REPO_ROOT / name
 
 
+def submissions_root(explicit: str | None = None) -> Path:
+    return Path(explicit) if explicit else data_dir("submissions")
+
+
 def cache_dir() -> Path:
     """Builds and models live outside the repo so clones and CI runs reuse them."""
     explicit = os.environ.get("WEEYUGA_CACHE")

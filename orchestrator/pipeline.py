@@ -14,22 +14,12 @@ from urllib.parse import urlsplit
 
 from .errors import BadInput, WeeyugaError, os_failure
 from .ledger import LEDGER_NAME
-from .paths import data_dir
 from .procs import run_captured
 from .resources import listener_pid_source
 from .record import RunContext, record
+from .runfolder import validate_handle
 from .run import RunOptions, RunResult, Target, check_run_dir, new_run_id, run_suites
 from .runtimes import byo_target, detect_engine, runtime_for_engine
-
-HANDLE_PATTERN = re.compile(r"^[a-z0-9][a-z0-9-]{0,38}$")
-
-
-def validate_handle(handle: str) -> str:
-    """Handles become folder names: only [a-z0-9-], so nothing escapes submissions/."""
-    if not isinstance(handle, str) or not HANDLE_PATTERN.fullmatch(handle):  # fullmatch: `$` lets a trailing newline through
-        raise BadInput(f"submitter handle {handle!r} must be 1-39 characters of a-z, 0-9 and '-', starting with a letter or digit")
-    return handle
-
 
 def default_handle() -> str:
     """From git config user.name, made folder-safe; 'anonymous' when unset."""
@@ -39,10 +29,6 @@ def default_handle() -> str:
         name = ""
     slug = re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")[:39]
     return slug or "anonymous"
-
-
-def submissions_root(explicit: str | None = None) -> Path:
-    return Path(explicit) if explicit else data_dir("submissions")
 
 
 def new_run_dir(root: Path, handle: str, device_tag: str, run_id: str | None = None) -> tuple[Path, str]:

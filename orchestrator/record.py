@@ -37,6 +37,7 @@ class RunContext:
     canonical: dict[str, Any] = field(default_factory=dict)  # the canonical table's request options and defaults
     # Deviations found after planning, in manifest form (a GPU plan whose runtime install is CPU-only).
     deviations: list[dict[str, Any]] = field(default_factory=list)
+    budget_plan: dict[str, Any] | None = None  # auto's plan per axis within --time-budget (budget.py)
 
 
 def write_text_atomic(path: Path, text: str | Iterable[str]) -> None:
@@ -159,6 +160,7 @@ def build_manifest(run_dir: Path, context: RunContext, status: str) -> dict[str,
         "canonical_phases": PHASES,  # the catalogue judges completeness against the list of the run's time
         "sandbox": options.get("sandbox"),  # where model-written code ran: kind, image, digest, how it was built
         "prompt_cache": meta.get("prompt_cache"),  # what timed calls asked of the prompt cache, per cell
+        **({"budget_plan": context.budget_plan} if context.budget_plan else {}),
     }
 
 
@@ -173,7 +175,8 @@ def load_context(run_dir: Path) -> RunContext | None:
     hw_path = run_dir / "hardware.json"
     return RunContext(plan=Plan.from_dict(doc["plan"], f"{path}: field plan") if doc.get("plan") else None, runtime=doc.get("runtime"),
                       models=doc.get("models", []), hardware=Hardware.load(hw_path) if hw_path.exists() else None,
-                      canonical=doc.get("canonical", {}), deviations=doc.get("deviations", []))
+                      canonical=doc.get("canonical", {}), deviations=doc.get("deviations", []),
+                      budget_plan=doc.get("budget_plan"))
 
 
 def record(run_dir: Path, context: RunContext | None, status: str) -> Path:
@@ -182,7 +185,8 @@ def record(run_dir: Path, context: RunContext | None, status: str) -> Path:
     context = context or load_context(run_dir) or RunContext()
     write_json_atomic(run_dir / "context.json", {
         "plan": context.plan.to_dict() if context.plan else None, "runtime": context.runtime,
-        "models": context.models, "canonical": context.canonical, "deviations": context.deviations})
+        "models": context.models, "canonical": context.canonical, "deviations": context.deviations,
+        "budget_plan": context.budget_plan})
     if context.hardware is not None:
         write_json_atomic(run_dir / "hardware.json", context.hardware.to_dict())
     path = run_dir / MANIFEST_NAME

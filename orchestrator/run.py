@@ -146,7 +146,13 @@ class Runner:
             units = phase.units(cells, self.options)
             self.ctx.begin(label + (f" {group[0].cell.model}" if len(group) == 1 else ""),
                            sum(len(unit.keys) for unit in units))
-            for unit in units:
+            started, allowed = self.ctx.clock(), self.options.phase_seconds.get(phase.name)
+            for index, unit in enumerate(units):
+                if index and allowed is not None and self.ctx.clock() - started > allowed:
+                    for cell in cells:
+                        self.ctx.skip(cell, phase.name, f"time budget: stopped after {index} of {len(units)} units, "
+                                                        f"its {allowed:.0f} s of --time-budget spent")
+                    break
                 phase.run_unit(unit, self.ctx)
 
     def run(self, phases: list[Phase], available: list[Target]) -> RunResult:

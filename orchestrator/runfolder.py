@@ -17,12 +17,27 @@ from typing import Any
 from .errors import BadInput, read_failure
 
 RUN_ID_PATTERN = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+HANDLE_PATTERN = re.compile(r"^[a-z0-9][a-z0-9-]{0,38}$")
+TAG_PATTERN = re.compile(r"^[a-z0-9][a-z0-9-]{0,47}$")
 
 
 def validate_run_id(run_id: Any, source: str = "run id") -> str:
     if not isinstance(run_id, str) or not RUN_ID_PATTERN.fullmatch(run_id):
         raise BadInput(f"{source}: run id {run_id!r} is not a uuid (8-4-4-4-12 hex digits)")
     return run_id
+
+
+def validate_handle(handle: str) -> str:
+    """Handles become folder names: only [a-z0-9-], so nothing escapes submissions/."""
+    if not isinstance(handle, str) or not HANDLE_PATTERN.fullmatch(handle):  # fullmatch: `$` lets a trailing newline through
+        raise BadInput(f"submitter handle {handle!r} must be 1-39 characters of a-z, 0-9 and '-', starting with a letter or digit")
+    return handle
+
+
+def validate_device_tag(tag: str, source: str = "device tag") -> str:
+    if not isinstance(tag, str) or not TAG_PATTERN.fullmatch(tag):
+        raise BadInput(f"{source} {tag!r}: use 1-48 characters of a-z, 0-9 and '-', starting with a letter or digit")
+    return tag
 
 
 def check_regular_files(run_dir: Path) -> None:
@@ -51,9 +66,6 @@ class RunIdentity:
 
 def run_identity(manifest: dict[str, Any], source: str) -> RunIdentity:
     """The manifest's run id, handle and tag, validated as strictly as on the command line."""
-    from .pipeline import validate_handle
-    from .probe import validate_device_tag
-
     try:
         handle = validate_handle(manifest.get("submitter_handle"))
         tag = validate_device_tag(manifest.get("device_tag"))

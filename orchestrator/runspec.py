@@ -82,6 +82,9 @@ class RunOptions:
     agent: dict[str, Any] = field(default_factory=dict)
     # where model-written code runs (sandbox_docker/choice.py SandboxChoice.record()); empty: the process sandbox
     sandbox: dict[str, Any] = field(default_factory=dict)
+    # phase -> seconds it may keep starting units (auto's time budget, budget.py); a phase past it stops
+    # after its current unit, with a `skipped` line saying how far it got
+    phase_seconds: dict[str, float] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         recorded = {"phases": self.phases, "runs": self.runs, "temperature": self.temperature, "num_ctx": self.num_ctx,
@@ -92,6 +95,8 @@ class RunOptions:
             recorded["agent"] = self.agent
         if self.sandbox:
             recorded["sandbox"] = self.sandbox
+        if self.phase_seconds:
+            recorded["phase_seconds"] = self.phase_seconds
         return recorded
 
 

@@ -151,7 +151,7 @@ def test_cli_agent_run_writes_the_run_folder_report_and_exits_0_whatever_the_mod
     assert cell["pass_rates"]["python"]["completion_rate"] == 1.0 and cell["pass_rates"]["python"]["controls"] == 1
     text = (run_dir / "run.md").read_text()
     assert "## Agent tasks" in text and "cumulative" in text and "| py-slugify | python | completed |" in text
-    assert "## Headline numbers" not in text  # no speed phase ran
+    assert "## Speed per cell and phase" not in text  # no speed phase ran
 
 
 def test_cli_agent_run_refuses_an_unknown_task_in_one_line(fake, tmp_path, capsys):

@@ -14,7 +14,8 @@ import psutil
 import pytest
 
 from orchestrator import auto
-from orchestrator.auto import PhaseEstimate, choose_phases, execute, install_fallback, plan_auto, plan_with_fallback
+from orchestrator.auto import PhaseEstimate, execute, install_fallback, plan_auto, plan_with_fallback
+from orchestrator.budget import plan_speed
 from orchestrator.cli import main
 from orchestrator.launch import pid_dir
 from orchestrator.decide import decide
@@ -37,8 +38,8 @@ CUDA_BOX = GOLDEN_DIR / "linux-rtx3060-12gb.json"
 def test_phases_fit_the_time_budget_and_hello_always_runs():
     estimates = [PhaseEstimate("hello", 18, 500), PhaseEstimate("5q", 5, 30), PhaseEstimate("20q", 20, 400),
                  PhaseEstimate("edge_suite", 5, 50)]
-    chosen, notes = choose_phases(estimates, 600)
-    assert chosen == ["hello", "5q", "edge_suite"] and "time budget" in notes["20q"]
+    runs, speed = plan_speed({5: estimates}, 600, None)
+    assert runs == 5 and speed.runs == ["hello", "5q", "edge_suite"] and "time budget" in speed.skipped["20q"]
 
 
 def test_missing_planned_model_falls_back_to_embedded_default_as_a_recorded_deviation():
@@ -126,6 +127,8 @@ def test_cuda_plan_whose_install_is_cpu_records_install_fallback_in_manifest_and
     assert fallback == [{"knob": "backend", "value": "cpu", "replaced": "cuda", "source": "fallback",
                          "kind": "install_fallback", "why": "nvcc was not found, so llama-server was built for cpu"}]
     assert manifest["runtime"]["backend"] == "cpu" and manifest["runtime"]["build"]["requested_backend"] == "cuda"
+    assert manifest["budget_plan"]["phases"] == ["hello"] and manifest["budget_plan"]["axes"][1]["skipped"] == {
+        "quality": "not named in --phases"}
     flags = [d for d in manifest["deviations"] if d["knob"] == "runtime_args"]
     assert flags[0]["value"] == ["--no-repack"] and flags[0]["source"] == "self_test"
     assert "native crashed" in flags[0]["overrode"]
@@ -211,3 +214,28 @@ def test_auto_end_to_end_interrupted_and_resumed(llama_server, smollm2, tmp_path
     assert len(calls) == 3 * 2 + 5 and len({(c["prompt_id"], c["run_idx"]) for c in calls}) == len(calls)
     assert resumed_servers and all_gone(resumed_servers)
     assert not list(pid_dir().glob("*.json")), "a runtime's pidfile outlived it"
+
+
+@pytest.mark.integration
+def test_auto_runs_speed_quality_and_agent_into_one_ledger_and_one_headline(llama_server, smollm2, tmp_path, capsys):
+    """The real llama-server and SmolLM2 at tiny caps: a budget too small for anything makes auto size each
+    named axis to its smallest set, and all three land in one ledger, one headline and metadata.json."""
+    code = main(["auto", "--yes", "--phases", "hello,quality,agent", "--time-budget", "0.5", "--smoke", "--num-predict", "64",
+                 "--submitter-handle", "ci", "--device-tag", "ci-box", "--submissions-dir", str(tmp_path), "--force-load"])
+    out = capsys.readouterr().out
+    assert code == 0, out
+    assert "quality (" in out and "agent (" in out and "decode rate" in out
+    (run_dir,) = tmp_path.glob("ci/ci-box/run-*")
+    records = [json.loads(line) for line in (run_dir / "run.jsonl").read_text().splitlines()]
+    phases = {r["phase"] for r in records if r["type"] == "call"}
+    assert phases == {"hello", "quality", "agent"}
+    assert any(r["type"] == "quality" for r in records) and any(r["type"] == "agent_run" for r in records)
+    assert records[0]["options"]["agent"]["workflow"] == "two-try"
+    manifest = json.loads((run_dir / "manifest.json").read_text())
+    assert [a["axis"] for a in manifest["budget_plan"]["axes"]] == ["speed", "quality", "agent"]
+    (headline,) = json.loads((run_dir / "metadata.json").read_text())["headline"]
+    assert headline["speed"]["decode_tokens_per_sec"] and headline["quality"]["scenarios"] >= 1
+    assert headline["agent"]["workflow"] == "two-try" and headline["agent"]["tasks"] + headline["agent"]["skipped"] == 1
+    md = (run_dir / "run.md").read_text()
+    block = md[md.index("## Headline"):md.index("## Speed per cell and phase")]
+    assert "| ci-box:" in block and " / " in block and "toolcall" in block and "not run" not in block

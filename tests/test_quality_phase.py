@@ -166,7 +166,7 @@ def test_report_has_the_quality_section_and_metadata_and_uses_the_newest_verdict
     datafiles.validate(done.metadata, "metadata", "test")
     (cell,) = done.metadata["quality"]
     assert cell["summary"].startswith("Quality: toolcall 1/") and "(quick, packs v1, " in cell["summary"]
-    assert "## Headline numbers" in done.markdown and "## Quality" in done.markdown
+    assert "## Speed per cell and phase" in done.markdown and "## Quality" in done.markdown
     assert "| toolcall (v1) |" in done.markdown and "- toolcall TC-02: " in done.markdown
     # a rescore by a newer verifier wins in the report; the call's own line stays as it was
     rescore_run(tmp_path)
@@ -208,8 +208,8 @@ def test_compare_classifies_scenarios_against_three_baselines_and_exits_1_on_a_q
 def test_auto_dry_run_plans_the_quality_phase_of_the_chosen_mode(capsys):
     args = ["auto", "--phases", "hello,quality", "--dry-run", "--yes", "--hardware", "tests/fixtures/hardware/linux-arc-a380-6gb.json",
             "--submitter-handle", "t", "--device-tag", "box"]
-    assert main(args) == 0
-    assert "run  quality          31 calls" in capsys.readouterr().out  # quick: toolcall + instruct
+    assert main(args + ["--quality-mode", "quick"]) == 0
+    assert "run  mode quick (toolcall, instruct): 31 scenarios" in capsys.readouterr().out
     assert main(args + ["--quality-mode", "medium"]) == 0
     medium = sum(len(p.scenarios) for p in load_packs(("toolcall", "instruct", "struct", "extract", "math")))
-    assert f"run  quality          {medium} calls" in capsys.readouterr().out
+    assert f"run  mode medium (toolcall, instruct, struct, extract, math): {medium} scenarios" in capsys.readouterr().out

@@ -93,7 +93,7 @@ def test_run_md_sections_come_from_the_phase_kinds_present(monkeypatch):
     monkeypatch.setitem(markdown.SECTIONS, "quality", lambda report: ["", "## Quality packs"])
     assert "## Quality packs" not in markdown.render_markdown(run, [])
     text = markdown.render_markdown(dataclasses.replace(run, kinds=run.kinds | {"quality"}), [])
-    assert text.index("## Headline numbers") < text.index("## Quality packs") < text.index("## Methodology")
+    assert text.index("## Speed per cell and phase") < text.index("## Quality packs") < text.index("## Methodology")
 
 
 def test_completeness_is_judged_against_the_phase_list_the_manifest_recorded():

@@ -72,7 +72,7 @@ def test_report_is_deterministic_and_follows_metadata_1_0(run_dir):
     assert batch["cold_kind"] == "process_warm" and batch["warm_success_rate"] == 1.0
     assert metadata["lanes"][0]["lanes"] == 3 and metadata["client_server_agreement"]["median_relative_gap"] == 0.091
     md = (run_dir / "run.md").read_text()
-    for section in ("## Headline numbers", "## Methodology", "## Caveats", "## Reproducibility", "## Plots"):
+    for section in ("## Speed per cell and phase", "## Methodology", "## Caveats", "## Reproducibility", "## Plots"):
         assert section in md
     assert "weeyuga auto --phases hello,5q,parallel_same" in md
 

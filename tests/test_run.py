@@ -212,3 +212,14 @@ def test_manifest_records_overrides_and_skips(fake_url, tmp_path):
 def test_probe_mode_checks_health_and_makes_no_calls(fake_url, tmp_path):
     result = run_suites(targets(fake_url), RunOptions(phases=["hello"], probe_only=True), tmp_path, "run-1")
     assert result.calls == 0 and result.finished
+
+
+def test_a_phase_past_its_seconds_stops_after_its_current_unit_and_says_so(fake_url, tmp_path):
+    ticks = iter(range(0, 10**6, 10))  # every clock read is 10 s later
+    options = RunOptions(phases=["5q", "hello"], runs=1, phase_seconds={"5q": 15.0})
+    result = run_suites(targets(fake_url), options, tmp_path, "run-1", clock=lambda: float(next(ticks)))
+    made = Counter(c["phase"] for c in calls(tmp_path))
+    assert result.status == "complete" and made["hello"] == 6 and 1 <= made["5q"] < 5
+    (skip,) = [r for r in read_records(tmp_path / "run.jsonl") if r["type"] == "skipped"]
+    assert skip["phase"] == "5q" and skip["reason"].startswith(f"time budget: stopped after {made['5q']} of 5 units")
+    assert list(read_records(tmp_path / "run.jsonl"))[0]["options"]["phase_seconds"] == {"5q": 15.0}

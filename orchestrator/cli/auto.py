@@ -8,7 +8,7 @@ import sys
 from ..reproduce import portable_command
 from .common import MINUTES, RUNS, WARM_RUNS, add_knob_overrides, command, knob_overrides, load_or_probe
 from .plan import render_plan
-from .quality import QUALITY_MODES, quality_settings
+from .quality import QUALITY_MODES
 from .sandbox import add_sandbox_option, sandbox_record
 
 
@@ -22,16 +22,27 @@ def ask(question: str, default: str, assume_yes: bool) -> str:
 
 def render_auto_plan(auto_plan) -> str:
     from ..auto import describe_install_fallback
+    from ..budget import minutes
 
     lines = [render_plan(auto_plan.plan)]
     if auto_plan.install_fallback:
         lines += ["", "  " + describe_install_fallback(auto_plan.install_fallback)]
+    budget = auto_plan.budget
+    if budget:
+        lines += ["", f"time budget {minutes(budget.budget_s)}; decode rate {budget.rate.tokens_per_sec:.1f} tok/s "
+                      f"({budget.rate.source}: {budget.rate.detail})"]
     lines += ["", "phases (estimated):"]
     for est in auto_plan.estimates:
         mark = "run " if est.phase in auto_plan.phases else "skip"
-        duration = f"~{est.seconds / 60:.1f} min" if est.seconds >= 60 else f"~{est.seconds:.0f} s"
         note = f"  ({auto_plan.phase_notes[est.phase]})" if est.phase in auto_plan.phase_notes else ""
-        lines.append(f"  {mark} {est.phase:<15} {est.calls:>3} calls  {duration}{note}")
+        lines.append(f"  {mark} {est.phase:<15} {est.calls:>3} calls  ~{minutes(est.seconds)}{note}")
+    for axis in budget.axes if budget else ():
+        lines.append(f"{axis.axis} (~{minutes(axis.seconds)} of {minutes(max(axis.allowance_s, 0))}):")
+        if axis.axis == "speed":  # its phases are listed above
+            lines += [f"  run  {len(axis.runs)} phase(s)"] + [f"  less {why}" for what, why in axis.skipped.items()
+                                                               if what not in auto_plan.phase_notes]
+        else:
+            lines += [f"  run  {what}" for what in axis.runs] + [f"  skip {why}" for why in axis.skipped.values()]
     if auto_plan.steps:
         lines += ["", "steps:"] + [f"  {i}. {step}" for i, step in enumerate(auto_plan.steps, 1)]
     return "\n".join(lines)
@@ -41,8 +52,9 @@ def render_auto_plan(auto_plan) -> str:
 def cmd_auto(args: argparse.Namespace) -> int:
     from ..auto import DEFAULT_TIME_BUDGET_MIN, execute, plan_auto
     from ..launch import install_signal_handlers
-    from ..pipeline import default_handle, submissions_root, validate_handle
-    from ..probe import validate_device_tag
+    from ..paths import submissions_root
+    from ..pipeline import default_handle
+    from ..runfolder import validate_device_tag, validate_handle
     from ..profiles import load_profiles
     from ..progress import progress_reporter
     from ..suites import parse_phases
@@ -56,7 +68,7 @@ def cmd_auto(args: argparse.Namespace) -> int:
         hardware = replace(hardware, device_tag=validate_device_tag(ask("device tag", hardware.device_tag, args.yes)))
     auto_plan = plan_auto(hardware, profiles, knob_overrides(args), parse_phases(args.phases) if args.phases else None,
                           args.runs, args.time_budget or DEFAULT_TIME_BUDGET_MIN, submissions_root(args.submissions_dir),
-                          handle, args.resume, quality=quality_settings(args.quality_mode, None, 1))
+                          handle, args.resume, args.quality_mode, args.smoke)
     print(render_auto_plan(auto_plan), flush=True)
     if args.dry_run:
         print(f"\ndry run: nothing installed, fetched, launched or written (run folder would be {auto_plan.run_dir})")
@@ -64,7 +76,6 @@ def cmd_auto(args: argparse.Namespace) -> int:
     # temperature, num_ctx and num_predict come from the plan, whose deviations already record any override
     options = dict(force_load=args.force_load,
                    for_publication=args.for_publication, allow_dirty=args.allow_dirty, smoke=args.smoke,
-                   quality=quality_settings(args.quality_mode, None, 1),  # the plan's estimate used the same
                    sandbox=sandbox_record(args) if {"agent", "quality"} & set(auto_plan.phases) else {})
     try:
         with progress_reporter() as progress:
@@ -105,9 +116,10 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("auto", help="probe, decide, install, fetch, launch, run, report, privacy-scan, stop")
     p.add_argument("--yes", action="store_true", help="accept the default handle and device tag without asking")
     p.add_argument("--dry-run", action="store_true", help="print the plan and every step; do nothing")
-    p.add_argument("--phases", help="comma-separated phases or 'all' (default: canonical phases within --time-budget)")
+    p.add_argument("--phases", help="comma-separated phases or 'all' (default: speed phases, quality and agent within --time-budget)")
     p.add_argument("--time-budget", type=MINUTES, help="minutes of benchmarking to aim for (default 15)")
-    p.add_argument("--runs", type=WARM_RUNS, default=RUNS, help=f"warm calls per frozen prompt after the cold one (default {RUNS})")
+    p.add_argument("--runs", type=WARM_RUNS, help=f"warm calls per frozen prompt after the cold one (default {RUNS}, "
+                   "fewer when hello's repeats would not fit --time-budget)")
     p.add_argument("--smoke", action="store_true", help="one item per phase, no warm repeats")
     p.add_argument("--submitter-handle")
     p.add_argument("--device-tag")
@@ -117,7 +129,8 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--force-load", action="store_true")
     p.add_argument("--for-publication", action="store_true")
     p.add_argument("--allow-dirty", action="store_true")
-    p.add_argument("--quality-mode", choices=QUALITY_MODES, default="quick", help="packs of the quality phase (default quick)")
+    p.add_argument("--quality-mode", choices=QUALITY_MODES,
+                   help="packs of the quality phase (default: the largest set that fits --time-budget)")
     add_sandbox_option(p, "auto")
     add_knob_overrides(p)
 

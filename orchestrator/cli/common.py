@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import Any, Callable
 
 from ..methodology import methodology
-from ..runtimes import managed_names
 
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {}
 
@@ -61,12 +60,35 @@ def command(name: str):
     return register
 
 
+class RegistryChoices:
+    """argparse `choices` read from the runtimes registry when a command first needs them: importing the
+    registry (httpx, every runtime) at startup would cost every command, `catalogue` too, most of a second.
+    Give each such argument a `metavar`: argparse lists the choices of one without it while building the parser."""
+
+    def __init__(self, lister: str) -> None:
+        self.lister = lister  # managed_names | engine_names
+
+    def names(self) -> list[str]:
+        from .. import runtimes
+
+        return getattr(runtimes, self.lister)()
+
+    def __contains__(self, value: object) -> bool:
+        return value in self.names()
+
+    def __iter__(self):
+        return iter(self.names())
+
+
+MANAGED_RUNTIMES, ENGINES = RegistryChoices("managed_names"), RegistryChoices("engine_names")
+
+
 def add_knob_overrides(parser: argparse.ArgumentParser) -> None:
     """Plan knobs a user may set; each one set becomes a recorded deviation."""
     group = parser.add_argument_group("knob overrides (recorded as deviations)")
     group.add_argument("--model", help="catalogue model id")
     group.add_argument("--quant", help="quantisation of --model (default: the catalogue's)")
-    group.add_argument("--runtime", choices=managed_names())
+    group.add_argument("--runtime", choices=MANAGED_RUNTIMES, metavar="RUNTIME", help="one of %(choices)s")
     group.add_argument("--backend", choices=["cuda", "rocm", "metal", "vulkan", "cpu"])
     group.add_argument("--ngl", type=LAYERS, help="GPU layers (llama.cpp counts the output layer)")
     group.add_argument("--num-parallel", type=SLOTS)

@@ -78,7 +78,7 @@ def cmd_rules(args: argparse.Namespace) -> int:
 
 
 def rules_suggest(args: argparse.Namespace, profiles) -> int:
-    from ..pipeline import submissions_root
+    from ..paths import submissions_root
     from ..rulesuggest import render_suggestions, suggest_rules
 
     root = submissions_root(args.submissions_dir)

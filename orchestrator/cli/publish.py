@@ -69,7 +69,7 @@ def cmd_catalogue(args: argparse.Namespace) -> int:
     from ..catalogue import update_catalogue
     from ..catalogue_export import query, render_table
     from ..leaderboard import write_leaderboard
-    from ..pipeline import submissions_root
+    from ..paths import submissions_root
 
     root = submissions_root(args.submissions_dir)
     result = update_catalogue(root, Path(args.out), Path(args.export) if args.export else None)

@@ -8,9 +8,8 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import BadInput
-from ..runtimes import engine_names
 from ..reproduce import portable_command
-from .common import CONTEXT, COUNT, TEMPERATURE, add_run_options, command, load_or_probe
+from .common import CONTEXT, COUNT, ENGINES, TEMPERATURE, add_run_options, command, load_or_probe
 
 
 def canonical_options(profiles, args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -44,7 +43,8 @@ def cmd_run(args: argparse.Namespace) -> int:
 def run_bring_your_own(args: argparse.Namespace, name: str, phases: list[str], **run_options: Any) -> int:
     """The phases against the runtime at --target-url, from the target and folder options of
     add_target_options; `weeyuga run` and `weeyuga agent run` differ only in what they run."""
-    from ..pipeline import byo_targets, default_handle, find_run_dir, new_run_dir, run_recorded, submissions_root
+    from ..paths import submissions_root
+    from ..pipeline import byo_targets, default_handle, find_run_dir, new_run_dir, run_recorded
     from ..probe import validate_device_tag
     from ..profiles import load_profiles
     from ..progress import progress_reporter
@@ -94,7 +94,7 @@ def add_target_options(p: argparse.ArgumentParser, required: bool = True) -> Non
     """Where a bring-your-own run goes and how its requests are shaped (`run`, `quality run`, `agent run`)."""
     p.add_argument("--target-url", required=required, help="the runtime's base URL, e.g. http://127.0.0.1:11434")
     p.add_argument("--models", required=required, help="comma-separated model names as the runtime knows them")
-    p.add_argument("--engine", choices=engine_names(), help="default: detected from the server")
+    p.add_argument("--engine", choices=ENGINES, metavar="ENGINE", help="one of %(choices)s (default: detected from the server)")
     p.add_argument("--cell-id-prefix", help="<node>:<engine> (default: <device-tag>:<engine>)")
     p.add_argument("--hardware", help="a hardware.json (default: probe this machine)")
     p.add_argument("--temperature", type=TEMPERATURE, help="canonical 0.1; a change is recorded")

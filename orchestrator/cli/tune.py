@@ -5,8 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ..runtimes import managed_names
-from .common import CONTEXT, COUNT, SLOTS, command, load_or_probe
+from .common import CONTEXT, COUNT, MANAGED_RUNTIMES, SLOTS, command, load_or_probe
 from .runtime import prepare_runtime
 
 
@@ -50,8 +49,8 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("tune", help="measure launches to find the fastest NGL (GPU) or threads (CPU) that fit")
     p.add_argument("--model", required=True, help="catalogue model id")
     p.add_argument("--model-path", help="use this local GGUF for the model instead of the cache")
-    p.add_argument("--runtime", choices=managed_names(), default="llama.cpp",
-                   help="ollama: one server, each candidate reloads the model with its num_gpu / num_thread")
+    p.add_argument("--runtime", choices=MANAGED_RUNTIMES, metavar="RUNTIME", default="llama.cpp",
+                   help="one of %(choices)s; ollama: one server, each candidate reloads the model with its num_gpu / num_thread")
     p.add_argument("--ctx", type=CONTEXT, help="context per slot to tune for (default: the plan's)")
     p.add_argument("--parallel", type=SLOTS, metavar="N",
                    help="also tune slots: 1, 2, 4 .. N concurrent streams (NGL is searched with N slots' KV cache)")

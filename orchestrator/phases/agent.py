@@ -21,6 +21,7 @@ from typing import Any
 
 from ..agent import Budgets, load_tasks, resume_state, run_agent_tasks
 from ..agent.tasks import TASKS_DIR, AgentTask, harness_config
+from ..budget import agent_seconds
 from ..records import AgentRecord, CallKey
 from ..runspec import RunOptions, Target
 from ..sandbox_docker.choice import run_sandbox
@@ -28,7 +29,6 @@ from .base import Unit
 from .context import PhaseContext
 
 PHASE_NAME = "agent"
-GATE_SECONDS_PER_TASK = 5.0  # three test runs in a fresh sandbox (benchmarks/bench_agent_gate.py)
 
 
 def tree_sha256(root: Path) -> str:
@@ -51,6 +51,16 @@ class AgentSettings:
         tasks = load_tasks(root, tuple(chosen.get("tasks") or ()), tuple(chosen.get("languages") or ()))
         return cls(chosen.get("workflow") or "ralph", tasks, Budgets.defaults(**(chosen.get("budgets") or {})))
 
+    @property
+    def tries(self) -> int:
+        """Passes a task may take: two-try's two, or ralph's budget."""
+        return 2 if self.workflow == "two-try" else self.budgets.passes
+
+    def estimate_seconds(self, decode_tokens_per_sec: float) -> float:
+        """The set at its budgets' ceiling (budget.agent_seconds)."""
+        return agent_seconds(len(self.tasks), self.tries, self.budgets.steps_per_pass, self.budgets.max_tokens,
+                             self.budgets.context_tokens, decode_tokens_per_sec)
+
 
 class AgentPhase:
     name = PHASE_NAME
@@ -58,14 +68,15 @@ class AgentPhase:
     mode = "agent"
     version = 1
 
-    def __init__(self, root: Path = TASKS_DIR) -> None:
+    def __init__(self, root: Path = TASKS_DIR, options: RunOptions | None = None) -> None:
         self.root = root
         self.sha256 = tree_sha256(root)
+        self.options = options or RunOptions(phases=[self.name])  # what estimate_seconds sizes
 
     @classmethod
     def from_options(cls, options: RunOptions | None) -> "AgentPhase":
         """Its settings travel in the RunOptions each call gets; the tasks folder is the only state."""
-        return cls()
+        return cls(options=options)
 
     def groups(self, available: list[Target]) -> tuple[list[list[Target]], str | None]:
         return [[target] for target in available], None
@@ -74,19 +85,12 @@ class AgentPhase:
         """One per task, keyed by the most calls a first attempt can make (each call takes a step or
         ends its pass): progress and auto's call count are a ceiling, and most tasks stop sooner."""
         settings = AgentSettings.of(options, self.root)
-        tries = 2 if settings.workflow == "two-try" else settings.budgets.passes
-        steps = range(1, tries * settings.budgets.steps_per_pass + 1)
+        steps = range(1, settings.tries * settings.budgets.steps_per_pass + 1)
         return [Unit(self.name, (cells[0],), tuple(CallKey(cells[0], self.name, task.id, None, 0, step, 1) for step in steps))
                 for task in settings.tasks]
 
     def estimate_seconds(self, decode_tokens_per_sec: float, num_predict: int, runs: int) -> float:
-        """The auto set at its budgets' ceiling: every step a call at half its max tokens, with a
-        half-full context processed ~10x faster than decoding, plus the gate per task."""
-        settings = AgentSettings.of(RunOptions(phases=[self.name]), self.root)
-        budgets = settings.budgets
-        per_call = (budgets.max_tokens * 0.5 + budgets.context_tokens * 0.05) / decode_tokens_per_sec
-        calls = budgets.passes * budgets.steps_per_pass
-        return len(settings.tasks) * (calls * per_call + budgets.passes * GATE_SECONDS_PER_TASK)
+        return AgentSettings.of(self.options, self.root).estimate_seconds(decode_tokens_per_sec)
 
     def run_unit(self, unit: Unit, ctx: PhaseContext) -> None:
         cell_id, task_id = unit.cells[0], unit.keys[0].prompt_id

@@ -17,6 +17,7 @@ import statistics
 from dataclasses import replace
 from typing import Any
 
+from ..budget import quality_seconds
 from ..ledger import LEDGER_NAME, read_records
 from ..quality.packs import Pack, load_packs, pack_ids
 from ..quality.records import arm_key
@@ -64,10 +65,7 @@ class QualityPhase:
         return min(pack.scenario(scenario_id).max_tokens or pack.max_tokens, num_predict)
 
     def estimate_seconds(self, decode_tokens_per_sec: float, num_predict: int, runs: int) -> float:
-        # Most answers stop well short of their cap; a second of overhead per call.
-        tokens = sum(self.max_tokens(p, s.id, num_predict) * 0.3 for p in self.packs.values() for s in p.scenarios)
-        calls = sum(len(p.scenarios) for p in self.packs.values())
-        return self.repeat * (tokens / decode_tokens_per_sec + calls)
+        return quality_seconds(self.packs.values(), decode_tokens_per_sec, num_predict, self.repeat)
 
     def run_unit(self, unit: Unit, ctx: PhaseContext) -> None:
         key = unit.keys[0]

@@ -3,18 +3,17 @@
 from __future__ import annotations
 
 import json
-import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from .. import datafiles
 from ..hwhints import Inferred, complete_document
+from ..runfolder import validate_device_tag
 
 SCHEMA_VERSION = "hardware-1.0"
 # Memory, VRAM and disk are in GiB: "an 8 GB laptop" and "a 6 GB GPU" are binary sizes.
 GB = 2**30
-TAG_PATTERN = re.compile(r"^[a-z0-9][a-z0-9-]{0,47}$")
 
 
 @dataclass(frozen=True)
@@ -135,14 +134,6 @@ class Hardware:
 
 def bytes_to_gb(n_bytes: float | None, digits: int = 1) -> float | None:
     return None if n_bytes is None else round(n_bytes / GB, digits)
-
-
-def validate_device_tag(tag: str, source: str = "device tag") -> str:
-    from ..errors import BadInput
-
-    if not isinstance(tag, str) or not TAG_PATTERN.fullmatch(tag):
-        raise BadInput(f"{source} {tag!r}: use 1-48 characters of a-z, 0-9 and '-', starting with a letter or digit")
-    return tag
 
 
 def write_hardware(hardware: Hardware, path: Path) -> Path:

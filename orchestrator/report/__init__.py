@@ -19,6 +19,7 @@ from ..phases import NAMED_PHASES, PHASE_MODES
 from ..record import MANIFEST_NAME, write_json_atomic, write_text_atomic
 from ..runfolder import check_regular_files
 from .figures import METADATA_SCHEMA, build_metadata, finite, percentile
+from .headline import headline_metadata
 
 __all__ = ["METADATA_SCHEMA", "REQUIRED_FILES", "Report", "RunReport", "compute_report", "percentile", "report"]
 
@@ -72,7 +73,10 @@ def compute_report(run_dir: Path) -> RunReport:
     modes = [suite.get("mode") for suite in records[0].get("suites", {}).values()]
     kinds = frozenset(PHASE_MODES[mode].kind for mode in modes if mode in PHASE_MODES)
     kinds |= {NAMED_PHASES[name].kind for name in records[0].get("suites", {}) if name in NAMED_PHASES}
-    return RunReport(records, manifest, hardware, finite(build_metadata(records, manifest, hardware)), kinds)
+    speed = {name for name, suite in records[0].get("suites", {}).items()
+             if suite.get("mode") in PHASE_MODES and PHASE_MODES[suite["mode"]].kind == "speed"}
+    metadata = build_metadata(records, manifest, hardware)
+    return RunReport(records, manifest, hardware, finite(metadata | headline_metadata(records, metadata, speed)), kinds)
 
 
 def report(run_dir: Path, plots: bool = True, html: bool = False) -> Report:

@@ -13,6 +13,7 @@ from .agent import agent_section
 from .measurement import contention_caveats, methodology_note, prompt_cache_section
 from .depth import depth_section
 from .plotlayout import Plot
+from .headline import headline_section
 from .quality import quality_section
 from .roofline import roofline_lines
 
@@ -33,10 +34,10 @@ def _pct(value: float | None, digits: int = 0) -> str:
 
 
 def speed_sections(run: RunReport) -> list[str]:
-    """Headline numbers, cold and warm per prompt, lanes, and the measurements beside them."""
+    """Speed per cell and phase, cold and warm per prompt, lanes, and the measurements beside them."""
     metadata = run.metadata
     lines = [
-        "## Headline numbers", "",
+        "## Speed per cell and phase", "",
         "| cell | phase | calls | errors | tok/s mean | tok/s p50 | TTFT p50 | duration p50 | format ok | markers |",
         "|---|---|---|---|---|---|---|---|---|---|",
     ]
@@ -149,6 +150,7 @@ def render_markdown(run: RunReport, plots: list[Plot]) -> str:
         f"**Phases skipped:** {', '.join(sorted({s['phase'] for s in skipped if s.get('phase')})) or 'none'}  ",
         f"**Status:** {manifest.get('status')}", "",
     ]
+    lines += headline_section(run)
     for kind, section in SECTIONS.items():
         if kind in run.kinds:
             lines += section(run)

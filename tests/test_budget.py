@@ -1,0 +1,161 @@
+"""Auto's per-axis time budget (orchestrator/budget.py): floors, shares, skips with reasons, rate sources."""
+
+import json
+import os
+from dataclasses import replace
+
+import pytest
+
+from orchestrator import datafiles
+from orchestrator.auto import estimate_phases, plan_auto
+from orchestrator.budget import (DecodeRate, agent_candidates, decode_rate, load_budget, measured_rate, plan_budget,
+                                 quality_candidates)
+from orchestrator.cli import main
+from orchestrator.decide import decide
+from orchestrator.paths import REPO_ROOT
+from orchestrator.probe import Hardware
+from orchestrator.profiles import load_profiles
+from orchestrator.rulecheck import GOLDEN_DIR
+from orchestrator.suites import PHASES
+
+PROFILES = load_profiles()
+CPU_BOX = GOLDEN_DIR / "linux-vps-cpu-4c-8gb.json"
+PLAN = decide(Hardware.load(CPU_BOX), PROFILES, {"model": PROFILES.embedded_default})
+
+
+def plan_at(tokens_per_sec: float, minutes: float = 15, named=None, **more):
+    rate = DecodeRate(tokens_per_sec, "estimate", "test")
+    speed = [p for p in named or PHASES if p in PHASES]
+    return plan_budget(minutes * 60, rate, lambda runs: estimate_phases(PLAN, tokens_per_sec, speed, runs), named,
+                       PLAN.num_predict, **more)
+
+
+def axis(plan, name):
+    return next(a for a in plan.axes if a.axis == name)
+
+
+def test_the_budget_file_validates_and_names_real_packs_and_tasks():
+    datafiles.load(REPO_ROOT / "profiles" / "budget.yaml", "budget")
+    budget = load_budget()
+    assert list(budget.shares) == ["speed", "quality", "agent"] and abs(sum(budget.shares.values()) - 1) < 1e-9
+    assert len(quality_candidates(budget, 50, 2048, False)) == len(budget.quality_candidates)
+    assert len(agent_candidates(budget, 50, 2048)) == len(budget.agent_candidates)  # every task id exists
+
+
+@pytest.mark.parametrize("rate", [20.0, 40.0, 90.0, 400.0])
+def test_a_slow_cpu_still_runs_all_three_axes_within_the_usable_budget(rate):
+    plan = plan_at(rate)
+    assert "hello" in plan.phases and "quality" in plan.phases and "agent" in plan.phases
+    assert sum(a.seconds for a in plan.axes) <= 15 * 60 * load_budget().headroom
+    assert plan.quality and plan.agent and plan.agent["workflow"] == "two-try"
+    assert plan.run_options() == {"quality": plan.quality, "agent": plan.agent, "phase_seconds": plan.phase_seconds}
+    assert set(plan.phase_seconds) == set(plan.phases)  # each phase may take its estimate, stretched to its axis
+    for name in ("quality", "agent"):
+        assert plan.phase_seconds[name] >= axis(plan, name).seconds
+
+
+def test_a_faster_machine_buys_more_on_every_axis():
+    slow, fast = plan_at(25.0), plan_at(2500.0)
+    assert len(axis(fast, "speed").runs) > len(axis(slow, "speed").runs)
+    assert set(PHASES) <= set(fast.phases)
+    slow_q = quality_candidates(load_budget(), 25.0, 2048, False)
+    labels = [c.label for c in slow_q]
+    assert labels.index(axis(fast, "quality").runs[0]) < labels.index(axis(slow, "quality").runs[0])
+    assert fast.quality == {"mode": "full", "packs": None, "repeat": 1}
+    assert len(fast.agent["tasks"]) > len(slow.agent["tasks"])
+    assert fast.agent["budgets"]["steps_per_pass"] > slow.agent["budgets"]["steps_per_pass"]
+
+
+def test_a_slow_machine_takes_fewer_warm_repeats_before_it_drops_an_axis():
+    assert plan_at(2500.0).runs == 5
+    slow = plan_at(12.0)
+    assert slow.runs < 5 and "warm runs" in axis(slow, "speed").skipped and "agent" in slow.phases
+    assert plan_at(12.0, runs=5).runs == 5  # --runs fixes it
+
+
+def test_each_skip_says_why_and_a_tiny_budget_keeps_hello_and_drops_the_rest_in_reverse_priority():
+    plan = plan_at(20.0, minutes=1.5)
+    assert plan.phases == ["hello"] and plan.runs == 1
+    assert "this run will take longer than --time-budget" in axis(plan, "speed").skipped["time budget"]
+    for name in ("quality", "agent"):
+        why = plan.phase_notes[name]
+        assert "smallest set" in why and "--time-budget" in why and axis(plan, name).skipped[name] == why
+    speed = axis(plan, "speed")
+    assert speed.runs == ["hello"] and "warm runs" in speed.skipped
+    assert all("time budget" in why for phase, why in speed.skipped.items() if phase in PHASES)
+    middle = plan_at(20.0, minutes=5)  # quality's floor fits before agent's
+    assert "quality" in middle.phases and "agent" not in middle.phases
+
+
+def test_phases_named_run_exactly_and_are_still_sized():
+    plan = plan_at(20.0, minutes=1, named=["hello", "5q", "agent"])
+    assert plan.phases == ["hello", "5q", "agent"] and plan.quality is None
+    assert axis(plan, "quality").skipped == {"quality": "not named in --phases"}
+    assert plan.agent["tasks"] == load_budget().agent_candidates[-1]["tasks"]  # over budget: the smallest set
+    assert plan_at(2500.0, named=["quality", "agent"]).phases == ["quality", "agent"]
+    assert plan.phase_seconds == {}  # what the user named runs whole
+
+
+def test_quality_mode_fixes_the_quality_set_and_num_predict_caps_agent_tokens():
+    plan = plan_at(2500.0, quality_mode="quick")
+    assert plan.quality == {"mode": "quick", "packs": None, "repeat": 1}
+    capped = plan_budget(900, DecodeRate(2500.0, "estimate", "t"), lambda runs: [], None, 64)
+    assert capped.agent["budgets"]["max_tokens"] == 64
+
+
+def test_shares_and_candidates_come_from_the_data_file():
+    budget = load_budget()
+    speed_first = replace(budget, shares={"speed": 0.98, "quality": 0.01, "agent": 0.01})
+    plan = plan_budget(900, DecodeRate(60.0, "estimate", "t"), lambda runs: estimate_phases(PLAN, 60.0, PHASES, runs),
+                       None, PLAN.num_predict, budget=speed_first)
+    assert len(axis(plan, "speed").runs) > len(axis(plan_at(60.0), "speed").runs)
+    assert plan.agent["tasks"] == budget.agent_candidates[-1]["tasks"]
+
+
+def write_metadata(root, device_tag, model, rows, age_s=0.0):
+    folder = root / "someone" / device_tag / f"run-{len(list(root.glob('*/*/run-*')))}"
+    folder.mkdir(parents=True)
+    path = folder / "metadata.json"
+    path.write_text(json.dumps({"run_id": folder.name, "cells": rows}))
+    os.utime(path, (1e9 - age_s, 1e9 - age_s))
+    return path
+
+
+def row(model, phase, tokens, mean_ms, calls):
+    return {"cell_id": f"box:llama.cpp:{model}", "phase": phase, "completion_tokens_total": tokens,
+            "duration_ms_mean": mean_ms, "n_calls": calls, "n_errors": 0}
+
+
+def test_the_rate_is_tuned_else_measured_here_else_estimated(tmp_path):
+    assert measured_rate(tmp_path, "box", "m", 20) is None
+    write_metadata(tmp_path, "box", "m", [row("m", "hello", 1000, 5000, 4)], age_s=100)  # older: 50 tok/s
+    write_metadata(tmp_path, "box", "m", [row("m", "hello", 900, 1000, 3), row("m", "quality", 10, 1, 100),
+                                          row("other", "5q", 1, 100000, 9)])
+    write_metadata(tmp_path, "elsewhere", "m", [row("m", "hello", 1, 1000, 1)], age_s=-100)
+    rate, detail = measured_rate(tmp_path, "box", "m", 20)
+    assert rate == pytest.approx(300.0) and "run-1" in detail  # the newest run here, speed phases of this model only
+    (tmp_path / "someone" / "box" / "run-1" / "metadata.json").write_text("{damaged")
+    assert measured_rate(tmp_path, "box", "m", 20)[0] == pytest.approx(50.0)
+    assert decode_rate(120.0, (50.0, "x"), 10.0).source == "tuned"
+    assert decode_rate(None, (50.0, "x"), 10.0) == DecodeRate(50.0, "measured", "x")
+    assert decode_rate(None, None, 10.0).source == "estimate"
+
+
+def test_auto_plan_uses_a_measured_run_and_the_manifest_field_validates(tmp_path):
+    hw = Hardware.load(CPU_BOX)
+    write_metadata(tmp_path, hw.device_tag, PROFILES.embedded_default, [row(PROFILES.embedded_default, "hello", 4000, 10000, 20)])
+    auto_plan = plan_auto(hw, PROFILES, {}, None, 5, 15, tmp_path, "ci", None)
+    assert auto_plan.budget.rate == DecodeRate(20.0, "measured", auto_plan.budget.rate.detail)
+    assert auto_plan.phases == auto_plan.budget.phases and {"hello", "quality", "agent"} <= set(auto_plan.phases)
+    schema = json.loads((REPO_ROOT / "orchestrator" / "schemas" / "manifest.schema.json").read_text())
+    import jsonschema
+    jsonschema.validate(auto_plan.budget.to_json(), schema["properties"]["budget_plan"])
+
+
+def test_dry_run_lists_each_axis_with_what_runs_and_what_is_skipped(tmp_path, capsys):
+    assert main(["auto", "--dry-run", "--yes", "--hardware", str(CPU_BOX), "--submitter-handle", "ci",
+                 "--submissions-dir", str(tmp_path), "--time-budget", "2"]) == 0
+    out = capsys.readouterr().out
+    assert "time budget 2.0 min; decode rate" in out and "speed (" in out
+    assert "quality (" in out and "agent (" in out and ("skip not selected" in out or "run  " in out)
+    assert not any(tmp_path.iterdir())
