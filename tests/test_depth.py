@@ -147,7 +147,7 @@ def test_auto_estimates_the_depth_phase_from_the_plans_context():
     large = DepthPhase(load_depth_suite(), num_ctx=16384).estimate_seconds(50.0, 64, 1)
     assert 0 < small < large
     hardware, profiles = Hardware.load(GOLDEN_DIR / "linux-vps-cpu-4c-8gb.json"), load_profiles()
-    estimates = {ctx: estimate_phases(decide(hardware, profiles, {"num_ctx": ctx}), hardware, profiles, ["hello", "depth"], 1)
+    estimates = {ctx: estimate_phases(decide(hardware, profiles, {"num_ctx": ctx}), 50.0, ["hello", "depth"], 1)
                  for ctx in (2048, 8192)}
     (short,), (deep,) = ([e for e in estimates[ctx] if e.phase == "depth"] for ctx in (2048, 8192))
     assert short.calls == 1 + 2 * 3 and deep.calls == 1 + 2 * 5 and deep.seconds > short.seconds
