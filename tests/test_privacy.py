@@ -84,7 +84,7 @@ PLANTED = {
     "ipv4_link_local": ("private_ip", "169.254.10.20"),
     "ipv6_ula": ("private_ipv6", "fd12:3456:789a::1"),
     "ipv6_link_local": ("private_ipv6", "fe80::1ff:fe23:4567:890a"),
-    "email": ("email", "alice.w" + "@" + "example.org"),
+    "email": ("email", "alice.w" + "@" + "wonderland-mail.org"),
     "host": ("host_name", HOST),
     "user": ("user_name", USER),
 }
@@ -232,7 +232,7 @@ def test_what_cannot_be_scanned_is_a_finding_and_submit_refuses_it(run_dir):
 def test_privacy_scan_redact_prints_what_really_remains(run_dir, capsys, monkeypatch):
     monkeypatch.setattr("orchestrator.privacy.rules.socket.gethostname", lambda: HOST)
     monkeypatch.setattr("orchestrator.privacy.rules.getpass.getuser", lambda: USER)
-    (run_dir / "notes.md").write_text("mail alice.w@example.org from 10.1.2.3\n")
+    (run_dir / "notes.md").write_text("mail alice.w@wonderland-mail.org from 10.1.2.3\n")
     (run_dir / "blob.bin").write_bytes(b"\x00")
     assert main(["privacy-scan", str(run_dir), "--redact"]) == 1
     out = capsys.readouterr().out
@@ -279,3 +279,15 @@ def test_redacting_random_json_keeps_it_valid_and_leaves_nothing(tmp_path_factor
     after = path.read_text(encoding="utf-8")
     for line in after.rstrip("\n").split("\n") if jsonl else [after]:
         json.loads(line)
+
+
+def test_addresses_at_documentation_domains_are_nobodys(tmp_path):
+    """RFC 2606/6761 domains (the quality packs' example addresses, which models echo) are not findings;
+    a look-alike that only starts with one is."""
+    from orchestrator.privacy.rules import OUR_RULES
+
+    email = next(rule for rule in OUR_RULES if rule.kind == "email")
+    for text in ("priya.nair@example.com", "bob@example.net", "a@host.test", "x@mail.example", "y@z.invalid"):
+        assert not list(email.spans(text)), text
+    for text in ("bob@example.com.evil.org", "a@test.com", "x@example.community", "me@mailbox.org"):
+        assert list(email.spans(text)), text

@@ -20,7 +20,7 @@ from tests.quality_controls import goldens, junk_messages, message
 PINS = {
     "toolcall": (1, "c9cb7f7ff9a9396012d0c3716a96f33d51eb46aaf1b28194e324a0bd0c2c6272"),
     "instruct": (1, "77153d034e29b4ae3f284aa9d3c0d74136201325e2278fdec21df1a107f20d43"),
-    "struct": (1, "af2dcb4604203ea91e84048dd4e324e2f18c8cec9304550cb9c9c58252a33f04"),
+    "struct": (2, "2b87fa0da8ce25ad4c80157ff18c94942a19e5f9a12e481f4375bc053f68517c"),
     "extract": (1, "3b8574cb293f344007b6056ae89e2002538c455e7ee5c9dd4af4fc3af6476e6a"),
     "math": (1, "0191cc03ab5b8a270df5b96a3132dd73860f869d223af25d1f5e3eeb137610ff"),
     "codeexec": (1, "60dab41155d78d89978f1b8a99e25b2756a2888a5080aad81a6b3fd30bc7e1a7"),

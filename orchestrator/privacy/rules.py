@@ -46,7 +46,10 @@ OUR_PATTERNS: list[tuple[str, str]] = [
     ("private_ip", rf"(?:(?<![\d.])|{AFTER_ESCAPE})(?:10\.\d{{1,3}}|192\.168|172\.(?:1[6-9]|2\d|3[01])|169\.254)\.\d{{1,3}}\.\d{{1,3}}(?!\.?\d)"),
     ("private_ipv6", rf"(?i)(?:(?<![0-9a-f:])|{AFTER_ESCAPE})(?:f[cd][0-9a-f]{{2}}|fe[89ab][0-9a-f])"
                      r":[0-9a-f]{0,4}(?::[0-9a-f]{0,4}){1,6}(?![0-9a-f:])"),
-    ("email", r"\b[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}\b"),
+    # addresses at the documentation domains (RFC 2606/6761: example.com/.net/.org, *.example, *.test,
+    # *.invalid, *.localhost) belong to nobody; the quality packs use them and models echo them
+    ("email", r"\b[A-Za-z0-9._%+-]+@(?!(?:[A-Za-z0-9-]+\.)*(?:example\.(?:com|net|org)|example|test|invalid|localhost)\b(?![.-]))"
+              r"[A-Za-z0-9.-]+\.[A-Za-z]{2,}\b"),
 ]
 
 
