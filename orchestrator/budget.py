@@ -8,8 +8,10 @@ the shares, the candidates (largest first) and the cost models' coefficients. Th
 axis what runs and what is skipped and why; the manifest keeps it (`budget_plan`).
 
 The estimate can be wrong (a shared machine slows down mid-run), so each phase also gets the seconds
-it may take (RunOptions.phase_seconds): the runner starts no new unit of a phase past them. A
-phase's overrun then costs at most one unit, and never the axes after it.
+it may take (RunOptions.phase_seconds), laid end to end as a schedule: the runner starts no new unit
+of a phase whose slot has ended (Runner.phase_deadline). What a phase overran (a unit runs whole) comes
+out of the phases after it, so the run keeps to the budget; each phase still runs one unit, so every
+planned axis has a result.
 """
 
 from __future__ import annotations

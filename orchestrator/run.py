@@ -120,6 +120,7 @@ class Runner:
         self.ledger = Ledger(run_dir / LEDGER_NAME, schema="run-record" if validating else None)
         self.result = RunResult(run_id, run_dir)
         self.ctx = PhaseContext(targets, options, run_dir, run_id, state, self.ledger, self.result, clock, progress)
+        self.schedule_start: float | None = None  # when the first budgeted phase began (phase_deadline)
 
     def check_cells(self) -> tuple[list[Target], dict[str, str]]:
         """Health-check every cell: (available targets, reasons for the others)."""
@@ -146,14 +147,28 @@ class Runner:
             units = phase.units(cells, self.options)
             self.ctx.begin(label + (f" {group[0].cell.model}" if len(group) == 1 else ""),
                            sum(len(unit.keys) for unit in units))
-            started, allowed = self.ctx.clock(), self.options.phase_seconds.get(phase.name)
+            deadline = self.phase_deadline(phase.name)
             for index, unit in enumerate(units):
-                if index and allowed is not None and self.ctx.clock() - started > allowed:
+                if index and deadline is not None and self.ctx.clock() > deadline:
                     for cell in cells:
                         self.ctx.skip(cell, phase.name, f"time budget: stopped after {index} of {len(units)} units, "
-                                                        f"its {allowed:.0f} s of --time-budget spent")
+                                                        f"its {self.options.phase_seconds[phase.name]:.0f} s of "
+                                                        "--time-budget spent (with what earlier phases overran)")
                     break
                 phase.run_unit(unit, self.ctx)
+
+    def phase_deadline(self, name: str) -> float | None:
+        """When a budgeted phase starts no new unit: the end of its slot in the budget's schedule, the phases'
+        seconds laid end to end from the first. A phase that overran (a unit runs whole) takes its overrun
+        out of the phases after it, so the run as a whole keeps to --time-budget; each phase still runs
+        at least one unit, so every planned axis has a result."""
+        seconds = self.options.phase_seconds
+        if name not in seconds:
+            return None
+        if self.schedule_start is None:
+            self.schedule_start = self.ctx.clock()
+        order = [phase for phase in self.options.phases if phase in seconds]
+        return self.schedule_start + sum(seconds[phase] for phase in order[:order.index(name) + 1])
 
     def run(self, phases: list[Phase], available: list[Target]) -> RunResult:
         if self.options.probe_only or not available:

@@ -223,3 +223,21 @@ def test_a_phase_past_its_seconds_stops_after_its_current_unit_and_says_so(fake_
     (skip,) = [r for r in read_records(tmp_path / "run.jsonl") if r["type"] == "skipped"]
     assert skip["phase"] == "5q" and skip["reason"].startswith(f"time budget: stopped after {made['5q']} of 5 units")
     assert list(read_records(tmp_path / "run.jsonl"))[0]["options"]["phase_seconds"] == {"5q": 15.0}
+
+
+def test_a_phase_that_overran_takes_its_overrun_out_of_the_next_phases_slot(tmp_path):
+    """phase_seconds is a schedule: hello's slot ends at 1 s, 5q's at 1 + 250 s from the first phase's start,
+    however long hello's one unit took; each phase still runs at least one unit."""
+    srv, state, url = start_in_thread()
+    try:
+        def per_request():  # each request the fake server has answered is 100 s of clock
+            return lambda: 100.0 * len(state.requests)
+
+        options = RunOptions(phases=["hello", "5q"], runs=1, phase_seconds={"hello": 1.0, "5q": 250.0})
+        run_suites(targets(url), options, tmp_path / "both", "run-1", clock=per_request())
+        alone = RunOptions(phases=["5q"], runs=1, phase_seconds={"5q": 251.0})
+        run_suites(targets(url), alone, tmp_path / "alone", "run-2", clock=per_request())
+    finally:
+        srv.shutdown()
+    made, made_alone = (Counter(c["phase"] for c in calls(tmp_path / d)) for d in ("both", "alone"))
+    assert made["hello"] == 2 and made["5q"] < made_alone["5q"]  # hello's one unit: a cold and a warm call
