@@ -96,8 +96,10 @@ class BudgetPlan:
 
 
 def measured_rate(submissions: Path, device_tag: str, model: str, newest: int) -> tuple[float, str] | None:
-    """Completion tokens per second of wall time over the speed phases of this device's newest run
-    of this model (its metadata.json): what a budget spends, long answers and first tokens included."""
+    """Completion tokens per second of decoding over the speed phases of this device's newest run of
+    this model (its metadata.json). A decode rate, as the estimate is: the cost models add prompts and
+    first tokens themselves, and wall time would count them twice (edge_append's prefill-heavy calls
+    made a wall-time rate 2.6x too slow here, and auto used a third of its budget)."""
     from .methodology import methodology
 
     speed_phases = set(methodology().phases)
@@ -106,13 +108,13 @@ def measured_rate(submissions: Path, device_tag: str, model: str, newest: int) -
         try:
             doc = json.loads(path.read_text(encoding="utf-8"))
             rows = [row for row in doc.get("cells") or [] if row["phase"] in speed_phases
-                    and row["cell_id"].endswith(f":{model}") and row["duration_ms_mean"]]
+                    and row["cell_id"].endswith(f":{model}") and row["tokens_per_sec_mean"]]
             tokens = sum(row["completion_tokens_total"] for row in rows)
-            seconds = sum(row["duration_ms_mean"] * (row["n_calls"] - row["n_errors"]) for row in rows) / 1000
+            seconds = sum(row["completion_tokens_total"] / row["tokens_per_sec_mean"] for row in rows)
         except (OSError, ValueError, KeyError, TypeError):
             continue  # a damaged folder is the catalogue's business, not the budget's
         if tokens and seconds:
-            return tokens / seconds, f"{tokens} tokens in {seconds:.0f} s of speed calls in run {doc.get('run_id')} here"
+            return tokens / seconds, f"{tokens} tokens decoded in {seconds:.0f} s of speed calls in run {doc.get('run_id')} here"
     return None
 
 

@@ -121,9 +121,11 @@ def write_metadata(root, device_tag, model, rows, age_s=0.0):
     return path
 
 
-def row(model, phase, tokens, mean_ms, calls):
+def row(model, phase, tokens, mean_ms, calls, ttft_share=0.0):
+    """A metadata cell row whose calls spent `ttft_share` of their time before the first token."""
+    decode_s = mean_ms * calls / 1000 * (1 - ttft_share)
     return {"cell_id": f"box:llama.cpp:{model}", "phase": phase, "completion_tokens_total": tokens,
-            "duration_ms_mean": mean_ms, "n_calls": calls, "n_errors": 0}
+            "duration_ms_mean": mean_ms, "n_calls": calls, "n_errors": 0, "tokens_per_sec_mean": tokens / decode_s}
 
 
 def test_the_rate_is_tuned_else_measured_here_else_estimated(tmp_path):
@@ -136,6 +138,8 @@ def test_the_rate_is_tuned_else_measured_here_else_estimated(tmp_path):
     assert rate == pytest.approx(300.0) and "run-1" in detail  # the newest run here, speed phases of this model only
     (tmp_path / "someone" / "box" / "run-1" / "metadata.json").write_text("{damaged")
     assert measured_rate(tmp_path, "box", "m", 20)[0] == pytest.approx(50.0)
+    write_metadata(tmp_path, "box", "m", [row("m", "edge_append", 1000, 10000, 1, ttft_share=0.5)])
+    assert measured_rate(tmp_path, "box", "m", 20)[0] == pytest.approx(200.0)  # decoding time, not the prefill before it
     assert decode_rate(120.0, (50.0, "x"), 10.0).source == "tuned"
     assert decode_rate(None, (50.0, "x"), 10.0) == DecodeRate(50.0, "measured", "x")
     assert decode_rate(None, None, 10.0).source == "estimate"
