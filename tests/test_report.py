@@ -145,7 +145,7 @@ SECRETS = {
     "password": "password=hunter22",
     "home_path": "/home/alice/models/x.gguf",
     "private_ip": "http://192.168.1.20:8080",
-    "email": "alice@example.org",
+    "email": "alice@wonderland-mail.org",
     "host_name": "running on zebrabox now",
 }
 
@@ -170,7 +170,7 @@ def test_privacy_scan_finds_every_kind_and_redaction_keeps_json_valid(run_dir):
 
 def test_privacy_cli_exit_codes(run_dir, capsys):
     assert main(["privacy-scan", str(run_dir)]) == 0
-    (run_dir / "notes.md").write_text("mail me: bob@example.org\n")
+    (run_dir / "notes.md").write_text("mail me: bob@wonderland-mail.org\n")
     assert main(["privacy-scan", str(run_dir)]) == 1
     assert "notes.md:1: email" in capsys.readouterr().out
     assert main(["privacy-scan", str(run_dir), "--redact"]) == 0
