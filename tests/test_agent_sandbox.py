@@ -86,13 +86,16 @@ def test_memory_limits_only_where_the_runtime_allows():
 
 
 def test_network_isolation_is_recorded_as_probed(sandbox):
+    """What the sandbox records is what happens: where `unshare -rn` works the code cannot reach the
+    host's loopback; where it does not, net_isolated is false and the connection goes through (no skip)."""
     assert sandbox.net_isolated == network_isolation_works()
     assert ProcessSandbox(isolate_network=False).net_isolated is False
-    if not sandbox.net_isolated:
-        pytest.skip("unshare -rn does not work here; the sandbox records net_isolated: false")
     with socket.socket() as server:
         server.bind(("127.0.0.1", 0))
         server.listen()
         port = server.getsockname()[1]
         result = python(sandbox, f"import socket; socket.create_connection(('127.0.0.1', {port}), timeout=2)")
-    assert result.exit_code != 0 and ("refused" in result.output or "unreachable" in result.output)
+    if sandbox.net_isolated:
+        assert result.exit_code != 0 and ("refused" in result.output or "unreachable" in result.output)
+    else:
+        assert result.exit_code == 0, result.output
