@@ -29,9 +29,9 @@ import duckdb
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from orchestrator.catalogue import update_catalogue  # noqa: E402
-from orchestrator.catalogue_export import export_glob, sql_string  # noqa: E402
-from orchestrator.leaderboard import write_leaderboard  # noqa: E402
+from orchestrator.publish.catalogue import update_catalogue  # noqa: E402
+from orchestrator.publish.catalogue.export import export_glob, sql_string  # noqa: E402
+from orchestrator.publish.leaderboard import write_leaderboard  # noqa: E402
 from tests.fakes.catalogue import SyntheticRuns  # noqa: E402
 
 

@@ -22,12 +22,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from orchestrator.agent import ProcessSandbox, load_tasks  # noqa: E402
-from orchestrator.agent.gate import run_gate  # noqa: E402
-from orchestrator.sandbox_docker.config import load_config  # noqa: E402
-from orchestrator.sandbox_docker.engine import Container, connect  # noqa: E402
-from orchestrator.sandbox_docker.image import build_image  # noqa: E402
-from orchestrator.sandbox_docker.sandbox import DockerSandbox  # noqa: E402
+from orchestrator.evaluate.agent import ProcessSandbox, load_tasks  # noqa: E402
+from orchestrator.evaluate.agent.gate import run_gate  # noqa: E402
+from orchestrator.evaluate.sandbox.docker.config import load_config  # noqa: E402
+from orchestrator.evaluate.sandbox.docker.engine import Container, connect  # noqa: E402
+from orchestrator.evaluate.sandbox.docker.image import build_image  # noqa: E402
+from orchestrator.evaluate.sandbox.docker.sandbox import DockerSandbox  # noqa: E402
 
 SOLUTIONS = Path(__file__).resolve().parent.parent / "tests" / "fixtures" / "agent_solutions"
 

@@ -38,8 +38,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from orchestrator.client import CallRequest, CallResult, stream_chat  # noqa: E402
-from orchestrator.procs import kill_group, run_captured, spawn_options  # noqa: E402
+from orchestrator.measure.client import CallRequest, CallResult, stream_chat  # noqa: E402
+from orchestrator.core.procs import kill_group, run_captured, spawn_options  # noqa: E402
 
 FAKE_SERVER = ("import sys, time; sys.path.insert(0, {repo!r}); "
                "from tests.fakes.openai_server import FakeServerState, start_in_thread; "
@@ -98,9 +98,9 @@ def ingest(calls: int) -> None:
 
 
 def decision_latency(repeats: int):
-    from orchestrator.decide import decide
-    from orchestrator.probe import ProbeSources, probe
-    from orchestrator.profiles import load_profiles
+    from orchestrator.plan.decide import decide
+    from orchestrator.plan.probe import ProbeSources, probe
+    from orchestrator.plan.profiles import load_profiles
 
     print(f"[4] decision latency ({load()})")
     env = {**os.environ, "PYTHONPATH": str(REPO)}
@@ -142,13 +142,13 @@ def llama_bench(program: str, model_path: str, threads: int, depth: int, flags: 
 
 
 def real_server(rounds: int, threads: int, model_id: str | None, hardware, bench_repetitions: int) -> None:
-    from orchestrator.decide import decide
-    from orchestrator.install import install_tool, tool_variant_args
-    from orchestrator.launch import launch
-    from orchestrator.models import get_model
-    from orchestrator.profiles import load_profiles
-    from orchestrator.suites import load_prompts
-    from orchestrator.verify import verified_llama_server
+    from orchestrator.plan.decide import decide
+    from orchestrator.runtime.install import install_tool, tool_variant_args
+    from orchestrator.runtime.launch import launch
+    from orchestrator.runtime.models import get_model
+    from orchestrator.plan.profiles import load_profiles
+    from orchestrator.measure.suites import load_prompts
+    from orchestrator.runtime.selftest import verified_llama_server
 
     profiles = load_profiles()
     runtime = verified_llama_server()

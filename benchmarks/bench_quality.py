@@ -19,19 +19,19 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from orchestrator.decide import decide  # noqa: E402
-from orchestrator.launch import launch  # noqa: E402
-from orchestrator.ledger import read_records  # noqa: E402
-from orchestrator.models import get_model  # noqa: E402
-from orchestrator.pipeline import byo_targets  # noqa: E402
-from orchestrator.probe import Hardware  # noqa: E402
-from orchestrator.profiles import load_profiles  # noqa: E402
-from orchestrator.quality.packs import MODES, load_packs  # noqa: E402
-from orchestrator.quality.runner import negative_control  # noqa: E402
-from orchestrator.report import report  # noqa: E402
-from orchestrator.rulecheck import GOLDEN_DIR  # noqa: E402
-from orchestrator.run import RunOptions, run_suites  # noqa: E402
-from orchestrator.verify import verified_llama_server  # noqa: E402
+from orchestrator.plan.decide import decide  # noqa: E402
+from orchestrator.runtime.launch import launch  # noqa: E402
+from orchestrator.core.ledger import read_records  # noqa: E402
+from orchestrator.runtime.models import get_model  # noqa: E402
+from orchestrator.flows.pipeline import byo_targets  # noqa: E402
+from orchestrator.plan.probe import Hardware  # noqa: E402
+from orchestrator.plan.profiles import load_profiles  # noqa: E402
+from orchestrator.evaluate.quality.packs import MODES, load_packs  # noqa: E402
+from orchestrator.evaluate.quality.runner import negative_control  # noqa: E402
+from orchestrator.publish.report import report  # noqa: E402
+from orchestrator.plan.rulecheck import GOLDEN_DIR  # noqa: E402
+from orchestrator.measure.run import RunOptions, run_suites  # noqa: E402
+from orchestrator.runtime.selftest import verified_llama_server  # noqa: E402
 
 
 def main() -> None:

@@ -18,7 +18,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from orchestrator.client import CallRequest, stream_chat  # noqa: E402
+from orchestrator.measure.client import CallRequest, stream_chat  # noqa: E402
 
 SERVER = r'''
 import socket, sys, json
@@ -67,14 +67,14 @@ def ingest(tokens: int = 200_000, repeats: int = 3) -> None:
 
 
 def agreement() -> None:
-    from orchestrator.decide import decide
-    from orchestrator.install import install_llama_cpp
-    from orchestrator.launch import launch
-    from orchestrator.models import get_model
-    from orchestrator.probe import Hardware
-    from orchestrator.profiles import load_profiles
-    from orchestrator.rulecheck import GOLDEN_DIR
-    from orchestrator.suites import load_prompts
+    from orchestrator.plan.decide import decide
+    from orchestrator.runtime.install import install_llama_cpp
+    from orchestrator.runtime.launch import launch
+    from orchestrator.runtime.models import get_model
+    from orchestrator.plan.probe import Hardware
+    from orchestrator.plan.profiles import load_profiles
+    from orchestrator.plan.rulecheck import GOLDEN_DIR
+    from orchestrator.measure.suites import load_prompts
 
     profiles = load_profiles()
     server = install_llama_cpp("cpu")

@@ -16,12 +16,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from orchestrator.decide import decide  # noqa: E402
-from orchestrator.install import install_llama_cpp  # noqa: E402
-from orchestrator.models import get_model  # noqa: E402
-from orchestrator.probe import probe  # noqa: E402
-from orchestrator.profiles import load_profiles  # noqa: E402
-from orchestrator.tune import Candidate, best, real_prober, search_ngl, tune  # noqa: E402
+from orchestrator.plan.decide import decide  # noqa: E402
+from orchestrator.runtime.install import install_llama_cpp  # noqa: E402
+from orchestrator.runtime.models import get_model  # noqa: E402
+from orchestrator.plan.probe import probe  # noqa: E402
+from orchestrator.plan.profiles import load_profiles  # noqa: E402
+from orchestrator.flows.tune import Candidate, best, real_prober, search_ngl, tune  # noqa: E402
 from tests.test_tune import SHAPES, SimulatedRuntime  # noqa: E402
 
 ROUNDS = 5  # launch-to-launch noise here is about ±8%, so one pair proves nothing

@@ -9,9 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator import contention, paths, records, run
-from orchestrator.procs import run_captured
-from orchestrator.sandbox_docker import choice as sandbox_choice
+from orchestrator.measure import contention, run
+from orchestrator.core import paths, records
+from orchestrator.core.procs import run_captured
+from orchestrator.evaluate.sandbox.docker import choice as sandbox_choice
 from tests.fakes.processes import FakeProcessTable
 
 # The load average every test sees unless it sets its own (only the load gate's tests do):
@@ -122,7 +123,7 @@ def start_dockerd(log_path: Path) -> tuple[subprocess.Popen | None, str | None]:
     """dockerd in its own process group, logging to `log_path`; (process, None) once it answers."""
     import time
 
-    from orchestrator.sandbox_docker.engine import EngineUnavailable, connect
+    from orchestrator.evaluate.sandbox.docker.engine import EngineUnavailable, connect
 
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with open(log_path, "ab") as log:
@@ -144,7 +145,7 @@ def start_dockerd(log_path: Path) -> tuple[subprocess.Popen | None, str | None]:
 def stop_dockerd(proc: subprocess.Popen) -> None:
     import signal
 
-    from orchestrator.procs import kill_group
+    from orchestrator.core.procs import kill_group
 
     kill_group(proc, signal.SIGTERM)  # dockerd stops its containers and containerd on SIGTERM
     try:
@@ -160,10 +161,10 @@ def docker_engine():
     docker.io and debootstrap installed when dockerd is missing, dockerd started when nothing
     answers (and stopped at the end), the image built once (its root filesystem cached under the
     real weeyuga cache, the image kept by the engine between runs). Fails under CI=true, never skips."""
-    from orchestrator.errors import WeeyugaError
-    from orchestrator.sandbox_docker.config import load_config
-    from orchestrator.sandbox_docker.engine import EngineUnavailable, connect
-    from orchestrator.sandbox_docker.image import build_image
+    from orchestrator.core.errors import WeeyugaError
+    from orchestrator.evaluate.sandbox.docker.config import load_config
+    from orchestrator.evaluate.sandbox.docker.engine import EngineUnavailable, connect
+    from orchestrator.evaluate.sandbox.docker.image import build_image
 
     started = None
     problem = None

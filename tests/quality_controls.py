@@ -6,7 +6,7 @@ shown them. A golden is `{"content": …}` or `{"tool_calls": [{"name", "argumen
 
 import json
 
-from orchestrator.paths import REPO_ROOT
+from orchestrator.core.paths import REPO_ROOT
 
 GOLDENS_PATH = REPO_ROOT / "tests" / "fixtures" / "quality" / "goldens.json"
 JUNK_TEXTS = ("", "(no answer)", "{}")

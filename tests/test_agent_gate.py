@@ -6,9 +6,9 @@ import json
 
 import pytest
 
-from orchestrator.agent import ProcessSandbox, load_tasks
-from orchestrator.agent.gate import junit_counts, run_gate, tap_counts
-from orchestrator.agent.tools import Toolbox
+from orchestrator.evaluate.agent import ProcessSandbox, load_tasks
+from orchestrator.evaluate.agent.gate import junit_counts, run_gate, tap_counts
+from orchestrator.evaluate.agent.tools import Toolbox
 
 TASKS = {task.id: task for task in load_tasks()}
 

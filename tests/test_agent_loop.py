@@ -6,9 +6,9 @@ import json
 
 import pytest
 
-from orchestrator import datafiles
-from orchestrator.agent import Budgets, load_tasks, resume_state, run_agent_tasks
-from orchestrator.agent.loop import fingerprint
+from orchestrator.core import datafiles
+from orchestrator.evaluate.agent import Budgets, load_tasks, resume_state, run_agent_tasks
+from orchestrator.evaluate.agent.loop import fingerprint
 from tests.fakes.agent_model import FAIL, ScriptedModel, solution_files, solver_turns
 
 TASKS = {task.id: task for task in load_tasks()}

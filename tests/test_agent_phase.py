@@ -6,14 +6,14 @@ import json
 
 import pytest
 
-from orchestrator import datafiles
+from orchestrator.core import datafiles
 from orchestrator.cli import main
-from orchestrator.compare import compare, render_markdown
-from orchestrator.ledger import read_records
-from orchestrator.paths import REPO_ROOT
-from orchestrator.phases import load_phase
-from orchestrator.pipeline import byo_targets
-from orchestrator.run import RunOptions, run_suites
+from orchestrator.publish.compare import compare, render_markdown
+from orchestrator.core.ledger import read_records
+from orchestrator.core.paths import REPO_ROOT
+from orchestrator.measure.phases import load_phase
+from orchestrator.flows.pipeline import byo_targets
+from orchestrator.measure.run import RunOptions, run_suites
 from tests.fakes.agent_model import solver_turns
 from tests.fakes.openai_server import start_in_thread
 

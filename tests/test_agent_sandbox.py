@@ -10,9 +10,9 @@ import time
 
 import pytest
 
-from orchestrator.agent import ProcessSandbox, load_tasks
-from orchestrator.agent.sandbox import Limits, network_isolation_works
-from orchestrator.agent.tasks import memory_limit_mb
+from orchestrator.evaluate.agent import ProcessSandbox, load_tasks
+from orchestrator.evaluate.sandbox.process import Limits, network_isolation_works
+from orchestrator.evaluate.agent.tasks import memory_limit_mb
 
 TASK = {task.id: task for task in load_tasks()}["py-slugify"]
 

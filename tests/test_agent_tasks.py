@@ -8,9 +8,9 @@ import shutil
 
 import pytest
 
-from orchestrator.agent import agent_table, load_tasks, pass_rates
-from orchestrator.agent.tasks import TASKS_DIR, harness_config, load_task
-from orchestrator.errors import BadInput
+from orchestrator.evaluate.agent import agent_table, load_tasks, pass_rates
+from orchestrator.evaluate.agent.tasks import TASKS_DIR, harness_config, load_task
+from orchestrator.core.errors import BadInput
 from tests.fakes.agent_model import SOLUTIONS_DIR, solution_files
 
 TASKS = load_tasks()

@@ -13,20 +13,20 @@ from types import SimpleNamespace
 import psutil
 import pytest
 
-from orchestrator import auto
-from orchestrator.auto import PhaseEstimate, execute, install_fallback, plan_auto, plan_with_fallback
-from orchestrator.budget import plan_speed
+from orchestrator.flows import auto
+from orchestrator.flows.auto import PhaseEstimate, execute, install_fallback, plan_auto, plan_with_fallback
+from orchestrator.flows.budget import plan_speed
 from orchestrator.cli import main
-from orchestrator.launch import pid_dir
-from orchestrator.decide import decide
-from orchestrator.install import RuntimeInstall
-from orchestrator.launch import build_command, load_runtime
-from orchestrator.paths import REPO_ROOT
-from orchestrator.probe import Hardware
-from orchestrator.profiles import load_profiles
-from orchestrator.rulecheck import GOLDEN_DIR
-from orchestrator.runtimes import llamacpp as llamacpp_runtime
-from orchestrator.report import REQUIRED_FILES
+from orchestrator.runtime.launch import pid_dir
+from orchestrator.plan.decide import decide
+from orchestrator.runtime.install import RuntimeInstall
+from orchestrator.runtime.launch import build_command, load_runtime
+from orchestrator.core.paths import REPO_ROOT
+from orchestrator.plan.probe import Hardware
+from orchestrator.plan.profiles import load_profiles
+from orchestrator.plan.rulecheck import GOLDEN_DIR
+from orchestrator.runtime import llamacpp as llamacpp_runtime
+from orchestrator.publish.report import REQUIRED_FILES
 from tests.fakes.openai_server import start_in_thread
 from tests.test_integration_llama import llama_server, smollm2  # noqa: F401  (session fixtures)
 

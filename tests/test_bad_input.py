@@ -17,16 +17,19 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator import datafiles, pipeline, profiles, record
-from orchestrator import run as run_module
-from orchestrator.catalogue import build_catalogue
+from orchestrator.core import datafiles
+from orchestrator.flows import pipeline
+from orchestrator.plan import profiles
+from orchestrator.publish import manifest as record
+from orchestrator.measure import run as run_module
+from orchestrator.publish.catalogue import build_catalogue
 from orchestrator.cli import main
-from orchestrator.errors import BadInput, WeeyugaError
-from orchestrator.ledger import Ledger, read_records, read_state
-from orchestrator.paths import REPO_ROOT
-from orchestrator.report import report
-from orchestrator.resources import ResourceSampler
-from orchestrator.run import RunOptions, run_suites
+from orchestrator.core.errors import BadInput, WeeyugaError
+from orchestrator.core.ledger import Ledger, read_records, read_state
+from orchestrator.core.paths import REPO_ROOT
+from orchestrator.publish.report import report
+from orchestrator.measure.resources import ResourceSampler
+from orchestrator.measure.run import RunOptions, run_suites
 from tests.fakes.openai_server import start_in_thread
 
 EXAMPLE_RUN = next((REPO_ROOT / "submissions" / "EXAMPLE").glob("*/run-*"))
@@ -553,7 +556,7 @@ def test_auto_on_a_read_only_disk_fails_before_installing_anything(tmp_path, cap
     def read_only(*args, **kwargs):
         raise OSError(errno.EROFS, "Read-only file system")
     monkeypatch.setattr(pipeline.tempfile, "TemporaryFile", read_only)
-    monkeypatch.setattr("orchestrator.runtimes.llamacpp.verified_llama_server", lambda *a, **k: pytest.fail("installed"))
+    monkeypatch.setattr("orchestrator.runtime.llamacpp.verified_llama_server", lambda *a, **k: pytest.fail("installed"))
     argv = [a.format(tmp=tmp_path, hw=HARDWARE) for a in AUTO if a != "--dry-run"]
     code, out, err = run_cli(argv, capsys)
     check_one_line(code, out, err, 1, "cannot write: Read-only file system")
@@ -572,7 +575,8 @@ def test_resume_of_a_finished_run_writes_no_second_end(tmp_path, calm_machine):
 
 
 def test_tune_on_ollama_fails_one_candidate_when_unload_fails(monkeypatch):
-    from orchestrator import ollama, tune
+    from orchestrator.runtime import ollama_api as ollama
+    from orchestrator.flows import tune
 
     def unreachable(base_url, tag, wait_s=30.0):
         raise WeeyugaError(f"ollama at {base_url}: unloading {tag} failed: ConnectError: refused")
@@ -591,7 +595,7 @@ def test_tune_on_ollama_fails_one_candidate_when_unload_fails(monkeypatch):
 def test_ollama_http_errors_are_one_line(monkeypatch):
     import httpx
 
-    from orchestrator import ollama
+    from orchestrator.runtime import ollama_api as ollama
 
     def refuse(*args, **kwargs):
         raise httpx.ConnectError("connection refused")
@@ -605,7 +609,7 @@ def test_ollama_http_errors_are_one_line(monkeypatch):
 
 def test_a_hostile_field_name_keeps_the_schema_message_on_one_line():
     """A key holding a newline (hypothesis found one in a manifest) is quoted in the field path."""
-    from orchestrator.datafiles import field_path, validate
+    from orchestrator.core.datafiles import field_path, validate
 
     assert field_path(["runtime", "\n", 2]) == "runtime.'\\n'[2]"
     with pytest.raises(BadInput) as caught:

@@ -6,17 +6,17 @@ from dataclasses import replace
 
 import pytest
 
-from orchestrator import datafiles
-from orchestrator.auto import estimate_phases, plan_auto
-from orchestrator.budget import (DecodeRate, agent_candidates, decode_rate, load_budget, measured_rate, plan_budget,
+from orchestrator.core import datafiles
+from orchestrator.flows.auto import estimate_phases, plan_auto
+from orchestrator.flows.budget import (DecodeRate, agent_candidates, decode_rate, load_budget, measured_rate, plan_budget,
                                  quality_candidates)
 from orchestrator.cli import main
-from orchestrator.decide import decide
-from orchestrator.paths import REPO_ROOT
-from orchestrator.probe import Hardware
-from orchestrator.profiles import load_profiles
-from orchestrator.rulecheck import GOLDEN_DIR
-from orchestrator.suites import PHASES
+from orchestrator.plan.decide import decide
+from orchestrator.core.paths import REPO_ROOT
+from orchestrator.plan.probe import Hardware
+from orchestrator.plan.profiles import load_profiles
+from orchestrator.plan.rulecheck import GOLDEN_DIR
+from orchestrator.measure.suites import PHASES
 
 PROFILES = load_profiles()
 CPU_BOX = GOLDEN_DIR / "linux-vps-cpu-4c-8gb.json"
@@ -151,7 +151,7 @@ def test_auto_plan_uses_a_measured_run_and_the_manifest_field_validates(tmp_path
     auto_plan = plan_auto(hw, PROFILES, {}, None, 5, 15, tmp_path, "ci", None)
     assert auto_plan.budget.rate == DecodeRate(20.0, "measured", auto_plan.budget.rate.detail)
     assert auto_plan.phases == auto_plan.budget.phases and {"hello", "quality", "agent"} <= set(auto_plan.phases)
-    schema = json.loads((REPO_ROOT / "orchestrator" / "schemas" / "manifest.schema.json").read_text())
+    schema = json.loads((REPO_ROOT / "orchestrator" / "core" / "schemas" / "manifest.schema.json").read_text())
     import jsonschema
     jsonschema.validate(auto_plan.budget.to_json(), schema["properties"]["budget_plan"])
 

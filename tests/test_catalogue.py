@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.catalogue import build_catalogue, update_catalogue
-from orchestrator.catalogue_export import query
-from orchestrator.catalogue_rows import COLUMNS
+from orchestrator.publish.catalogue import build_catalogue, update_catalogue
+from orchestrator.publish.catalogue.export import query
+from orchestrator.publish.catalogue.rows import COLUMNS
 from orchestrator.cli import main
-from orchestrator.datafiles import validate
+from orchestrator.core.datafiles import validate
 from tests.fakes.catalogue import EXAMPLE, SyntheticRuns, quality_record
 
 RUN_COLUMNS = ["run_id", "run_path", "hardware_class", "runtime", "engine_version", "model", "model_digest", "knobs",
@@ -151,7 +151,7 @@ def test_query_prints_a_table_and_bad_sql_is_one_line_exit_2(runs, tmp_path, cap
 
 
 def test_worker_processes_build_what_one_process_builds(runs, tmp_path, monkeypatch):
-    from orchestrator import catalogue_index
+    from orchestrator.publish.catalogue import index as catalogue_index
 
     root = tmp_path / "subs"
     runs.write_many(root, 8)

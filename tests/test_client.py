@@ -4,7 +4,7 @@ import itertools
 
 import pytest
 
-from orchestrator.client import CallRequest, stream_chat
+from orchestrator.measure.client import CallRequest, stream_chat
 from tests.fakes import ollama as fake_ollama
 from tests.fakes.openai_server import FakeServerState, start_in_thread
 

@@ -6,7 +6,7 @@ import json
 import httpx
 import pytest
 
-from orchestrator.client import CallRequest, stream_chat
+from orchestrator.measure.client import CallRequest, stream_chat
 
 BASE = {"id": "chatcmpl-1", "object": "chat.completion.chunk", "model": "m"}
 
@@ -98,7 +98,7 @@ def test_no_rate_without_steps_after_the_first_or_without_a_finish(events, reads
 
 
 def test_agreement_reports_the_gap_over_the_runtime_interval_beside_the_methodology_one():
-    from orchestrator.report.figures import agreement
+    from orchestrator.publish.report.figures import agreement
 
     calls = [{"error": None, "tokens_per_sec": 8 / 7 * 50, "tokens_per_sec_after_first": rate, "server_tokens_per_sec": 50.0}
              for rate in (50.0, 50.5, 49.0, 51.0)]

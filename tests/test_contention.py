@@ -7,17 +7,17 @@ import os
 
 import pytest
 
-from orchestrator import contention, liveruns
-from orchestrator.compare import compare, render_markdown
-from orchestrator.contention import Reading, contended_phases, others_share, read, window
-from orchestrator.errors import WeeyugaError
-from orchestrator.ledger import read_records
-from orchestrator.measurement import ContentionMarks
-from orchestrator.pipeline import byo_targets
-from orchestrator.record import RunContext, record
-from orchestrator.report import report
-from orchestrator.resources import ResourceSampler
-from orchestrator.run import RunOptions, run_suites
+from orchestrator.measure import contention, liveruns
+from orchestrator.publish.compare import compare, render_markdown
+from orchestrator.measure.contention import Reading, contended_phases, others_share, read, window
+from orchestrator.core.errors import WeeyugaError
+from orchestrator.core.ledger import read_records
+from orchestrator.core.canonical import ContentionMarks
+from orchestrator.flows.pipeline import byo_targets
+from orchestrator.publish.manifest import RunContext, record
+from orchestrator.publish.report import report
+from orchestrator.measure.resources import ResourceSampler
+from orchestrator.measure.run import RunOptions, run_suites
 from tests.fakes.nvml import FakeBoard, FakeNVML
 from tests.fakes.processes import FakeProcess, FakeProcessTable
 from tests.fakes.openai_server import start_in_thread
@@ -190,8 +190,8 @@ def test_compare_raises_a_red_flag_on_a_contended_phase_in_either_run():
 
 
 def test_the_catalogue_marks_contended_rows_and_can_leave_them_out(tmp_path):
-    from orchestrator.catalogue import update_catalogue
-    from orchestrator.catalogue_export import query
+    from orchestrator.publish.catalogue import update_catalogue
+    from orchestrator.publish.catalogue.export import query
     from tests.fakes.catalogue import SyntheticRuns
 
     runs = SyntheticRuns()

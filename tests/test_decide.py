@@ -5,15 +5,15 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from orchestrator import datafiles
+from orchestrator.core import datafiles
 from orchestrator.cli import main
-from orchestrator.decide import KNOB_ORDER, decide, fit_model
-from orchestrator.errors import BadInput, NothingFits
-from orchestrator.hwhints import gpu_vendor, load_hints
-from orchestrator.paths import REPO_ROOT
-from orchestrator.probe import BatteryInfo, CpuInfo, GpuInfo, Hardware, OsInfo, StorageInfo
-from orchestrator.profiles import load_profiles
-from orchestrator.rulecheck import GOLDEN_DIR, check_rules
+from orchestrator.plan.decide import KNOB_ORDER, decide, fit_model
+from orchestrator.core.errors import BadInput, NothingFits
+from orchestrator.plan.hwhints import gpu_vendor, load_hints
+from orchestrator.core.paths import REPO_ROOT
+from orchestrator.plan.probe import BatteryInfo, CpuInfo, GpuInfo, Hardware, OsInfo, StorageInfo
+from orchestrator.plan.profiles import load_profiles
+from orchestrator.plan.rulecheck import GOLDEN_DIR, check_rules
 
 PROFILES = load_profiles()
 
@@ -83,7 +83,7 @@ def test_tuned_profile_is_applied_as_tuned_deviation(tmp_path):
 
 
 def test_a_tuned_value_equal_to_the_rules_is_credited_but_not_a_deviation(tmp_path):
-    from orchestrator.record import knob_table
+    from orchestrator.publish.manifest import knob_table
 
     plan = plan_with_tuned_profile(tmp_path, "{threads: 4, ngl: 0}")
     assert plan.threads == 4 and not plan.deviations
@@ -224,7 +224,7 @@ def test_invalid_rule_tables_are_refused(tmp_path, edit, needle):
 def test_fit_model_full_partial_none():
     spec = PROFILES.model("qwen3.5-9b")
     budget = PROFILES.rules["budget"]
-    from orchestrator.decide import MemoryBudget
+    from orchestrator.plan.decide import MemoryBudget
     assert fit_model(spec, "Q4_K_M", 4096, 1, "full", MemoryBudget(8, 3, "discrete"), budget) is None
     partial = fit_model(spec, "Q4_K_M", 4096, 1, "partial", MemoryBudget(8, 3, "discrete"), budget)
     assert 0 < partial.ngl < spec.layers + 1
@@ -374,7 +374,7 @@ def test_cli_decide_on_a_runbook_document_says_what_it_inferred(tmp_path, capsys
 
 
 def test_a_bad_pattern_in_the_hints_table_names_the_file_and_field(tmp_path, monkeypatch):
-    from orchestrator import hwhints
+    from orchestrator.plan import hwhints
 
     table = (REPO_ROOT / "profiles" / "hardware_hints.yaml").read_text().replace(r"'^apple\b", "'^apple(", 1)
     (tmp_path / "profiles").mkdir()

@@ -7,19 +7,19 @@ import json
 
 import pytest
 
-from orchestrator import datafiles
-from orchestrator.auto import estimate_phases
-from orchestrator.errors import BadInput
-from orchestrator.decide import decide
-from orchestrator.ledger import read_records
-from orchestrator.phases.depth import CALIBRATION, DepthPhase, depth_of, load_depth_suite, suite_path
-from orchestrator.pipeline import byo_targets
-from orchestrator.probe import Hardware
-from orchestrator.profiles import load_profiles
-from orchestrator.report import report
-from orchestrator.rulecheck import GOLDEN_DIR
-from orchestrator.run import RunOptions, run_suites
-from orchestrator.suites import parse_phases
+from orchestrator.core import datafiles
+from orchestrator.flows.auto import estimate_phases
+from orchestrator.core.errors import BadInput
+from orchestrator.plan.decide import decide
+from orchestrator.core.ledger import read_records
+from orchestrator.measure.phases.depth import CALIBRATION, DepthPhase, depth_of, load_depth_suite, suite_path
+from orchestrator.flows.pipeline import byo_targets
+from orchestrator.plan.probe import Hardware
+from orchestrator.plan.profiles import load_profiles
+from orchestrator.publish.report import report
+from orchestrator.plan.rulecheck import GOLDEN_DIR
+from orchestrator.measure.run import RunOptions, run_suites
+from orchestrator.measure.suites import parse_phases
 from tests.fakes.openai_server import start_in_thread
 
 CHARS_PER_TOKEN = 4.2

@@ -4,12 +4,12 @@ import json
 
 import jsonschema
 
-from orchestrator.paths import REPO_ROOT
-from orchestrator.report import RunReport
-from orchestrator.report.headline import headline_metadata, headline_section
+from orchestrator.core.paths import REPO_ROOT
+from orchestrator.publish.report import RunReport
+from orchestrator.publish.report.headline import headline_metadata, headline_section
 
 CELL = "box:llamacpp:m"
-SCHEMA = json.loads((REPO_ROOT / "orchestrator" / "schemas" / "metadata.schema.json").read_text())
+SCHEMA = json.loads((REPO_ROOT / "orchestrator" / "core" / "schemas" / "metadata.schema.json").read_text())
 
 
 def row(phase, tps, warm_tps, ttft, warm_ttft, calls=4):

@@ -5,10 +5,10 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.errors import WeeyugaError
-from orchestrator.install import RuntimeInstall, build_tree, install_tool, tool_variant_args
-from orchestrator.launch import load_runtime
-from orchestrator.paths import cache_dir
+from orchestrator.core.errors import WeeyugaError
+from orchestrator.runtime.install import RuntimeInstall, build_tree, install_tool, tool_variant_args
+from orchestrator.runtime.launch import load_runtime
+from orchestrator.core.paths import cache_dir
 
 VERSION = "11434.0.0"
 

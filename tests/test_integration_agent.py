@@ -6,10 +6,10 @@ import sys
 
 import pytest
 
-from orchestrator.agent.loop import OUTCOMES
-from orchestrator.ledger import read_ledger
-from orchestrator.paths import REPO_ROOT
-from orchestrator.procs import run_captured
+from orchestrator.evaluate.agent.loop import OUTCOMES
+from orchestrator.core.ledger import read_ledger
+from orchestrator.core.paths import REPO_ROOT
+from orchestrator.core.procs import run_captured
 from tests.test_integration_llama import MODEL, llama_server, smollm2  # noqa: F401  (session fixtures)
 from tests.test_integration_run import server  # noqa: F401  (SmolLM2 on llama-server, num_ctx 2048)
 

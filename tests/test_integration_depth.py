@@ -7,9 +7,9 @@ import sys
 
 import pytest
 
-from orchestrator.ledger import read_ledger
-from orchestrator.paths import REPO_ROOT
-from orchestrator.procs import run_captured
+from orchestrator.core.ledger import read_ledger
+from orchestrator.core.paths import REPO_ROOT
+from orchestrator.core.procs import run_captured
 from tests.test_integration_llama import MODEL, llama_server, smollm2  # noqa: F401  (session fixtures)
 
 pytestmark = pytest.mark.integration

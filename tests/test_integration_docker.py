@@ -13,13 +13,13 @@ import time
 
 import pytest
 
-from orchestrator.agent import Budgets, ProcessSandbox, load_tasks, run_agent_tasks
-from orchestrator.agent.gate import run_gate
-from orchestrator.procs import spawn_options
-from orchestrator.quality.sandbox import SubprocessSandbox
-from orchestrator.sandbox_docker.choice import choose_sandbox, run_sandbox
-from orchestrator.sandbox_docker.engine import labelled_containers, reap_leftovers
-from orchestrator.sandbox_docker.sandbox import DockerCodeRunner, DockerSandbox
+from orchestrator.evaluate.agent import Budgets, ProcessSandbox, load_tasks, run_agent_tasks
+from orchestrator.evaluate.agent.gate import run_gate
+from orchestrator.core.procs import spawn_options
+from orchestrator.evaluate.sandbox.code import SubprocessSandbox
+from orchestrator.evaluate.sandbox.docker.choice import choose_sandbox, run_sandbox
+from orchestrator.evaluate.sandbox.docker.engine import labelled_containers, reap_leftovers
+from orchestrator.evaluate.sandbox.docker.sandbox import DockerCodeRunner, DockerSandbox
 from tests.conftest import REAL_DOCKER_READINESS
 from tests.fakes.agent_model import ScriptedModel, solution_files, solver_turns
 from tests.test_agent_gate import sandboxes
@@ -132,8 +132,8 @@ def test_a_command_that_never_ends_is_killed_with_everything_it_started(docker_s
 
 def test_leftovers_of_a_killed_owner_are_reaped_at_the_next_start(docker_engine):
     owner = subprocess.Popen(
-        [sys.executable, "-c", "import sys, time\nfrom orchestrator.agent import load_tasks\n"
-         "from orchestrator.sandbox_docker.sandbox import DockerSandbox\n"
+        [sys.executable, "-c", "import sys, time\nfrom orchestrator.evaluate.agent import load_tasks\n"
+         "from orchestrator.evaluate.sandbox.docker.sandbox import DockerSandbox\n"
          "s = DockerSandbox(); s.prepare(load_tasks(ids=('py-slugify',))[0]); s.run(['true'], 30)\n"
          "print(s.container.container.id, flush=True); time.sleep(600)\n"],
         stdout=subprocess.PIPE, text=True, cwd=os.getcwd(), **spawn_options())
@@ -164,7 +164,7 @@ def test_codeexec_gives_the_same_verdict_in_both_sandboxes(docker_engine):
 
 
 def test_auto_chooses_docker_when_ready_and_records_image_and_digest(docker_engine, monkeypatch):
-    from orchestrator.sandbox_docker import choice
+    from orchestrator.evaluate.sandbox.docker import choice
 
     monkeypatch.setattr(choice, "docker_readiness", REAL_DOCKER_READINESS)
     picked = choose_sandbox("auto")
@@ -179,7 +179,7 @@ def test_auto_chooses_docker_when_ready_and_records_image_and_digest(docker_engi
 
 
 def test_cli_agent_run_with_sandbox_docker_records_the_image_in_the_manifest(docker_engine, monkeypatch, tmp_path):
-    from orchestrator.sandbox_docker import choice
+    from orchestrator.evaluate.sandbox.docker import choice
     from tests.test_agent_phase import lines
     from tests.test_sandbox_docker import solve_by_cli
 

@@ -15,14 +15,14 @@ from pathlib import Path
 import httpx
 import pytest
 
-from orchestrator.decide import decide
-from orchestrator.launch import LaunchError, launch
-from orchestrator.models import check_gguf, get_model
-from orchestrator.paths import REPO_ROOT
-from orchestrator.probe import Hardware
-from orchestrator.profiles import load_profiles
-from orchestrator.rulecheck import GOLDEN_DIR
-from orchestrator.verify import cpu_fingerprint, verified_llama_server
+from orchestrator.plan.decide import decide
+from orchestrator.runtime.launch import LaunchError, launch
+from orchestrator.runtime.models import check_gguf, get_model
+from orchestrator.core.paths import REPO_ROOT
+from orchestrator.plan.probe import Hardware
+from orchestrator.plan.profiles import load_profiles
+from orchestrator.plan.rulecheck import GOLDEN_DIR
+from orchestrator.runtime.selftest import cpu_fingerprint, verified_llama_server
 from tests.conftest import REAL_CACHE
 
 pytestmark = pytest.mark.integration
@@ -102,8 +102,8 @@ def test_no_orphan_after_parent_is_sigkilled(llama_server, smollm2, plan, tmp_pa
         import sys, json, time
         sys.path.insert(0, {str(REPO_ROOT)!r})
         from pathlib import Path
-        from orchestrator.decide import Plan
-        from orchestrator.launch import launch
+        from orchestrator.plan.decide import Plan
+        from orchestrator.runtime.launch import launch
         plan = Plan.from_dict(json.loads({json.dumps(json.dumps(plan.to_dict()))}))
         with launch(plan, {llama_server.binary!r}, {smollm2.path!r}, Path({str(tmp_path / "log")!r}),
                     variant_args={llama_server.variant_args!r}) as running:

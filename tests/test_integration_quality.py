@@ -6,11 +6,11 @@ from collections import Counter
 
 import pytest
 
-from orchestrator import datafiles
-from orchestrator.ledger import read_records, read_state
-from orchestrator.pipeline import byo_targets
-from orchestrator.quality.packs import MODES, load_packs
-from orchestrator.run import RunOptions, run_suites
+from orchestrator.core import datafiles
+from orchestrator.core.ledger import read_records, read_state
+from orchestrator.flows.pipeline import byo_targets
+from orchestrator.evaluate.quality.packs import MODES, load_packs
+from orchestrator.measure.run import RunOptions, run_suites
 from tests.test_integration_llama import MODEL, llama_server, smollm2  # noqa: F401  (session fixtures)
 from tests.test_integration_run import server  # noqa: F401  (SmolLM2 on the real llama-server, module-scoped)
 

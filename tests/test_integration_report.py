@@ -5,9 +5,9 @@ run.html) carries the rate-against-position plot. With CI=true nothing here skip
 import pytest
 
 from orchestrator.cli import main
-from orchestrator.client import CallRequest, stream_chat
-from orchestrator.decode_profile import WINDOW_CHUNKS, decode_profile
-from orchestrator.ledger import read_records
+from orchestrator.measure.client import CallRequest, stream_chat
+from orchestrator.measure.decode_profile import WINDOW_CHUNKS, decode_profile
+from orchestrator.core.ledger import read_records
 from tests.test_integration_llama import MODEL, llama_server, smollm2  # noqa: F401  (session fixtures)
 from tests.test_integration_run import server  # noqa: F401  (SmolLM2 on llama-server, module-scoped)
 

@@ -10,13 +10,13 @@ import time
 
 import pytest
 
-from orchestrator.decide import decide
-from orchestrator.launch import launch
-from orchestrator.ledger import call_key, read_records
-from orchestrator.paths import REPO_ROOT
-from orchestrator.probe import Hardware
-from orchestrator.profiles import load_profiles
-from orchestrator.rulecheck import GOLDEN_DIR
+from orchestrator.plan.decide import decide
+from orchestrator.runtime.launch import launch
+from orchestrator.core.ledger import call_key, read_records
+from orchestrator.core.paths import REPO_ROOT
+from orchestrator.plan.probe import Hardware
+from orchestrator.plan.profiles import load_profiles
+from orchestrator.plan.rulecheck import GOLDEN_DIR
 from tests.test_integration_llama import MODEL, llama_server, smollm2  # noqa: F401  (session fixtures)
 
 pytestmark = pytest.mark.integration

@@ -9,15 +9,15 @@ from pathlib import Path
 import httpx
 import pytest
 
-from orchestrator import ollama
-from orchestrator.decide import decide
-from orchestrator.errors import WeeyugaError
-from orchestrator.launch import (LaunchError, build_command, check_port_free, classify_failure, launch,
+from orchestrator.runtime import ollama_api as ollama
+from orchestrator.plan.decide import decide
+from orchestrator.core.errors import WeeyugaError
+from orchestrator.runtime.launch import (LaunchError, build_command, check_port_free, classify_failure, launch,
                                  load_runtime, reap_orphans, pid_dir)
-from orchestrator.paths import REPO_ROOT
-from orchestrator.probe import Hardware
-from orchestrator.profiles import load_profiles
-from orchestrator.rulecheck import GOLDEN_DIR
+from orchestrator.core.paths import REPO_ROOT
+from orchestrator.plan.probe import Hardware
+from orchestrator.plan.profiles import load_profiles
+from orchestrator.plan.rulecheck import GOLDEN_DIR
 from tests.fakes.ollama import DIGEST, FAKE_VERSION, start_in_thread
 
 PROFILES = load_profiles()
@@ -148,7 +148,7 @@ def test_reaper_kills_runtime_of_a_dead_weeyuga(tmp_path):
     owner = subprocess.Popen([sys.executable, "-c", textwrap.dedent(f"""
         import sys, os
         sys.path.insert(0, {str(REPO_ROOT)!r})
-        from orchestrator.launch.processes import write_pidfile
+        from orchestrator.runtime.launch.processes import write_pidfile
         import subprocess
         child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"], start_new_session=True)
         write_pidfile(child, ["sleeper"])
@@ -171,7 +171,7 @@ def test_reaper_kills_runtime_of_a_dead_weeyuga(tmp_path):
 
 
 def test_run_captured_kills_the_whole_group_on_timeout(tmp_path):
-    from orchestrator.procs import run_captured
+    from orchestrator.core.procs import run_captured
 
     marker = tmp_path / "grandchild.pid"
     script = f"import subprocess, sys, time; p = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)']); open({str(marker)!r}, 'w').write(str(p.pid)); time.sleep(60)"

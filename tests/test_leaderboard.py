@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.catalogue_export import query
+from orchestrator.publish.catalogue.export import query
 from orchestrator.cli import main
 from tests.fakes.catalogue import EXAMPLE, SyntheticRuns
 

@@ -4,9 +4,9 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.errors import BadInput, WeeyugaError
-from orchestrator.models import get_model
-from orchestrator.profiles import QuantFile, load_profiles
+from orchestrator.core.errors import BadInput, WeeyugaError
+from orchestrator.runtime.models import get_model
+from orchestrator.plan.profiles import QuantFile, load_profiles
 
 GGUF = b"GGUF" + bytes(range(256)) * 64
 SPEC = load_profiles().model("qwen2.5-coder-0.5b")

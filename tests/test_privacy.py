@@ -19,11 +19,11 @@ from PIL import Image
 from PIL.PngImagePlugin import PngInfo
 
 from orchestrator.cli import main
-from orchestrator.errors import WeeyugaError
-from orchestrator.ledger import Ledger
-from orchestrator.paths import REPO_ROOT
-from orchestrator.privacy import UNSCANNABLE, PngChunk, default_rules, png_chunks, redact, scan, strip_url_credentials
-from orchestrator.submit import check_complete
+from orchestrator.core.errors import WeeyugaError
+from orchestrator.core.ledger import Ledger
+from orchestrator.core.paths import REPO_ROOT
+from orchestrator.publish.privacy import UNSCANNABLE, PngChunk, default_rules, png_chunks, redact, scan, strip_url_credentials
+from orchestrator.publish.submit import check_complete
 
 EXAMPLE = next((REPO_ROOT / "submissions" / "EXAMPLE").glob("*/run-*"))
 HOST, USER = "zebrabox", "alicew"
@@ -230,8 +230,8 @@ def test_what_cannot_be_scanned_is_a_finding_and_submit_refuses_it(run_dir):
 
 
 def test_privacy_scan_redact_prints_what_really_remains(run_dir, capsys, monkeypatch):
-    monkeypatch.setattr("orchestrator.privacy.rules.socket.gethostname", lambda: HOST)
-    monkeypatch.setattr("orchestrator.privacy.rules.getpass.getuser", lambda: USER)
+    monkeypatch.setattr("orchestrator.publish.privacy.rules.socket.gethostname", lambda: HOST)
+    monkeypatch.setattr("orchestrator.publish.privacy.rules.getpass.getuser", lambda: USER)
     (run_dir / "notes.md").write_text("mail alice.w@wonderland-mail.org from 10.1.2.3\n")
     (run_dir / "blob.bin").write_bytes(b"\x00")
     assert main(["privacy-scan", str(run_dir), "--redact"]) == 1
@@ -284,7 +284,7 @@ def test_redacting_random_json_keeps_it_valid_and_leaves_nothing(tmp_path_factor
 def test_addresses_at_documentation_domains_are_nobodys(tmp_path):
     """RFC 2606/6761 domains (the quality packs' example addresses, which models echo) are not findings;
     a look-alike that only starts with one is."""
-    from orchestrator.privacy.rules import OUR_RULES
+    from orchestrator.publish.privacy.rules import OUR_RULES
 
     email = next(rule for rule in OUR_RULES if rule.kind == "email")
     for text in ("priya.nair@example.com", "bob@example.net", "a@host.test", "x@mail.example", "y@z.invalid"):

@@ -2,9 +2,9 @@ import json
 
 import pytest
 
-from orchestrator import datafiles
-from orchestrator.errors import BadInput
-from orchestrator.probe import (Hardware, cpu_short_name, probe, validate_device_tag)
+from orchestrator.core import datafiles
+from orchestrator.core.errors import BadInput
+from orchestrator.plan.probe import (Hardware, cpu_short_name, probe, validate_device_tag)
 from tests.fakes.hardware import battery, recorded_sources
 from tests.fakes.nvml import FakeBoard, FakeNVML
 

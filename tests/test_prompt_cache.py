@@ -3,15 +3,15 @@ the prefill rate over the uncached tokens, the prompt_cache phase, and how the m
 record the methodology. Against the FAKE SSE server (a one-slot prompt cache like llama-server's)
 and the FAKE Ollama."""
 
-from orchestrator.client import CallRequest, stream_chat
-from orchestrator.ledger import read_records
-from orchestrator.measurement import prompt_cache_policy
-from orchestrator.pipeline import byo_targets, run_recorded
-from orchestrator.record import RunContext
-from orchestrator.report import report
-from orchestrator.run import RunOptions
-from orchestrator.runtimes import RUNTIMES
-from orchestrator.runtimes.base import byo_target
+from orchestrator.measure.client import CallRequest, stream_chat
+from orchestrator.core.ledger import read_records
+from orchestrator.core.canonical import prompt_cache_policy
+from orchestrator.flows.pipeline import byo_targets, run_recorded
+from orchestrator.publish.manifest import RunContext
+from orchestrator.publish.report import report
+from orchestrator.measure.run import RunOptions
+from orchestrator.runtime import RUNTIMES
+from orchestrator.runtime.base import byo_target
 from tests.fakes import ollama as fake_ollama
 from tests.test_agent_phase import fake  # noqa: F401  (the FAKE SSE server, fresh per test)
 
@@ -101,7 +101,7 @@ def test_a_resume_between_the_calls_of_a_pair_puts_the_prefix_back_first(fake, t
 
 def test_agent_calls_keep_the_prompt_cache_and_timed_calls_do_not():
     """canonical.yaml prompt_cache.reused_by: a multi-turn agent step reuses its conversation's prefix."""
-    from orchestrator.measurement import prompt_cache_policy
+    from orchestrator.core.canonical import prompt_cache_policy
 
     policy = prompt_cache_policy()
     assert policy.sent_by("agent") is True

@@ -10,10 +10,10 @@ import shutil
 
 import pytest
 
-from orchestrator.errors import BadInput
-from orchestrator.quality.packs import MODES, PACK_ORDER, load_pack, load_packs, pack_ids, packs_dir
-from orchestrator.quality.runner import JUNK_KINDS, junk_message, negative_control, run_pack_scenarios
-from orchestrator.quality.verifiers import verify
+from orchestrator.core.errors import BadInput
+from orchestrator.evaluate.quality.packs import MODES, PACK_ORDER, load_pack, load_packs, pack_ids, packs_dir
+from orchestrator.evaluate.quality.runner import JUNK_KINDS, junk_message, negative_control, run_pack_scenarios
+from orchestrator.evaluate.quality.verifiers import verify
 from tests.quality_controls import goldens, junk_messages, message
 
 # A changed pack needs a new version: bump it in the meta line, then update its pin here.

@@ -6,14 +6,14 @@ from collections import Counter
 
 import pytest
 
-from orchestrator import datafiles
+from orchestrator.core import datafiles
 from orchestrator.cli import main
-from orchestrator.ledger import read_records, read_state
-from orchestrator.phases import load_phase
-from orchestrator.pipeline import byo_targets
-from orchestrator.quality import runner
-from orchestrator.quality.packs import load_packs
-from orchestrator.run import RunOptions, run_suites
+from orchestrator.core.ledger import read_records, read_state
+from orchestrator.measure.phases import load_phase
+from orchestrator.flows.pipeline import byo_targets
+from orchestrator.evaluate.quality import runner
+from orchestrator.evaluate.quality.packs import load_packs
+from orchestrator.measure.run import RunOptions, run_suites
 from tests.fakes.openai_server import start_in_thread
 
 QUICK = {"mode": "quick", "packs": None, "repeat": 1}
@@ -154,8 +154,8 @@ def test_an_ollama_cell_gets_the_tools_in_its_native_api(tmp_path):
 
 
 def test_report_has_the_quality_section_and_metadata_and_uses_the_newest_verdict(fake, tmp_path):
-    from orchestrator.quality.rundir import rescore_run
-    from orchestrator.report import report
+    from orchestrator.evaluate.quality.rundir import rescore_run
+    from orchestrator.publish.report import report
 
     state, url = fake
     state.chat_template_caps = {"supports_tools": False}
@@ -180,7 +180,7 @@ def test_report_has_the_quality_section_and_metadata_and_uses_the_newest_verdict
 
 
 def test_compare_classifies_scenarios_against_three_baselines_and_exits_1_on_a_quality_regression(fake, tmp_path, capsys):
-    from orchestrator.report import report
+    from orchestrator.publish.report import report
 
     state, url = fake
     options = RunOptions(phases=["quality"], quality={**QUICK, "packs": ["toolcall"]})

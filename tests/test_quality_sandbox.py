@@ -5,9 +5,9 @@ import time
 
 import psutil
 
-from orchestrator.quality.packs import Scenario
-from orchestrator.quality.sandbox import RunOutcome, SubprocessSandbox, unshare_works
-from orchestrator.quality.verifiers import verify
+from orchestrator.evaluate.quality.packs import Scenario
+from orchestrator.evaluate.sandbox.code import RunOutcome, SubprocessSandbox, unshare_works
+from orchestrator.evaluate.quality.verifiers import verify
 
 TESTS = "from solution import add\n\ndef test_add():\n    assert add(2, 3) == 5\n\ndef test_negative():\n    assert add(-1, 1) == 0\n"
 SCENARIO = Scenario("CE-01", "add", "easy", ({"role": "user", "content": "Write add(a, b)."},),

@@ -5,12 +5,12 @@ import json
 
 import pytest
 
-from orchestrator import datafiles
-from orchestrator.errors import BadInput
-from orchestrator.quality.packs import PACK_ORDER, load_pack, load_packs
-from orchestrator.quality.records import effective, rescore
-from orchestrator.quality.runner import ChatError, run_pack_scenarios
-from orchestrator.quality.scoring import (case_timeout, classify, failure_breakdown, inspect, markdown_table, one_liner,
+from orchestrator.core import datafiles
+from orchestrator.core.errors import BadInput
+from orchestrator.evaluate.quality.packs import PACK_ORDER, load_pack, load_packs
+from orchestrator.evaluate.quality.records import effective, rescore
+from orchestrator.evaluate.quality.runner import ChatError, run_pack_scenarios
+from orchestrator.evaluate.quality.scoring import (case_timeout, classify, failure_breakdown, inspect, markdown_table, one_liner,
                                           pack_scores, percentile)
 from tests.quality_controls import goldens, message
 
@@ -177,8 +177,8 @@ def test_rescore_round_trip_appends_and_the_newest_verifier_wins(monkeypatch):
         datafiles.validate(rescored, "quality-record", "rescore")
         assert (rescored["passed"], rescored["response_ref"]) == (original["passed"], original["response_ref"])
     # A newer tool_call verifier that (wrongly, for the test) passes everything: its verdicts win.
-    from orchestrator.quality import records as records_module
-    from orchestrator.quality.verdict import ok
+    from orchestrator.evaluate.quality import records as records_module
+    from orchestrator.evaluate.quality.verdict import ok
     monkeypatch.setitem(records_module.VERSIONS, "tool_call", 2)
     monkeypatch.setattr(records_module, "verify", lambda scenario, message, finish, runner=None: ok("lenient"))
     newer = rescore(run.records, run.responses, QUICK, at="2026-11-29T23:05:00Z")

@@ -4,9 +4,9 @@ import json
 
 import pytest
 
-from orchestrator.quality.packs import Scenario
-from orchestrator.quality.verdict import Verdict, answer_text, reasoning_text, reclassify_truncated
-from orchestrator.quality.verifiers import verify
+from orchestrator.evaluate.quality.packs import Scenario
+from orchestrator.evaluate.quality.verdict import Verdict, answer_text, reasoning_text, reclassify_truncated
+from orchestrator.evaluate.quality.verifiers import verify
 
 
 def scenario(verifier, expected=None, tools=None):

@@ -13,14 +13,14 @@ import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from orchestrator import datafiles
-from orchestrator.decide import decide
-from orchestrator.errors import BadInput, WeeyugaError
-from orchestrator.ledger import read_state
-from orchestrator.paths import REPO_ROOT
-from orchestrator.probe import Hardware
-from orchestrator.profiles import load_profiles
-from orchestrator.report import report
+from orchestrator.core import datafiles
+from orchestrator.plan.decide import decide
+from orchestrator.core.errors import BadInput, WeeyugaError
+from orchestrator.core.ledger import read_state
+from orchestrator.core.paths import REPO_ROOT
+from orchestrator.plan.probe import Hardware
+from orchestrator.plan.profiles import load_profiles
+from orchestrator.publish.report import report
 
 EXAMPLE_RUN = next((REPO_ROOT / "submissions" / "EXAMPLE").glob("*/run-*"))
 EXAMPLE_RECORDS = [json.loads(line) for line in (EXAMPLE_RUN / "run.jsonl").read_text().splitlines()]

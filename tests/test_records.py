@@ -5,14 +5,14 @@ import json
 
 import pytest
 
-from orchestrator import datafiles
-from orchestrator.errors import BadInput
-from orchestrator.ledger import Ledger, call_key, read_records, read_state
-from orchestrator.phases import PHASE_MODES, PhaseContext, load_phase
-from orchestrator.progress import quiet
-from orchestrator.records import RECORD_TYPES, CallKey, EndRecord, SkippedRecord
-from orchestrator.runspec import Cell, RunOptions, RunResult, Target
-from orchestrator.suites import PHASES, load_suite
+from orchestrator.core import datafiles
+from orchestrator.core.errors import BadInput
+from orchestrator.core.ledger import Ledger, call_key, read_records, read_state
+from orchestrator.measure.phases import PHASE_MODES, PhaseContext, load_phase
+from orchestrator.core.progress import quiet
+from orchestrator.core.records import RECORD_TYPES, CallKey, EndRecord, SkippedRecord
+from orchestrator.core.runspec import Cell, RunOptions, RunResult, Target
+from orchestrator.measure.suites import PHASES, load_suite
 from tests.fakes.openai_server import start_in_thread
 
 
@@ -84,8 +84,8 @@ def test_context_chat_records_a_multi_turn_tool_call_with_step_and_attempt(tmp_p
 
 
 def test_run_md_sections_come_from_the_phase_kinds_present(monkeypatch):
-    from orchestrator.paths import REPO_ROOT
-    from orchestrator.report import compute_report, markdown
+    from orchestrator.core.paths import REPO_ROOT
+    from orchestrator.publish.report import compute_report, markdown
 
     run = compute_report(next((REPO_ROOT / "submissions" / "EXAMPLE").glob("*/run-*")))
     assert run.kinds == {"speed"} and run.meta["type"] == "meta" and len(run.calls) == run.metadata["cells"][0]["n_calls"] + \
@@ -97,9 +97,9 @@ def test_run_md_sections_come_from_the_phase_kinds_present(monkeypatch):
 
 
 def test_completeness_is_judged_against_the_phase_list_the_manifest_recorded():
-    from orchestrator.catalogue import catalogue_entry
-    from orchestrator.methodology import methodology
-    from orchestrator.paths import REPO_ROOT
+    from orchestrator.publish.catalogue import catalogue_entry
+    from orchestrator.core.methodology import methodology
+    from orchestrator.core.paths import REPO_ROOT
 
     run_dir = next((REPO_ROOT / "submissions" / "EXAMPLE").glob("*/run-*"))
     manifest = json.loads((run_dir / "manifest.json").read_text())

@@ -1,4 +1,4 @@
-from orchestrator.paths import REPO_ROOT
+from orchestrator.core.paths import REPO_ROOT
 
 
 def test_agent_guides_are_byte_identical():

@@ -7,19 +7,19 @@ import subprocess
 import jsonschema
 import pytest
 
-from orchestrator import datafiles
-from orchestrator.catalogue import build_catalogue
+from orchestrator.core import datafiles
+from orchestrator.publish.catalogue import build_catalogue
 from orchestrator.cli import main
-from orchestrator.compare import compare
-from orchestrator.errors import BadInput, WeeyugaError
-from orchestrator.ledger import read_records
-from orchestrator.paths import REPO_ROOT
-from orchestrator.pipeline import byo_targets, run_recorded
-from orchestrator.privacy import default_rules, redact, scan
-from orchestrator.record import RunContext
-from orchestrator.report import percentile, report
-from orchestrator.run import RunOptions
-from orchestrator.submit import submit
+from orchestrator.publish.compare import compare
+from orchestrator.core.errors import BadInput, WeeyugaError
+from orchestrator.core.ledger import read_records
+from orchestrator.core.paths import REPO_ROOT
+from orchestrator.flows.pipeline import byo_targets, run_recorded
+from orchestrator.publish.privacy import default_rules, redact, scan
+from orchestrator.publish.manifest import RunContext
+from orchestrator.publish.report import percentile, report
+from orchestrator.measure.run import RunOptions
+from orchestrator.publish.submit import submit
 from tests.fakes import example
 from tests.fakes.openai_server import start_in_thread
 

@@ -8,8 +8,8 @@ import shutil
 import pytest
 
 from orchestrator.cli import main
-from orchestrator.ledger import read_records
-from orchestrator.report.html import render_html
+from orchestrator.core.ledger import read_records
+from orchestrator.publish.report.html import render_html
 from tests.test_report import example_run  # noqa: F401  (fixture: the generated example run folder)
 
 SCRIPT = "<script>document.title='pwned'</script>"

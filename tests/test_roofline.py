@@ -7,14 +7,14 @@ import struct
 
 import pytest
 
-from orchestrator import datafiles
-from orchestrator.catalogue_rows import run_rows
-from orchestrator.errors import BadInput
-from orchestrator.gguf import model_roofline_facts, read_header, roofline_facts
-from orchestrator.probe import probe
-from orchestrator.probe.bandwidth import HostBandwidth, buffer_mib, measure_host_bandwidth
-from orchestrator.probe.document import GB
-from orchestrator.report.roofline import Roofline, bytes_per_token, decode_roofline, roofline_lines
+from orchestrator.core import datafiles
+from orchestrator.publish.catalogue.rows import run_rows
+from orchestrator.core.errors import BadInput
+from orchestrator.core.gguf import model_roofline_facts, read_header, roofline_facts
+from orchestrator.plan.probe import probe
+from orchestrator.plan.probe.bandwidth import HostBandwidth, buffer_mib, measure_host_bandwidth
+from orchestrator.plan.probe.document import GB
+from orchestrator.publish.report.roofline import Roofline, bytes_per_token, decode_roofline, roofline_lines
 from tests.fakes.hardware import recorded_sources
 
 F32, F16, Q4_0, Q8_0 = 0, 1, 2, 8

@@ -7,12 +7,12 @@ import pytest
 import yaml
 
 from orchestrator.cli import main
-from orchestrator.decide import decide
-from orchestrator.errors import BadInput
-from orchestrator.probe import Hardware
-from orchestrator.profiles import load_profiles
-from orchestrator.rulecheck import GOLDEN_DIR
-from orchestrator.rulesuggest import suggest_rules
+from orchestrator.plan.decide import decide
+from orchestrator.core.errors import BadInput
+from orchestrator.plan.probe import Hardware
+from orchestrator.plan.profiles import load_profiles
+from orchestrator.plan.rulecheck import GOLDEN_DIR
+from orchestrator.publish.rulesuggest import suggest_rules
 from tests.test_report import clone_run, example_run  # noqa: F401  (module fixture)
 
 PROFILES = load_profiles()

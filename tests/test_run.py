@@ -5,14 +5,14 @@ from collections import Counter
 
 import pytest
 
-from orchestrator import run as run_module
-from orchestrator.errors import BadInput, WeeyugaError
-from orchestrator.ledger import call_key, read_records
-from orchestrator.pipeline import byo_targets, run_recorded
-from orchestrator.profiles import load_profiles
-from orchestrator.record import RunContext
-from orchestrator.run import Cell, RunOptions, Target, run_suites
-from orchestrator.suites import load_suite
+from orchestrator.measure import run as run_module
+from orchestrator.core.errors import BadInput, WeeyugaError
+from orchestrator.core.ledger import call_key, read_records
+from orchestrator.flows.pipeline import byo_targets, run_recorded
+from orchestrator.plan.profiles import load_profiles
+from orchestrator.publish.manifest import RunContext
+from orchestrator.measure.run import Cell, RunOptions, Target, run_suites
+from orchestrator.measure.suites import load_suite
 from tests.fakes.openai_server import start_in_thread
 
 

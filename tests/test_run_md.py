@@ -8,18 +8,18 @@ import sys
 import pytest
 
 from orchestrator.cli import main
-from orchestrator.client import CallRequest, stream_chat
-from orchestrator.decode_profile import WINDOW_CHUNKS, decode_profile, window_positions
-from orchestrator.ledger import read_records
-from orchestrator.paths import REPO_ROOT
-from orchestrator.privacy import scan
-from orchestrator.report import RunReport, report
-from orchestrator.report.figures import build_metadata
-from orchestrator.report.markdown import render_markdown
-from orchestrator.report.outcome_plots import wilson_interval
-from orchestrator.report.plotlayout import cell_names
-from orchestrator.report.plots import make_plots
-from orchestrator.reproduce import portable_command
+from orchestrator.measure.client import CallRequest, stream_chat
+from orchestrator.measure.decode_profile import WINDOW_CHUNKS, decode_profile, window_positions
+from orchestrator.core.ledger import read_records
+from orchestrator.core.paths import REPO_ROOT
+from orchestrator.publish.privacy import scan
+from orchestrator.publish.report import RunReport, report
+from orchestrator.publish.report.figures import build_metadata
+from orchestrator.publish.report.markdown import render_markdown
+from orchestrator.publish.report.outcome_plots import wilson_interval
+from orchestrator.publish.report.plotlayout import cell_names
+from orchestrator.publish.report.plots import make_plots
+from orchestrator.core.reproduce import portable_command
 from tests.fakes.openai_server import FakeServerState, start_in_thread
 from tests.test_report import example_run, run_dir  # noqa: F401  (fixtures: a fresh example run folder)
 

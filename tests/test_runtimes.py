@@ -2,8 +2,8 @@
 does to a cell it did not launch (health, facts, how a call is made cold)."""
 
 from orchestrator.cli import build_parser
-from orchestrator.pipeline import byo_targets
-from orchestrator.runtimes import RUNTIMES, detect_engine, engine_names, managed_names, runtime_for_engine
+from orchestrator.flows.pipeline import byo_targets
+from orchestrator.runtime import RUNTIMES, detect_engine, engine_names, managed_names, runtime_for_engine
 from tests.fakes import ollama as fake_ollama
 from tests.fakes.openai_server import start_in_thread
 

@@ -9,16 +9,16 @@ import os
 
 import pytest
 
-from orchestrator import datafiles
-from orchestrator.agent import load_tasks
-from orchestrator.errors import BadInput, WeeyugaError
-from orchestrator.sandbox_docker import choice
-from orchestrator.sandbox_docker.choice import DockerReadiness, choose_sandbox, run_sandbox
-from orchestrator.sandbox_docker.config import CONFIG_PATH, load_config
-from orchestrator.sandbox_docker.engine import (COMMAND_WRAPPER, LABEL_KIND, LABEL_OWNER, Container, container_spec,
+from orchestrator.core import datafiles
+from orchestrator.evaluate.agent import load_tasks
+from orchestrator.core.errors import BadInput, WeeyugaError
+from orchestrator.evaluate.sandbox.docker import choice
+from orchestrator.evaluate.sandbox.docker.choice import DockerReadiness, choose_sandbox, run_sandbox
+from orchestrator.evaluate.sandbox.docker.config import CONFIG_PATH, load_config
+from orchestrator.evaluate.sandbox.docker.engine import (COMMAND_WRAPPER, LABEL_KIND, LABEL_OWNER, Container, container_spec,
                                                 owner_label, reap_leftovers)
-from orchestrator.sandbox_docker.image import build_image, dockerfile, image_labels
-from orchestrator.sandbox_docker.sandbox import DockerSandbox
+from orchestrator.evaluate.sandbox.docker.image import build_image, dockerfile, image_labels
+from orchestrator.evaluate.sandbox.docker.sandbox import DockerSandbox
 from tests.fakes.docker_engine import FakeContainer, FakeEngine, FakeImage
 
 CONFIG = load_config()

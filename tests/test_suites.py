@@ -6,9 +6,9 @@ import shutil
 
 import pytest
 
-from orchestrator.errors import BadInput
-from orchestrator.paths import data_dir
-from orchestrator.suites import PHASES, format_ok, load_prompts, load_suite, marker_hit, parse_phases
+from orchestrator.core.errors import BadInput
+from orchestrator.core.paths import data_dir
+from orchestrator.measure.suites import PHASES, format_ok, load_prompts, load_suite, marker_hit, parse_phases
 
 # The methodology's prompts, byte for byte. If one of these fails, a frozen prompt was edited: revert it.
 FROZEN_SHA256 = {

@@ -6,12 +6,12 @@ import os
 
 import pytest
 
-from orchestrator.decide import decide
-from orchestrator.launch import build_command, load_runtime, pid_dir
-from orchestrator.probe import Hardware
-from orchestrator.profiles import load_profiles, load_tuned
-from orchestrator.rulecheck import GOLDEN_DIR
-from orchestrator.tune import (CONFIRM_ROUNDS, Candidate, Measurement, NglBounds, best, choose_slots, fit_params_ngl,
+from orchestrator.plan.decide import decide
+from orchestrator.runtime.launch import build_command, load_runtime, pid_dir
+from orchestrator.plan.probe import Hardware
+from orchestrator.plan.profiles import load_profiles, load_tuned
+from orchestrator.plan.rulecheck import GOLDEN_DIR
+from orchestrator.flows.tune import (CONFIRM_ROUNDS, Candidate, Measurement, NglBounds, best, choose_slots, fit_params_ngl,
                                gguf_offloadable_layers, ngl_bounds, search_ngl, search_threads, settle, slot_candidates,
                                render_markdown, tune, write_tuned_profile)
 from tests.fakes.fit_params import write_fake_fit_params
@@ -229,7 +229,7 @@ def assert_every_pidfile_removed():
 
 @pytest.mark.integration
 def test_real_thread_tune_on_smollm2(llama_server, smollm2, tmp_path):
-    from orchestrator.tune import real_prober
+    from orchestrator.flows.tune import real_prober
 
     plan = plan_for("linux-vps-cpu-4c-8gb", model="smollm2-135m-instruct", num_ctx=2048)
     cores = os.cpu_count() or 1
@@ -259,7 +259,7 @@ def test_ollama_tune_against_the_fake_reloads_each_candidate(tmp_path, monkeypat
     """Against the FAKE Ollama (not evidence about real Ollama): num_gpu per request, OOM above
     what fits, and Ollama's own offload read from its log."""
     from tests.test_launch import fake_ollama_binary
-    from orchestrator.tune import tune_on_this_machine
+    from orchestrator.flows.tune import tune_on_this_machine
 
     hw = Hardware.load(GOLDEN_DIR / "linux-gtx1060-6gb.json")
     plan = decide(hw, PROFILES, {"runtime": "ollama", "model": "qwen3.5-4b"}, use_tuned=False)

@@ -6,10 +6,10 @@ import signal
 
 import pytest
 
-from orchestrator.errors import WeeyugaError
-from orchestrator.install import runtimes_root
-from orchestrator.launch import classify_failure, describe_exit, load_runtime
-from orchestrator.verify import (cpu_fingerprint, recorded_verification, self_test, variant_deviation,
+from orchestrator.core.errors import WeeyugaError
+from orchestrator.runtime.install import runtimes_root
+from orchestrator.runtime.launch import classify_failure, describe_exit, load_runtime
+from orchestrator.runtime.selftest import (cpu_fingerprint, recorded_verification, self_test, variant_deviation,
                                  verified_llama_server)
 from tests.fakes import llama_server as fake
 
@@ -61,7 +61,7 @@ class FakeBuilder:
         self.built: list[str] = []
 
     def __call__(self, build_id, flags):
-        from orchestrator.install import RuntimeInstall
+        from orchestrator.runtime.install import RuntimeInstall
 
         self.built.append(build_id)
         directory = runtimes_root() / f"llama.cpp-1.0-cpu+{build_id}"
@@ -172,20 +172,20 @@ def test_a_garbage_answer_fails_the_self_test(tmp_path):
 def test_doctor_reads_the_record_without_testing(monkeypatch):
     seed_native_build(ok_args=["--no-repack"])
     install = verify(FakeBuilder())
-    monkeypatch.setattr("orchestrator.verify.cpu_identity", lambda: AMX_CPU)
+    monkeypatch.setattr("orchestrator.runtime.selftest.cpu_identity", lambda: AMX_CPU)
     record = recorded_verification(install)
     assert record.chosen.variant == "no-repack"
 
 
 def test_a_crash_mid_run_is_recorded_as_the_runtimes_death_without_local_paths(tmp_path):
     """A runtime that dies by a signal during a call: the call's error names the crash, not a dropped connection."""
-    from orchestrator.decide import decide
-    from orchestrator.launch import launch
-    from orchestrator.ledger import read_records
-    from orchestrator.probe import Hardware
-    from orchestrator.profiles import load_profiles
-    from orchestrator.rulecheck import GOLDEN_DIR
-    from orchestrator.run import Cell, RunOptions, Target, run_suites
+    from orchestrator.plan.decide import decide
+    from orchestrator.runtime.launch import launch
+    from orchestrator.core.ledger import read_records
+    from orchestrator.plan.probe import Hardware
+    from orchestrator.plan.profiles import load_profiles
+    from orchestrator.plan.rulecheck import GOLDEN_DIR
+    from orchestrator.measure.run import Cell, RunOptions, Target, run_suites
 
     program = fake.install(tmp_path / "build", [], crash_on="first_call")
     plan = decide(Hardware.load(GOLDEN_DIR / "linux-vps-cpu-4c-8gb.json"), load_profiles(), {})

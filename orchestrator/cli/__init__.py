@@ -9,10 +9,10 @@ import errno
 import os
 import sys
 
-from .. import __version__
-from ..errors import WeeyugaError
-from . import agent, auto, plan, publish, quality, run, runtime, sandbox, tune
-from .common import COMMANDS, OneLineParser
+from orchestrator import __version__
+from orchestrator.core.errors import WeeyugaError
+from orchestrator.cli import agent, auto, plan, publish, quality, run, runtime, sandbox, tune
+from orchestrator.cli.common import COMMANDS, OneLineParser
 
 GROUPS = [plan, runtime, run, agent, auto, tune, publish, quality, sandbox]  # in the order `weeyuga --help` lists them
 

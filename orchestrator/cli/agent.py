@@ -7,9 +7,9 @@ from __future__ import annotations
 
 import argparse
 
-from .common import CONTEXT, COUNT, add_folder_options, command
-from .run import add_target_options, run_bring_your_own
-from .sandbox import add_sandbox_option, sandbox_record
+from orchestrator.cli.common import CONTEXT, COUNT, add_folder_options, command
+from orchestrator.cli.run import add_target_options, run_bring_your_own
+from orchestrator.cli.sandbox import add_sandbox_option, sandbox_record
 
 SECONDS = COUNT  # a whole number of seconds, 1 and up
 BUDGET_FLAGS = {"passes": "passes per task (ralph)", "steps_per_pass": "tool steps per pass or try",
@@ -19,7 +19,7 @@ BUDGET_FLAGS = {"passes": "passes per task (ralph)", "steps_per_pass": "tool ste
 
 @command("agent")
 def cmd_agent(args: argparse.Namespace) -> int:
-    from ..agent import load_tasks
+    from orchestrator.evaluate.agent import load_tasks
 
     tasks = tuple(t.strip() for t in (args.tasks or "").split(",") if t.strip())
     languages = tuple(lang.strip() for lang in (args.languages or "").split(",") if lang.strip())

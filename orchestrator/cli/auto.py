@@ -5,11 +5,11 @@ from __future__ import annotations
 import argparse
 import sys
 
-from ..reproduce import portable_command
-from .common import MINUTES, RUNS, WARM_RUNS, add_knob_overrides, command, knob_overrides, load_or_probe
-from .plan import render_plan
-from .quality import QUALITY_MODES
-from .sandbox import add_sandbox_option, sandbox_record
+from orchestrator.core.reproduce import portable_command
+from orchestrator.cli.common import MINUTES, RUNS, WARM_RUNS, add_knob_overrides, command, knob_overrides, load_or_probe
+from orchestrator.cli.plan import render_plan
+from orchestrator.cli.quality import QUALITY_MODES
+from orchestrator.cli.sandbox import add_sandbox_option, sandbox_record
 
 
 def ask(question: str, default: str, assume_yes: bool) -> str:
@@ -21,8 +21,8 @@ def ask(question: str, default: str, assume_yes: bool) -> str:
 
 
 def render_auto_plan(auto_plan) -> str:
-    from ..auto import describe_install_fallback
-    from ..budget import minutes
+    from orchestrator.flows.auto import describe_install_fallback
+    from orchestrator.flows.budget import minutes
 
     lines = [render_plan(auto_plan.plan)]
     if auto_plan.install_fallback:
@@ -50,14 +50,14 @@ def render_auto_plan(auto_plan) -> str:
 
 @command("auto")
 def cmd_auto(args: argparse.Namespace) -> int:
-    from ..auto import DEFAULT_TIME_BUDGET_MIN, execute, plan_auto
-    from ..launch import install_signal_handlers
-    from ..paths import submissions_root
-    from ..pipeline import default_handle
-    from ..runfolder import validate_device_tag, validate_handle
-    from ..profiles import load_profiles
-    from ..progress import progress_reporter
-    from ..suites import parse_phases
+    from orchestrator.flows.auto import DEFAULT_TIME_BUDGET_MIN, execute, plan_auto
+    from orchestrator.runtime.launch import install_signal_handlers
+    from orchestrator.core.paths import submissions_root
+    from orchestrator.flows.pipeline import default_handle
+    from orchestrator.core.runfolder import validate_device_tag, validate_handle
+    from orchestrator.plan.profiles import load_profiles
+    from orchestrator.core.progress import progress_reporter
+    from orchestrator.measure.suites import parse_phases
 
     install_signal_handlers()
     profiles = load_profiles()
@@ -102,7 +102,7 @@ def cmd_auto(args: argparse.Namespace) -> int:
 
 @command("doctor")
 def cmd_doctor(args: argparse.Namespace) -> int:
-    from ..doctor import run_checks
+    from orchestrator.flows.doctor import run_checks
 
     checks = run_checks(load_or_probe(args.hardware))
     for check in checks:

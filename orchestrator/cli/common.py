@@ -10,7 +10,7 @@ import re
 from pathlib import Path
 from typing import Any, Callable
 
-from ..methodology import methodology
+from orchestrator.core.methodology import methodology
 
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {}
 
@@ -69,9 +69,9 @@ class RegistryChoices:
         self.lister = lister  # managed_names | engine_names
 
     def names(self) -> list[str]:
-        from .. import runtimes
+        from orchestrator import runtime  # deferred: the registry imports httpx and every runtime (see above)
 
-        return getattr(runtimes, self.lister)()
+        return getattr(runtime, self.lister)()
 
     def __contains__(self, value: object) -> bool:
         return value in self.names()
@@ -111,7 +111,7 @@ def print_json(document: Any) -> None:
 
 
 def load_or_probe(hardware_path: str | None, device_tag: str | None = None):
-    from ..probe import Hardware, probe, validate_device_tag
+    from orchestrator.plan.probe import Hardware, probe, validate_device_tag
 
     if hardware_path:
         hw = Hardware.load(Path(hardware_path))

@@ -7,13 +7,14 @@ import json
 import sys
 from pathlib import Path
 
-from ..errors import BadInput
-from .common import COUNT, add_knob_overrides, command, knob_overrides, load_or_probe, print_json
+from orchestrator.core.errors import BadInput
+from orchestrator.cli.common import COUNT, add_knob_overrides, command, knob_overrides, load_or_probe, print_json
+from orchestrator.core.runfolder import HARDWARE_NAME
 
 
 @command("probe")
 def cmd_probe(args: argparse.Namespace) -> int:
-    from ..probe import ProbeSources, probe, write_hardware
+    from orchestrator.plan.probe import ProbeSources, probe, write_hardware
 
     hardware = probe(ProbeSources.real(measure_bandwidth=not args.no_bandwidth), device_tag=args.device_tag)
     if args.json:
@@ -39,13 +40,13 @@ def render_plan(plan) -> str:
 
 @command("decide")
 def cmd_decide(args: argparse.Namespace) -> int:
-    from ..decide import decide
-    from ..profiles import load_profiles
+    from orchestrator.plan.decide import decide
+    from orchestrator.plan.profiles import load_profiles
 
     hw = load_or_probe(args.hardware, args.device_tag)
     plan = decide(hw, load_profiles(), knob_overrides(args), use_tuned=not args.no_tuned)
     if args.out:
-        from ..record import write_json_atomic
+        from orchestrator.publish.manifest import write_json_atomic
         write_json_atomic(Path(args.out), plan.to_dict())
     if args.json:
         print_json(plan.to_dict())
@@ -56,8 +57,8 @@ def cmd_decide(args: argparse.Namespace) -> int:
 
 @command("rules")
 def cmd_rules(args: argparse.Namespace) -> int:
-    from ..profiles import load_profiles
-    from ..rulecheck import check_rules
+    from orchestrator.plan.profiles import load_profiles
+    from orchestrator.plan.rulecheck import check_rules
 
     profiles = load_profiles()
     if args.rules_command == "suggest":
@@ -78,8 +79,8 @@ def cmd_rules(args: argparse.Namespace) -> int:
 
 
 def rules_suggest(args: argparse.Namespace, profiles) -> int:
-    from ..paths import submissions_root
-    from ..rulesuggest import render_suggestions, suggest_rules
+    from orchestrator.core.paths import submissions_root
+    from orchestrator.publish.rulesuggest import render_suggestions, suggest_rules
 
     root = submissions_root(args.submissions_dir)
     if not root.is_dir():
@@ -93,7 +94,7 @@ def rules_suggest(args: argparse.Namespace, profiles) -> int:
 
 def add_parsers(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("probe", help="describe this machine as hardware.json")
-    p.add_argument("--out", default="hardware.json", help="where to write (default: ./hardware.json)")
+    p.add_argument("--out", default=HARDWARE_NAME, help="where to write (default: ./hardware.json)")
     p.add_argument("--device-tag", help="override the derived tag ([a-z0-9-])")
     p.add_argument("--json", action="store_true", help="print the document instead of writing it")
     p.add_argument("--no-bandwidth", action="store_true", help="skip the 0.5 s host memory bandwidth test")

@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ..errors import BadInput
-from .common import command, print_json
+from orchestrator.core.errors import BadInput
+from orchestrator.cli.common import command, print_json
 
 
 def existing_dir(path: str) -> Path:
@@ -18,7 +18,7 @@ def existing_dir(path: str) -> Path:
 
 @command("report")
 def cmd_report(args: argparse.Namespace) -> int:
-    from ..report import report
+    from orchestrator.publish.report import report
 
     run_dir = existing_dir(args.run_dir)
     result = report(run_dir, plots=not args.no_plots, html=args.html)
@@ -29,7 +29,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 @command("privacy-scan")
 def cmd_privacy(args: argparse.Namespace) -> int:
-    from ..privacy import redact, scan
+    from orchestrator.publish.privacy import redact, scan
 
     run_dir = existing_dir(args.run_dir)
     findings = scan(run_dir)
@@ -48,8 +48,8 @@ def cmd_privacy(args: argparse.Namespace) -> int:
 
 @command("submit")
 def cmd_submit(args: argparse.Namespace) -> int:
-    from ..paths import REPO_ROOT
-    from ..submit import submit
+    from orchestrator.core.paths import REPO_ROOT
+    from orchestrator.publish.submit import submit
 
     result = submit(existing_dir(args.run_dir), Path(args.repo) if args.repo else REPO_ROOT, push=args.push,
                     remote=args.remote)
@@ -66,10 +66,10 @@ def cmd_submit(args: argparse.Namespace) -> int:
 
 @command("catalogue")
 def cmd_catalogue(args: argparse.Namespace) -> int:
-    from ..catalogue import update_catalogue
-    from ..catalogue_export import query, render_table
-    from ..leaderboard import write_leaderboard
-    from ..paths import submissions_root
+    from orchestrator.publish.catalogue import update_catalogue
+    from orchestrator.publish.catalogue.export import query, render_table
+    from orchestrator.publish.leaderboard import write_leaderboard
+    from orchestrator.core.paths import submissions_root
 
     root = submissions_root(args.submissions_dir)
     result = update_catalogue(root, Path(args.out), Path(args.export) if args.export else None)
@@ -89,8 +89,8 @@ def cmd_catalogue(args: argparse.Namespace) -> int:
 
 @command("compare")
 def cmd_compare(args: argparse.Namespace) -> int:
-    from ..compare import compare, load_metadata, render_markdown
-    from ..quality.rundir import compare_quality
+    from orchestrator.publish.compare import compare, load_metadata, render_markdown
+    from orchestrator.evaluate.quality.rundir import compare_quality
 
     if len(args.runs) < 2:
         raise BadInput("compare needs BASELINE [BASELINE ...] CANDIDATE: at least two runs")

@@ -8,17 +8,17 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from ..errors import BadInput
-from .common import COUNT, RUNS, add_folder_options, command
-from .run import add_target_options, run_bring_your_own
-from .sandbox import add_sandbox_option, sandbox_record
+from orchestrator.core.errors import BadInput
+from orchestrator.cli.common import COUNT, RUNS, add_folder_options, command
+from orchestrator.cli.run import add_target_options, run_bring_your_own
+from orchestrator.cli.sandbox import add_sandbox_option, sandbox_record
 
 QUALITY_MODES = ("quick", "medium", "full")
 
 
 def quality_settings(mode: str, packs: str | None, repeat: int) -> dict[str, Any]:
     """The run's quality options (recorded in the meta line's options)."""
-    from ..quality.packs import pack_ids
+    from orchestrator.evaluate.quality.packs import pack_ids
 
     return {"mode": mode, "packs": list(pack_ids(packs, mode)) if packs else None, "repeat": repeat}
 
@@ -29,8 +29,8 @@ def cmd_quality(args: argparse.Namespace) -> int:
 
 
 def quality_run(args: argparse.Namespace) -> int:
-    from ..quality.packs import load_packs, pack_ids
-    from ..quality.runner import negative_control
+    from orchestrator.evaluate.quality.packs import load_packs, pack_ids
+    from orchestrator.evaluate.quality.runner import negative_control
 
     if args.negative_control:
         control = negative_control(load_packs(pack_ids(args.packs, args.mode)))
@@ -45,7 +45,7 @@ def quality_run(args: argparse.Namespace) -> int:
 
 
 def quality_rescore(args: argparse.Namespace) -> int:
-    from ..quality.rundir import rescore_run
+    from orchestrator.evaluate.quality.rundir import rescore_run
 
     result = rescore_run(Path(args.run_dir))
     for line in result.skipped:
@@ -55,8 +55,8 @@ def quality_rescore(args: argparse.Namespace) -> int:
 
 
 def quality_inspect(args: argparse.Namespace) -> int:
-    from ..quality.packs import PACK_ORDER, load_packs
-    from ..quality.rundir import inspect_run
+    from orchestrator.evaluate.quality.packs import PACK_ORDER, load_packs
+    from orchestrator.evaluate.quality.rundir import inspect_run
 
     rows = inspect_run(Path(args.run_dir), failed=args.failed, scenario=args.scenario, mode=args.mode,
                        diff=Path(args.diff) if args.diff else None)

@@ -7,9 +7,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from ..errors import BadInput
-from ..reproduce import portable_command
-from .common import CONTEXT, COUNT, ENGINES, TEMPERATURE, add_run_options, command, load_or_probe
+from orchestrator.core.errors import BadInput
+from orchestrator.core.reproduce import portable_command
+from orchestrator.cli.common import CONTEXT, COUNT, ENGINES, TEMPERATURE, add_run_options, command, load_or_probe
 
 
 def canonical_options(profiles, args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -35,7 +35,7 @@ def report_run_outcome(recorded, run_dir: Path) -> None:
 
 @command("run")
 def cmd_run(args: argparse.Namespace) -> int:
-    from ..suites import parse_phases
+    from orchestrator.measure.suites import parse_phases
 
     return run_bring_your_own(args, "run", parse_phases(args.phases), runs=args.runs, smoke=args.smoke, probe_only=args.probe)
 
@@ -43,13 +43,13 @@ def cmd_run(args: argparse.Namespace) -> int:
 def run_bring_your_own(args: argparse.Namespace, name: str, phases: list[str], **run_options: Any) -> int:
     """The phases against the runtime at --target-url, from the target and folder options of
     add_target_options; `weeyuga run` and `weeyuga agent run` differ only in what they run."""
-    from ..paths import submissions_root
-    from ..pipeline import byo_targets, default_handle, find_run_dir, new_run_dir, run_recorded
-    from ..probe import validate_device_tag
-    from ..profiles import load_profiles
-    from ..progress import progress_reporter
-    from ..record import RunContext
-    from ..run import RunOptions
+    from orchestrator.core.paths import submissions_root
+    from orchestrator.flows.pipeline import byo_targets, default_handle, find_run_dir, new_run_dir, run_recorded
+    from orchestrator.plan.probe import validate_device_tag
+    from orchestrator.plan.profiles import load_profiles
+    from orchestrator.core.progress import progress_reporter
+    from orchestrator.publish.manifest import RunContext
+    from orchestrator.measure.run import RunOptions
 
     profiles = load_profiles()
     root = submissions_root(args.submissions_dir)

@@ -6,13 +6,13 @@ import argparse
 import sys
 from pathlib import Path
 
-from .common import MANAGED_RUNTIMES, add_knob_overrides, bounded, command, knob_overrides, load_or_probe, print_json
+from orchestrator.cli.common import MANAGED_RUNTIMES, add_knob_overrides, bounded, command, knob_overrides, load_or_probe, print_json
 
 
 @command("runtime")
 def cmd_runtime(args: argparse.Namespace) -> int:
-    from ..progress import progress_reporter
-    from ..runtimes import managed_runtime
+    from orchestrator.core.progress import progress_reporter
+    from orchestrator.runtime import managed_runtime
 
     with progress_reporter() as progress:
         found = managed_runtime(args.name).install(args.backend, progress, rebuild=args.rebuild, retest=args.retest)
@@ -33,9 +33,9 @@ def cmd_runtime(args: argparse.Namespace) -> int:
 
 @command("model")
 def cmd_model(args: argparse.Namespace) -> int:
-    from ..models import get_model
-    from ..profiles import load_profiles
-    from ..progress import progress_reporter
+    from orchestrator.runtime.models import get_model
+    from orchestrator.plan.profiles import load_profiles
+    from orchestrator.core.progress import progress_reporter
 
     spec = load_profiles().model(args.model_id)
     with progress_reporter() as progress:
@@ -49,9 +49,9 @@ def cmd_model(args: argparse.Namespace) -> int:
 
 def prepare_runtime(plan, model_path: str | None = None):
     """The runtime binary and model file a plan needs, installing or fetching what is missing."""
-    from ..profiles import load_profiles
-    from ..progress import progress_reporter
-    from ..runtimes import managed_runtime
+    from orchestrator.plan.profiles import load_profiles
+    from orchestrator.core.progress import progress_reporter
+    from orchestrator.runtime import managed_runtime
 
     with progress_reporter() as progress:
         return managed_runtime(plan.runtime).prepare(plan, load_profiles(), progress, model_path)
@@ -61,14 +61,14 @@ def prepare_runtime(plan, model_path: str | None = None):
 def cmd_launch(args: argparse.Namespace) -> int:
     import time
 
-    from ..decide import Plan, decide
-    from ..launch import install_signal_handlers, launch
-    from ..paths import state_dir
-    from ..profiles import load_profiles
+    from orchestrator.plan.decide import Plan, decide
+    from orchestrator.runtime.launch import install_signal_handlers, launch
+    from orchestrator.core.paths import state_dir
+    from orchestrator.plan.profiles import load_profiles
 
     install_signal_handlers()
     if args.plan:
-        from .. import datafiles
+        from orchestrator.core import datafiles
         plan = Plan.from_dict(datafiles.read_json(Path(args.plan)), args.plan)
     else:
         plan = decide(load_or_probe(args.hardware), load_profiles(), knob_overrides(args))

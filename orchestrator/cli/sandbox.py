@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from .common import command
+from orchestrator.cli.common import command
 
 
 def add_sandbox_option(p: argparse.ArgumentParser, default: str) -> None:
@@ -18,7 +18,7 @@ def add_sandbox_option(p: argparse.ArgumentParser, default: str) -> None:
 
 def sandbox_record(args: argparse.Namespace) -> dict[str, Any]:
     """The run's recorded choice; a resume keeps the one its run recorded."""
-    from ..sandbox_docker.choice import choose_sandbox
+    from orchestrator.evaluate.sandbox.docker.choice import choose_sandbox
 
     if getattr(args, "resume", None):
         return {}
@@ -33,9 +33,9 @@ def cmd_sandbox(args: argparse.Namespace) -> int:
 
 
 def sandbox_build(args: argparse.Namespace) -> int:
-    from ..sandbox_docker.config import load_config
-    from ..sandbox_docker.engine import connect
-    from ..sandbox_docker.image import build_image
+    from orchestrator.evaluate.sandbox.docker.config import load_config
+    from orchestrator.evaluate.sandbox.docker.engine import connect
+    from orchestrator.evaluate.sandbox.docker.image import build_image
 
     result = build_image(connect(), load_config(), args.method, args.force, progress=print)
     image = result.image
@@ -50,8 +50,8 @@ def sandbox_build(args: argparse.Namespace) -> int:
 
 
 def sandbox_status(args: argparse.Namespace) -> int:
-    from ..sandbox_docker.choice import docker_readiness
-    from ..sandbox_docker.engine import EngineUnavailable, connect, reap_leftovers
+    from orchestrator.evaluate.sandbox.docker.choice import docker_readiness
+    from orchestrator.evaluate.sandbox.docker.engine import EngineUnavailable, connect, reap_leftovers
 
     readiness = docker_readiness()
     print(f"engine: {readiness.engine or 'not reachable'}")

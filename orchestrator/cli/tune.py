@@ -5,19 +5,19 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from .common import CONTEXT, COUNT, MANAGED_RUNTIMES, SLOTS, command, load_or_probe
-from .runtime import prepare_runtime
+from orchestrator.cli.common import CONTEXT, COUNT, MANAGED_RUNTIMES, SLOTS, command, load_or_probe
+from orchestrator.cli.runtime import prepare_runtime
 
 
 @command("tune")
 def cmd_tune(args: argparse.Namespace) -> int:
-    from ..decide import decide
-    from ..launch import install_signal_handlers
-    from ..paths import state_dir
-    from ..profiles import load_profiles
-    from ..progress import progress_reporter
-    from ..probe import load_nvml
-    from ..tune import render_markdown, report_json, tune_on_this_machine, write_report_files, write_tuned_profile
+    from orchestrator.plan.decide import decide
+    from orchestrator.runtime.launch import install_signal_handlers
+    from orchestrator.core.paths import state_dir
+    from orchestrator.plan.profiles import load_profiles
+    from orchestrator.core.progress import progress_reporter
+    from orchestrator.plan.probe import load_nvml
+    from orchestrator.flows.tune import render_markdown, report_json, tune_on_this_machine, write_report_files, write_tuned_profile
 
     install_signal_handlers()
     hardware = load_or_probe(args.hardware, args.device_tag)

@@ -10,9 +10,9 @@ import json
 from pathlib import Path
 from typing import Any
 
-from orchestrator.paths import REPO_ROOT
-from orchestrator.probe import Hardware
-from orchestrator.record import hardware_summary
+from orchestrator.core.paths import REPO_ROOT
+from orchestrator.plan.probe import Hardware
+from orchestrator.publish.manifest import hardware_summary
 
 EXAMPLE = next((REPO_ROOT / "submissions" / "EXAMPLE").glob("*/run-*"))
 MACHINES = sorted(p for p in (REPO_ROOT / "tests" / "fixtures" / "hardware").glob("*.json")

@@ -13,18 +13,18 @@ import sys
 import threading
 from pathlib import Path
 
-from orchestrator.auto import managed_context
-from orchestrator.decide import decide
-from orchestrator.ledger import read_records
-from orchestrator.paths import REPO_ROOT
-from orchestrator.pipeline import run_recorded
-from orchestrator.probe import Hardware
-from orchestrator.profiles import load_profiles
-from orchestrator.record import record
-from orchestrator.report import report
-from orchestrator import contention
-from orchestrator import run as run_module
-from orchestrator.run import Cell, RunOptions, Target
+from orchestrator.flows.auto import managed_context
+from orchestrator.plan.decide import decide
+from orchestrator.core.ledger import read_records
+from orchestrator.core.paths import REPO_ROOT
+from orchestrator.flows.pipeline import run_recorded
+from orchestrator.plan.probe import Hardware
+from orchestrator.plan.profiles import load_profiles
+from orchestrator.publish.manifest import record
+from orchestrator.publish.report import report
+from orchestrator.measure import contention
+from orchestrator.measure import run as run_module
+from orchestrator.measure.run import Cell, RunOptions, Target
 from tests.fakes.openai_server import FakeServerState, start_in_thread
 from tests.fakes.processes import FakeProcessTable
 

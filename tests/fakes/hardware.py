@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import replace
 from types import SimpleNamespace
 
-from orchestrator.probe import ProbeSources
+from orchestrator.plan.probe import ProbeSources
 
 GIB = 2**30
 

@@ -1,0 +1,132 @@
+"""Quality packs as data: suites/packs/<pack>.jsonl, a meta line then one scenario per line.
+
+Each line is strict JSON checked against its schema (quality-pack-meta / quality-scenario);
+errors name the file and line. A pack's sha256 goes into every record, and a test pins it
+with the version, so a changed pack cannot pass for an old one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from orchestrator.core import datafiles
+from orchestrator.core.errors import BadInput
+from orchestrator.core.paths import data_dir
+
+PACK_ORDER = ("toolcall", "instruct", "struct", "extract", "math", "codeexec")
+MODES = {"quick": PACK_ORDER[:2], "medium": PACK_ORDER[:5], "full": PACK_ORDER}
+PACK_LIMIT_BYTES = 4 * 2**20
+
+
+@dataclass(frozen=True)
+class Scenario:
+    id: str
+    description: str
+    level: str
+    messages: tuple[dict[str, str], ...]
+    verifier: dict[str, Any]
+    tools: tuple[dict[str, Any], ...] | None = None
+    expected: dict[str, Any] | None = None
+    max_tokens: int | None = None
+
+    @property
+    def kind(self) -> str:
+        return self.verifier["type"]
+
+
+@dataclass(frozen=True)
+class Pack:
+    id: str
+    version: int
+    title: str
+    licence: str
+    sampling: dict[str, Any]
+    max_tokens: int
+    case_seconds: float
+    timeout_reference_tps: float
+    timeout_ceiling_s: float
+    thinking: str
+    scenarios: tuple[Scenario, ...]
+    sha256: str
+
+    def scenario(self, scenario_id: str) -> Scenario | None:
+        return next((s for s in self.scenarios if s.id == scenario_id), None)
+
+
+def packs_dir() -> Path:
+    return data_dir("suites") / "packs"
+
+
+def pack_ids(text: str | None = None, mode: str | None = None) -> tuple[str, ...]:
+    """`--packs a,b` (canonical order, each known) or a mode's packs."""
+    if text is None:
+        if mode not in MODES:
+            raise BadInput(f"unknown quality mode {mode!r}; choose from {', '.join(MODES)}")
+        return MODES[mode]
+    names = [name.strip() for name in text.split(",") if name.strip()]
+    unknown = [name for name in names if name not in PACK_ORDER]
+    if unknown or not names:
+        raise BadInput(f"unknown pack(s) {', '.join(unknown) or '(none given)'}; choose from {', '.join(PACK_ORDER)}")
+    return tuple(p for p in PACK_ORDER if p in names)
+
+
+def load_pack(pack_id: str, directory: Path | None = None) -> Pack:
+    path = (directory or packs_dir()) / f"{pack_id}.jsonl"
+    raw = datafiles.read_bytes(path, PACK_LIMIT_BYTES)
+    lines = [(number, line) for number, line in enumerate(raw.split(b"\n"), 1) if line.strip()]
+    if not lines:
+        raise BadInput(f"{path}: empty; a pack starts with its meta line")
+    meta = _line(path, *lines[0], "quality-pack-meta")
+    if meta["pack"] != pack_id:
+        raise BadInput(f"{path}:{lines[0][0]}: field pack: {meta['pack']!r} does not match the file name")
+    scenarios, seen = [], set()
+    for number, line in lines[1:]:
+        entry = _line(path, number, line, "quality-scenario")
+        if entry["id"] in seen:
+            raise BadInput(f"{path}:{number}: field id: {entry['id']!r} appears twice")
+        seen.add(entry["id"])
+        _check_patterns(entry["verifier"], f"{path}:{number}: field verifier")
+        scenarios.append(Scenario(
+            id=entry["id"], description=entry["description"], level=entry["level"],
+            messages=tuple(entry["messages"]), verifier=entry["verifier"],
+            tools=tuple(entry["tools"]) if "tools" in entry else None,
+            expected=entry.get("expected"), max_tokens=entry.get("max_tokens")))
+    if not scenarios:
+        raise BadInput(f"{path}: no scenarios after the meta line")
+    return Pack(id=pack_id, version=meta["version"], title=meta["title"], licence=meta["licence"],
+                sampling=meta["sampling"], max_tokens=meta["max_tokens"], case_seconds=meta["case_seconds"],
+                timeout_reference_tps=meta["timeout_reference_tps"], timeout_ceiling_s=meta["timeout_ceiling_s"],
+                thinking=meta["thinking"], scenarios=tuple(scenarios), sha256=hashlib.sha256(raw).hexdigest())
+
+
+def load_packs(ids: tuple[str, ...] | list[str], directory: Path | None = None) -> tuple[Pack, ...]:
+    return tuple(load_pack(pack_id, directory) for pack_id in ids)
+
+
+def _line(path: Path, number: int, line: bytes, schema_name: str) -> dict[str, Any]:
+    try:
+        document = datafiles.parse_json(line)
+    except ValueError as exc:  # JSONDecodeError, a refused constant or duplicate key, bad UTF-8
+        raise BadInput(f"{path}:{number}: not valid JSON: {exc}") from None
+    datafiles.validate(document, schema_name, f"{path}:{number}")
+    return document
+
+
+def _check_patterns(node: Any, where: str) -> None:
+    """Every `regex` in a verifier compiles (a bad one would otherwise fail a model, not the pack)."""
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key == "regex" and isinstance(value, str):
+                try:
+                    re.compile(value)
+                except re.error as exc:
+                    raise BadInput(f"{where}: regex {value!r}: {exc}") from None
+            else:
+                _check_patterns(value, where)
+    elif isinstance(node, list):
+        for value in node:
+            _check_patterns(value, where)

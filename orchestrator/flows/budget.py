@@ -1,0 +1,244 @@
+"""Auto's time budget across its three axes: speed phases, a quality set, an agent task set.
+
+The decode rate comes from the best source there is: a tuned value (profiles/local), else a run
+measured on this device with this model (its metadata.json), else the plan's estimate. Each axis's
+cost follows from its data at that rate: the speed suites' items (phases/speed.py), the packs'
+scenarios and token caps, the agent tasks' steps, tries and token caps. profiles/budget.yaml holds
+the shares, the candidates (largest first) and the cost models' coefficients. The plan says per
+axis what runs and what is skipped and why; the manifest keeps it (`budget_plan`).
+
+The estimate can be wrong (a shared machine slows down mid-run), so each phase also gets the seconds
+it may take (RunOptions.phase_seconds), laid end to end as a schedule: the runner starts no new unit
+of a phase whose slot has ended (Runner.phase_deadline). What a phase overran (a unit runs whole) comes
+out of the phases after it, so the run keeps to the budget; each phase still runs one unit, so every
+planned axis has a result.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from orchestrator.measure.cost import Budget, load_budget, quality_seconds
+
+AXES = ("speed", "quality", "agent")
+
+
+@dataclass(frozen=True)
+class DecodeRate:
+    tokens_per_sec: float
+    source: str  # tuned | measured | estimate
+    detail: str
+
+
+@dataclass(frozen=True)
+class AxisPlan:
+    axis: str
+    allowance_s: float  # its share plus what the axes before it left
+    seconds: float  # the estimate for what runs
+    runs: list[str]  # what will run, in words
+    skipped: dict[str, str] = field(default_factory=dict)  # what will not, and why
+
+
+@dataclass(frozen=True)
+class BudgetPlan:
+    budget_s: float
+    rate: DecodeRate
+    axes: tuple[AxisPlan, ...]
+    phases: list[str]  # what the run is given
+    runs: int  # warm calls per frozen prompt
+    phase_notes: dict[str, str]  # phase -> why it was not selected
+    quality: dict[str, Any] | None  # RunOptions.quality when quality runs
+    agent: dict[str, Any] | None  # RunOptions.agent when the agent phase runs
+    phase_seconds: dict[str, float]  # phase -> the time it may take: its estimate, stretched to its axis's allowance
+    # (empty under --phases: what the user named runs whole)
+
+    def run_options(self) -> dict[str, Any]:
+        """The RunOptions fields it sized: quality and agent settings where they run, and each phase's seconds."""
+        return {**{k: v for k, v in (("quality", self.quality), ("agent", self.agent)) if v},
+                "phase_seconds": self.phase_seconds}
+
+    def to_json(self) -> dict[str, Any]:
+        """The manifest's `budget_plan`."""
+        return {"budget_s": round(self.budget_s, 1), "decode_rate": {**asdict(self.rate), "tokens_per_sec": round(self.rate.tokens_per_sec, 2)},
+                "axes": [{**asdict(a), "allowance_s": round(a.allowance_s, 1), "seconds": round(a.seconds, 1)} for a in self.axes],
+                "phases": self.phases, "runs": self.runs, "phase_seconds": self.phase_seconds}
+
+
+# ---------------------------------------------------------------------------------------
+# The decode rate
+
+
+def measured_rate(submissions: Path, device_tag: str, model: str, newest: int) -> tuple[float, str] | None:
+    """Completion tokens per second of decoding over the speed phases of this device's newest run of
+    this model (its metadata.json). A decode rate, as the estimate is: the cost models add prompts and
+    first tokens themselves, and wall time would count them twice (edge_append's prefill-heavy calls
+    made a wall-time rate 2.6x too slow here, and auto used a third of its budget)."""
+    from orchestrator.core.methodology import methodology
+
+    speed_phases = set(methodology().phases)
+    found = [p for p in submissions.glob(f"*/{device_tag}/run-*/metadata.json") if p.is_file()]
+    for path in sorted(found, key=lambda p: p.stat().st_mtime, reverse=True)[:newest]:
+        try:
+            doc = json.loads(path.read_text(encoding="utf-8"))
+            rows = [row for row in doc.get("cells") or [] if row["phase"] in speed_phases
+                    and row["cell_id"].endswith(f":{model}") and row["tokens_per_sec_mean"]]
+            tokens = sum(row["completion_tokens_total"] for row in rows)
+            seconds = sum(row["completion_tokens_total"] / row["tokens_per_sec_mean"] for row in rows)
+        except (OSError, ValueError, KeyError, TypeError):
+            continue  # a damaged folder is the catalogue's business, not the budget's
+        if tokens and seconds:
+            return tokens / seconds, f"{tokens} tokens decoded in {seconds:.0f} s of speed calls in run {doc.get('run_id')} here"
+    return None
+
+
+def decode_rate(tuned: float | None, measured: tuple[float, str] | None, estimate: float) -> DecodeRate:
+    if tuned:
+        return DecodeRate(float(tuned), "tuned", "profiles/local (weeyuga tune)")
+    if measured:
+        return DecodeRate(measured[0], "measured", measured[1])
+    return DecodeRate(estimate, "estimate", "memory bandwidth / model size (no tuned value, no earlier run here)")
+
+
+# ---------------------------------------------------------------------------------------
+# Candidates per axis
+
+
+@dataclass(frozen=True)
+class Candidate:
+    label: str
+    settings: dict[str, Any]
+    seconds: float
+
+
+def quality_candidates(budget: Budget, rate: float, num_predict: int, smoke: bool,
+                       entries: tuple[dict[str, Any], ...] | None = None) -> list[Candidate]:
+    """`entries`: budget.yaml's candidates unless the user fixed one (--quality-mode)."""
+    from orchestrator.evaluate.quality.packs import MODES, load_packs
+
+    out = []
+    for entry in entries or budget.quality_candidates:
+        ids = tuple(MODES[entry["mode"]]) if "mode" in entry else tuple(entry["packs"])
+        packs = load_packs(ids)
+        settings = {"mode": entry.get("mode", "quick"), "packs": None if "mode" in entry else list(ids), "repeat": 1}
+        label = f"mode {entry['mode']} ({', '.join(ids)})" if "mode" in entry else f"packs {', '.join(ids)}"
+        scenarios = sum(1 if smoke else len(p.scenarios) for p in packs)
+        out.append(Candidate(f"{label}: {scenarios} scenarios", settings,
+                             quality_seconds(packs, rate, num_predict, 1, smoke)))
+    return out
+
+
+def agent_candidates(budget: Budget, rate: float, num_predict: int) -> list[Candidate]:
+    from orchestrator.measure.phases.agent import AgentSettings
+    from orchestrator.core.runspec import RunOptions
+
+    out = []
+    for entry in budget.agent_candidates:
+        capped = {**entry["budgets"], "max_tokens": min(entry["budgets"].get("max_tokens", num_predict), num_predict)}
+        settings = {"workflow": budget.agent_workflow, "tasks": list(entry["tasks"]), "budgets": capped}
+        agent = AgentSettings.of(RunOptions(phases=["agent"], agent=settings))
+        languages = sorted({t.language for t in agent.tasks})
+        label = (f"{len(agent.tasks)} task(s) ({', '.join(languages)}), {agent.workflow}, {agent.tries} tries x "
+                 f"{agent.budgets.steps_per_pass} steps, {agent.budgets.max_tokens} tokens a step")
+        out.append(Candidate(label, settings, agent.estimate_seconds(rate)))
+    return out
+
+
+def largest_fitting(candidates: list[Candidate], allowance: float) -> Candidate:
+    """The first (largest) candidate within the allowance, else the smallest (its floor was reserved)."""
+    return next((c for c in candidates if c.seconds <= allowance), candidates[-1])
+
+
+def minutes(seconds: float) -> str:
+    return f"{seconds / 60:.1f} min" if seconds >= 60 else f"{seconds:.0f} s"
+
+
+# ---------------------------------------------------------------------------------------
+# The plan
+
+
+def plan_budget(budget_s: float, rate: DecodeRate, speed_estimates: Callable[[int], list[Any]], named: list[str] | None,
+                num_predict: int, smoke: bool = False, quality_mode: str | None = None, runs: int | None = None,
+                budget: Budget | None = None) -> BudgetPlan:
+    """Floors first, then shares. Each axis's smallest set (speed: hello) is reserved in priority order
+    while the usable budget holds it, so all three axes run whenever they can; the rest of the budget
+    is shared out, and each axis takes its largest set within its floor, its share and what the axes
+    before it left.
+
+    `speed_estimates(runs)`: PhaseEstimate per canonical (or named) speed phase at `rate`, in order.
+    `named`: --phases, which fixes what runs (quality and agent only when named; still sized here).
+    `quality_mode`: --quality-mode, which fixes the quality set; `runs`: --runs, the warm repeats."""
+    budget = budget or load_budget()
+    usable = budget_s * budget.headroom
+    candidates = {"quality": quality_candidates(budget, rate.tokens_per_sec, num_predict, smoke,
+                                                ({"mode": quality_mode},) if quality_mode else None),
+                  "agent": agent_candidates(budget, rate.tokens_per_sec, num_predict)}
+    ladder = {r: speed_estimates(r) for r in ((runs,) if runs is not None else budget.warm_runs)}
+    floors = {"speed": sum(e.seconds for e in ladder[min(ladder)] if named is not None or e.phase == "hello")}
+    skipped: dict[str, str] = {}
+    reserved = 0.0
+    for axis in budget.shares:
+        if axis != "speed" and named is not None and axis not in named:
+            skipped[axis] = "not named in --phases"
+            continue
+        floor = floors["speed"] if axis == "speed" else candidates[axis][-1].seconds
+        if axis != "speed" and named is None and reserved + floor > usable:
+            skipped[axis] = (f"not selected: its smallest set ({candidates[axis][-1].label}) needs about {minutes(floor)}, "
+                             f"over the {minutes(max(usable - reserved, 0))} of the time budget left "
+                             "(--time-budget, or --phases)")
+            continue
+        floors[axis] = floor
+        reserved += floor
+    included = [axis for axis in budget.shares if axis not in skipped]
+    share_total = sum(budget.shares[axis] for axis in included) or 1.0
+    spare = max(usable - reserved, 0.0)
+    carry, axes, phases, notes, chosen, seconds = 0.0, [], [], {}, {}, {}
+    for axis in budget.shares:
+        if axis in skipped:
+            axes.append(AxisPlan(axis, 0.0, 0.0, [], {axis: skipped[axis]}))
+            notes[axis] = skipped[axis]
+            continue
+        allowance = floors[axis] + spare * budget.shares[axis] / share_total + carry
+        if axis == "speed":
+            warm_runs, plan = plan_speed(ladder, allowance, named)
+            if floors["speed"] > usable:  # said up front: no plan can make this run fit
+                plan.skipped["time budget"] = (f"{'the named phases' if named else 'hello'} alone need about "
+                                               f"{minutes(floors['speed'])}, over the {minutes(usable)} usable: "
+                                               "this run will take longer than --time-budget")
+            phases += plan.runs
+            notes.update({e.phase: plan.skipped[e.phase] for e in ladder[warm_runs] if e.phase in plan.skipped})
+            stretch = max(1.0, allowance / plan.seconds) if plan.seconds else 1.0
+            seconds.update({e.phase: round(e.seconds * stretch, 1) for e in ladder[warm_runs] if e.phase in plan.runs})
+        else:
+            choice = largest_fitting(candidates[axis], allowance)
+            plan = AxisPlan(axis, allowance, choice.seconds, [choice.label])
+            phases.append(axis)
+            chosen[axis] = choice.settings
+            seconds[axis] = round(max(allowance, choice.seconds), 1)
+        axes.append(plan)
+        carry = allowance - plan.seconds
+    if named is not None:  # --phases keeps its own order
+        phases = [p for p in named if p in phases]
+    return BudgetPlan(budget_s, rate, tuple(axes), phases, warm_runs, notes, chosen.get("quality"), chosen.get("agent"),
+                      seconds if named is None else {})  # phases the user named run whole
+
+
+def plan_speed(ladder: dict[int, list[Any]], allowance: float, named: list[str] | None) -> tuple[int, AxisPlan]:
+    """The most warm repeats whose hello (or named phases) fit, else the fewest; then the other speed
+    phases in order while they fit. --phases runs exactly what it names."""
+    floor = lambda est: sum(e.seconds for e in est if named is not None or e.phase == "hello")  # noqa: E731
+    runs = next((r for r in sorted(ladder, reverse=True) if floor(ladder[r]) <= allowance), min(ladder))
+    chosen, skipped, spent = [], {}, 0.0
+    for est in ladder[runs]:
+        if named is not None or est.phase == "hello" or spent + est.seconds <= allowance:
+            chosen.append(est.phase)
+            spent += est.seconds
+        else:
+            skipped[est.phase] = (f"not selected: about {minutes(est.seconds)} more would exceed the "
+                                  f"{minutes(max(allowance, 0))} of the time budget left for speed (--time-budget, or --phases)")
+    if runs < max(ladder):
+        skipped["warm runs"] = (f"{runs} warm call(s) per frozen prompt, not {max(ladder)}: hello's repeats would not fit "
+                                f"the {minutes(max(allowance, 0))} left for speed (a recorded `runs` deviation)")
+    return runs, AxisPlan("speed", allowance, spent, chosen, skipped)

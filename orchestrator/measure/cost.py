@@ -1,0 +1,59 @@
+"""What a phase costs in seconds at a decode rate, from the packs' and tasks' own sizes, and the
+coefficients behind it (profiles/budget.yaml). The phases size themselves with these, and auto's
+budget planner (flows/budget.py) buys sets with them: one home, below both."""
+
+from __future__ import annotations
+
+import functools
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from orchestrator.core import datafiles
+from orchestrator.core.paths import data_dir
+
+
+@dataclass(frozen=True)
+class Budget:
+    """profiles/budget.yaml."""
+
+    headroom: float
+    shares: dict[str, float]  # axis -> share, in planning order
+    warm_runs: tuple[int, ...]  # speed's candidates, largest first
+    quality_candidates: tuple[dict[str, Any], ...]
+    agent_workflow: str
+    agent_candidates: tuple[dict[str, Any], ...]
+    cost: dict[str, Any]
+    newest_runs: int
+
+
+@functools.cache
+def load_budget(path: Path | None = None) -> Budget:
+    doc = datafiles.load(path or data_dir("profiles") / "budget.yaml", "budget")
+    return Budget(doc["headroom"], {a["axis"]: a["share"] for a in doc["axes"]}, tuple(doc["speed"]["warm_runs"]),
+                  tuple(doc["quality"]["candidates"]),
+                  doc["agent"]["workflow"], tuple(doc["agent"]["candidates"]), doc["cost"], doc["measured"]["newest_runs"])
+
+
+
+
+def quality_seconds(packs: Any, rate: float, num_predict: int, repeat: int = 1, smoke: bool = False) -> float:
+    """Each scenario: its prompt (messages and tools) prefilled, its capped answer partly decoded, one overhead."""
+    cost = load_budget().cost
+    seconds = 0.0
+    for pack in packs:
+        for scenario in pack.scenarios[:1] if smoke else pack.scenarios:
+            answer = min(scenario.max_tokens or pack.max_tokens, num_predict) * cost["answer_fill"]["quality"]
+            prompt = len(json.dumps([scenario.messages, scenario.tools])) / cost["chars_per_token"]
+            seconds += (answer + prompt / cost["prefill_per_decode"]) / rate + cost["call_overhead_s"]
+    return repeat * seconds
+
+
+def agent_seconds(task_count: int, tries: int, steps_per_pass: int, max_tokens: int, context_tokens: int,
+                  rate: float) -> float:
+    """At the budgets' ceiling: every step of every try a call, with its context part full, then the gate per try."""
+    cost = load_budget().cost
+    prompt = context_tokens * cost["agent_context_fill"] / cost["prefill_per_decode"]
+    per_call = (max_tokens * cost["answer_fill"]["agent"] + prompt) / rate + cost["call_overhead_s"]
+    return task_count * tries * (steps_per_pass * per_call + cost["agent_gate_s"])
