@@ -9,6 +9,7 @@ from orchestrator.core.reproduce import portable_command
 from orchestrator.cli.common import MINUTES, RUNS, WARM_RUNS, add_knob_overrides, command, knob_overrides, load_or_probe
 from orchestrator.cli.plan import render_plan
 from orchestrator.cli.quality import QUALITY_MODES
+from orchestrator.cli.run import add_load_options, load_options
 from orchestrator.cli.sandbox import add_sandbox_option, sandbox_record
 
 
@@ -76,7 +77,8 @@ def cmd_auto(args: argparse.Namespace) -> int:
     # temperature, num_ctx and num_predict come from the plan, whose deviations already record any override
     options = dict(force_load=args.force_load,
                    for_publication=args.for_publication, allow_dirty=args.allow_dirty, smoke=args.smoke,
-                   sandbox=sandbox_record(args) if {"agent", "quality"} & set(auto_plan.phases) else {})
+                   sandbox=sandbox_record(args) if {"agent", "quality"} & set(auto_plan.phases) else {},
+                   **load_options(args, auto_plan.plan.num_parallel))
     try:
         with progress_reporter() as progress:
             result = execute(auto_plan, profiles, args.runs, handle, options, portable_command(["weeyuga"] + sys.argv[1:]), progress,
@@ -89,6 +91,8 @@ def cmd_auto(args: argparse.Namespace) -> int:
     print(f"\nrun {result.run_id}: {result.calls} calls, {result.errors} errors, status {result.status}"
           + (f" ({result.status_reason})" if result.status_reason else ""))
     print(f"submission folder: {result.run_dir}")
+    for sentence in result.capacity:
+        print(f"capacity: {sentence}")
     if result.findings:
         for finding in result.findings:
             print(f"  privacy: {finding}")
@@ -133,6 +137,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
                    help="packs of the quality phase (default: the largest set that fits --time-budget)")
     add_sandbox_option(p, "auto")
     add_knob_overrides(p)
+    add_load_options(p, "the plan's slots, num_parallel")
 
     p = sub.add_parser("doctor", help="check everything auto needs and say how to fix what is missing")
     p.add_argument("--hardware", help="use this hardware.json instead of probing")

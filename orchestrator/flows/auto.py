@@ -29,6 +29,7 @@ from orchestrator.plan.profiles import Profiles
 from orchestrator.core.progress import Progress, quiet
 from orchestrator.publish.manifest import RunContext, load_context
 from orchestrator.publish.report import report
+from orchestrator.publish.report.capacity import capacity_sentences
 from orchestrator.measure.run import RunOptions
 from orchestrator.runtime import managed_runtime
 from orchestrator.measure.suites import PHASES
@@ -72,6 +73,7 @@ class AutoResult:
     findings: list[Finding]
     submit_command: list[str]
     status_reason: str | None = None  # why a run that ran to its end failed
+    capacity: list[str] = field(default_factory=list)  # "<cell>: serves N concurrent users ..." per cell that measured it
 
 
 def plan_with_fallback(hw: Hardware, profiles: Profiles, overrides: dict[str, Any]) -> Plan:
@@ -237,8 +239,8 @@ def execute(auto_plan: AutoPlan, profiles: Profiles, runs: int | None, handle: s
         resume = (auto_plan.run_dir / LEDGER_NAME).exists()
         recorded = run_recorded([target], run_options, auto_plan.run_dir, auto_plan.run_id, context, resume=resume,
                                 progress=progress, nvml=nvml)
-    report(auto_plan.run_dir)
+    done = report(auto_plan.run_dir)
     findings = scan(auto_plan.run_dir)
     return AutoResult(auto_plan.run_dir, auto_plan.run_id, recorded.status, recorded.result.calls,
                       recorded.result.errors, findings, ["weeyuga", "submit", str(auto_plan.run_dir)],
-                      recorded.result.failure)
+                      recorded.result.failure, capacity_sentences(done.metadata))

@@ -34,6 +34,10 @@ SAMPLE_INTERVAL_S = 0.25
 THERMAL_EVERY = 4  # sensors once a second: macOS asks a command, and temperatures move slowly
 MB = 2**20
 
+# Where a sampler reads the host's CPU sensors unless given its own. A module attribute so that tests pin
+# it (tests/conftest.py): a hot or throttling host must not change their outcome.
+host_cpu_sources: Callable[[], CpuSources] = CpuSources
+
 
 @dataclass(frozen=True)
 class Sample:
@@ -125,7 +129,7 @@ class ResourceSampler:
         self._process: psutil.Process | None = None
         self.contention = contention
         self.readings: list[others.Reading] = []  # in step with `samples` when contention is on
-        self.cpu_sensors, self.marks = cpu_sensors or CpuSources(), thermal_marks()
+        self.cpu_sensors, self.marks = cpu_sensors or host_cpu_sources(), thermal_marks()
         self._cpu_before: CpuThermal | None = None
         self.sensors: list[str] | None = None  # what the first thermal reading found, in words
         self._handles = []

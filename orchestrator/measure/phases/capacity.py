@@ -18,6 +18,7 @@ users that meet the SLO (canonical.yaml `capacity_slo`, overridable per run):
 from __future__ import annotations
 
 import concurrent.futures
+import math
 import time
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -251,8 +252,10 @@ def serving_capacity(levels: list[Level], cell_id: str, slo: CapacitySLO) -> dic
     measured = max((lv.users or 0 for lv in closed), default=0)
     slo_text = f"TTFT p95 ≤ {slo.ttft_p95_s:g} s, ≥ {slo.user_tokens_per_sec:g} tok/s each"
     if best is not None:
+        # the bounds rounded outward, so the sentence never claims more than was measured
         sentence = (f"serves {best.users} concurrent user{'s' if best.users != 1 else ''} with TTFT p95 ≤ "
-                    f"{(best.ttft_ms_p95 or 0) / 1000:.2f} s and ≥ {best.user_tokens_per_sec_p50:.1f} tok/s each "
+                    f"{math.ceil((best.ttft_ms_p95 or 0) / 10) / 100:.2f} s "
+                    f"and ≥ {math.floor((best.user_tokens_per_sec_p50 or 0) * 10) / 10:.1f} tok/s each "
                     f"(SLO: {slo_text}; measured up to {measured})")
     elif closed:
         first = min(closed, key=lambda lv: lv.users or 0)
