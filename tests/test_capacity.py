@@ -14,7 +14,8 @@ from orchestrator.core.ledger import read_records
 from orchestrator.core.paths import REPO_ROOT
 from orchestrator.flows.auto import estimate_phases
 from orchestrator.flows.pipeline import byo_targets
-from orchestrator.measure.phases.capacity import CapacityPhase, queue_ms, serving_capacity, summarise, user_levels
+from orchestrator.measure.client import CallResult
+from orchestrator.measure.phases.capacity import CapacityPhase, queue_ms, serving_capacity, summarise, sweep, user_levels
 from orchestrator.measure.phases.load import load_suite, quantile
 from orchestrator.measure.run import RunOptions, run_suites
 from orchestrator.measure.suites import parse_phases
@@ -203,3 +204,18 @@ def test_auto_estimates_capacity_from_its_levels_and_rate():
     (hello, capacity) = estimate_phases(decide(hardware, load_profiles(), {}), 50.0, ["hello", "capacity"], 1)
     assert capacity.phase == "capacity" and capacity.calls == 2 + 4 + 6 + 6 + 6 and capacity.seconds > 0
     json.dumps(capacity.__dict__)
+
+
+def test_sweep_measures_the_closed_loop_without_a_run_folder_for_tune():
+    seen = []
+
+    def call(user, turn):
+        seen.append((user, turn))
+        return CallResult(text="x", first_delta_ms=100.0 * (user + 1), server_prompt_ms=5.0, tokens_per_sec=20.0,
+                          completion_tokens=10)
+
+    slo = CapacitySLO(0.25, 10.0)
+    levels = sweep(call, 4, 2, slo)
+    assert [(lv.users, lv.calls, lv.meets_slo) for lv in levels] == [(1, 2, True), (2, 4, True), (4, 8, False)]
+    assert sorted(seen) == sorted((u, t) for n in (1, 2, 4) for u in range(n) for t in range(2))
+    assert serving_capacity(levels, "sweep", slo)["users"] == 2

@@ -69,7 +69,7 @@ def cmd_auto(args: argparse.Namespace) -> int:
         hardware = replace(hardware, device_tag=validate_device_tag(ask("device tag", hardware.device_tag, args.yes)))
     auto_plan = plan_auto(hardware, profiles, knob_overrides(args), parse_phases(args.phases) if args.phases else None,
                           args.runs, args.time_budget or DEFAULT_TIME_BUDGET_MIN, submissions_root(args.submissions_dir),
-                          handle, args.resume, args.quality_mode, args.smoke)
+                          handle, args.resume, args.quality_mode, args.smoke, load_options(args))
     print(render_auto_plan(auto_plan), flush=True)
     if args.dry_run:
         print(f"\ndry run: nothing installed, fetched, launched or written (run folder would be {auto_plan.run_dir})")

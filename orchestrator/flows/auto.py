@@ -113,28 +113,37 @@ def estimate_phases(plan: Plan, rate: float, phases: list[str], runs: int, **mor
     return out
 
 
+def phase_sizing(plan: Plan, smoke: bool, phase_options: dict[str, Any] | None) -> dict[str, Any]:
+    """The RunOptions fields estimates need: capacity's top level is the plan's slots unless given."""
+    given = phase_options or {}
+    return {**given, "smoke": smoke, "capacity": {"max_users": plan.num_parallel, **given.get("capacity", {})}}
+
+
 def plan_auto(hw: Hardware, profiles: Profiles, overrides: dict[str, Any], phases: list[str] | None,
               runs: int | None, time_budget_min: float, root: Path, handle: str, resume: str | None,
-              quality_mode: str | None = None, smoke: bool = False) -> AutoPlan:
+              quality_mode: str | None = None, smoke: bool = False, phase_options: dict[str, Any] | None = None) -> AutoPlan:
     """The speed phases, quality set and agent task set that fit the time budget (budget.py);
     `phases` (--phases) fixes which run, `quality_mode` (--quality-mode) the quality set, `runs` (--runs)
-    the warm repeats (None: the most that fit)."""
+    the warm repeats (None: the most that fit); `phase_options`: RunOptions fields that size phases
+    (capacity's top level, endurance's minutes), for their estimates."""
     if resume:  # the run's recorded options decide what runs; these estimates only inform
         run_dir = find_run_dir(root, resume)
         context = load_context(run_dir)
         if context is None or context.plan is None:
             raise WeeyugaError(f"{run_dir} was not made by `weeyuga auto` (no plan in context.json); use `weeyuga run --resume`")
         plan, run_id = context.plan, run_dir.name[len("run-"):]
+        sizing = phase_sizing(plan, smoke, phase_options)
         rate = planning_rate(plan, hw, profiles, root)
         speed = [p for p in phases or PHASES if p not in AXES]
-        estimates = estimate_phases(plan, rate.tokens_per_sec, speed, RUNS if runs is None else runs, smoke=smoke)
+        estimates = estimate_phases(plan, rate.tokens_per_sec, speed, RUNS if runs is None else runs, **sizing)
         return AutoPlan(hw, plan, phases or PHASES, estimates, {}, run_dir, run_id)
     plan = plan_with_fallback(hw, profiles, overrides)
     rate = planning_rate(plan, hw, profiles, root)
     speed = [p for p in phases or PHASES if p not in AXES]
-    budget = plan_budget(time_budget_min * 60, rate, lambda warm: estimate_phases(plan, rate.tokens_per_sec, speed, warm, smoke=smoke),
+    sizing = phase_sizing(plan, smoke, phase_options)
+    budget = plan_budget(time_budget_min * 60, rate, lambda warm: estimate_phases(plan, rate.tokens_per_sec, speed, warm, **sizing),
                          phases, plan.num_predict, smoke, quality_mode, runs)
-    estimates = estimate_phases(plan, rate.tokens_per_sec, speed, budget.runs, smoke=smoke)
+    estimates = estimate_phases(plan, rate.tokens_per_sec, speed, budget.runs, **sizing)
     run_dir, run_id = new_run_dir(root, handle, hw.device_tag)
     runtime = managed_runtime(plan.runtime).locate(plan)
     steps = describe_steps(plan, profiles, run_dir, runtime)

@@ -21,7 +21,7 @@ import concurrent.futures
 import math
 import time
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, Callable
 
 from orchestrator.core.canonical import CapacitySLO, capacity_slo, default_slots
 from orchestrator.core.ledger import read_records
@@ -205,6 +205,21 @@ def _round(value: float | None, digits: int = 1) -> float | None:
     return None if value is None else round(value, digits)
 
 
+def level_of(cell_id: str, level: str, loop: str, users: int | None, arrival_rate_per_s: float | None, calls: int,
+             errors: int, aggregate_tokens_per_sec: float | None, requests_per_sec: float | None,
+             good: list[dict[str, Any]], slo: CapacitySLO) -> Level:
+    """A level's figures from its successful calls (call lines, or CallResult fields: `sweep`)."""
+    ttfts = [c["first_delta_ms"] for c in good if c.get("first_delta_ms") is not None]
+    rates = [c["tokens_per_sec"] for c in good if c.get("tokens_per_sec") is not None]
+    queues = [q for c in good if (q := queue_ms(c)) is not None]
+    p95, per_user = quantile(ttfts, 0.95), quantile(rates, 0.5)
+    meets = (loop == "closed" and errors == 0 and p95 is not None and per_user is not None
+             and p95 <= slo.ttft_p95_s * 1000 and per_user >= slo.user_tokens_per_sec)
+    return Level(cell_id, level, loop, users, arrival_rate_per_s, calls, errors, aggregate_tokens_per_sec, requests_per_sec,
+                 _round(per_user, 2), _round(quantile(ttfts, 0.5)), _round(p95), _round(quantile(queues, 0.5)),
+                 _round(quantile(queues, 0.95)), meets)
+
+
 def summarise(records: list[dict[str, Any]], slo: CapacitySLO) -> list[Level]:
     """One Level per `capacity` line (the latest for a level that was resumed), in the order they ran."""
     lines = {(r["cell_id"], r["level"]): r for r in records if r.get("type") == "capacity"}
@@ -212,19 +227,29 @@ def summarise(records: list[dict[str, Any]], slo: CapacitySLO) -> list[Level]:
     for call in records:
         if call.get("type") == "call" and call.get("phase") == NAME and not call.get("error"):
             calls.setdefault((call["cell_id"], call["prompt_id"]), []).append(call)
-    levels = []
-    for (cell_id, level), line in lines.items():
-        good = calls.get((cell_id, level), [])
-        ttfts = [c["first_delta_ms"] for c in good if c.get("first_delta_ms") is not None]
-        rates = [c["tokens_per_sec"] for c in good if c.get("tokens_per_sec") is not None]
-        queues = [q for c in good if (q := queue_ms(c)) is not None]
-        p95, per_user = quantile(ttfts, 0.95), quantile(rates, 0.5)
-        meets = (line["loop"] == "closed" and line["errors"] == 0 and p95 is not None and per_user is not None
-                 and p95 <= slo.ttft_p95_s * 1000 and per_user >= slo.user_tokens_per_sec)
-        levels.append(Level(cell_id, level, line["loop"], line["users"], line["arrival_rate_per_s"], line["calls"],
+    return pareto([level_of(cell_id, level, line["loop"], line["users"], line["arrival_rate_per_s"], line["calls"],
                             line["errors"], line["aggregate_tokens_per_sec"], line["requests_per_sec"],
-                            _round(per_user, 2), _round(quantile(ttfts, 0.5)), _round(p95),
-                            _round(quantile(queues, 0.5)), _round(quantile(queues, 0.95)), meets))
+                            calls.get((cell_id, level), []), slo)
+                   for (cell_id, level), line in lines.items()])
+
+
+def sweep(call: Callable[[int, int], CallResult], max_users: int, requests_per_user: int, slo: CapacitySLO,
+          cell_id: str = "sweep") -> list[Level]:
+    """The closed-loop levels without a run folder, for a caller that has its own runtime (`tune --parallel`):
+    `call(user, turn)` makes one timed call; each level's users run at once. Pair with serving_capacity."""
+    levels = []
+    for users in user_levels(max_users):
+        started = time.monotonic()
+        with concurrent.futures.ThreadPoolExecutor(max_workers=users) as pool:
+            results = [r for batch in pool.map(lambda u: [call(u, t) for t in range(requests_per_user)], range(users))
+                       for r in batch]
+        wall = time.monotonic() - started
+        good = [{"first_delta_ms": r.first_delta_ms, "server_prompt_ms": r.server_prompt_ms,
+                 "tokens_per_sec": r.tokens_per_sec} for r in results if not r.error]
+        tokens = sum(r.completion_tokens or 0 for r in results if not r.error)
+        levels.append(level_of(cell_id, closed_id(users), "closed", users, None, len(results), len(results) - len(good),
+                               round(tokens / wall, 2) if wall > 0 else None, round(len(results) / wall, 3) if wall > 0 else None,
+                               good, slo))
     return pareto(levels)
 
 
