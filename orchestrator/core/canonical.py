@@ -74,3 +74,8 @@ def default_slots() -> int:
     """The reference node's concurrent slots (runtime_defaults.num_parallel): capacity's top level
     where the run names none."""
     return _canonical()["runtime_defaults"]["num_parallel"]
+
+
+def request_option_names() -> tuple[str, ...]:
+    """The per-request options the methodology fixes (temperature, num_ctx, num_predict), in the table's order."""
+    return tuple(_canonical()["request_options"])
