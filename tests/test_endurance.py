@@ -152,6 +152,8 @@ def test_an_endurance_run_on_a_throttling_machine_tags_calls_and_says_so(fake, t
     run_dir = tmp_path / "run"
     assert run_suites(targets, options, run_dir, "run-1", nvml=nvml).status == "complete"
     records = list(read_records(run_dir / "run.jsonl"))
+    assert records[0]["options"]["capacity"] == {"max_users": 2}  # a resume keeps the users
+    assert records[0]["options"]["endurance"] == {"minutes": 0.1}
     calls = [r for r in records if r["type"] == "call"]
     assert {(c["prompt_id"], c["lane"]) for c in calls} == {("bucket-0", 0), ("bucket-0", 1)} and len(calls) > 4
     tagged = [c for c in calls if c.get("throttled")]

@@ -102,9 +102,10 @@ class RunOptions:
             recorded["sandbox"] = self.sandbox
         if self.phase_seconds:
             recorded["phase_seconds"] = self.phase_seconds
-        for name in ("capacity", "endurance"):
-            if name in self.phases and getattr(self, name):
-                recorded[name] = getattr(self, name)
+        if self.capacity and {"capacity", "endurance"} & set(self.phases):  # endurance's users default to its top level
+            recorded["capacity"] = self.capacity
+        if self.endurance and "endurance" in self.phases:
+            recorded["endurance"] = self.endurance
         return recorded
 
 
