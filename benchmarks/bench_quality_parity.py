@@ -128,6 +128,30 @@ def bfcl_parity(python: Path, scratch: Path) -> tuple[list[str], bool]:
     return lines, not disagreements and not request_mismatch
 
 
+def record_fixture_verdicts(python: Path, fixtures: Path) -> int:
+    """BFCL's verdict on every variant of every fixture question: tests/test_bfcl.py holds ours to them."""
+    cases, keys = [], []
+    for path in sorted((fixtures / "data").glob("BFCL_v4_*.json")):
+        category = path.name[len("BFCL_v4_"):-len(".json")]
+        language = "java" if "java" in category and "javascript" not in category else "javascript" if "javascript" in category else "python"
+        answer_path = fixtures / "data" / "possible_answer" / path.name
+        answers = {e["id"]: e["ground_truth"] for e in map(json.loads, answer_path.read_text().splitlines())} if answer_path.exists() else {}
+        for entry in map(json.loads, path.read_text().splitlines()):
+            spec = {"functions": entry["function"], "answers": answers.get(entry["id"]), "language": language}
+            for label, message in variants(spec):
+                cases.append({"n": len(cases), "category": category, "id": entry["id"], "message": message})
+                keys.append(f"{entry['id']}/{label}")
+    with tempfile.TemporaryDirectory(prefix="weeyuga-parity-") as scratch:
+        cases_path, out_path = Path(scratch) / "cases.jsonl", Path(scratch) / "verdicts.jsonl"
+        cases_path.write_text("".join(json.dumps(c) + "\n" for c in cases))
+        _run([str(python), str(HERE / "bfcl_reference_worker.py"), str(cases_path), str(out_path), REFERENCE_MODEL,
+              str(fixtures / "data")], "BFCL's checker")
+        verdicts = {keys[r["n"]]: r["valid"] for r in map(json.loads, out_path.read_text().splitlines())}
+    (fixtures / "bfcl_verdicts.json").write_text(json.dumps(verdicts, indent=0, sort_keys=True) + "\n")
+    print(f"recorded {len(verdicts)} verdicts of BFCL's checker in {fixtures / 'bfcl_verdicts.json'}")
+    return 0
+
+
 def load_pack_check(pack_id: str) -> str:
     return load_source().category(pack_id).check
 
@@ -138,7 +162,13 @@ def main() -> int:
     parser.add_argument("--summary", help="write the Markdown summary here too")
     parser.add_argument("--skip-ifeval", action="store_true")
     parser.add_argument("--skip-bfcl", action="store_true")
+    parser.add_argument("--record-fixtures", metavar="DIR",
+                        help="record BFCL's verdicts on the test fixtures' responses into DIR/bfcl_verdicts.json, and stop")
     args = parser.parse_args()
+    if args.record_fixtures:
+        python = venv(Path(args.venv), ["--no-deps", f"{load_source().package}=={load_source().version}"])
+        venv(Path(args.venv), CHECKER_DEPENDENCIES)
+        return record_fixture_verdicts(python, Path(args.record_fixtures))
     source = load_source()
     if not fetched(source):
         fetch(source)

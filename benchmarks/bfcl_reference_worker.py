@@ -1,7 +1,8 @@
 """Runs inside the throwaway venv of bench_quality_parity.py (bfcl-eval installed --no-deps): BFCL's
 own evaluation functions on the responses weeyuga judged, and BFCL's own request compilation.
 
-Usage: python bfcl_reference_worker.py CASES.jsonl OUT.jsonl MODEL
+Usage: python bfcl_reference_worker.py CASES.jsonl OUT.jsonl MODEL [DATA_DIR]
+(DATA_DIR: BFCL-format files to judge against instead of the package's own, e.g. the test fixtures)
 CASES lines: {"n", "category", "id", "message"} or {"n", "category", "id", "tools_of": true}.
 Only the checker and its import chain are needed; the provider SDKs that chain imports (and the
 other heavy requirements) are replaced by inert stand-ins, so nothing else is installed.
@@ -78,14 +79,23 @@ from bfcl_eval.model_handler.utils import convert_to_tool  # noqa: E402
 from bfcl_eval.utils import is_java, is_js, is_relevance_or_irrelevance, load_dataset_entry, load_ground_truth_entry  # noqa: E402
 
 
-def main(cases_path, out_path, model):
+def _lines(path):
+    with open(path) as fh:
+        return [json.loads(line) for line in fh if line.strip()]
+
+
+def main(cases_path, out_path, model, data_dir=None):
     handler = eval_runner.get_handler(model)
     prompts, hinted, answers = {}, {}, {}
     with open(cases_path) as cases, open(out_path, "w") as out:
         for line in cases:
             case = json.loads(line)
             category = case["category"]
-            if category not in prompts:
+            if category not in prompts and data_dir:
+                prompts[category] = {e["id"]: e for e in _lines(f"{data_dir}/BFCL_v4_{category}.json")}
+                answers[category] = ({} if is_relevance_or_irrelevance(category) else
+                                     {e["id"]: e["ground_truth"] for e in _lines(f"{data_dir}/possible_answer/BFCL_v4_{category}.json")})
+            elif category not in prompts:
                 prompts[category] = {e["id"]: e for e in load_dataset_entry(category, include_prereq=False,
                                                                              include_language_specific_hint=False)}
                 hinted[category] = {e["id"]: e for e in load_dataset_entry(category, include_prereq=False)}
@@ -118,4 +128,4 @@ def judge(handler, model, category, prompt, answer, message):
 
 
 if __name__ == "__main__":
-    main(*sys.argv[1:4])
+    main(*sys.argv[1:5])

@@ -128,8 +128,8 @@ def junk_message(kind: str, messages: list[dict], tools: list[dict] | None) -> d
     return {"content": text, "reasoning_content": None, "tool_calls": []}
 
 
-def silence_passes(scenario: Scenario) -> bool:
-    return scenario.kind == "bfcl" and scenario.verifier["check"] == "irrelevance"
+def junk_may_pass(scenario: Scenario) -> bool:
+    return scenario.kind == "bfcl" and scenario.verifier["check"] in ("irrelevance", "relevance")
 
 
 @dataclass(frozen=True)
@@ -141,8 +141,9 @@ class NegativeControl:
 def negative_control(packs: Iterable[Pack], kinds: Iterable[str] = JUNK_KINDS,
                      code_runner: CodeRunner | None = None) -> NegativeControl:
     """Every scenario answered by a server that only says junk of each kind; no endpoint. BFCL's
-    irrelevance questions are left out: by BFCL's definition any answer without a call passes them."""
-    packs = tuple(replace(p, scenarios=tuple(s for s in p.scenarios if not silence_passes(s))) for p in packs)
+    (ir)relevance questions are left out: by BFCL's definition any answer without a call passes
+    irrelevance, and any call passes relevance."""
+    packs = tuple(replace(p, scenarios=tuple(s for s in p.scenarios if not junk_may_pass(s))) for p in packs)
     checked, passes = 0, []
     for kind in kinds:
         def junk_chat(messages, tools, max_tokens, timeout_s, kind=kind):
