@@ -7,7 +7,9 @@ BFCL: every question of every bfcl-* pack answered with its possible answers and
 misses (tests/fakes/bfcl_responses.py); weeyuga's verifier and BFCL's own evaluation functions
 (bfcl-eval installed --no-deps in a throwaway venv, benchmarks/bfcl_reference_worker.py) judge the
 same messages. The tools weeyuga sends are compared with the ones BFCL's OpenAI handler compiles.
-IFEval: benchmarks/ifeval_parity.py. Prints per-category agreement and every disagreement; writes
+IFEval: generated responses to each `instruct` check that has an IFEval counterpart, judged by
+ours and by IFEval's checkers from if-verifiable (its own throwaway venv,
+benchmarks/ifeval_reference_worker.py). Prints per-category agreement and every disagreement; writes
 the summary as Markdown. Needs PyPI the first time (the venv, and the BFCL data unless fetched).
 """
 
@@ -15,6 +17,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import random
+import re
 import sys
 import tempfile
 import time
@@ -25,7 +29,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from orchestrator.core.procs import run_captured  # noqa: E402
 from orchestrator.evaluate.quality.bfcl.source import fetch, fetched, load_source  # noqa: E402
-from orchestrator.evaluate.quality.packs import bfcl_pack_ids, load_pack  # noqa: E402
+from orchestrator.evaluate.quality.packs import Scenario, bfcl_pack_ids, load_pack  # noqa: E402
+from orchestrator.evaluate.quality.verifiers import instruct  # noqa: E402
 from orchestrator.evaluate.quality.verifiers import verify  # noqa: E402
 from tests.fakes.bfcl_responses import variants  # noqa: E402
 
@@ -122,6 +127,13 @@ def bfcl_parity(python: Path, scratch: Path) -> tuple[list[str], bool]:
               "rejected, a near miss accepted; weeyuga matches it):", ""]
     lines += [f"- {pack_id} [{label}] BFCL {verdict}: {len(ids)}, e.g. {', '.join(ids[:4])}"
               for (pack_id, label, verdict), ids in surprises.items()]
+    lines += ["", "Why: (ir)relevance counts a call whose arguments are not JSON, or not an object, as no call (its "
+              "decoder fails, and a failed decode is \"no call\"); Java keeps the quotes of a `String[]` array's elements "
+              "and never reads a `char`, and takes `any`/`String` values verbatim (so plain JSON text passes those); a few "
+              "possible answers mark a required parameter optional (`\"\"`) or list a parameter the function does not "
+              "declare, so BFCL rejects its own answer; parallel matching is greedy (each answer takes the first call "
+              "that fits), so an answer can lose its only fitting call to an earlier one; a near miss passes where the "
+              "changed value is also among the allowed ones."]
     lines += ["", f"BFCL's checker raised ({len(raised)}; weeyuga's verdict stands, listed for the record):", ""]
     lines += [f"- {r}" for r in raised[:20]] + ([f"- … {len(raised) - 20} more"] if len(raised) > 20 else [])
     lines += ["", f"Request mismatches ({len(request_mismatch)}): {', '.join(request_mismatch[:20]) or 'none'}"]
@@ -152,6 +164,165 @@ def record_fixture_verdicts(python: Path, fixtures: Path) -> int:
     return 0
 
 
+# ---------------------------------------------------------------------------------------
+# IFEval
+
+IFEVAL_PACKAGE = "if-verifiable==0.1.2"
+# What its IFEval checkers import (the package face's `datasets` gets a stand-in).
+IFEVAL_DEPENDENCIES = ["langdetect", "nltk", "immutabledict"]
+END_PHRASE = "Is there anything else I can help with?"
+WORDS = ("ocean wave blue the a run walk cat category catalog don't it's well-known state-of-the-art snake_case 42 3.5 "
+         "café naïve New York Paris river stone light").split()
+SENTENCES = {
+    "en": "The weather is nice today and we are going to the park with the children.",
+    "fr": "Le temps est beau aujourd'hui et nous allons au parc avec les enfants.",
+    "es": "El tiempo es bueno hoy y vamos al parque con los niños de la casa.",
+    "de": "Das Wetter ist heute schön und wir gehen mit den Kindern in den Park.",
+}
+# Why each check's verdicts can differ: the definitional difference, and which one weeyuga keeps.
+IFEVAL_NOTES = {
+    "words": "a word is ours: letters/digits joined by ' ’ or - (don't, well-known = 1; snake_case = 2); IFEval: \\w+ runs "
+             "(don't = 2, well-known = 2, state-of-the-art = 4, snake_case = 1, 3.5 = 2). Kept: a reader counts don't as one word.",
+    "bullets": "ours counts -, *, • and numbered lines; IFEval counts only lines starting with - or * (not **), and any line "
+               "starting with - (a --- rule too). Kept: numbered and • lists are lists.",
+    "case": "IFEval also asks langdetect that the text is English (and needs at least one cased letter); ours checks only "
+            "the letters' case. Kept: the language is a separate check.",
+    "contains": "both: case-free search for each phrase; IFEval reads the phrase as a regular expression.",
+    "absent": "ours: a forbidden phrase anywhere (cat inside category counts); IFEval: as a whole word (\\b). "
+              "Ours is stricter; changing it is the instruct pack owner's call (listed, not changed here).",
+    "count": "ours: whole-word occurrences; IFEval: occurrences anywhere (cat inside category counts), case-free.",
+    "ends_with": "IFEval strips surrounding double quotes before comparing, ours does not; both strip spaces and ignore case.",
+    "language": "ours: a vote of common short words over en/fr/es/de; IFEval: langdetect (seeded), any language.",
+}
+
+
+def ifeval_definition(kind: str, text: str, kwargs: dict) -> bool | None:
+    """Our check with IFEval's definition put in (None where it needs langdetect, which runs only in
+    the venv): when this agrees with IFEval where ours does not, the stated difference is the cause."""
+    relation_holds = {"less than": lambda count, n: count < n, "at least": lambda count, n: count >= n}
+    if kind == "words":
+        return relation_holds[kwargs["relation"]](len(re.findall(r"\w+", text)), kwargs["num_words"])
+    if kind == "bullets":
+        lines = text.splitlines()
+        count = sum(bool(re.match(r"\s*\*[^*]", line)) or bool(re.match(r"\s*-", line)) for line in lines)
+        return count == kwargs["num_bullets"]
+    if kind == "absent":
+        return not any(re.search(rf"\b{re.escape(word)}\b", text, re.I) for word in kwargs["forbidden_words"])
+    if kind == "count":
+        return relation_holds[kwargs["relation"]](len(re.findall(re.escape(kwargs["keyword"]), text, re.I)), kwargs["frequency"])
+    if kind == "ends_with":
+        return text.strip().strip('"').lower().endswith(kwargs["end_phrase"].strip().lower())
+    return None
+
+
+def ifeval_pair(kind: str, text: str, rng: random.Random) -> tuple[dict, str, dict]:
+    """(our check, IFEval instruction id, its kwargs) with bounds near the text's own counts."""
+    if kind == "words":
+        n = max(1, len(instruct.words(text)) + rng.randint(-2, 2))
+        if rng.random() < 0.5:
+            return {"check": "words", "max": n}, "length_constraints:number_words", {"num_words": n + 1, "relation": "less than"}
+        return {"check": "words", "min": n}, "length_constraints:number_words", {"num_words": n, "relation": "at least"}
+    if kind == "bullets":
+        n = sum(line.lstrip().startswith(("-", "*", "•")) for line in text.splitlines()) + rng.randint(-1, 1)
+        n = max(n, 0)
+        return {"check": "bullets", "min": n, "max": n}, "detectable_format:number_bullet_lists", {"num_bullets": n}
+    if kind == "case":
+        lower = rng.random() < 0.5
+        return ({"check": "case", "is": "lower" if lower else "upper"},
+                "change_case:english_lowercase" if lower else "change_case:english_capital", {})
+    if kind == "contains":
+        phrases = rng.sample(["ocean", "cat", "New York", "well-known", "café", "river"], 2)
+        return {"check": "contains", "phrases": phrases}, "keywords:existence", {"keywords": phrases}
+    if kind == "absent":
+        phrases = rng.sample(["cat", "run", "stone", "york", "blue"], 2)
+        return {"check": "absent", "phrases": phrases}, "keywords:forbidden_words", {"forbidden_words": phrases}
+    if kind == "count":
+        phrase = rng.choice(["cat", "ocean", "the", "wave"])
+        n = max(1, text.lower().count(phrase) + rng.randint(-1, 1))
+        if rng.random() < 0.5:
+            return {"check": "count", "phrase": phrase, "min": n}, "keywords:frequency", {"keyword": phrase, "frequency": n, "relation": "at least"}
+        return ({"check": "count", "phrase": phrase, "max": n}, "keywords:frequency",
+                {"keyword": phrase, "frequency": n + 1, "relation": "less than"})
+    if kind == "ends_with":
+        return {"check": "ends_with", "text": END_PHRASE}, "startend:end_checker", {"end_phrase": END_PHRASE}
+    language = rng.choice(sorted(SENTENCES))
+    return {"check": "language", "is": language}, "language:response_language", {"language": language}
+
+
+def ifeval_text(kind: str, rng: random.Random) -> str:
+    """A response shaped to sit near the check's boundary: counts, bullets, case, phrases, endings."""
+    if kind == "language":
+        parts = [SENTENCES[rng.choice(sorted(SENTENCES))] for _ in range(rng.randint(1, 3))]
+        return " ".join(parts)
+    sentences = []
+    for _ in range(rng.randint(1, 5)):
+        words = [rng.choice(WORDS) for _ in range(rng.randint(2, 12))]
+        sentences.append(" ".join(words) + rng.choice([".", "!", "?", "...", "", " ."]))
+    text = " ".join(sentences)
+    if kind == "bullets" or rng.random() < 0.2:
+        items = [f"{rng.choice(['-', '*', '•', '1.', '**', '---'])} {rng.choice(WORDS)} {rng.choice(WORDS)}"
+                 for _ in range(rng.randint(0, 5))]
+        text = "\n".join([text, *items])
+    if kind == "case":
+        text = rng.choice([text.lower(), text.upper(), text, SENTENCES["en"].lower(), SENTENCES["en"].upper()])
+    if kind == "ends_with":
+        text += " " + rng.choice([END_PHRASE, END_PHRASE.lower(), f'"{END_PHRASE}"', END_PHRASE + " ", END_PHRASE[:-1],
+                                 END_PHRASE + ".", f"**{END_PHRASE}**"])
+    return text
+
+
+def ifeval_parity(python: Path, scratch: Path, count: int) -> list[str]:
+    rng = random.Random(27)
+    kinds = sorted(IFEVAL_NOTES)
+    cases, ours = [], []
+    for n in range(count):
+        kind = kinds[n % len(kinds)]
+        text = ifeval_text(kind, rng)
+        spec, instruction, kwargs = ifeval_pair(kind, text, rng)
+        scenario = Scenario(id="IF-00", description="parity", level="easy", messages=({"role": "user", "content": "-"},),
+                            verifier={"type": "instruct", "checks": [spec]})
+        ours.append((kind, instruct.check(scenario, {"content": text}).passed, text))
+        cases.append({"n": n, "instruction": instruction, "kwargs": kwargs, "response": text})
+    cases_path, out_path = scratch / "ifeval-cases.jsonl", scratch / "ifeval-verdicts.jsonl"
+    cases_path.write_text("".join(json.dumps(c) + "\n" for c in cases))
+    _run([str(python), str(HERE / "ifeval_reference_worker.py"), str(cases_path), str(out_path)], "IFEval's checkers")
+    reference = {r["n"]: r for r in map(json.loads, out_path.read_text().splitlines())}
+    per_kind, examples = defaultdict(Counter), defaultdict(list)
+    for n, (kind, passed, text) in enumerate(ours):
+        theirs = reference[n]["valid"]
+        if theirs is None:
+            per_kind[kind]["raised"] += 1
+            continue
+        per_kind[kind]["agree" if theirs == passed else "disagree"] += 1
+        if theirs != passed:
+            per_kind[kind]["explained"] += ifeval_definition(kind, text, cases[n]["kwargs"]) == theirs
+        if theirs != passed and len(examples[kind]) < 3:
+            examples[kind].append(f"IFEval {'pass' if theirs else 'fail'}, weeyuga {'pass' if passed else 'fail'}: "
+                                  f"{json.dumps(cases[n]['kwargs'])[:80]} on {json.dumps(text)[:140]}")
+    judged = sum(c["agree"] + c["disagree"] for c in per_kind.values())
+    agreed = sum(c["agree"] for c in per_kind.values())
+    lines = [f"## IFEval ({IFEVAL_PACKAGE}, its IFEval instruction checkers)", "",
+             f"Responses judged by both: **{judged}**; agreement **{agreed}/{judged} ({100 * agreed / max(judged, 1):.1f}%)**. "
+             "Not compared: sentence counts (IFEval's needs NLTK's punkt model, which is fetched from outside PyPI), "
+             "headers (IFEval's sections are `SECTION X` splits, not named headers), starts_with and no_chars (no "
+             "IFEval counterpart); IFEval's placeholders, postscript, JSON-format, title and quotation checks have no "
+             "`instruct` counterpart.", "",
+             "| check | judged | agree | disagree | of which IFEval's definition in our check reproduces | IFEval raised |",
+             "|---|---:|---:|---:|---:|---:|"]
+    for kind in kinds:
+        c = per_kind[kind]
+        explained = (c["explained"] if kind in ("words", "bullets", "absent", "count", "ends_with")
+                     else "(langdetect)" if c["disagree"] else "-")
+        lines.append(f"| {kind} | {c['agree'] + c['disagree']} | {c['agree']} | {c['disagree']} | {explained} | {c['raised']} |")
+    lines += ["", "Definitional differences, one per check (the column above shows that putting IFEval's definition into "
+              "ours reproduces its verdict on each disagreement; case and language need langdetect, so their examples "
+              "stand in):", ""]
+    for kind in kinds:
+        lines.append(f"- **{kind}** ({per_kind[kind]['disagree']} disagreements): {IFEVAL_NOTES[kind]}")
+        lines += [f"  - {example}" for example in examples[kind]]
+    return lines
+
+
 def load_pack_check(pack_id: str) -> str:
     return load_source().category(pack_id).check
 
@@ -162,6 +333,7 @@ def main() -> int:
     parser.add_argument("--summary", help="write the Markdown summary here too")
     parser.add_argument("--skip-ifeval", action="store_true")
     parser.add_argument("--skip-bfcl", action="store_true")
+    parser.add_argument("--ifeval-responses", type=int, default=2400, help="generated responses for the IFEval comparison")
     parser.add_argument("--record-fixtures", metavar="DIR",
                         help="record BFCL's verdicts on the test fixtures' responses into DIR/bfcl_verdicts.json, and stop")
     args = parser.parse_args()
@@ -181,11 +353,9 @@ def main() -> int:
             lines += bfcl_lines + [""]
             ok &= bfcl_ok
         if not args.skip_ifeval:
-            from ifeval_parity import ifeval_parity  # a sibling script, imported only when IFEval is asked for
-
-            ifeval_lines, ifeval_ok = ifeval_parity(Path(args.venv), Path(scratch))
-            lines += ifeval_lines
-            ok &= ifeval_ok
+            python = venv(Path(args.venv + "-ifeval"), ["--no-deps", IFEVAL_PACKAGE])
+            venv(Path(args.venv + "-ifeval"), IFEVAL_DEPENDENCIES)
+            lines += ifeval_parity(python, Path(scratch), args.ifeval_responses)
     text = "\n".join(lines) + "\n"
     print(text)
     if args.summary:

@@ -8,69 +8,15 @@ Only the checker and its import chain are needed; the provider SDKs that chain i
 other heavy requirements) are replaced by inert stand-ins, so nothing else is installed.
 """
 
-import importlib.abc
-import importlib.machinery
 import json
 import sys
-import types
 
+import inert_imports  # the worker runs as a script: its folder is on sys.path
 
-class _Meta(type):
-    def __getattr__(cls, name):
-        if name.startswith("__"):
-            raise AttributeError(name)
-        return _Inert
-
-
-class _Inert(metaclass=_Meta):
-    """Stands for any attribute of a module nobody installed; does nothing when called."""
-
-    def __init__(self, *args, **kwargs):
-        pass
-
-    def __call__(self, *args, **kwargs):
-        return _Inert()
-
-    def __getattr__(self, name):
-        if name.startswith("__"):
-            raise AttributeError(name)
-        return _Inert()
-
-    def __class_getitem__(cls, item):
-        return cls
-
-    def __or__(self, other):
-        return self
-
-    __ror__ = __and__ = __rand__ = __or__
-
-    def __iter__(self):
-        return iter(())
-
-
-class _InertModule(types.ModuleType):
-    __path__ = []
-
-    def __getattr__(self, name):
-        if name.startswith("__"):
-            raise AttributeError(name)
-        return _Inert
-
-
-class _InertFinder(importlib.abc.MetaPathFinder, importlib.abc.Loader):
-    """Last on sys.meta_path: only a module no real finder found gets a stand-in."""
-
-    def find_spec(self, name, path, target=None):
-        return None if name.startswith("bfcl_eval") else importlib.machinery.ModuleSpec(name, self, is_package=True)
-
-    def create_module(self, spec):
-        return _InertModule(spec.name)
-
-    def exec_module(self, module):
-        pass
-
-
-sys.meta_path.append(_InertFinder())
+# What BFCL's import chain names for its model handlers; its checker calls none of them.
+inert_imports.install(["anthropic", "boto3", "cohere", "datamodel_code_generator", "google", "httpx", "mistralai", "numpy",
+                       "openai", "pandas", "qwen_agent", "requests", "tree_sitter", "tree_sitter_java",
+                       "tree_sitter_javascript", "writerai"])
 
 from bfcl_eval.constants.enums import Language, ModelStyle, ReturnFormat  # noqa: E402
 from bfcl_eval.constants.type_mappings import GORILLA_TO_OPENAPI  # noqa: E402
