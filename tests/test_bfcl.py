@@ -213,3 +213,18 @@ def test_get_bfcl_for_real_from_pypi_and_every_category_loads(capsys):
     assert sizes["bfcl-javascript"] == 50 and sizes["bfcl-live-simple"] == 258 and sizes["bfcl-live-multiple"] == 1053
     assert sizes["bfcl-live-parallel"] == 16 and sizes["bfcl-live-parallel-multiple"] == 24
     assert sizes["bfcl-live-irrelevance"] == 884
+
+
+def test_run_md_counts_bfcl_failures_by_mode_instead_of_listing_thousands(fetched, tmp_path, capsys):
+    srv, state, url = start_in_thread()
+    try:
+        root = tmp_path / "subs"
+        assert main(["quality", "run", "--packs", "bfcl-simple,bfcl-multiple", "--target-url", url, "--models", "fake-tools",
+                     "--engine", "llamacpp", "--submissions-dir", str(root), "--submitter-handle", "tester",
+                     "--device-tag", "node", "--hardware", HARDWARE]) == 0
+    finally:
+        srv.shutdown()
+    (run_dir,) = root.glob("tester/node/run-*")
+    assert main(["report", str(run_dir), "--no-plots"]) == 0
+    text = (run_dir / "run.md").read_text()
+    assert "- bfcl-simple: 4 failed (" in text and "simple_python_0" not in text
