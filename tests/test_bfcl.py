@@ -75,6 +75,8 @@ def test_get_extracts_only_the_data_files_and_refuses_a_wheel_with_another_sha25
     assert "BFCL_v4_simple_python.json" in extracted and "possible_answer/BFCL_v4_simple_python.json" in extracted
     assert not any(name.endswith(".py") for name in extracted)
     capsys.readouterr()
+    assert main(["quality", "get", "bfcl"]) == 0  # fetched already: no download
+    assert "already in" in capsys.readouterr().out
     other = fixture_wheel(tmp_path / "other.whl")
     with zipfile.ZipFile(other, "a") as archive:
         archive.writestr("bfcl_eval/extra.txt", "tampered")

