@@ -1,5 +1,5 @@
 """The endurance phase and thermal evidence (#28 §4): the sensors read from injected sources (a sysfs
-tree, psutil-shaped readings, macOS pmset text) and an NVML thermal fixture replayed by FakeNVML; the
+tree, psutil-shaped readings, macOS pmset text) and an NVML recording replayed by recorded_nvml.py; the
 throttling judgement; calls tagged `throttled`; the phase's buckets, drift, report section, Caveats line
 and catalogue column."""
 
@@ -18,11 +18,11 @@ from orchestrator.measure.phases.endurance import EndurancePhase
 from orchestrator.measure.phases.load import load_suite
 from orchestrator.measure.resources import ResourceSampler, throttle_tags
 from orchestrator.measure.run import RunOptions, run_suites
+from orchestrator.plan.probe.recorded_nvml import RecordedNVML
 from orchestrator.plan.probe.sensors import CpuSources, CpuThermal, GpuThermal, Temperature, exposed, read_cpu, read_gpus
 from orchestrator.publish.catalogue.rows import COLUMNS, run_rows
 from orchestrator.publish.report import report
 from orchestrator.publish.report.endurance import drift
-from tests.fakes.nvml import FakeNVML, board_from_recording
 from tests.fakes.openai_server import start_in_thread
 from tests.fakes.sensors import ReplayedCpu
 
@@ -52,11 +52,11 @@ def test_a_cpu_is_throttled_by_its_counter_its_high_mark_or_a_low_clock_while_bu
 def test_nothing_that_can_tell_gives_none_not_a_clean_bill():
     # a VM's /proc/cpuinfo clock with no maximum, no temperatures, no counters (this build machine)
     assert throttle_tags(None, cpu(maxima=None), (), 180.0, MARKS) is None
-    assert throttle_tags(None, cpu(freq=None, maxima=None), (GpuThermal(0, 60.0, 1500.0, 2000.0, None),), None, MARKS) is None
+    assert throttle_tags(None, cpu(freq=None, maxima=None), (GpuThermal(0, 60.0, 1500.0, None),), None, MARKS) is None
 
 
 def test_gpu_reasons_count_by_the_canonical_marks():
-    gpu = lambda *reasons: (GpuThermal(0, 80.0, 2000.0, 3000.0, reasons),)  # noqa: E731
+    gpu = lambda *reasons: (GpuThermal(0, 80.0, 2000.0, reasons),)  # noqa: E731
     assert throttle_tags(None, cpu(freq=None), gpu("sw_thermal_slowdown"), None, MARKS) == ("gpu0:sw_thermal_slowdown",)
     assert throttle_tags(None, cpu(freq=None), gpu("gpu_idle", "sw_power_cap"), None, MARKS) == ()
 
@@ -82,22 +82,22 @@ def test_cpu_readings_from_sysfs_psutil_and_pmset(tmp_path):
     assert mac.speed_limit_percent == 63.0 and mac.freq_mhz is None
 
 
-def test_the_nvml_fixture_replays_clocks_temperatures_and_reasons():
-    nvml = FakeNVML([board_from_recording(NVML_FIXTURE)])
+def test_the_nvml_recording_replays_clocks_temperatures_and_reasons():
+    nvml = RecordedNVML.load(NVML_FIXTURE)
     handles = [nvml.nvmlDeviceGetHandleByIndex(0)]
-    readings = [read_gpus(nvml, handles)[0] for _ in range(8)]
-    assert readings[0] == GpuThermal(0, 41.0, 210.0, 3120.0, ("gpu_idle",))
+    readings = [read_gpus(nvml, handles)[0] for _ in range(9)]
+    assert readings[0] == GpuThermal(0, 41.0, 210.0, ("gpu_idle",))
     assert [r.reasons for r in readings[3:6]] == [("sw_power_cap",), ("sw_thermal_slowdown",),
                                                   ("sw_thermal_slowdown", "hw_thermal_slowdown")]
-    unsupported = board_from_recording(NVML_FIXTURE)
-    unsupported.thermal = None
-    assert read_gpus(FakeNVML([unsupported]), [unsupported]) == (GpuThermal(0, None, None, 3120.0, None),)
+    assert readings[8] == readings[7]  # the last reading repeats
+    plain = RecordedNVML([{"name": "board", "total_bytes": 1, "free_bytes": 1}], "recorded")  # no thermal readings
+    assert read_gpus(plain, [plain.boards[0]]) == (GpuThermal(0, None, None, None),)
 
 
 def test_the_sampler_tags_a_call_window_with_what_the_sensors_said(tmp_path, monkeypatch):
     monkeypatch.setattr(resources, "THERMAL_EVERY", 1)
     replay = ReplayedCpu(tmp_path, HEATING)
-    nvml = FakeNVML([board_from_recording(NVML_FIXTURE)])
+    nvml = RecordedNVML.load(NVML_FIXTURE)
     sampler = ResourceSampler(lambda: None, nvml, interval_s=3600, cpu_sensors=replay.sources())
     samples = [sampler.sample_once() for _ in range(6)]
     assert [s.throttling for s in samples] == [
@@ -146,7 +146,7 @@ def test_an_endurance_run_on_a_throttling_machine_tags_calls_and_says_so(fake, t
     monkeypatch.setattr(resources, "SAMPLE_INTERVAL_S", 0.25)
     replay = ReplayedCpu(tmp_path / "sys", HEATING)
     monkeypatch.setattr(resources, "host_cpu_sources", replay.sources)
-    nvml = FakeNVML([board_from_recording(NVML_FIXTURE)])
+    nvml = RecordedNVML.load(NVML_FIXTURE)
     targets = byo_targets(url, ["fake"], "llamacpp", "node:llamacpp", "node")
     options = RunOptions(phases=["endurance"], num_predict=16, endurance={"minutes": 0.1}, capacity={"max_users": 2})
     run_dir = tmp_path / "run"

@@ -5,7 +5,6 @@ Not NVML: it proves only that our code reads NVML's answers correctly.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from types import SimpleNamespace
 
@@ -22,24 +21,10 @@ class FakeBoard:
     utilisation: int = 0
     # compute processes on the board: (pid, bytes used, SM utilisation %); None: NVML says NOT_SUPPORTED
     processes: list[tuple[int, int, int]] | None = None
-    # thermal readings replayed one per clock-throttle-reasons read (the first call of a thermal reading):
-    # {"temperature_c", "sm_clock_mhz", "throttle_reasons" (NVML's bitmask)}; None: NOT_SUPPORTED
-    thermal: list[dict] | None = None
-    max_sm_clock_mhz: int | None = None
-    thermal_index: int = -1
-
-
-def board_from_recording(path) -> FakeBoard:
-    """A board replaying an NVML thermal recording (tests/fixtures/nvml_thermal.json)."""
-    doc = json.loads(path.read_text())
-    return FakeBoard(doc["board"], doc["total_bytes"], doc["total_bytes"], thermal=doc["readings"],
-                     max_sm_clock_mhz=doc["max_sm_clock_mhz"])
 
 
 class FakeNVML:
-    NVML_CLOCK_SM = 1
     NVML_CLOCK_MEM = 2
-    NVML_TEMPERATURE_GPU = 0
 
     def __init__(self, boards: list[FakeBoard], driver: str = "550.54.14"):
         self.boards = boards
@@ -77,29 +62,10 @@ class FakeNVML:
         return board.bus_width_bits
 
     def nvmlDeviceGetMaxClockInfo(self, board, clock):
-        assert clock in (self.NVML_CLOCK_MEM, self.NVML_CLOCK_SM)
-        value = board.mem_clock_mhz if clock == self.NVML_CLOCK_MEM else board.max_sm_clock_mhz
-        if value is None:
+        assert clock == self.NVML_CLOCK_MEM
+        if board.mem_clock_mhz is None:
             raise RuntimeError("NVML_ERROR_NOT_SUPPORTED")
-        return value
-
-    def _thermal(self, board, field: str, advance: bool = False):
-        if board.thermal is None:
-            raise RuntimeError("NVML_ERROR_NOT_SUPPORTED")
-        if advance:
-            board.thermal_index = min(board.thermal_index + 1, len(board.thermal) - 1)
-        return board.thermal[max(board.thermal_index, 0)][field]
-
-    def nvmlDeviceGetCurrentClocksThrottleReasons(self, board):
-        return self._thermal(board, "throttle_reasons", advance=True)
-
-    def nvmlDeviceGetTemperature(self, board, sensor):
-        assert sensor == self.NVML_TEMPERATURE_GPU
-        return self._thermal(board, "temperature_c")
-
-    def nvmlDeviceGetClockInfo(self, board, clock):
-        assert clock == self.NVML_CLOCK_SM
-        return self._thermal(board, "sm_clock_mhz")
+        return board.mem_clock_mhz
 
     def nvmlDeviceGetUtilizationRates(self, board):
         return SimpleNamespace(gpu=board.utilisation, memory=0)

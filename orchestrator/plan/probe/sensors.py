@@ -51,7 +51,6 @@ class GpuThermal:
     index: int
     temperature_c: float | None
     sm_clock_mhz: float | None
-    max_sm_clock_mhz: float | None
     reasons: tuple[str, ...] | None  # NVML's active clock-throttle reasons; None: not supported
 
 
@@ -141,9 +140,8 @@ def read_gpus(nvml: Any, handles: list[Any]) -> tuple[GpuThermal, ...]:
         reasons = None if mask is None else tuple(name for bit, name in NVML_THROTTLE_REASONS.items() if mask & bit)
         temperature = _nvml_call(nvml.nvmlDeviceGetTemperature, handle, NVML_TEMPERATURE_GPU) if hasattr(nvml, "nvmlDeviceGetTemperature") else None
         clock = _nvml_call(nvml.nvmlDeviceGetClockInfo, handle, NVML_CLOCK_SM) if hasattr(nvml, "nvmlDeviceGetClockInfo") else None
-        top = _nvml_call(nvml.nvmlDeviceGetMaxClockInfo, handle, NVML_CLOCK_SM)
         out.append(GpuThermal(index, None if temperature is None else float(temperature),
-                              None if clock is None else float(clock), None if top is None else float(top), reasons))
+                              None if clock is None else float(clock), reasons))
     return tuple(out)
 
 
