@@ -38,13 +38,19 @@ FACTS = {"architecture": "llama", "n_layer": 30, "layer_bytes": [2_600_000] * 30
 
 def speed_and_quality_run(root: Path) -> Path:
     """A managed llama.cpp run on a CPU-only machine: hello, 5q, parallel_same and the toolcall pack."""
+    run_dir = root / "tester" / DEVICE / f"run-{RUN_ID}"
+    managed_run(run_dir)
+    report(run_dir)
+    return run_dir
+
+
+def managed_run(run_dir: Path, resume: bool = False) -> None:
     profiles = load_profiles()
     document = json.loads((REPO_ROOT / "tests" / "fixtures" / "hardware" / f"{DEVICE}.json").read_text())
     hw = Hardware.from_dict({**document, "host_memory_bandwidth_gbps_measured": HOST_GBPS})
     plan = decide(hw, profiles, {"model": MODEL})
     quant = profiles.model(MODEL).quant(plan.quant)
     server, _, url = start_in_thread(FakeServerState(chunk_delay_s=0.01))
-    run_dir = root / "tester" / DEVICE / f"run-{RUN_ID}"
     try:
         context = managed_context(plan, hw, profiles, "llama.cpp", "b1 (fake)", "cpu", "test", {},
                                   ["llama-server", "-m", f"{MODEL}.gguf", "-ngl", str(plan.ngl)], {},
@@ -54,11 +60,9 @@ def speed_and_quality_run(root: Path) -> Path:
                              device_tag=DEVICE, command=["weeyuga", "auto", "--phases", "hello,5q,parallel_same,quality"],
                              num_ctx=plan.num_ctx, quality={"mode": "quick", "packs": ["toolcall"], "repeat": 1})
         run_recorded([Target(Cell(f"{DEVICE}:llamacpp:{MODEL}", "llamacpp", MODEL, url))], options, run_dir, RUN_ID,
-                     context)
+                     context, resume=resume)
     finally:
         server.shutdown()
-    report(run_dir)
-    return run_dir
 
 
 def agent_run(root: Path) -> Path:
@@ -140,6 +144,31 @@ def test_the_ledger_is_chained_to_its_end_line(genuine):
     assert (genuine / "run.jsonl").read_bytes() == seal(records)
 
 
+def killed_after_hello(run_dir: Path) -> None:
+    """What kill -9 after the hello phase leaves: the ledger and answers up to there, no end line."""
+    records = ledger(run_dir)
+    last = max(i for i, r in enumerate(records) if r["type"] == "call" and r["phase"] == "hello")
+    (run_dir / "run.jsonl").write_bytes(b"".join((run_dir / "run.jsonl").read_bytes().splitlines(keepends=True)[:last + 1]))
+    answers = [line for line in (run_dir / "responses.jsonl").read_text().splitlines(keepends=True)
+               if json.loads(line)["key"][1] == "hello"]
+    (run_dir / "responses.jsonl").write_text("".join(answers))
+
+
+def test_a_resumed_run_continues_the_chain_and_is_accepted(genuine, tmp_path):
+    run_dir = copy_of(genuine, tmp_path)
+    killed_after_hello(run_dir)
+    managed_run(run_dir, resume=True)
+    report(run_dir)
+    records = ledger(run_dir)
+    assert [r["type"] for r in records].count("resume") == 1
+    assert (run_dir / "run.jsonl").read_bytes() == seal(records)  # one chain across both invocations
+    result = review(run_dir)
+    assert result.accepted, reasons(result)
+    records.insert(-1, next(r for r in records if r["type"] == "call" and r["phase"] == "hello") | {})
+    rewrite(run_dir, records)  # the resume "ran" a call the ledger already had
+    assert_rejected(run_dir, "a resume ran a call the ledger already had", "recorded more than once")
+
+
 # --- the forgeries (issue #26's acceptance list)
 
 
@@ -185,6 +214,20 @@ def test_consistently_rescaled_durations_break_physics(genuine, tmp_path):
                 r[name] = round(r[name] * factor, 2)
     rewrite(run_dir, records)
     assert_rejected(run_dir, "the memory-bandwidth roofline")
+
+
+def test_client_rates_inflated_with_their_durations_disagree_with_the_runtime(genuine, tmp_path):
+    run_dir = copy_of(genuine, tmp_path)
+    records = ledger(run_dir)
+    for r in records:
+        if r["type"] == "call" and r["phase"] == "hello":
+            for name in ("first_delta_ms", "ttfb_ms", "first_answer_ms", "total_duration_ms"):
+                r[name] = round(r[name] / 3, 1)
+            for name in ("tokens_per_sec", "tokens_per_sec_after_first"):
+                r[name] = round(r[name] * 3, 2)
+            r["rate_disagreement"] = True
+    rewrite(run_dir, records)
+    assert_rejected(run_dir, "hello: the client timed")
 
 
 def test_deleted_calls_without_a_fixed_end_line_are_rejected(genuine, tmp_path):

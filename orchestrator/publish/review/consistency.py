@@ -70,8 +70,9 @@ def rate_agreement(run: RunUnderReview) -> list[Finding]:
     the calls (a few-token answer alone is mostly HTTP noise): both over the steps after the first token."""
     seconds: dict[tuple[str, str], list[float]] = defaultdict(lambda: [0.0, 0.0, 0])
     for call in run.calls:
-        client = call.get("tokens_per_sec_after_first") or call.get("tokens_per_sec")
         server, steps = call.get("server_tokens_per_sec"), (call.get("completion_tokens") or 0) - 1
+        # tokens_per_sec counts n tokens over the n - 1 gaps after the first (client.py): back to steps
+        client = call.get("tokens_per_sec_after_first") or (call.get("tokens_per_sec") or 0) * steps / (steps + 1)
         if call.get("error") is None and client and server and steps > 0:
             totals = seconds[(call["cell_id"], call["phase"])]
             totals[0] += steps / client
@@ -79,10 +80,10 @@ def rate_agreement(run: RunUnderReview) -> list[Finding]:
             totals[2] += 1
     limits, findings = tolerances(), []
     for (cell, phase), (client_s, server_s, calls) in seconds.items():
-        if server_s >= limits.agreement_min_decode_s and abs(client_s - server_s) / server_s > limits.client_runtime_gap:
+        if server_s >= limits.agreement_min_decode_s and max(client_s / server_s, server_s / client_s) - 1 > limits.client_runtime_gap:
             findings.append(reject(CHECK, f"{cell} {phase}: the client timed {client_s:.2f} s of decoding, the runtime "
-                                          f"{server_s:.2f} s over the same {calls} calls (they agree within "
-                                          f"{limits.client_runtime_gap:.0%})"))
+                                          f"{server_s:.2f} s over the same {calls} calls (the longer is at most "
+                                          f"{limits.client_runtime_gap:.0%} over the shorter)"))
     return findings
 
 
@@ -229,16 +230,20 @@ def planned(run: RunUnderReview) -> list[Finding]:
 def resumes(run: RunUnderReview) -> list[Finding]:
     """A resume adds only calls the ledger did not have, and follows a run that had not ended (or a rescore)."""
     seen: set[tuple] = set()
-    repeated = []
-    for part in invocations(run):
+    repeated, after_end = [], []
+    parts = invocations(run)
+    for number, part in enumerate(parts, 1):
+        if part[0].get("type") == "resume" and any(r.get("type") == "end" for r in parts[number - 2]):
+            after_end.append(f"invocation {number} at {part[0].get('at_utc')}")
         for record in part:
             if record.get("type") == "call":
                 key = call_key(record)
                 if key in seen and part[0].get("type") == "resume":
                     repeated.append(call_label(record))
                 seen.add(key)
-    return grouped(CHECK, "a resume ran a call the ledger already had (a resume continues where the ledger stopped)",
-                   repeated)
+    return (grouped(CHECK, "a resume ran a call the ledger already had (a resume continues where the ledger stopped)",
+                    repeated)
+            + grouped(CHECK, "a resume follows a finished run (weeyuga never resumes a run that ended)", after_end))
 
 
 def evidence(run: RunUnderReview) -> list[Finding]:

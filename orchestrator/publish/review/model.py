@@ -6,7 +6,7 @@ from __future__ import annotations
 import functools
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 from orchestrator.core import datafiles
 from orchestrator.core.paths import data_dir
@@ -90,7 +90,3 @@ def call_label(call: dict[str, Any]) -> str:
     lane = f" lane {call['lane']}" if call.get("lane") is not None else ""
     step = f" step {call['step']}" if call.get("step") is not None else ""
     return f"{call.get('phase')} {call.get('prompt_id')}#{call.get('run_idx')}{lane}{step}"
-
-
-def unique(items: Iterable[str]) -> list[str]:
-    return list(dict.fromkeys(items))
