@@ -169,6 +169,16 @@ def test_a_resumed_run_continues_the_chain_and_is_accepted(genuine, tmp_path):
     assert_rejected(run_dir, "a resume ran a call the ledger already had", "recorded more than once")
 
 
+def test_a_rescored_run_continues_the_chain_and_is_accepted(genuine, tmp_path):
+    run_dir = copy_of(genuine, tmp_path)
+    assert main(["quality", "rescore", str(run_dir)]) == 0  # appends quality_rescore lines after the end line
+    report(run_dir)
+    records = ledger(run_dir)
+    assert records[-1]["type"] == "quality_rescore" and (run_dir / "run.jsonl").read_bytes() == seal(records)
+    result = review(run_dir)
+    assert result.accepted, reasons(result)
+
+
 # --- the forgeries (issue #26's acceptance list)
 
 
