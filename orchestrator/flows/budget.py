@@ -121,8 +121,8 @@ def quality_candidates(budget: Budget, rate: float, num_predict: int, smoke: boo
     out = []
     for entry in entries or budget.quality_candidates:
         ids = tuple(MODES[entry["mode"]]) if "mode" in entry else tuple(entry["packs"])
-        packs = load_packs(ids)
         settings = {"mode": entry.get("mode", "quick"), "packs": None if "mode" in entry else list(ids), "repeat": 1}
+        packs = load_packs(ids, mode=settings["mode"])
         label = f"mode {entry['mode']} ({', '.join(ids)})" if "mode" in entry else f"packs {', '.join(ids)}"
         scenarios = sum(1 if smoke else len(p.scenarios) for p in packs)
         out.append(Candidate(f"{label}: {scenarios} scenarios", settings,
