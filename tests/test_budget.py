@@ -3,6 +3,7 @@
 import json
 import os
 from dataclasses import replace
+from unittest import mock
 
 import pytest
 
@@ -17,6 +18,10 @@ from orchestrator.plan.probe import Hardware
 from orchestrator.plan.profiles import load_profiles
 from orchestrator.plan.rulecheck import GOLDEN_DIR
 from orchestrator.measure.suites import PHASES
+from orchestrator.core.runspec import RunOptions
+from orchestrator.evaluate.quality.packs import load_packs
+from orchestrator.measure.cost import agent_seconds, quality_seconds
+from orchestrator.measure.phases.quality import QualityPhase
 
 PROFILES = load_profiles()
 CPU_BOX = GOLDEN_DIR / "linux-vps-cpu-4c-8gb.json"
@@ -61,7 +66,11 @@ def test_a_faster_machine_buys_more_on_every_axis():
     slow_q = quality_candidates(load_budget(), 25.0, 2048, False)
     labels = [c.label for c in slow_q]
     assert labels.index(axis(fast, "quality").runs[0]) < labels.index(axis(slow, "quality").runs[0])
-    assert fast.quality == {"mode": "full", "packs": None, "repeat": 1}
+    # the largest set within its allowance: the rung above it would not fit (the ladder has rungs between modes)
+    fast_q = quality_candidates(load_budget(), 2500.0, 2048, False)
+    chosen = next(i for i, c in enumerate(fast_q) if c.label == axis(fast, "quality").runs[0])
+    assert chosen > 0 and fast_q[chosen - 1].seconds > axis(fast, "quality").allowance_s >= fast_q[chosen].seconds
+    assert fast.quality["mode"] in ("medium", "full") and fast.quality["repeat"] == 1
     assert len(fast.agent["tasks"]) > len(slow.agent["tasks"])
     assert fast.agent["budgets"]["steps_per_pass"] > slow.agent["budgets"]["steps_per_pass"]
 
@@ -101,6 +110,31 @@ def test_quality_mode_fixes_the_quality_set_and_num_predict_caps_agent_tokens():
     assert plan.quality == {"mode": "quick", "packs": None, "repeat": 1}
     capped = plan_budget(900, DecodeRate(2500.0, "estimate", "t"), lambda runs: [], None, 64)
     assert capped.agent["budgets"]["max_tokens"] == 64
+
+
+def test_the_quality_ladder_buys_generated_shares_and_the_phase_runs_them():
+    budget = load_budget()
+    candidates = quality_candidates(budget, 25.0, 512, False)
+    assert [c.seconds for c in candidates] == sorted((c.seconds for c in candidates), reverse=True)
+    rung = next(c for c in candidates if c.settings.get("generated") == 15)
+    assert rung.settings == {"mode": "medium", "packs": None, "repeat": 1, "generated": 15} and "149 scenarios" in rung.label
+    phase = QualityPhase.from_options(RunOptions(phases=["quality"], quality=rung.settings))
+    assert sum(len(p.scenarios) for p in phase.packs.values()) == 149
+    assert all(len(p.scenarios) == p.written + 15 for p in phase.packs.values())
+
+
+def test_step_fill_and_verifier_time_enter_the_cost_models():
+    base = load_budget()
+    packs = load_packs(("codeexec",), mode="quick")
+
+    def at(**cost):
+        return mock.patch("orchestrator.measure.cost.load_budget", return_value=replace(base, cost={**base.cost, **cost}))
+
+    with at(agent_step_fill=1.0, verify_s={}):
+        ceiling, plain = agent_seconds(2, 2, 6, 256, 2048, 20.0), quality_seconds(packs, 20.0, 512)
+    with at(agent_step_fill=0.5, verify_s={"codeexec": 3.0}):
+        assert agent_seconds(2, 2, 6, 256, 2048, 20.0) == pytest.approx(ceiling / 2)
+        assert quality_seconds(packs, 20.0, 512) - plain == pytest.approx(3.0 * len(packs[0].scenarios))
 
 
 def test_shares_and_candidates_come_from_the_data_file():

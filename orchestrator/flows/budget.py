@@ -121,9 +121,11 @@ def quality_candidates(budget: Budget, rate: float, num_predict: int, smoke: boo
     out = []
     for entry in entries or budget.quality_candidates:
         ids = tuple(MODES[entry["mode"]]) if "mode" in entry else tuple(entry["packs"])
-        settings = {"mode": entry.get("mode", "quick"), "packs": None if "mode" in entry else list(ids), "repeat": 1}
-        packs = load_packs(ids, mode=settings["mode"])
+        settings = {"mode": entry.get("mode", "quick"), "packs": None if "mode" in entry else list(ids), "repeat": 1,
+                    **({"generated": entry["generated"]} if "generated" in entry else {})}
+        packs = load_packs(ids, mode=settings["mode"], generated=entry.get("generated"))
         label = f"mode {entry['mode']} ({', '.join(ids)})" if "mode" in entry else f"packs {', '.join(ids)}"
+        label += f" with {entry['generated']} generated a pack" if "generated" in entry else ""
         scenarios = sum(1 if smoke else len(p.scenarios) for p in packs)
         out.append(Candidate(f"{label}: {scenarios} scenarios", settings,
                              quality_seconds(packs, rate, num_predict, 1, smoke)))

@@ -67,11 +67,13 @@ class Pack:
     def scenario(self, scenario_id: str) -> Scenario | None:
         return next((s for s in self.scenarios if s.id == scenario_id), None)
 
-    def for_mode(self, mode: str | None) -> "Pack":
-        """The scenarios a quality mode runs: the hand-written ones and the mode's share of the generated."""
-        if not self.generated or mode is None:
+    def for_mode(self, mode: str | None, generated: int | None = None) -> "Pack":
+        """The scenarios a quality mode runs: the hand-written ones and the mode's share of the generated
+        (`generated`, where auto's budget bought another share: profiles/budget.yaml's quality candidates)."""
+        if not self.generated or (mode is None and generated is None):
             return self
-        return replace(self, scenarios=self.scenarios[:self.written + self.generated["sets"].get(mode, 0)])
+        count = self.generated["sets"].get(mode, 0) if generated is None else min(generated, self.generated["sets"]["full"])
+        return replace(self, scenarios=self.scenarios[:self.written + count])
 
 
 def packs_dir() -> Path:
@@ -149,9 +151,10 @@ def _generate(pack_id: str, generator_version: int, seed: int, count: int, where
     return made
 
 
-def load_packs(ids: tuple[str, ...] | list[str], directory: Path | None = None, mode: str | None = None) -> tuple[Pack, ...]:
-    """The packs, each cut to `mode`'s scenarios when one is given (else every scenario)."""
-    return tuple(load_pack(pack_id, directory).for_mode(mode) for pack_id in ids)
+def load_packs(ids: tuple[str, ...] | list[str], directory: Path | None = None, mode: str | None = None,
+               generated: int | None = None) -> tuple[Pack, ...]:
+    """The packs, each cut to `mode`'s scenarios (or `generated` ones) when given, else every scenario."""
+    return tuple(load_pack(pack_id, directory).for_mode(mode, generated) for pack_id in ids)
 
 
 def _line(path: Path, number: int, line: bytes, schema_name: str) -> dict[str, Any]:

@@ -46,11 +46,12 @@ class QualityPhase:
     @classmethod
     def from_options(cls, options: RunOptions | None) -> "QualityPhase":
         """The phase for the run's quality settings: a mode's packs, or --packs, `repeat` times; each pack
-        cut to the mode's scenarios (its written ones, plus the mode's share of the generated)."""
+        cut to the mode's scenarios (its written ones, plus the mode's share of the generated, or the
+        `generated` count auto's budget bought)."""
         settings: dict[str, Any] = (options.quality if options else None) or {"mode": "quick", "packs": None, "repeat": 1}
         mode, packs = settings.get("mode") or "quick", settings.get("packs")
-        return cls(load_packs(pack_ids(",".join(packs) if packs else None, mode), mode=mode), mode,
-                   int(settings.get("repeat") or 1))
+        return cls(load_packs(pack_ids(",".join(packs) if packs else None, mode), mode=mode,
+                              generated=settings.get("generated")), mode, int(settings.get("repeat") or 1))
 
     def groups(self, available: list[Target]) -> tuple[list[list[Target]], str | None]:
         return [[target] for target in available], None
