@@ -28,6 +28,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from orchestrator.core.ledger import read_records  # noqa: E402
@@ -157,8 +159,8 @@ def main() -> None:
         if "budget_used" in run:
             print(f"  used {run['budget_used']:.0%} of --time-budget (target 85%..105%)")
     cost = fitted_cost(runs, load_budget().cost)
-    print("\nfitted (paste into profiles/budget.yaml under cost:):")
-    print(json.dumps(cost, indent=2))
+    print("\nfitted (replace profiles/budget.yaml's cost: block with it):")
+    print(yaml.safe_dump({"cost": cost}, sort_keys=False, default_flow_style=None), end="")
 
 
 if __name__ == "__main__":
