@@ -15,7 +15,7 @@ from orchestrator.evaluate.quality.scoring import (Interval, case_timeout, class
 from tests.quality_controls import goldens, message
 
 GOLDENS = goldens()
-QUICK = load_packs(("toolcall", "instruct"))
+QUICK = load_packs(("toolcall", "instruct"), mode="quick")
 
 
 def golden_chat(wrong=(), errors=None):
