@@ -3,12 +3,14 @@
 Pure: no probing, no launching. Every knob in the plan carries the rule that set it and
 why; every user override or tuned value is recorded as a deviation naming what it replaced.
 
-Memory estimate (GiB), used for both fit and `est_memory_gb`:
+Memory estimate (GiB; memory.estimate, the one used both to fit a model and to report the plan's
+est_memory_gb / est_gpu_memory_gb):
     weights  = GGUF file size
     kv_cache = 2 (K and V) x layers x kv_heads x head_dim x bytes_per_element x num_ctx x num_parallel
     est      = weights + kv_cache + runtime_overhead_gb
-With partial offload each GPU layer costs weights/(layers+1) + kv_cache/layers (llama.cpp
-counts the output layer as one more offloadable layer, so full offload is ngl = layers + 1).
+With partial offload each GPU layer costs weights/(layers+1) + kv_cache/layers and the GPU also holds
+the runtime overhead (llama.cpp counts the output layer as one more offloadable layer, so full
+offload is ngl = layers + 1).
 """
 
 from __future__ import annotations
@@ -20,11 +22,12 @@ from orchestrator.plan import runtimes as runtime_definitions  # a module: it im
 from orchestrator.plan.probe import Hardware
 from orchestrator.plan.profiles import ModelSpec, Profiles
 from orchestrator.plan.decide.facts import BUDGET_FIELDS, fields_tested, hardware_facts, inferred_notes, rule_matches
-from orchestrator.plan.decide.memory import Fit, fit_model, memory_budget
-from orchestrator.plan.decide.plan import KNOB_ORDER, OVERRIDABLE, Deviation, MemoryBudget, Plan, Reason
+from orchestrator.plan.decide.memory import Fit, estimate, fit_model, memory_budget
+from orchestrator.plan.decide.plan import Deviation, MemoryBudget, Plan, Reason
+from orchestrator.plan.knobs import check_override, knob_names, rules_stage_knobs, tunable_knobs
 
 # The package's public names, imported from here across weeyuga.
-__all__ = ["KNOB_ORDER", "Deviation", "MemoryBudget", "Plan", "Reason", "decide", "fit_model", "hardware_facts"]
+__all__ = ["Deviation", "MemoryBudget", "Plan", "Reason", "decide", "fit_model", "hardware_facts"]
 
 
 class _Knobs:
@@ -74,14 +77,8 @@ def _resolve_threads(value: Any, hw: Hardware) -> int:
 
 
 def _check_overrides(overrides: dict[str, Any]) -> None:
-    for knob, value in overrides.items():
-        if knob not in OVERRIDABLE:
-            raise BadInput(f"override {knob!r}: not a plan knob (knobs: {', '.join(KNOB_ORDER)})")
-        if knob in ("ngl", "threads", "num_parallel", "max_loaded_models", "num_ctx", "num_predict"):
-            if not isinstance(value, int) or isinstance(value, bool) or value < (0 if knob == "ngl" else 1):
-                raise BadInput(f"override {knob}={value!r}: must be an integer >= {0 if knob == 'ngl' else 1}")
-        if knob == "temperature" and (not isinstance(value, (int, float)) or not 0 <= value <= 2):
-            raise BadInput(f"override temperature={value!r}: must be a number from 0 to 2")
+    for name, value in overrides.items():
+        check_override(name, value)
 
 
 def _choose_model(profiles: Profiles, knobs: _Knobs, offload: str, mem: MemoryBudget, budget: dict[str, float],
@@ -102,8 +99,7 @@ def _choose_model(profiles: Profiles, knobs: _Knobs, offload: str, mem: MemoryBu
             return spec, spec.default_quant, fit, (f"nothing in the tier's {lo:g}-{hi:g}B range fits the free memory; "
                                                    f"stepped down to the largest model that does, {fit.how}")
     smallest = min(candidates, key=lambda m: m.quant().file_size_bytes)
-    need = fit_model(smallest, smallest.default_quant, num_ctx, 1, "none",
-                     MemoryBudget(1e9, 0, "none"), budget).est_memory_gb
+    need = estimate(smallest, smallest.default_quant, num_ctx, 1, 0, "none", budget).total_gb
     raise NothingFits(
         f"no catalogue model fits: the smallest ({smallest.id}) needs {need:.2f} GB; this machine offers "
         f"{mem.usable_ram_gb:.2f} GB of RAM and {mem.usable_gpu_gb:.2f} GB of GPU memory after margins")
@@ -139,8 +135,7 @@ def decide(hw: Hardware, profiles: Profiles, overrides: dict[str, Any] | None = 
     knobs.set("threads", _resolve_threads(knobs.values["threads"], hw), knobs.reasons["threads"].rule_id,
               knobs.reasons["threads"].why)
 
-    for knob in ("runtime", "backend", "num_parallel", "keep_alive", "max_loaded_models", "num_ctx", "threads",
-                 "temperature", "num_predict"):
+    for knob in rules_stage_knobs():
         if knob in overrides:
             knobs.override(knob, overrides[knob], "user")
 
@@ -172,11 +167,11 @@ def decide(hw: Hardware, profiles: Profiles, overrides: dict[str, Any] | None = 
         fit = fit_model(spec, quant, knobs.values["num_ctx"], knobs.values["num_parallel"],
                         "partial" if offload != "none" else "none", mem, budget)
         if fit is None and "ngl" not in overrides:
-            need = fit_model(spec, quant, knobs.values["num_ctx"], knobs.values["num_parallel"], "none",
-                             MemoryBudget(1e9, 0, "none"), budget).est_memory_gb
+            need = estimate(spec, quant, knobs.values["num_ctx"], knobs.values["num_parallel"], 0, "none",
+                            budget).total_gb
             raise NothingFits(f"model {spec.id} ({quant}) needs about {need:.2f} GB; this machine offers "
                               f"{mem.usable_ram_gb:.2f} GB of RAM and {mem.usable_gpu_gb:.2f} GB of GPU memory after margins")
-        fit = fit or Fit(0, 0.0, 0.0, "")
+        fit = fit or Fit(0, "")
     elif "quant" in overrides:
         raise BadInput("override quant: give --model with --quant")
 
@@ -195,7 +190,7 @@ def decide(hw: Hardware, profiles: Profiles, overrides: dict[str, Any] | None = 
             knobs.set(knob, value, pin["id"], pin["why"])
 
     tuned = profiles.tuned_for(hw.device_tag).get("models", {}).get(spec.id, {}) if use_tuned else {}
-    for knob in ("ngl", "threads", "num_parallel"):
+    for knob in tunable_knobs():
         if knob in tuned and knob not in overrides:
             knobs.override(knob, tuned[knob], "tuned")
     if "ngl" in overrides:
@@ -203,16 +198,14 @@ def decide(hw: Hardware, profiles: Profiles, overrides: dict[str, Any] | None = 
 
     values = knobs.values
     weights = spec.quant(quant).size_gb
-    kv = spec.kv_cache_gb(values["num_ctx"] * values["num_parallel"], budget["kv_bytes_per_element"])
-    est = weights + kv + budget["runtime_overhead_gb"]
     ngl = values["ngl"]
-    gpu_share = 0.0 if ngl == 0 else min(1.0, ngl / full)
+    memory = estimate(spec, quant, values["num_ctx"], values["num_parallel"], ngl, mem.gpu_pool, budget)
     return Plan(
         runtime=runtime, backend=values["backend"], model=spec.id, quant=quant,
         model_size_gb=round(weights, 3), ngl=ngl, num_parallel=values["num_parallel"],
         keep_alive=values["keep_alive"], max_loaded_models=values["max_loaded_models"], num_ctx=values["num_ctx"],
         threads=values["threads"], temperature=values["temperature"], num_predict=values["num_predict"],
-        est_memory_gb=round(est, 3), est_gpu_memory_gb=round(est * gpu_share if mem.gpu_pool != "unified" else (est if ngl else 0), 3),
+        est_memory_gb=round(memory.total_gb, 3), est_gpu_memory_gb=round(memory.gpu_gb, 3),
         layers_offloadable=full, tier=tier["id"], device_tag=hw.device_tag, budget=mem,
-        reasons=[knobs.reasons[k] for k in KNOB_ORDER], deviations=knobs.deviations,
+        reasons=[knobs.reasons[k] for k in knob_names()], deviations=knobs.deviations,
     )
