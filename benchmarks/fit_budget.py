@@ -79,12 +79,13 @@ def fit_run(run_dir: Path, scenarios: dict[str, Any]) -> dict[str, Any]:
     if decode and prefill:
         out["prefill_per_decode"] = prefill / decode
     quality = [c for c in calls if c["phase"] == "quality"]
-    if quality and decode and prefill and "quality" in spans:
+    if quality:  # token shares need no timing: a run cut short still gives them
         out["answer_fill_quality"] = sum(c["completion_tokens"] or 0 for c in quality) / sum(c["max_tokens"] for c in quality)
         sized = [(scenarios[c["prompt_id"]], c["prompt_tokens"]) for c in quality
                  if c["prompt_id"] in scenarios and c.get("prompt_tokens")]
         if sized:
             out["chars_per_token"] = sum(len(json.dumps([s.messages, s.tools])) for s, _ in sized) / sum(t for _, t in sized)
+    if quality and decode and prefill and "quality" in spans:
         model_s = sum((c["completion_tokens"] or 0) / decode + (c["prompt_tokens"] or 0) / prefill for c in quality)
         code = [c for c in quality if c["prompt_id"].startswith("codeexec/")]
         verdicts = {(r["pack"], r["scenario"]): r for r in records if r.get("type") == "quality"}
