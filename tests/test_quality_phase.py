@@ -213,3 +213,14 @@ def test_auto_dry_run_plans_the_quality_phase_of_the_chosen_mode(capsys):
     assert main(args + ["--quality-mode", "medium"]) == 0
     medium = sum(len(p.scenarios) for p in load_packs(("toolcall", "instruct", "struct", "extract", "math"), mode="medium"))
     assert f"run  mode medium (toolcall, instruct, struct, extract, math): {medium} scenarios" in capsys.readouterr().out
+
+
+def test_units_go_scenario_by_scenario_across_packs_so_a_cut_leaves_every_pack_a_balanced_prefix():
+    options = RunOptions(phases=["quality"], quality={"mode": "medium", "packs": None, "repeat": 1, "generated": 3})
+    phase = load_phase("quality", options=options)
+    order = [unit.keys[0].prompt_id for unit in phase.units(["c"], options)]
+    packs = list(phase.packs.values())
+    assert order[:len(packs)] == [f"{p.id}/{p.scenarios[0].id}" for p in packs]
+    assert sorted(order) == sorted(f"{p.id}/{s.id}" for p in packs for s in p.scenarios)
+    cut = Counter(prompt.split("/")[0] for prompt in order[:len(order) // 2])
+    assert max(cut.values()) - min(cut.values()) <= 3  # packs differ only in how many written scenarios they have

@@ -13,6 +13,7 @@ verdict never landed (killed in between) is called again as attempt 1.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import statistics
 from dataclasses import replace
 from typing import Any
@@ -57,12 +58,16 @@ class QualityPhase:
         return [[target] for target in available], None
 
     def units(self, cells: list[str], options: RunOptions) -> list[Unit]:
+        """Scenario by scenario across the packs (each pack's first, then each one's second, …), so a phase the
+        budget's schedule cuts short still has a balanced prefix of every pack, tiers alternating."""
         units = []
+        sets = [pack.scenarios[:1] if options.smoke else pack.scenarios for pack in self.packs.values()]
         for repeat_idx in range(self.repeat):
-            for pack in self.packs.values():
-                for scenario in pack.scenarios[:1] if options.smoke else pack.scenarios:
-                    key = CallKey(cells[0], self.name, f"{pack.id}/{scenario.id}", None, repeat_idx)
-                    units.append(Unit(self.name, (cells[0],), (key,)))
+            for scenarios in itertools.zip_longest(*sets):
+                for pack, scenario in zip(self.packs.values(), scenarios):
+                    if scenario is not None:
+                        key = CallKey(cells[0], self.name, f"{pack.id}/{scenario.id}", None, repeat_idx)
+                        units.append(Unit(self.name, (cells[0],), (key,)))
         return units
 
     def max_tokens(self, pack: Pack, scenario_id: str, num_predict: int) -> int:
