@@ -24,10 +24,11 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable
 
-from orchestrator.evaluate.quality.packs import MODES, load_packs
+from orchestrator.evaluate.quality.packs import selected_packs
 from orchestrator.measure.cost import Budget, load_budget, quality_seconds, scenario_seconds
 
 AXES = ("speed", "quality", "agent")
+EVERY_GENERATED = 10**6  # Pack.for_mode caps it at the pack's full generated set
 
 
 @dataclass(frozen=True)
@@ -118,18 +119,22 @@ class Candidate:
     fit: Callable[[float], "Candidate | None"] | None = None  # a filling candidate sized to an allowance, or None
 
 
-def filling_candidate(entry: dict[str, Any], ids: tuple[str, ...], rate: float, num_predict: int) -> Candidate:
+def filling_candidate(entry: dict[str, Any], rate: float, num_predict: int) -> Candidate:
     """`fill`: the mode's packs with as many generated scenarios a pack (a prefix, tiers alternating) as the
-    allowance holds, so the quality set takes up what its time allows rather than the rung below it."""
-    packs = load_packs(ids)
-    written = sum(scenario_seconds(p, s, rate, num_predict) for p in packs for s in p.scenarios[:p.written])
-    most = max(len(p.scenarios) - p.written for p in packs)
+    allowance holds, so the quality set takes up what its time allows rather than the rung below it. A pack
+    without generated scenarios (bfcl) runs as the mode has it."""
+    packs = selected_packs(None, entry["mode"], EVERY_GENERATED)
+    ids = tuple(p.id for p in packs)
+    fixed = [(p, s) for p in packs for s in (p.scenarios[:p.written] if p.generated else p.scenarios)]
+    written = sum(scenario_seconds(p, s, rate, num_predict) for p, s in fixed)
+    extra = [p for p in packs if p.generated]
+    most = max((len(p.scenarios) - p.written for p in extra), default=0)
     steps = [sum(scenario_seconds(p, p.scenarios[p.written + g], rate, num_predict)
-                 for p in packs if p.written + g < len(p.scenarios)) for g in range(most)]
+                 for p in extra if p.written + g < len(p.scenarios)) for g in range(most)]
     totals = list(itertools.accumulate(steps, initial=written))  # totals[g]: with g generated a pack
 
     def sized(generated: int) -> Candidate:
-        scenarios = sum(min(len(p.scenarios), p.written + generated) for p in packs)
+        scenarios = len(fixed) + sum(min(len(p.scenarios) - p.written, generated) for p in extra)
         return Candidate(f"mode {entry['mode']} ({', '.join(ids)}) with {generated} generated a pack: {scenarios} scenarios",
                          {"mode": entry["mode"], "packs": None, "repeat": 1, "generated": generated}, totals[generated])
 
@@ -145,15 +150,14 @@ def quality_candidates(budget: Budget, rate: float, num_predict: int, smoke: boo
     """`entries`: budget.yaml's candidates unless the user fixed one (--quality-mode)."""
     out = []
     for entry in entries or budget.quality_candidates:
-        ids = tuple(MODES[entry["mode"]]) if "mode" in entry else tuple(entry["packs"])
+        text = None if "mode" in entry else ",".join(entry["packs"])
         if entry.get("fill") and not smoke:  # a smoke run calls one scenario a pack: nothing to fill
-            out.append(filling_candidate(entry, ids, rate, num_predict))
+            out.append(filling_candidate(entry, rate, num_predict))
             continue
-        settings = {"mode": entry.get("mode", "quick"), "packs": None if "mode" in entry else list(ids), "repeat": 1,
-                    **({"generated": entry["generated"]} if "generated" in entry else {})}
-        packs = load_packs(ids, mode=settings["mode"], generated=entry.get("generated"))
+        packs = selected_packs(text, entry.get("mode"))
+        ids = tuple(p.id for p in packs)
+        settings = {"mode": entry.get("mode", "quick"), "packs": None if "mode" in entry else list(ids), "repeat": 1}
         label = f"mode {entry['mode']} ({', '.join(ids)})" if "mode" in entry else f"packs {', '.join(ids)}"
-        label += f" with {entry['generated']} generated a pack" if "generated" in entry else ""
         scenarios = sum(1 if smoke else len(p.scenarios) for p in packs)
         out.append(Candidate(f"{label}: {scenarios} scenarios", settings,
                              quality_seconds(packs, rate, num_predict, 1, smoke)))

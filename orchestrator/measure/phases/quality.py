@@ -20,7 +20,7 @@ from typing import Any
 
 from orchestrator.measure.cost import quality_seconds
 from orchestrator.core.ledger import read_records
-from orchestrator.evaluate.quality.packs import Pack, load_packs, pack_ids
+from orchestrator.evaluate.quality.packs import Pack, selected_packs
 from orchestrator.evaluate.quality.records import arm_key
 from orchestrator.evaluate.quality.runner import ChatError, run_arm
 from orchestrator.core.records import CallKey, QualityRecord
@@ -51,8 +51,8 @@ class QualityPhase:
         `generated` count auto's budget bought)."""
         settings: dict[str, Any] = (options.quality if options else None) or {"mode": "quick", "packs": None, "repeat": 1}
         mode, packs = settings.get("mode") or "quick", settings.get("packs")
-        return cls(load_packs(pack_ids(",".join(packs) if packs else None, mode), mode=mode,
-                              generated=settings.get("generated")), mode, int(settings.get("repeat") or 1))
+        return cls(selected_packs(",".join(packs) if packs else None, mode, settings.get("generated")), mode,
+                   int(settings.get("repeat") or 1))
 
     def groups(self, available: list[Target]) -> tuple[list[list[Target]], str | None]:
         return [[target] for target in available], None
