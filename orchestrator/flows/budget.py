@@ -154,9 +154,10 @@ def quality_candidates(budget: Budget, rate: float, num_predict: int, smoke: boo
         if entry.get("fill") and not smoke:  # a smoke run calls one scenario a pack: nothing to fill
             out.append(filling_candidate(entry, rate, num_predict))
             continue
-        packs = selected_packs(text, entry.get("mode"))
+        settings = {"mode": entry.get("mode", "quick"), "packs": None, "repeat": 1}
+        packs = selected_packs(text, settings["mode"])  # as the phase will load them (a --packs list runs as quick)
         ids = tuple(p.id for p in packs)
-        settings = {"mode": entry.get("mode", "quick"), "packs": None if "mode" in entry else list(ids), "repeat": 1}
+        settings["packs"] = None if "mode" in entry else list(ids)
         label = f"mode {entry['mode']} ({', '.join(ids)})" if "mode" in entry else f"packs {', '.join(ids)}"
         scenarios = sum(1 if smoke else len(p.scenarios) for p in packs)
         out.append(Candidate(f"{label}: {scenarios} scenarios", settings,
