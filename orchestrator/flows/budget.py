@@ -120,11 +120,13 @@ class Candidate:
 
 
 def filling_candidate(entry: dict[str, Any], rate: float, num_predict: int) -> Candidate:
-    """`fill`: the mode's packs with as many generated scenarios a pack (a prefix, tiers alternating) as the
+    """`fill`: the mode's (or the listed) packs with as many generated scenarios a pack (a prefix, tiers alternating) as the
     allowance holds, so the quality set takes up what its time allows rather than the rung below it. A pack
     without generated scenarios (bfcl) runs as the mode has it."""
-    packs = selected_packs(None, entry["mode"], EVERY_GENERATED)
+    mode, text = entry.get("mode", "quick"), None if "mode" in entry else ",".join(entry["packs"])
+    packs = selected_packs(text, mode, EVERY_GENERATED)
     ids = tuple(p.id for p in packs)
+    name = f"mode {mode}" if "mode" in entry else "packs"
     fixed = [(p, s) for p in packs for s in (p.scenarios[:p.written] if p.generated else p.scenarios)]
     written = sum(scenario_seconds(p, s, rate, num_predict) for p, s in fixed)
     extra = [p for p in packs if p.generated]
@@ -135,14 +137,15 @@ def filling_candidate(entry: dict[str, Any], rate: float, num_predict: int) -> C
 
     def sized(generated: int) -> Candidate:
         scenarios = len(fixed) + sum(min(len(p.scenarios) - p.written, generated) for p in extra)
-        return Candidate(f"mode {entry['mode']} ({', '.join(ids)}) with {generated} generated a pack: {scenarios} scenarios",
-                         {"mode": entry["mode"], "packs": None, "repeat": 1, "generated": generated}, totals[generated])
+        return Candidate(f"{name} ({', '.join(ids)}) with {generated} generated a pack: {scenarios} scenarios",
+                         {"mode": mode, "packs": None if "mode" in entry else list(ids), "repeat": 1,
+                          "generated": generated}, totals[generated])
 
     def fit(allowance: float) -> Candidate | None:
         fitting = bisect.bisect_right(totals, allowance) - 1
         return sized(fitting) if fitting >= 0 else None
 
-    return replace(sized(0), label=f"mode {entry['mode']} ({', '.join(ids)}), filled with generated scenarios", fit=fit)
+    return replace(sized(0), label=f"{name} ({', '.join(ids)}), filled with generated scenarios", fit=fit)
 
 
 def quality_candidates(budget: Budget, rate: float, num_predict: int, smoke: bool,
