@@ -15,7 +15,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from orchestrator.evaluate.agent import ProcessSandbox, load_tasks  # noqa: E402
+from orchestrator.evaluate.agent import load_tasks  # noqa: E402
+from orchestrator.evaluate.sandbox.process import ProcessSandbox  # noqa: E402
 from orchestrator.evaluate.agent.gate import run_gate, verify_once  # noqa: E402
 
 SOLUTIONS = Path(__file__).resolve().parent.parent / "tests" / "fixtures" / "agent_solutions"

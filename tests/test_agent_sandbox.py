@@ -1,20 +1,35 @@
-"""ProcessSandbox: a scrubbed environment, rlimits, a wall timeout that kills the whole group,
-and network isolation recorded as probed, never assumed."""
+"""ProcessSandbox: contained by bwrap (conftest installs bubblewrap), a scrubbed environment,
+rlimits, a wall timeout that kills the whole group; the file tools' view of the workspace; stale
+attempt folders; and what runs where nothing contains code. The audit's escape probes are in
+test_sandbox_escapes.py."""
 
 from __future__ import annotations
 
+import json
 import os
 import socket
+import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
-from orchestrator.evaluate.agent import ProcessSandbox, load_tasks
-from orchestrator.evaluate.sandbox.process import Limits, network_isolation_works
+from orchestrator.core.procs import spawn_options
+from orchestrator.evaluate.agent import load_tasks
 from orchestrator.evaluate.agent.tasks import memory_limit_mb
+from orchestrator.evaluate.agent.tools import Toolbox
+from orchestrator.evaluate.sandbox import contain
+from orchestrator.evaluate.sandbox.base import SandboxEscape
+from orchestrator.evaluate.sandbox.contain import (Containment, ContainedFolder, Limits, NoContainment, bwrap_prefix,
+                                                   probe_containment, process_config, reap_stale_attempts,
+                                                   sandbox_exec_profile, uncontained)
+from orchestrator.evaluate.sandbox.docker.choice import DockerReadiness, choose_sandbox, run_sandbox
+from orchestrator.evaluate.sandbox.process import ProcessSandbox
 
 TASK = {task.id: task for task in load_tasks()}["py-slugify"]
+NOT_READY = lambda: DockerReadiness(False, None, "no engine", "weeyuga-sandbox:1", None, None)  # noqa: E731
+NOTHING = Containment("none", False, "bwrap is not installed (apt-get install bubblewrap)")
 
 
 @pytest.fixture
@@ -29,54 +44,60 @@ def python(sandbox: ProcessSandbox, code: str, timeout_s: float = 30):
     return sandbox.run([sys.executable, "-c", code], timeout_s)
 
 
+def test_this_machine_contains_code_with_bwrap():
+    """The test session installs bubblewrap; without containment these tests fail, never skip."""
+    found = probe_containment()
+    assert (found.method, found.contained, found.net_isolated, found.strength) == ("bwrap", True, True, "namespaces"), found.detail
+
+
 def test_prepare_copies_seed_and_pristine_tests_but_no_solution(sandbox):
     names = sorted(p.relative_to(sandbox.workspace).as_posix() for p in sandbox.workspace.rglob("*"))
     assert names == ["slug.py", "tests", "tests/test_slug.py"]
     assert "NotImplementedError" in sandbox.read_file("slug.py").decode()
     assert sandbox.scratch not in sandbox.workspace.parents
+    assert sandbox.kind == "process" and sandbox.net_isolated
 
 
 def test_the_environment_is_scrubbed(sandbox, monkeypatch):
     for name, value in {"HTTP_PROXY": "http://proxy:3128", "GITHUB_TOKEN": "ghp_x", "OPENAI_API_KEY": "sk-x"}.items():
         monkeypatch.setenv(name, value)
     result = python(sandbox, "import os; print(sorted(os.environ)); print(os.environ['HOME'])")
-    assert result.exit_code == 0
+    assert result.exit_code == 0, result.output
     assert "PROXY" not in result.output and "TOKEN" not in result.output and "API_KEY" not in result.output
     assert os.path.expanduser("~") not in result.output.splitlines()[-1]
 
 
-def test_the_wall_timeout_kills_the_whole_process_group(sandbox):
+def test_the_wall_timeout_kills_the_command_and_everything_it_started(sandbox):
     started = time.monotonic()
     result = python(sandbox, "import subprocess, time\n"
                              "child = subprocess.Popen(['sleep', '60'])\n"
-                             "open('child.pid', 'w').write(str(child.pid))\n"
                              "time.sleep(60)\n", timeout_s=2)
     assert result.timed_out and result.exit_code is None and time.monotonic() - started < 15
     assert "ran longer than 2 s" in result.output
-    child = int(sandbox.read_file("child.pid"))
-    assert wait_until_dead(child)
+    assert not sleepers(sandbox.base)
 
 
-def wait_until_dead(pid: int, within_s: float = 5.0) -> bool:
-    """Gone, or a zombie waiting for whoever adopted it to reap it (PID 1 in a container)."""
-    deadline = time.monotonic() + within_s
-    while time.monotonic() < deadline:
+def sleepers(base: Path) -> list[int]:
+    """Host processes still running in this attempt folder (the pid namespace hides their inner pids)."""
+    found = []
+    for entry in Path("/proc").iterdir():
         try:
-            with open(f"/proc/{pid}/stat") as stat:
-                if stat.read().rsplit(")", 1)[1].split()[0] == "Z":
-                    return True
-        except FileNotFoundError:
-            return True
-        time.sleep(0.05)
-    return False
+            if entry.name.isdigit() and os.readlink(entry / "cwd").startswith(str(base)):
+                found.append(int(entry.name))
+        except OSError:
+            continue
+    return found
 
 
-def test_rlimits_cap_file_size_and_core_dumps(sandbox):
+def test_rlimits_cap_file_size_processes_and_core_dumps(sandbox):
     result = python(sandbox, "import resource\n"
                              "print(resource.getrlimit(resource.RLIMIT_CORE), resource.getrlimit(resource.RLIMIT_NOFILE))\n"
+                             "print('nproc', resource.getrlimit(resource.RLIMIT_NPROC)[0] > 0)\n"
                              "open('big.bin', 'wb').write(b'x' * (3 * 2**20))\n")
     assert result.exit_code != 0
     assert "(0, 0) (64, 64)" in result.output
+    if os.geteuid() == 0:  # the command runs as nobody, so RLIMIT_NPROC holds
+        assert "nproc True" in result.output and "RLIM_INFINITY" not in result.output
     assert (sandbox.workspace / "big.bin").stat().st_size <= 2**20
 
 
@@ -85,17 +106,117 @@ def test_memory_limits_only_where_the_runtime_allows():
     assert memory_limit_mb("javascript") is None  # V8 reserves more address space than any sane RLIMIT_AS
 
 
-def test_network_isolation_is_recorded_as_probed(sandbox):
-    """What the sandbox records is what happens: where `unshare -rn` works the code cannot reach the
-    host's loopback; where it does not, net_isolated is false and the connection goes through (no skip)."""
-    assert sandbox.net_isolated == network_isolation_works()
-    assert ProcessSandbox(isolate_network=False).net_isolated is False
+def test_the_hosts_loopback_is_unreachable(sandbox):
     with socket.socket() as server:
         server.bind(("127.0.0.1", 0))
         server.listen()
         port = server.getsockname()[1]
         result = python(sandbox, f"import socket; socket.create_connection(('127.0.0.1', {port}), timeout=2)")
-    if sandbox.net_isolated:
-        assert result.exit_code != 0 and ("refused" in result.output or "unreachable" in result.output)
-    else:
-        assert result.exit_code == 0, result.output
+    assert result.exit_code != 0 and ("refused" in result.output or "unreachable" in result.output)
+
+
+def test_the_bwrap_command_line_shows_only_what_it_must(tmp_path, monkeypatch):
+    config = process_config()
+    base = tmp_path / "attempt"
+    argv = bwrap_prefix("/usr/bin/bwrap", base, base / "workspace", (base / "workspace" / "tests",), config)
+    pairs = {(argv[i], argv[i + 1]) for i in range(len(argv) - 1)}
+    for flag in ("--die-with-parent", "--new-session", "--unshare-pid", "--unshare-net", "--unshare-ipc"):
+        assert flag in argv
+    assert ("--bind", str(base)) in pairs and ("--ro-bind", str(base / "workspace" / "tests")) in pairs
+    assert ("--tmpfs", "/tmp") in pairs and ("--proc", "/proc") in pairs
+    writable = [argv[i + 1] for i, arg in enumerate(argv) if arg == "--bind"]
+    assert writable == [str(base)]
+    mounted = [argv[i + 1] for i, arg in enumerate(argv) if arg in ("--bind", "--ro-bind")]
+    for hidden in (os.path.expanduser("~"), "/root", "/home", "/run", "/var", str(Path.cwd())):
+        assert hidden not in mounted
+    monkeypatch.setattr(contain, "running_as_root", lambda: True)
+    as_root = bwrap_prefix("/usr/bin/bwrap", base, base / "workspace", (), config)
+    assert "--unshare-user" not in as_root  # root is dropped to nobody instead of mapped to root in a namespace
+    assert f"--reuid={config.uid}" in as_root and "--bounding-set=-all" in as_root and "--no-new-privs" in as_root
+    monkeypatch.setattr(contain, "running_as_root", lambda: False)
+    assert "--unshare-user" in bwrap_prefix("/usr/bin/bwrap", base, base / "workspace", (), config)
+
+
+def test_the_macos_profile_denies_by_default_and_writes_only_the_attempt_folder(tmp_path):
+    profile = sandbox_exec_profile(tmp_path, ("/usr", "/bin"))
+    lines = profile.splitlines()
+    assert lines[:2] == ["(version 1)", "(deny default)"] and "(deny network*)" in lines
+    writes = [line for line in lines if "file-write*" in line]
+    assert writes == [f'(allow file-read* file-write* (subpath "{tmp_path}"))']
+    assert os.path.expanduser("~") + '"' not in profile
+
+
+def test_the_file_tools_refuse_nul_bytes_and_hard_links_to_outside_files(sandbox, tmp_path):
+    toolbox = Toolbox(sandbox, TASK, 30, gated_done=True)
+    outside = tmp_path / "outside.txt"
+    outside.write_text("host secret")
+    os.link(outside, sandbox.workspace / "slug.py.bak")
+    os.unlink(sandbox.workspace / "slug.py")
+    os.link(outside, sandbox.workspace / "slug.py")  # as model-written code with --sandbox none could plant it
+    for name, arguments in [("read_file", {"path": "slug.py"}), ("write_file", {"path": "slug.py", "content": "x"}),
+                            ("read_file", {"path": "slug\0.py"}), ("list_dir", {"path": "tests\0"}),
+                            ("write_file", {"path": "slug.py\0", "content": "x"})]:
+        outcome = toolbox.call(name, json.dumps(arguments))
+        assert outcome.error and outcome.text.startswith("ERROR:"), (name, arguments, outcome.text)
+        assert "host secret" not in outcome.text
+    assert outside.read_text() == "host secret"
+    os.unlink(sandbox.workspace / "slug.py.bak")  # two links, both inside the workspace: its own file
+    os.unlink(outside)
+    assert sandbox.read_file("slug.py") == b"host secret"
+    with pytest.raises(SandboxEscape, match="not a regular file"):
+        os.mkfifo(sandbox.workspace / "pipe.py")
+        sandbox.read_file("pipe.py")
+
+
+def test_a_write_replaces_the_file_and_never_writes_through_a_link(sandbox):
+    os.link(sandbox.workspace / "slug.py", sandbox.workspace / "twin.py")  # both inside: allowed
+    sandbox.write_file("slug.py", b"new")
+    assert sandbox.read_file("slug.py") == b"new" and b"NotImplementedError" in sandbox.read_file("twin.py")
+
+
+def test_attempt_folders_of_a_dead_owner_are_removed_at_the_next_start(tmp_path):
+    owner = subprocess.Popen([sys.executable, "-c", "import sys, time\nfrom orchestrator.evaluate.sandbox.process import ProcessSandbox\n"
+                              "print(ProcessSandbox().base, flush=True); time.sleep(600)"],
+                             stdout=subprocess.PIPE, text=True, cwd=Path(__file__).resolve().parent.parent, **spawn_options())
+    try:
+        base = Path(owner.stdout.readline().strip())
+        assert base.is_dir() and base.name.startswith(f"weeyuga-agent-{owner.pid}_")
+        assert base not in reap_stale_attempts(base.parent)  # its owner lives
+        owner.kill()
+        owner.wait()
+        assert base in reap_stale_attempts(base.parent) and not base.exists()
+    finally:
+        owner.kill()
+        owner.wait()
+    mine = ProcessSandbox()
+    assert mine.base not in reap_stale_attempts(mine.base.parent)
+    mine.destroy()
+
+
+def test_without_containment_no_code_runs_unless_none_is_asked_for(monkeypatch):
+    monkeypatch.setattr(contain, "probe_containment", lambda: NOTHING)
+    with pytest.raises(NoContainment, match="install bubblewrap"):
+        ContainedFolder()
+    monkeypatch.undo()
+    choice = choose_sandbox("auto", NOT_READY, lambda: NOTHING)
+    assert (choice.kind, choice.runs_code, choice.strength) == ("unavailable", False, "none")
+    assert "do not run" in choice.reason and "--sandbox none" in choice.reason and "no engine" in choice.reason
+    assert choose_sandbox("process", NOT_READY, lambda: NOTHING).kind == "unavailable"
+    chosen = choose_sandbox("none", NOT_READY, lambda: NOTHING)
+    assert chosen.kind == "none" and chosen.runs_code and chosen.strength in ("network-only", "none")
+    record = chosen.record()
+    assert record["strength"] == chosen.strength and "uncontained" in record["reason"]
+    made = run_sandbox(record).agent_factory()
+    assert made.kind == "none" and not made.containment.contained
+    made.destroy()
+    skipped = run_sandbox(choose_sandbox("auto", NOT_READY, lambda: NOTHING).record())
+    assert skipped.code_runner is None and "do not run" in skipped.skip_reason
+
+
+def test_auto_and_process_record_the_strength_of_the_containment():
+    choice = choose_sandbox("auto", NOT_READY)
+    assert (choice.kind, choice.strength) == ("process", "namespaces") and "bubblewrap" in choice.containment
+    made = run_sandbox(choice.record()).agent_factory()
+    assert made.kind == "process"
+    made.destroy()
+    assert uncontained().strength in ("network-only", "none")

@@ -18,7 +18,7 @@ from orchestrator.evaluate.sandbox.docker.config import CONFIG_PATH, load_config
 from orchestrator.evaluate.sandbox.docker.engine import (COMMAND_WRAPPER, LABEL_KIND, LABEL_OWNER, Container, container_spec,
                                                 owner_label, reap_leftovers)
 from orchestrator.evaluate.sandbox.docker.image import build_image, dockerfile, image_labels
-from orchestrator.evaluate.sandbox.docker.sandbox import DockerSandbox
+from orchestrator.evaluate.sandbox.docker.sandbox import DOCKER, DockerSandbox
 from tests.fakes.docker_engine import FakeContainer, FakeEngine, FakeImage
 
 CONFIG = load_config()
@@ -110,6 +110,25 @@ def test_a_container_that_stopped_between_commands_is_replaced(engine):
         sandbox.destroy()
 
 
+def test_removing_a_container_waits_until_the_engine_has_deleted_it(engine, tmp_path, monkeypatch):
+    """`agent run --sandbox docker` must not exit while its containers still exist."""
+    from docker.errors import NotFound
+
+    container = Container(engine, CONFIG, tmp_path, "agent")
+    container.ensure_started()
+    lookups = []
+
+    def still_there_twice(container_id):
+        lookups.append(container_id)
+        if len(lookups) < 3:
+            return object()  # killed, not yet deleted (auto-remove takes seconds on vfs)
+        raise NotFound("gone")
+
+    monkeypatch.setattr(engine.containers, "get", still_there_twice)
+    container.remove()
+    assert len(lookups) == 3 and not engine.running and container.container is None
+
+
 def test_leftovers_whose_owner_is_gone_are_reaped_once_per_engine_at_the_first_start(engine, tmp_path):
     alive = FakeContainer(engine, "a" * 64, {"labels": {LABEL_KIND: "agent", LABEL_OWNER: owner_label()}})
     dead = FakeContainer(engine, "d" * 64, {"labels": {LABEL_KIND: "agent", LABEL_OWNER: f"{2**22 + 7}:1.00"}})
@@ -138,9 +157,11 @@ def test_the_choice_auto_docker_process_and_what_it_records():
     assert choose_sandbox("process", unready).kind == "process"
     picked = choose_sandbox("auto", ready)
     assert picked.record() == {"kind": "docker", "requested": "auto", "reason": "Docker is ready: weeyuga-sandbox:1 ready",
-                               "image": CONFIG.tag, "digest": "sha256:" + "c" * 64, "built_from": "debootstrap trixie"}
+                               "image": CONFIG.tag, "digest": "sha256:" + "c" * 64, "built_from": "debootstrap trixie",
+                               "strength": "container", "containment": DOCKER.detail}
     fallback = choose_sandbox("auto", unready)
     assert fallback.kind == "process" and "not reachable: no socket" in fallback.reason
+    assert fallback.strength == "namespaces"
     with pytest.raises(BadInput, match="--sandbox docker: the Docker engine is not reachable"):
         choose_sandbox("docker", unready)
     with pytest.raises(BadInput, match="not one of"):

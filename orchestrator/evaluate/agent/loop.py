@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping
 
 from orchestrator.evaluate.agent.gate import GateResult, cleaned_output, run_gate
-from orchestrator.evaluate.sandbox.process import Sandbox, clip
+from orchestrator.evaluate.sandbox.base import Sandbox, clip
 from orchestrator.evaluate.agent.tasks import AgentTask, harness_config, toolchain_missing
 from orchestrator.evaluate.agent.tools import MAX_FAILED_DONES, PROGRESS_FILE, TEST_OUTPUT_CHARS, Toolbox, ToolStats
 
@@ -340,8 +340,8 @@ def skipped_record(task: AgentTask, workflow: str, attempt: int, reason: str, bu
     return record
 
 
-def run_agent_tasks(tasks: Iterable[AgentTask], chat: ChatFn, workflow: str = "ralph", budgets: Budgets | None = None,
-                    sandbox_factory: Callable[[], Sandbox] | None = None, on_record: OnRecord = lambda record: None,
+def run_agent_tasks(tasks: Iterable[AgentTask], chat: ChatFn, workflow: str, budgets: Budgets | None,
+                    sandbox_factory: Callable[[], Sandbox], on_record: OnRecord = lambda record: None,
                     *, sampling: Mapping[str, Any] | None = None, completed_tasks: frozenset[str] = frozenset(),
                     previous_attempts: Mapping[str, int] | None = None, should_stop: Callable[[], bool] = lambda: False,
                     clock: Callable[[], float] = time.monotonic,
@@ -350,9 +350,6 @@ def run_agent_tasks(tasks: Iterable[AgentTask], chat: ChatFn, workflow: str = "r
     from its pristine seed with attempt = previous attempts + 1). Stops at an interruption."""
     if workflow not in WORKFLOWS:
         raise ValueError(f"workflow must be one of {', '.join(WORKFLOWS)}, not {workflow!r}")
-    if sandbox_factory is None:
-        from orchestrator.evaluate.sandbox.process import ProcessSandbox
-        sandbox_factory = ProcessSandbox
     budgets = budgets or Budgets.defaults()
     sampling = sampling or {}
     previous_attempts = previous_attempts or {}

@@ -54,10 +54,13 @@ class QualityPhase:
         return [[target] for target in available], None
 
     def units(self, cells: list[str], options: RunOptions) -> list[Unit]:
+        """Without a sandbox that contains model-written code (kind `unavailable`), no codeexec scenario runs."""
+        runs_code = (options.sandbox or {}).get("kind") != "unavailable"
         units = []
         for repeat_idx in range(self.repeat):
             for pack in self.packs.values():
-                for scenario in pack.scenarios[:1] if options.smoke else pack.scenarios:
+                scenarios = [s for s in pack.scenarios if runs_code or s.kind != "codeexec"]
+                for scenario in scenarios[:1] if options.smoke else scenarios:
                     key = CallKey(cells[0], self.name, f"{pack.id}/{scenario.id}", None, repeat_idx)
                     units.append(Unit(self.name, (cells[0],), (key,)))
         return units

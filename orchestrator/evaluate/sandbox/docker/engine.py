@@ -19,10 +19,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import psutil
-
 from orchestrator.core.errors import WeeyugaError
 from orchestrator.evaluate.sandbox.docker.config import SandboxConfig
+from orchestrator.evaluate.sandbox.contain import hand_over, owner_alive, owner_label
 
 LABEL_KIND = "org.weeyuga.sandbox"  # agent | codeexec
 LABEL_OWNER = "org.weeyuga.owner"  # "<pid>:<process start time>"
@@ -30,6 +29,7 @@ LABEL_BUILT_FROM = "org.weeyuga.built-from"  # on the image: how `sandbox build`
 LABEL_CONFIG = "org.weeyuga.config-sha256"  # on the image: the profiles/sandbox.yaml it was built from
 CONNECT_TIMEOUT_S = 10
 API_TIMEOUT_S = 120
+REMOVAL_WAIT_S = 30  # a killed container's deletion takes seconds on vfs
 OUTPUT_KEEP_BYTES = 64 * 1024  # of each stream, head and tail, while a command runs
 CONTAINER_PATH = "/usr/local/bin:/usr/bin:/bin"
 # Runs each command, then kills whatever it left running as the sandbox user (never PID 1, which
@@ -56,19 +56,6 @@ def connect(timeout_s: float = CONNECT_TIMEOUT_S) -> Any:
         raise EngineUnavailable(f"the Docker engine is not reachable: {reason}") from exc
     client.api.timeout = API_TIMEOUT_S
     return client
-
-
-def owner_label(pid: int | None = None) -> str:
-    process = psutil.Process(pid or os.getpid())
-    return f"{process.pid}:{process.create_time():.2f}"
-
-
-def owner_alive(label: str) -> bool:
-    try:
-        pid, started = label.split(":", 1)
-        return owner_label(int(pid)) == f"{int(pid)}:{float(started):.2f}"
-    except (ValueError, psutil.Error):
-        return False
 
 
 def labelled_containers(client: Any) -> list[Any]:
@@ -171,7 +158,7 @@ class Container:
     def exec(self, argv: list[str], workdir: Path, env: dict[str, str], timeout_s: float) -> ExecResult:
         from docker.errors import APIError
 
-        hand_over(self.mount, self.config.exec_user())
+        hand_over(self.mount, *(int(part) for part in self.config.exec_user().split(":")))
         api = self.client.api
         started = time.monotonic()
         command = ["/bin/sh", "-c", COMMAND_WRAPPER, "sh", *argv]
@@ -212,27 +199,26 @@ class Container:
         return ExecResult(code, outputs[0].value(), outputs[1].value(), timed_out, time.monotonic() - started)
 
     def remove(self) -> None:
+        """Kill the container and wait until the engine has deleted it (auto-remove), so that none is
+        left when weeyuga exits; force the removal where the engine has not done it in time."""
         from docker.errors import APIError, NotFound
 
         container, self.container = self.container, None
         if container is None:
             return
-        try:  # the engine deletes an auto-removed container once it stops: killing it is enough, and quick
+        try:
             container.kill()
         except NotFound:
-            pass
+            return
         except APIError as exc:
             if exc.status_code != 409:  # 409: it is not running (already stopping)
                 raise
-
-
-def hand_over(folder: Path, user: str) -> None:
-    """When weeyuga is root, the mounted folder belongs to the sandbox user before each command
-    (the host side wrote files as root since the last one); root on the host can still read it."""
-    if os.geteuid() != 0:
-        return
-    uid, gid = (int(part) for part in user.split(":"))
-    os.chown(folder, uid, gid)
-    for root, dirs, files in os.walk(folder):
-        for name in dirs + files:
-            os.lchown(os.path.join(root, name), uid, gid)
+        deadline = time.monotonic() + REMOVAL_WAIT_S
+        while time.monotonic() < deadline:
+            try:
+                self.client.containers.get(container.id)
+            except NotFound:
+                return
+            time.sleep(0.1)
+        with contextlib.suppress(NotFound, APIError):
+            container.remove(force=True)
