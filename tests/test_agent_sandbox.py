@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from orchestrator.core.procs import spawn_options
+from orchestrator.core.runspec import RunOptions
 from orchestrator.evaluate.agent import load_tasks
 from orchestrator.evaluate.agent.tasks import memory_limit_mb
 from orchestrator.evaluate.agent.tools import Toolbox
@@ -26,6 +27,12 @@ from orchestrator.evaluate.sandbox.contain import (Containment, ContainedFolder,
                                                    sandbox_exec_profile, uncontained)
 from orchestrator.evaluate.sandbox.docker.choice import DockerReadiness, choose_sandbox, run_sandbox
 from orchestrator.evaluate.sandbox.process import ProcessSandbox
+from orchestrator.flows.auto import plan_auto, without_model_code
+from orchestrator.flows.doctor import sandbox_checks
+from orchestrator.measure.phases.quality import QualityPhase
+from orchestrator.plan.probe import Hardware
+from orchestrator.plan.profiles import load_profiles
+from orchestrator.plan.rulecheck import GOLDEN_DIR
 
 TASK = {task.id: task for task in load_tasks()}["py-slugify"]
 NOT_READY = lambda: DockerReadiness(False, None, "no engine", "weeyuga-sandbox:1", None, None)  # noqa: E731
@@ -123,7 +130,7 @@ def test_the_bwrap_command_line_shows_only_what_it_must(tmp_path, monkeypatch):
     for flag in ("--die-with-parent", "--new-session", "--unshare-pid", "--unshare-net", "--unshare-ipc"):
         assert flag in argv
     assert ("--bind", str(base)) in pairs and ("--ro-bind", str(base / "workspace" / "tests")) in pairs
-    assert ("--tmpfs", "/tmp") in pairs and ("--proc", "/proc") in pairs
+    assert ("--tmpfs", "/tmp") in pairs and ("--remount-ro", "/tmp") in pairs and ("--proc", "/proc") in pairs
     writable = [argv[i + 1] for i, arg in enumerate(argv) if arg == "--bind"]
     assert writable == [str(base)]
     mounted = [argv[i + 1] for i, arg in enumerate(argv) if arg in ("--bind", "--ro-bind")]
@@ -220,3 +227,29 @@ def test_auto_and_process_record_the_strength_of_the_containment():
     assert made.kind == "process"
     made.destroy()
     assert uncontained().strength in ("network-only", "none")
+
+
+def test_auto_without_containment_drops_the_agent_phase_and_codeexec_saying_why(tmp_path):
+    profiles = load_profiles()
+    hw = Hardware.load(GOLDEN_DIR / "linux-vps-cpu-4c-8gb.json")
+    planned = plan_auto(hw, profiles, {"model": profiles.embedded_default}, ["hello", "quality", "agent"], 1, 60,
+                        tmp_path / "subs", "tester", None)
+    assert "agent" in planned.phases
+    unavailable = choose_sandbox("auto", NOT_READY, lambda: NOTHING).record()
+    skipped = without_model_code(planned, unavailable)
+    assert "agent" not in skipped.phases and "quality" in skipped.phases and "hello" in skipped.phases
+    assert "install bubblewrap" in skipped.phase_notes["agent"] and "--sandbox none" in skipped.phase_notes["agent"]
+    assert without_model_code(planned, choose_sandbox("none", NOT_READY).record()).phases == planned.phases
+    quality = QualityPhase.from_options(RunOptions(phases=["quality"], quality={"mode": "full", "packs": ["math", "codeexec"]}))
+    kinds = lambda sandbox: {key.prompt_id.split("/")[0] for unit in quality.units(  # noqa: E731
+        ["c"], RunOptions(phases=["quality"], sandbox=sandbox)) for key in unit.keys}
+    assert kinds(unavailable) == {"math"} and kinds({}) == {"math", "codeexec"}
+
+
+def test_doctor_asks_for_containment_only_where_nothing_contains_code():
+    unready = NOT_READY()
+    assert [c.ok for c in sandbox_checks(unready, probe_containment())] == [True, True]
+    missing = sandbox_checks(unready, NOTHING)[-1]
+    assert (missing.name, missing.ok) == ("contain", False) and "apt-get install bubblewrap" in missing.detail
+    ready = DockerReadiness(True, "Docker 27", "weeyuga-sandbox:1 ready", "weeyuga-sandbox:1", "sha256:" + "c" * 64, "x")
+    assert all(c.ok for c in sandbox_checks(ready, NOTHING))

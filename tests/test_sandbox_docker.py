@@ -17,6 +17,8 @@ from orchestrator.evaluate.sandbox.docker.choice import DockerReadiness, choose_
 from orchestrator.evaluate.sandbox.docker.config import CONFIG_PATH, load_config
 from orchestrator.evaluate.sandbox.docker.engine import (COMMAND_WRAPPER, LABEL_KIND, LABEL_OWNER, Container, container_spec,
                                                 owner_label, reap_leftovers)
+from orchestrator.evaluate.sandbox.docker import engine as engine_module
+from orchestrator.evaluate.sandbox.docker.engine import wait_removed
 from orchestrator.evaluate.sandbox.docker.image import build_image, dockerfile, image_labels
 from orchestrator.evaluate.sandbox.docker.sandbox import DOCKER, DockerSandbox
 from tests.fakes.docker_engine import FakeContainer, FakeEngine, FakeImage
@@ -110,7 +112,7 @@ def test_a_container_that_stopped_between_commands_is_replaced(engine):
         sandbox.destroy()
 
 
-def test_removing_a_container_waits_until_the_engine_has_deleted_it(engine, tmp_path, monkeypatch):
+def test_weeyuga_waits_at_exit_until_the_engine_has_deleted_its_containers(engine, tmp_path, monkeypatch):
     """`agent run --sandbox docker` must not exit while its containers still exist."""
     from docker.errors import NotFound
 
@@ -126,7 +128,9 @@ def test_removing_a_container_waits_until_the_engine_has_deleted_it(engine, tmp_
 
     monkeypatch.setattr(engine.containers, "get", still_there_twice)
     container.remove()
-    assert len(lookups) == 3 and not engine.running and container.container is None
+    assert not lookups and container.container is None  # removing does not wait for each container
+    wait_removed()  # registered with atexit
+    assert len(lookups) == 3 and not engine_module._KILLED
 
 
 def test_leftovers_whose_owner_is_gone_are_reaped_once_per_engine_at_the_first_start(engine, tmp_path):

@@ -2,14 +2,15 @@
 long-lived container whose commands run through exec, and the reaping of leftovers.
 
 Every container carries LABEL_KIND and LABEL_OWNER (pid and start time of the weeyuga process that
-made it). Removal is in `finally` on every path weeyuga controls; a kill -9 leaves the container
-behind, and the next sandbox start (or `weeyuga sandbox status`) removes every labelled container
+made it). Removal is in `finally` on every path weeyuga controls, and weeyuga waits at exit until
+the engine has deleted what it killed; a kill -9 leaves the container behind, and the next sandbox start (or `weeyuga sandbox status`) removes every labelled container
 whose owner is gone. The container's init sleeps `lifetime_s` at most and the container removes
 itself when it stops, so even an unreaped leftover ends.
 """
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import os
 import threading
@@ -29,7 +30,7 @@ LABEL_BUILT_FROM = "org.weeyuga.built-from"  # on the image: how `sandbox build`
 LABEL_CONFIG = "org.weeyuga.config-sha256"  # on the image: the profiles/sandbox.yaml it was built from
 CONNECT_TIMEOUT_S = 10
 API_TIMEOUT_S = 120
-REMOVAL_WAIT_S = 30  # a killed container's deletion takes seconds on vfs
+REMOVAL_WAIT_S = 30  # at exit, for the engine to delete killed containers (seconds each on vfs)
 OUTPUT_KEEP_BYTES = 64 * 1024  # of each stream, head and tail, while a command runs
 CONTAINER_PATH = "/usr/local/bin:/usr/bin:/bin"
 # Runs each command, then kills whatever it left running as the sandbox user (never PID 1, which
@@ -199,8 +200,8 @@ class Container:
         return ExecResult(code, outputs[0].value(), outputs[1].value(), timed_out, time.monotonic() - started)
 
     def remove(self) -> None:
-        """Kill the container and wait until the engine has deleted it (auto-remove), so that none is
-        left when weeyuga exits; force the removal where the engine has not done it in time."""
+        """Kill the container; the engine deletes it (auto-remove) moments later, and weeyuga waits
+        for that before it exits (`wait_removed`, at exit), not after every codeexec program."""
         from docker.errors import APIError, NotFound
 
         container, self.container = self.container, None
@@ -213,12 +214,30 @@ class Container:
         except APIError as exc:
             if exc.status_code != 409:  # 409: it is not running (already stopping)
                 raise
-        deadline = time.monotonic() + REMOVAL_WAIT_S
-        while time.monotonic() < deadline:
-            try:
-                self.client.containers.get(container.id)
-            except NotFound:
-                return
-            time.sleep(0.1)
-        with contextlib.suppress(NotFound, APIError):
-            container.remove(force=True)
+        _KILLED.append((self.client, container))
+
+
+_KILLED: list[tuple[Any, Any]] = []  # (client, container) killed and maybe not yet deleted by the engine
+
+
+def wait_removed(within_s: float = REMOVAL_WAIT_S) -> None:
+    """Until every container this process killed is gone from the engine; a straggler is removed by force."""
+    from docker.errors import APIError, NotFound
+
+    deadline = time.monotonic() + within_s
+    while _KILLED:
+        client, container = _KILLED[0]
+        try:
+            client.containers.get(container.id)
+        except (NotFound, APIError):
+            _KILLED.pop(0)
+            continue
+        if time.monotonic() > deadline:
+            with contextlib.suppress(NotFound, APIError):
+                container.remove(force=True)
+            _KILLED.pop(0)
+            continue
+        time.sleep(0.1)
+
+
+atexit.register(wait_removed)
