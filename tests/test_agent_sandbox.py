@@ -15,9 +15,10 @@ from pathlib import Path
 
 import pytest
 
+from orchestrator.core import datafiles
 from orchestrator.core.procs import spawn_options
 from orchestrator.core.runspec import RunOptions
-from orchestrator.evaluate.agent import load_tasks
+from orchestrator.evaluate.agent import Budgets, load_tasks, run_agent_tasks
 from orchestrator.evaluate.agent.tasks import memory_limit_mb
 from orchestrator.evaluate.agent.tools import Toolbox
 from orchestrator.evaluate.sandbox import contain
@@ -33,9 +34,11 @@ from orchestrator.measure.phases.quality import QualityPhase
 from orchestrator.plan.probe import Hardware
 from orchestrator.plan.profiles import load_profiles
 from orchestrator.plan.rulecheck import GOLDEN_DIR
+from tests.fakes.agent_model import ScriptedModel
 
 TASK = {task.id: task for task in load_tasks()}["py-slugify"]
 NOT_READY = lambda: DockerReadiness(False, None, "no engine", "weeyuga-sandbox:1", None, None)  # noqa: E731
+BUDGETS = Budgets(context_tokens=100_000, steps_per_pass=4, passes=1, max_tokens=256, command_timeout_s=60, max_stale=2)
 NOTHING = Containment("none", False, "bwrap is not installed (apt-get install bubblewrap)")
 
 
@@ -253,3 +256,22 @@ def test_doctor_asks_for_containment_only_where_nothing_contains_code():
     assert (missing.name, missing.ok) == ("contain", False) and "apt-get install bubblewrap" in missing.detail
     ready = DockerReadiness(True, "Docker 27", "weeyuga-sandbox:1 ready", "weeyuga-sandbox:1", "sha256:" + "c" * 64, "x")
     assert all(c.ok for c in sandbox_checks(ready, NOTHING))
+
+
+def test_a_nul_byte_in_a_tool_path_is_the_models_error_and_the_run_goes_on():
+    records: list[dict] = []
+    turns = [[("read_file", {"path": "slug\0.py"}), ("write_file", {"path": "\0", "content": "x"})]]
+    summary = run_agent_tasks([TASK], ScriptedModel(turns), "ralph", BUDGETS, ProcessSandbox, on_record=records.append,
+                              toolchain_check=lambda language: None)
+    final = [r for r in records if r["record"] == "agent_run"]
+    assert len(final) == 1 and final[0]["tool_errors"] == 2 and summary.results[0].outcome != "fault"
+
+
+def test_a_harness_failure_is_a_recorded_fault_and_the_next_task_runs(monkeypatch):
+    monkeypatch.setattr(contain, "probe_containment", lambda: NOTHING)
+    records: list[dict] = []
+    summary = run_agent_tasks([TASK, TASK], ScriptedModel([]), "ralph", BUDGETS, ProcessSandbox, on_record=records.append,
+                              toolchain_check=lambda language: None)
+    assert [r.outcome for r in summary.results] == ["fault", "fault"]
+    assert "install bubblewrap" in records[-1]["reason"] and records[-1]["sandbox"] is None
+    datafiles.validate(records[-1], "agent-record", "fault")

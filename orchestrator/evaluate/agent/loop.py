@@ -27,6 +27,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping
 
+from orchestrator.core.errors import WeeyugaError
 from orchestrator.evaluate.agent.gate import GateResult, cleaned_output, run_gate
 from orchestrator.evaluate.sandbox.base import Sandbox, clip
 from orchestrator.evaluate.agent.tasks import AgentTask, harness_config, toolchain_missing
@@ -299,18 +300,22 @@ def run_task(task: AgentTask, attempt: int, chat: ChatFn, workflow: str, budgets
              should_stop: Callable[[], bool], clock: Callable[[], float]) -> dict:
     """One attempt at one task from its pristine seed; returns (and emits) its agent_run record."""
     started = clock()
-    sandbox = sandbox_factory()
-    run = TaskRun(task, workflow, attempt, sandbox, chat, budgets, on_record, should_stop, clock)
+    sandbox: Sandbox | None = None
+    run = TaskRun(task, workflow, attempt, None, chat, budgets, on_record, should_stop, clock)  # type: ignore[arg-type]
     extra: dict = {}
     completed_at = None
     try:
+        sandbox = run.sandbox = sandbox_factory()
         sandbox.prepare(task)
         workflow_fn = run_ralph if workflow == "ralph" else run_two_try
         outcome, reason, completed_at, extra = workflow_fn(run)
     except (AgentInterrupted, KeyboardInterrupt):
         outcome, reason = "interrupted", "stopped by the operator before the task ended"
+    except (OSError, WeeyugaError) as exc:  # the harness failed (sandbox, disk): this task's fault line, the run goes on
+        outcome, reason = "fault", f"the harness failed: {exc}"
     finally:
-        sandbox.destroy()
+        if sandbox is not None:
+            sandbox.destroy()
     record = run_record(task, workflow, attempt, outcome, reason, budgets, sampling, sandbox)
     record.update(
         completed_at=completed_at, passes=len(run.pass_reasons), pass_reasons=run.pass_reasons,
