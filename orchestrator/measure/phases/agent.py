@@ -20,7 +20,6 @@ from pathlib import Path
 from typing import Any
 
 from orchestrator.evaluate.agent import Budgets, load_tasks, resume_state, run_agent_tasks
-from orchestrator.evaluate.agent.loop import skipped_record
 from orchestrator.evaluate.agent.tasks import TASKS_DIR, AgentTask, harness_config
 from orchestrator.measure.cost import agent_seconds
 from orchestrator.core.records import AgentRecord, CallKey
@@ -102,15 +101,11 @@ class AgentPhase:
             return
         attempt = attempts.get(task.id, 0) + 1
         sandbox = run_sandbox(ctx.options.sandbox)
-        sampling = {"temperature": ctx.options.temperature}
-        if sandbox.skip_reason:  # nothing contains model-written code here: recorded, never run uncontained
-            self.write(ctx, cell_id, skipped_record(task, settings.workflow, attempt, f"no sandbox: {sandbox.skip_reason}",
-                                                    settings.budgets, sampling))
-            return
         summary = run_agent_tasks(
             [task], self.chat_for(ctx, cell_id, task.id, attempt), settings.workflow, settings.budgets,
             sandbox.agent_factory, on_record=lambda record: self.write(ctx, cell_id, record),
-            sampling=sampling, previous_attempts=attempts, toolchain_check=sandbox.toolchain_check)
+            sampling={"temperature": ctx.options.temperature}, previous_attempts=attempts,
+            toolchain_check=sandbox.toolchain_check, skip_reason=sandbox.skip_reason)
         if summary.interrupted:  # the agent_run line says `interrupted`; the run stops here as any run does
             raise KeyboardInterrupt
 
