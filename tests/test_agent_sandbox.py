@@ -275,3 +275,12 @@ def test_a_harness_failure_is_a_recorded_fault_and_the_next_task_runs(monkeypatc
     assert [r.outcome for r in summary.results] == ["fault", "fault"]
     assert "install bubblewrap" in records[-1]["reason"] and records[-1]["sandbox"] is None
     datafiles.validate(records[-1], "agent-record", "fault")
+
+
+def test_where_no_sandbox_contains_code_every_task_is_recorded_skipped_with_the_reason():
+    reason = choose_sandbox("auto", NOT_READY, lambda: NOTHING).reason
+    records: list[dict] = []
+    summary = run_agent_tasks([TASK], ScriptedModel([]), "ralph", BUDGETS, run_sandbox({"kind": "unavailable", "reason": reason}).agent_factory,
+                              on_record=records.append, skip_reason=reason)
+    assert [r.outcome for r in summary.results] == ["skipped"] and records[0]["reason"] == f"no sandbox: {reason}"
+    datafiles.validate(records[0], "agent-record", "skipped")
