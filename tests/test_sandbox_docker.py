@@ -232,3 +232,18 @@ def test_cli_agent_run_records_the_process_sandbox_in_the_manifest(tmp_path):
     _, recorded = solve_by_cli(tmp_path, "auto")
     assert (recorded["kind"], recorded["requested"], recorded["image"]) == ("process", "auto", None)
     assert "pinned off" in recorded["reason"]
+
+
+def test_waiting_at_exit_is_quiet_when_the_engine_is_already_gone(engine, tmp_path, monkeypatch):
+    import requests
+
+    container = Container(engine, CONFIG, tmp_path, "codeexec")
+    container.ensure_started()
+    container.remove()
+
+    def engine_gone(container_id):
+        raise requests.exceptions.ConnectionError("Connection aborted.")
+
+    monkeypatch.setattr(engine.containers, "get", engine_gone)
+    wait_removed()
+    assert not engine_module._KILLED

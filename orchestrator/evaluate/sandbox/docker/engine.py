@@ -229,11 +229,11 @@ def wait_removed(within_s: float = REMOVAL_WAIT_S) -> None:
         client, container = _KILLED[0]
         try:
             client.containers.get(container.id)
-        except (NotFound, APIError):
+        except (NotFound, APIError, OSError):  # OSError: the engine is gone (requests' errors are OSErrors)
             _KILLED.pop(0)
             continue
         if time.monotonic() > deadline:
-            with contextlib.suppress(NotFound, APIError):
+            with contextlib.suppress(NotFound, APIError, OSError):
                 container.remove(force=True)
             _KILLED.pop(0)
             continue
