@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
+import errno
+import importlib
 import json
 import os
 import shutil
+import signal
 from pathlib import Path
 
 import pytest
@@ -14,7 +18,8 @@ from orchestrator.publish.catalogue.export import query
 from orchestrator.publish.catalogue.rows import COLUMNS
 from orchestrator.cli import main
 from orchestrator.core.datafiles import validate
-from tests.fakes.catalogue import EXAMPLE, SyntheticRuns, quality_record
+from orchestrator.core.errors import BadInput
+from tests.fakes.catalogue import EXAMPLE, MODELS, SyntheticRuns, quality_record
 
 RUN_COLUMNS = ["run_id", "run_path", "hardware_class", "runtime", "engine_version", "model", "model_digest", "knobs",
                "deviations", "record_kind", "cell_id"]
@@ -168,3 +173,251 @@ def test_worker_processes_build_what_one_process_builds(runs, tmp_path, monkeypa
     assert [s.pop("export")["folder"] for s in summaries] == ["one.parquet", "many.parquet"]
     assert summaries[0] == summaries[1]
     assert rows(one.export_dir) == rows(many.export_dir)
+
+
+# ---------------------------------------------------------------------------------------
+# Outliers (#26 §2) and the roofline
+
+
+def comparable(runs: SyntheticRuns, root: Path, n: int) -> list[Path]:
+    """n runs of one group: same machine, model, quant, runtime and knobs."""
+    step = len(runs.machines) * len(MODELS)
+    return [runs.write(root, i) for i in range(0, n * step, step)]
+
+
+def scale_rates(run: Path, factor: float) -> None:
+    metadata = json.loads((run / "metadata.json").read_text())
+    for row in metadata["cells"]:
+        for key in ("tokens_per_sec_mean", "tokens_per_sec_p50", "warm_tokens_per_sec_mean"):
+            row[key] = round(row[key] * factor, 2)
+    (run / "metadata.json").write_text(json.dumps(metadata))
+
+
+def marked(export_dir: Path) -> dict[str, tuple[bool, str | None]]:
+    return {path.rsplit("/", 1)[-1]: (outlier, reason) for path, outlier, reason in query(
+        export_dir, "SELECT DISTINCT run_path, outlier, outlier_reason FROM catalogue").rows}
+
+
+def test_an_outlier_is_marked_with_its_reason_and_the_mark_follows_its_group(runs, tmp_path):
+    root, out = tmp_path / "subs", tmp_path / "catalogue.json"
+    group = comparable(runs, root, 5)
+    runs.write(root, 1)  # another group
+    scale_rates(group[2], 3.0)
+    result = update_catalogue(root, out)
+    marks = marked(result.export_dir)
+    assert sum(outlier for outlier, _ in marks.values()) == 1 and result.counts["outliers"] == 1
+    outlier, reason = marks[group[2].name]
+    assert outlier and "above the median" in reason and "of 5 comparable runs" in reason and "mark 3.5" in reason
+    assert query(result.export_dir, "SELECT count(*) FROM catalogue WHERE outlier IS NULL").rows == [(0,)]
+    entry = next(r for r in build_catalogue(root)["runs"] if r["path"].endswith(group[2].name))
+    assert entry["outliers"] and entry["outliers"][0]["reason"] == reason
+
+    shutil.rmtree(group[0])  # n = 4: still a group; the mark is recomputed
+    scale_rates(group[2], 1 / 3.0)  # repaired: the mark goes, its file is rewritten
+    step = update_catalogue(root, out)
+    assert step.counts["outliers"] == 0 and not any(o for o, _ in marked(step.export_dir).values())
+    assert_equals_full_rebuild(root, tmp_path, out)
+
+    shutil.rmtree(group[1]), shutil.rmtree(group[3])  # n = 2: too few to judge
+    scale_rates(group[4], 5.0)
+    assert update_catalogue(root, out).counts["outliers"] == 0
+
+
+def test_a_run_above_its_roofline_is_never_catalogued(runs, tmp_path):
+    root = tmp_path / "subs"
+    fast, fine = runs.write(root, 1), runs.write(root, 2)
+    for run, utilisation in ((fast, 1.5), (fine, 1.05)):  # the tolerance is 1.10 (profiles/catalogue.yaml)
+        metadata = json.loads((run / "metadata.json").read_text())
+        metadata["memory_bandwidth_utilisation"] = [{"cell_id": metadata["cells"][0]["cell_id"], "phase": "5q",
+                                                     "utilisation": utilisation, "bandwidth_gbps": 50.0,
+                                                     "bandwidth_kind": "measured (host read test)"}]
+        (run / "metadata.json").write_text(json.dumps(metadata))
+    result = update_catalogue(root, tmp_path / "catalogue.json")
+    assert result.counts["runs"] == 1 and result.invalid[0]["path"].endswith(fast.name)
+    assert "faster than the memory bandwidth allows" in result.invalid[0]["reason"] and "150% of the roofline" in result.invalid[0]["reason"]
+    assert {p.rsplit("/", 1)[-1] for p in marked(result.export_dir)} == {fine.name}
+
+
+# ---------------------------------------------------------------------------------------
+# Hostile folders and hostile use (#25 §3)
+
+
+@pytest.fixture
+def limits(monkeypatch):
+    """Replace some of profiles/catalogue.yaml's settings for one test."""
+    from orchestrator.publish import catalogue as package
+    from orchestrator.publish.catalogue import export, index, runs as run_module
+
+    settings_module = importlib.import_module("orchestrator.publish.catalogue.settings")  # the package exports its function
+
+    def change(**values):
+        changed = dataclasses.replace(settings_module.settings(), **values)
+        for module in (package, export, index, run_module):
+            monkeypatch.setattr(module, "settings", lambda: changed)
+    return change
+
+
+def cli(argv: list[str], capsys) -> tuple[int, str, str]:
+    code = main(argv)
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def ours(folder: Path) -> list[str]:
+    return sorted(p.name for p in folder.rglob("*") if p.is_file()) if folder.exists() else []
+
+
+def test_outputs_are_never_written_through_a_link_or_onto_a_device(runs, tmp_path, capsys):
+    from orchestrator.publish.catalogue import refuse_unsafe_target
+
+    root = tmp_path / "subs"
+    runs.write(root, 1)
+    with pytest.raises(BadInput, match="a device, FIFO or socket"):
+        refuse_unsafe_target(Path("/dev/null"))  # as root, a rename onto it would replace the device
+    os.mkfifo(tmp_path / "fifo.json")
+    code, _, err = cli(["catalogue", "--submissions-dir", str(root), "--out", str(tmp_path / "fifo.json")], capsys)
+    assert code == 2 and err.count("\n") == 1 and "a device, FIFO or socket" in err
+    (tmp_path / "victim").write_text("untouched")
+    (tmp_path / "linked.json").symlink_to(tmp_path / "victim")
+    code, _, err = cli(["catalogue", "--submissions-dir", str(root), "--out", str(tmp_path / "linked.json")], capsys)
+    assert code == 2 and "symbolic link" in err and (tmp_path / "victim").read_text() == "untouched"
+    page = tmp_path / "page"
+    page.mkdir()
+    (page / "index.html").symlink_to(tmp_path / "victim")
+    code, _, err = cli(["catalogue", "--submissions-dir", str(root), "--out", str(tmp_path / "c.json"),
+                        "--html", str(page)], capsys)
+    assert code == 2 and "index.html: is a symbolic link" in err and (tmp_path / "victim").read_text() == "untouched"
+
+
+@pytest.mark.parametrize("file", ["manifest.json", "metadata.json", "hardware.json", "run.jsonl"])
+def test_a_document_nested_3000_deep_makes_one_run_invalid_not_the_catalogue(runs, tmp_path, file):
+    root = tmp_path / "subs"
+    hostile, fine = runs.write(root, 1), runs.write(root, 2)
+    deep = '{"type": "quality", "x": ' + "[" * 3000 + "]" * 3000 + "}\n"
+    if file == "run.jsonl":
+        with open(hostile / file, "a") as fh:
+            fh.write(deep)
+    else:
+        (hostile / file).write_text("[" * 3000 + "]" * 3000)
+    result = update_catalogue(root, tmp_path / "catalogue.json")
+    assert result.counts["runs"] == 1 and result.invalid[0]["path"].endswith(hostile.name)
+    assert "nested too deeply" in result.invalid[0]["reason"] or "not valid" in result.invalid[0]["reason"]
+    assert build_catalogue(root)["counts"]["invalid"] == 1
+
+
+def test_the_ledger_is_streamed_and_bounded(runs, tmp_path, limits):
+    limits(ledger_rows_per_run=5, ledger_line_bytes=2048)
+    root = tmp_path / "subs"
+    many, long, calls = runs.write(root, 1, axes=False), runs.write(root, 2, axes=False), runs.write(root, 3, axes=False)
+    with open(many / "run.jsonl", "a") as fh:
+        fh.writelines(json.dumps(quality_record("c", s, True)) + "\n" for s in range(6))
+    with open(long / "run.jsonl", "a") as fh:
+        fh.write(json.dumps(quality_record("c", 1, True) | {"failure_mode": "x" * 5000}) + "\n")
+    with open(calls / "run.jsonl", "a") as fh:  # long lines that are not quality or agent lines are only hashed
+        fh.writelines(json.dumps({"type": "call", "text": "y" * 5000}) + "\n" for _ in range(50))
+    result = update_catalogue(root, tmp_path / "catalogue.json")
+    reasons = {bad["path"].rsplit("/", 1)[-1]: bad["reason"] for bad in result.invalid}
+    assert "more than 5 quality and agent lines" in reasons[many.name]
+    assert "longer than 2048 bytes" in reasons[long.name] and calls.name not in reasons
+
+
+def test_two_builds_at_once_wait_for_each_other_and_a_locked_index_is_not_a_damaged_one(runs, tmp_path, limits):
+    import sqlite3
+
+    from orchestrator.publish.catalogue.index import exclusive
+
+    root, out = tmp_path / "subs", tmp_path / "catalogue.json"
+    runs.write_many(root, 3)
+    assert update_catalogue(root, out).reread == 3
+    limits(lock_wait_s=0.3)
+    with exclusive(tmp_path / "catalogue.index.sqlite.lock", 0):  # another build holds it
+        with pytest.raises(BadInput, match="another catalogue build has held this index"):
+            update_catalogue(root, out)
+    other = sqlite3.connect(tmp_path / "catalogue.index.sqlite")
+    other.execute("BEGIN EXCLUSIVE")  # another program (not a weeyuga build) holds SQLite's own lock
+    try:
+        with pytest.raises(BadInput, match="locked by another program"):
+            update_catalogue(root, out)
+    finally:
+        other.rollback()
+        other.close()
+    again = update_catalogue(root, out)  # the index survived: nothing to read
+    assert (again.reread, again.unchanged) == (0, 3)
+
+
+def test_a_full_disk_is_one_line_and_leaves_nothing_behind(runs, tmp_path, capsys, monkeypatch):
+    from orchestrator.publish.catalogue import export
+
+    root, out = tmp_path / "subs", tmp_path / "catalogue.json"
+    runs.write_many(root, 3)
+    update_catalogue(root, out)
+    before = {p.name: p.read_bytes() for p in tmp_path.iterdir() if p.is_file()}
+    exported = ours(tmp_path / "catalogue.parquet")
+    runs.write_many(root, 2, start=10)
+    real_replace = os.replace
+
+    def full(source, target):  # DuckDB wrote the file beside its name; renaming it into place finds the disk full
+        if str(target).endswith(".parquet"):
+            assert Path(source).is_file()
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real_replace(source, target)
+    monkeypatch.setattr(export.os, "replace", full)
+    code, out_text, err = cli(["catalogue", "--submissions-dir", str(root), "--out", str(out)], capsys)
+    assert code == 1 and err.count("\n") == 1 and "the disk is full" in err and not out_text
+    assert ours(tmp_path / "catalogue.parquet") == exported  # no staging file, no half-written export file
+    assert {p.name: p.read_bytes() for p in tmp_path.iterdir() if p.is_file()} == before  # index and summary as they were
+    monkeypatch.setattr(export.os, "replace", real_replace)
+    assert update_catalogue(root, out).reread == 2
+
+
+def test_sigterm_mid_build_is_one_line_and_leaves_no_staging_file(runs, tmp_path, capsys, monkeypatch):
+    from orchestrator.publish.catalogue import index
+
+    root, out = tmp_path / "subs", tmp_path / "catalogue.json"
+    runs.write_many(root, 6)
+    real_read, seen = index.read_stored, []
+
+    def killed_midway(job):
+        seen.append(job)
+        if len(seen) == 4:  # three runs staged: the signal arrives mid-build
+            os.kill(os.getpid(), signal.SIGTERM)
+        return real_read(job)
+    monkeypatch.setattr(index, "read_stored", killed_midway)
+    handler = signal.getsignal(signal.SIGTERM)
+    try:
+        code, _, err = cli(["catalogue", "--submissions-dir", str(root), "--out", str(out)], capsys)
+    finally:
+        signal.signal(signal.SIGTERM, handler)
+    assert code == 130 and err == "weeyuga: interrupted\n"
+    assert ours(tmp_path / "catalogue.parquet") == [] and not out.exists()
+    monkeypatch.setattr(index, "read_stored", real_read)
+    assert update_catalogue(root, out).reread == 6
+
+
+@pytest.mark.parametrize("sql, says", [
+    ("", "no SQL statement"), ("  -- only a comment", "no SQL statement"), ("/* nothing */ ;", "no SQL statement"),
+    ("COPY catalogue TO '/tmp/weeyuga-stolen.csv'", "disabled by configuration"),
+    ("SELECT * FROM read_parquet('{export}/*.parquet')", "disabled by configuration"),
+    ("ATTACH '/tmp/weeyuga-attached.db'", "disabled by configuration"),
+    ("SET enable_external_access = true", "locked"),
+    ("WITH RECURSIVE r(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM r) SELECT count(*) FROM r", "stopped after 1 s"),
+])
+def test_a_query_is_one_line_bounded_in_time_and_memory_and_reads_no_files(runs, tmp_path, capsys, limits, sql, says):
+    limits(query_timeout_s=1)
+    runs.write_many(tmp_path / "subs", 2)
+    base = ["catalogue", "--submissions-dir", str(tmp_path / "subs"), "--out", str(tmp_path / "catalogue.json")]
+    code, out, err = cli(base + ["--query", sql.format(export=tmp_path / "catalogue.parquet")], capsys)
+    assert code == 2 and err.count("\n") == 1 and err.startswith("weeyuga: error: --query: ") and says in err, err
+    assert not Path("/tmp/weeyuga-stolen.csv").exists() and not Path("/tmp/weeyuga-attached.db").exists()
+    assert cli(base + ["--query", "SELECT current_setting('memory_limit') AS m"], capsys)[1].splitlines()[2].strip() \
+        == "1.0 GiB"  # profiles/catalogue.yaml query.memory_limit_mb
+
+
+def test_the_export_is_plain_parquet_that_pyarrow_reads(runs, tmp_path):
+    import pyarrow.dataset
+
+    runs.write_many(tmp_path / "subs", 4)
+    result = update_catalogue(tmp_path / "subs", tmp_path / "catalogue.json")
+    table = pyarrow.dataset.dataset(str(result.export_dir), format="parquet").to_table()
+    assert table.column_names == [name for name, _, _ in COLUMNS]
+    assert table.num_rows == query(result.export_dir, "SELECT count(*) FROM catalogue").rows[0][0] == 18

@@ -175,7 +175,7 @@ def query(export_dir: Path, sql: str, exclude_contended: bool = False) -> QueryR
 
     limits = settings()
     with contextlib.closing(_connect()) as db:
-        db.execute(f"SET memory_limit = '{limits.query_memory_limit_mb}MB'")
+        db.execute(f"SET memory_limit = '{limits.query_memory_limit_mb}MiB'")
         db.execute(f"SET threads = {limits.query_threads}")
         statements = _statements(db, sql)
         files = export_files(export_dir)
