@@ -95,3 +95,21 @@ def test_user_override_beats_a_pin(tmp_path):
     pinned = profiles_with_pins(tmp_path, [pin])
     plan = decide(Hardware.load(GOLDEN_DIR / f"{GTX1060}.json"), pinned, {"model": MODEL, "ngl": 4}, use_tuned=False)
     assert plan.ngl == 4 and plan.num_parallel == 1 and plan.reason("num_parallel").rule_id == "pin-1060-9b"
+
+
+def test_suggest_ignores_outliers_and_runs_review_does_not_accept(example_run, tmp_path, capsys):  # noqa: F811
+    root = tmp_path / "subs"
+    runs = [tuned_run(example_run, root, handle, f"{digit * 8}-0000-0000-0000-000000000000", GTX1060,
+                      {"ngl": 6, "num_parallel": 1}) for handle, digit in (("erin", "e"), ("fred", "f"), ("gina", "a"), ("hank", "b"))]
+    metadata = json.loads((runs[0] / "metadata.json").read_text())
+    for row in metadata["cells"]:  # three times as fast as three identical runs on the same machine and knobs
+        row["tokens_per_sec_mean"] *= 3
+        row["warm_tokens_per_sec_mean"] = (row.get("warm_tokens_per_sec_mean") or row["tokens_per_sec_mean"] / 3) * 3
+    (runs[0] / "metadata.json").write_text(json.dumps(metadata))
+    result = suggest_rules(root, PROFILES, accepted=lambda run_dir: run_dir.name != runs[1].name)
+    assert result.tuned_runs == 2
+    reasons = dict(line.split(": ", 1) for line in result.ignored)
+    assert set(reasons) == {f"erin/{runs[0].parent.name}/{runs[0].name}", f"fred/{runs[1].parent.name}/{runs[1].name}"}
+    assert reasons[f"erin/{runs[0].parent.name}/{runs[0].name}"].startswith("an outlier (decode")
+    assert reasons[f"fred/{runs[1].parent.name}/{runs[1].name}"] == "not accepted by review"
+    assert {run.path.split("/")[0] for run in result.suggestions[0].runs} == {"gina", "hank"}

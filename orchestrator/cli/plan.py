@@ -87,7 +87,7 @@ def rules_suggest(args: argparse.Namespace, profiles) -> int:
         raise BadInput(f"{root}: no such submissions folder")
     result = suggest_rules(root, profiles, args.min_runs)
     print(json.dumps(result.to_dict(), indent=2) if args.json else render_suggestions(result).rstrip("\n"))
-    for problem in result.unreadable:
+    for problem in result.unreadable + result.ignored:
         print(f"skipped: {problem}", file=sys.stderr)
     return 0
 

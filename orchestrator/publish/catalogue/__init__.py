@@ -58,8 +58,10 @@ def refuse_unsafe_target(path: Path) -> None:
         return
     except OSError as exc:
         raise os_failure(path, exc) from None
+    if stat.S_ISDIR(mode):
+        raise os_failure(path, IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR)))
     if not stat.S_ISREG(mode):
-        kind = "a symbolic link" if stat.S_ISLNK(mode) else "a folder" if stat.S_ISDIR(mode) else "a device, FIFO or socket"
+        kind = "a symbolic link" if stat.S_ISLNK(mode) else "a device, FIFO or socket"
         raise BadInput(f"{path}: is {kind}; weeyuga writes only regular files here and will not replace it")
 
 
