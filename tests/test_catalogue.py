@@ -70,9 +70,11 @@ def test_incremental_build_rereads_only_what_changed_and_equals_a_full_rebuild(r
     runs.write(root, 100)  # new
     shutil.rmtree(folders[3])  # removed
     metadata = json.loads((folders[5] / "metadata.json").read_text())
-    metadata["cells"][0]["tokens_per_sec_mean"] = 123.0  # changed
-    (folders[5] / "metadata.json").write_text(json.dumps(metadata))
-    os.utime(folders[7] / "manifest.json")  # touched, same bytes: hashed, not parsed
+    metadata["cells"][0]["tokens_per_sec_mean"] = 123.0  # changed, as git changes a file: a new file in its place
+    (folders[5] / "new.tmp").write_text(json.dumps(metadata))
+    os.replace(folders[5] / "new.tmp", folders[5] / "metadata.json")
+    shutil.copy(folders[7] / "manifest.json", folders[7] / "same.tmp")  # replaced by the same bytes: hashed, not parsed
+    os.replace(folders[7] / "same.tmp", folders[7] / "manifest.json")
     (folders[8] / "notes.txt").symlink_to("/etc/os-release")  # now hostile
     step = update_catalogue(root, out)
     assert (step.reread, step.dropped, step.counts["runs"], step.counts["invalid"]) == (3, 1, 11, 1)
@@ -82,6 +84,14 @@ def test_incremental_build_rereads_only_what_changed_and_equals_a_full_rebuild(r
 
     (folders[8] / "notes.txt").unlink()  # repaired
     assert update_catalogue(root, out).counts["invalid"] == 0
+    assert_equals_full_rebuild(root, tmp_path, out)
+
+    metadata["cells"][0]["tokens_per_sec_mean"] = 77.0
+    (folders[6] / "metadata.json").write_text(json.dumps(metadata))  # edited in place: the folder does not change
+    os.utime(folders[9] / "manifest.json")  # touched, same bytes
+    assert update_catalogue(root, out).reread == 0  # one stat a run does not see it ...
+    rescan = update_catalogue(root, out, rescan=True)  # ... a rescan does, and parses only what differs
+    assert (rescan.reread, rescan.unchanged) == (1, 11)
     assert_equals_full_rebuild(root, tmp_path, out)
 
 
@@ -190,7 +200,8 @@ def scale_rates(run: Path, factor: float) -> None:
     for row in metadata["cells"]:
         for key in ("tokens_per_sec_mean", "tokens_per_sec_p50", "warm_tokens_per_sec_mean"):
             row[key] = round(row[key] * factor, 2)
-    (run / "metadata.json").write_text(json.dumps(metadata))
+    (run / "metadata.json.tmp").write_text(json.dumps(metadata))
+    os.replace(run / "metadata.json.tmp", run / "metadata.json")  # as git changes a file: a new one in its place
 
 
 def marked(export_dir: Path) -> dict[str, tuple[bool, str | None]]:
@@ -292,7 +303,8 @@ def test_outputs_are_never_written_through_a_link_or_onto_a_device(runs, tmp_pat
 @pytest.mark.parametrize("file", ["manifest.json", "metadata.json", "hardware.json", "run.jsonl"])
 def test_a_document_nested_3000_deep_makes_one_run_invalid_not_the_catalogue(runs, tmp_path, file):
     root = tmp_path / "subs"
-    hostile, fine = runs.write(root, 1), runs.write(root, 2)
+    hostile = runs.write(root, 1)
+    runs.write(root, 2)
     deep = '{"type": "quality", "x": ' + "[" * 3000 + "]" * 3000 + "}\n"
     if file == "run.jsonl":
         with open(hostile / file, "a") as fh:

@@ -70,11 +70,11 @@ def cmd_catalogue(args: argparse.Namespace) -> int:
     from orchestrator.publish.catalogue.export import query, render_table
     from orchestrator.publish.leaderboard import write_leaderboard
     from orchestrator.core.paths import submissions_root
-    from orchestrator.runtime.launch import install_signal_handlers
+    from orchestrator.core.procs import install_signal_handlers
 
     install_signal_handlers()  # SIGTERM unwinds like Ctrl-C: one line, and no staging file left behind
     root = submissions_root(args.submissions_dir)
-    result = update_catalogue(root, Path(args.out), Path(args.export) if args.export else None)
+    result = update_catalogue(root, Path(args.out), Path(args.export) if args.export else None, rescan=args.rescan)
     if args.query is not None:
         print(render_table(query(result.export_dir, args.query, args.exclude_contended)), end="")
         return 0
@@ -132,6 +132,8 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--export", metavar="DIR", help="Parquet export folder (default: <out stem>.parquet)")
     p.add_argument("--query", metavar="SQL", help="run SQL over the export (table `catalogue`) and print the result")
     p.add_argument("--html", metavar="DIR", help="also write the leaderboard page (index.html and its assets) there")
+    p.add_argument("--rescan", action="store_true",
+                   help="compare every input file's stat, not only each run folder's: also finds a file edited in place")
     p.add_argument("--exclude-contended", action="store_true",
                    help="leave rows of phases other processes contended out of --query and --html")
 

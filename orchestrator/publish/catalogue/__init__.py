@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from orchestrator.core import datafiles
 from orchestrator.core.errors import BadInput, os_failure
 from orchestrator.core.urls import strip_url_credentials
 from orchestrator.publish.catalogue.index import CatalogueIndex
@@ -65,24 +66,28 @@ def refuse_unsafe_target(path: Path) -> None:
         raise BadInput(f"{path}: is {kind}; weeyuga writes only regular files here and will not replace it")
 
 
-def update_catalogue(root: Path, out: Path, export_dir: Path | None = None, index_file: Path | None = None) -> CatalogueResult:
+def update_catalogue(root: Path, out: Path, export_dir: Path | None = None, index_file: Path | None = None,
+                     rescan: bool = False) -> CatalogueResult:
     """Bring catalogue.json and the Parquet export (default: `<out stem>.parquet/` beside it) up to date
     with the submissions folder, re-reading only the run folders that are new or changed since the
-    index (default: `<out stem>.index.sqlite`) last saw them."""
+    index (default: `<out stem>.index.sqlite`) last saw them (`rescan`: also those with a file edited
+    in place; index.py)."""
     if not out.parent.is_dir():  # before the index is opened beside it
         raise os_failure(out, FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT)))
     refuse_unsafe_target(out)
     export_dir = export_dir or out.with_name(out.stem + ".parquet")
     index_file = index_file or out.with_name(out.stem + ".index.sqlite")
     refuse_unsafe_target(index_file)
-    limits = settings()
 
     with CatalogueIndex.open(index_file, root) as index:
-        change = index.refresh(export_dir)
+        change = index.refresh(export_dir, rescan)
         try:
             if change.changed or not index.output_current(out):
-                write_json_atomic(out, index.summary(export_dir))
+                summary = index.summary(export_dir)
+                write_json_atomic(out, summary)
                 index.wrote_output(out)
+            else:  # the summary this index wrote, untouched: no scan of the index for its counts
+                summary = datafiles.read_json(out)
             index.commit()  # only once the outputs are written: a failure above re-reads those runs next time
         except BaseException:
             for path in change.new_files:
@@ -92,9 +97,8 @@ def update_catalogue(root: Path, out: Path, export_dir: Path | None = None, inde
         for path in change.superseded:  # after the commit: until then the index still lists them
             with contextlib.suppress(OSError):
                 path.unlink(missing_ok=True)
-        counts, invalid = index.counts(), index.invalid(limits.invalid_listed)
-    return CatalogueResult(out, export_dir, index_file, counts, invalid, change.reread, change.unchanged, change.dropped,
-                           change.files_written)
+    return CatalogueResult(out, export_dir, index_file, summary["counts"], summary["invalid"], change.reread,
+                           change.unchanged, change.dropped, change.files_written)
 
 
 def build_catalogue(root: Path) -> dict[str, Any]:

@@ -60,7 +60,9 @@ def file_signature(file: Path) -> str:
 def _connect():
     import duckdb  # deferred: a pass with nothing to write never pays DuckDB's import
 
-    return duckdb.connect()
+    db = duckdb.connect()
+    db.execute("SET enable_progress_bar = false")  # its bar would land in the command's output
+    return db
 
 
 def _copy(db, select: str, target: Path, parameters: list[Any] | None = None) -> None:

@@ -1,13 +1,15 @@
 """The catalogue's index: what each run folder contributed, how to tell that it changed, and which
 Parquet file of the export holds its rows.
 
-An SQLite file (the standard library's) holds one row per run folder (its input hashes, sort
-columns, invalid reason and export file) and one per run cell (its outlier group, decode rate,
-leaderboard row and outlier mark): a few hundred bytes a run, never the run's rows. A refresh walks
-the submissions folder and compares each run folder's stat signature (the folder's own inode and
-times, which change when an entry is added, removed or replaced, and each input file's inode, size
-and times) with the stored one; only where it differs are the files read and hashed, and only where
-a hash differs is the run parsed again. New and changed runs' rows go to new export files
+An SQLite file (the standard library's) holds one row per run folder (its input hashes, invalid
+reason and export file) and one per run cell (its outlier group, decode rate, leaderboard row and
+outlier mark): a few kilobytes a run, never the run's rows. A refresh walks the submissions folder
+and compares each run folder's stat signature with the stored one: by default the folder's own
+(inode and times, which change when an entry is added, removed or replaced: git, weeyuga and editors
+replace a file they change), one system call a run, so that a pass over 100,000 unchanged runs takes
+a fraction of a second; with `rescan`, each input file's too (inode, size and times), which also
+finds a file edited in place. Only where a signature differs are the files read and hashed, and only
+where a hash differs is the run parsed again. New and changed runs' rows go to new export files
 (export.py); a file that still holds a removed or changed run, or a run cell whose outlier mark
 changed, is rewritten; small files are merged when they pile up. Anything the index cannot vouch
 for (another submissions folder, another weeyuga version or row format, a damaged index, an
@@ -20,6 +22,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import fcntl
+import itertools
 import json
 import multiprocessing
 import os
@@ -42,17 +45,24 @@ from orchestrator.publish.catalogue.runs import CATALOGUE_SCHEMA, GENERATED_BY, 
 from orchestrator.publish.catalogue.settings import CatalogueSettings, settings
 
 PARALLEL_FROM = 1000  # runs to read before worker processes pay for their start (about a CPU second)
-# Code-point order (SQLite compares UTF-8 bytes), as Python sorts the same strings.
-CATALOGUE_ORDER = "ORDER BY device_tag, submitter_handle, started_at_utc, run_id, path"
 TABLES = ("meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
-          "runs (path TEXT PRIMARY KEY, signature TEXT NOT NULL, hashes TEXT NOT NULL, batch INTEGER, "
-          "device_tag TEXT, submitter_handle TEXT, started_at_utc TEXT, run_id TEXT, invalid_reason TEXT, completeness TEXT)",
+          "runs (path TEXT PRIMARY KEY, signature TEXT NOT NULL, files_signature TEXT NOT NULL, hashes TEXT NOT NULL, batch INTEGER, "
+          "invalid_reason TEXT, completeness TEXT)",
           "cells (path TEXT NOT NULL, cell TEXT NOT NULL, group_key TEXT NOT NULL, decode_rate REAL, page_row TEXT, "
           "page_row_uncontended TEXT, mark TEXT, written_mark TEXT, PRIMARY KEY (path, cell))",
           "batches (id INTEGER PRIMARY KEY, runs INTEGER NOT NULL, signature TEXT NOT NULL)")
 INDEXES = ("runs_by_batch ON runs (batch)", "cells_by_group ON cells (group_key)")
 # A different version, catalogue schema, set of columns or table layout makes every stored entry suspect.
-INDEX_FORMAT = json.dumps([GENERATED_BY, CATALOGUE_SCHEMA, [name for name, _, _ in COLUMNS], PAGE_COLUMNS, TABLES])
+INDEX_FORMAT = json.dumps(["index-2", GENERATED_BY, CATALOGUE_SCHEMA, [name for name, _, _ in COLUMNS], PAGE_COLUMNS, TABLES])
+
+
+def folder_signature(path: str) -> str:
+    """A run folder's inode and times: they change when an entry in it is added, removed or replaced."""
+    try:
+        st = os.lstat(path)
+    except OSError:
+        return ""
+    return f"{st.st_mode}:{st.st_ino}:{st.st_mtime_ns}:{st.st_ctime_ns}"
 
 
 def signature(path: str, inputs: tuple[str, ...] = INPUTS) -> str:
@@ -65,7 +75,7 @@ def signature(path: str, inputs: tuple[str, ...] = INPUTS) -> str:
         try:
             st = os.lstat(target)
         except OSError:
-            facts.append(None)
+            facts.append((0,))  # absent (not None: None's hash differs between processes before Python 3.12)
             continue
         facts.append((st.st_mode, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns))
     return str(hash(tuple(facts)))
@@ -78,7 +88,6 @@ class StoredRun:
 
     path: str
     hashes: str
-    sort_key: tuple[str, str, str, str]
     invalid_reason: str | None
     completeness: str | None
     rows: str
@@ -95,17 +104,17 @@ def stored_run(record: RunRecord) -> StoredRun:
               _text(c.page_row_uncontended) if c.page_row_uncontended else None) for c in record.cells]
     # a reason quotes what it refused, which may not be text a file can hold either
     reason = record.invalid_reason.encode("utf-8", "backslashreplace").decode() if record.invalid_reason else None
-    return StoredRun(record.path, json.dumps(record.hashes), record.sort_key, reason,
+    return StoredRun(record.path, json.dumps(record.hashes), reason,
                      (record.entry or {}).get("completeness"), rows, cells)
 
 
-def read_stored(job: tuple[str, Path, str, dict | None]) -> tuple[str, StoredRun | None]:
-    _, run_dir, sig, known_hashes = job
+def read_stored(job: tuple[str, Path, dict | None]) -> StoredRun | None:
+    _, run_dir, known_hashes = job
     record = read_run(run_dir, known_hashes)
-    return sig, stored_run(record) if record is not None else None
+    return stored_run(record) if record is not None else None
 
 
-def read_for_index(todo: list[tuple[str, Path, str, dict | None]]) -> Iterator[tuple[str, StoredRun | None]]:
+def read_for_index(todo: list[tuple[str, Path, dict | None]]) -> Iterator[StoredRun | None]:
     """read_stored for each job, in worker processes when there are many (parsing and validating is
     CPU-bound: a full build spreads over every core); in order either way."""
     workers = min(len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1, 8)
@@ -134,7 +143,6 @@ class Refresh:
     unchanged: int = 0
     dropped: int = 0
     files_written: int = 0  # export files written or rewritten
-    outliers: int = 0  # run cells marked in all
     new_files: list[Path] = field(default_factory=list)  # written this time: removed if the build fails
     superseded: list[Path] = field(default_factory=list)  # files to remove once the index is committed
 
@@ -226,17 +234,16 @@ class CatalogueIndex:
             db.execute(f"CREATE TABLE IF NOT EXISTS {table}")
         for index in INDEXES:
             db.execute(f"CREATE INDEX IF NOT EXISTS {index}")
-        db.execute(f"CREATE INDEX IF NOT EXISTS runs_in_order ON runs ({CATALOGUE_ORDER.removeprefix('ORDER BY ')})")
         return db
 
     # Refresh -------------------------------------------------------------------------
 
-    def refresh(self, export_dir: Path) -> Refresh:
+    def refresh(self, export_dir: Path, rescan: bool = False) -> Refresh:
         """Bring the index and the export files in `export_dir` up to date with the submissions folder.
         Files written are listed in the result: the caller removes `new_files` if it cannot commit."""
         result = Refresh()
         try:
-            self._refresh(export_dir, result)
+            self._refresh(export_dir, result, rescan)
         except BaseException:  # a failure, SIGTERM or Ctrl-C: nothing this build wrote is left behind
             for path in result.new_files:
                 with contextlib.suppress(OSError):
@@ -244,31 +251,33 @@ class CatalogueIndex:
             raise
         return result
 
-    def _refresh(self, export_dir: Path, result: Refresh) -> None:
+    def _refresh(self, export_dir: Path, result: Refresh, rescan: bool) -> None:
         found = run_folders(self.root)
         touched = self._forget_damaged_batches(export_dir, result)
-        known = {path: (sig, batch) for path, sig, batch in self.db.execute("SELECT path, signature, batch FROM runs")}
+        known = dict(self.db.execute("SELECT path, signature FROM runs"))  # two columns: 100,000 rows load fast
+        files_known = dict(self.db.execute("SELECT path, files_signature FROM runs")) if rescan else {}
         gone = known.keys() - found.keys()
-        stale = {known[path][1] for path in gone} - {None}
+        stale = set(self._batches(gone).values())
         touched |= self._forget(gone)
         todo = []
         for path, run_dir in found.items():
-            sig = signature(run_dir)
-            if sig != known.get(path, (None,))[0]:
-                todo.append((path, Path(run_dir), sig))
-        hashes = self._hashes([path for path, _, _ in todo])
+            sig = folder_signature(run_dir)
+            if sig != known.get(path) or (rescan and signature(run_dir) != files_known.get(path)):
+                todo.append((path, Path(run_dir), sig, signature(run_dir)))
+        hashes = self._hashes([path for path, *_ in todo])
+        batches = self._batches([path for path, *_ in todo])
         writer = export.BatchWriter(export_dir, self._next_batch(), self.limits.batch_runs)
         try:
-            for sig, stored in read_for_index([(path, run_dir, sig, hashes.get(path)) for path, run_dir, sig in todo]):
+            for stored in read_for_index([(path, run_dir, hashes.get(path)) for path, run_dir, *_ in todo]):
                 if stored is None:  # touched, same bytes
                     continue
                 result.reread += 1
-                stale.add(known.get(stored.path, (None, None))[1])
-                touched |= self._forget([stored.path])
+                if stored.path in known:  # changed: what it was goes
+                    stale.add(batches.get(stored.path))
+                    touched |= self._forget([stored.path])
                 batch = writer.add(stored.rows) if stored.rows else None
-                self.db.execute("INSERT INTO runs VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                                (stored.path, "", stored.hashes, batch, *stored.sort_key, stored.invalid_reason,
-                                 stored.completeness))
+                self.db.execute("INSERT INTO runs VALUES (?, '', '', ?, ?, ?, ?)",
+                                (stored.path, stored.hashes, batch, stored.invalid_reason, stored.completeness))
                 self.db.executemany("INSERT INTO cells VALUES (?, ?, ?, ?, ?, ?, NULL, NULL)",
                                     [(stored.path, *cell) for cell in stored.cells])
                 touched |= {cell[1] for cell in stored.cells}
@@ -279,25 +288,32 @@ class CatalogueIndex:
         result.new_files += [file for _, _, file in written]
         for batch, runs, file in written:
             self.db.execute("INSERT INTO batches VALUES (?, ?, ?)", (batch, runs, export.file_signature(file)))
-        self.db.executemany("UPDATE runs SET signature = ? WHERE path = ?", [(sig, path) for path, _, sig in todo])
+        self.db.executemany("UPDATE runs SET signature = ?, files_signature = ? WHERE path = ?",
+                            [(sig, files_sig, path) for path, _, sig, files_sig in todo])
         result.files_written += len(written)
         result.dropped, result.unchanged = len(gone), len(found) - result.reread
-        if self.fresh:
-            touched = {group for (group,) in self.db.execute("SELECT DISTINCT group_key FROM cells")}
-        self._mark_outliers(touched)
-        self._rewrite(export_dir, stale - {None} | self._batches_with_new_marks(), result)
+        if self.fresh or touched:
+            self._mark_outliers(None if self.fresh else touched)
+            stale |= self._batches_with_new_marks()
+        self._rewrite(export_dir, stale - {None}, result)
         self._compact(export_dir, result)
-        result.outliers = self.db.execute("SELECT count(*) FROM cells WHERE mark IS NOT NULL").fetchone()[0]
         # what the index no longer lists: damaged, emptied or merged files, and a killed build's leftovers
         listed = {export.batch_file(export_dir, batch) for (batch,) in self.db.execute("SELECT id FROM batches")}
         result.superseded += [file for file in export.files_in(export_dir) if file not in listed]
 
+    def _batches(self, paths) -> dict[str, int | None]:
+        return dict(self._of(list(paths), "batch"))
+
     def _hashes(self, paths: list[str]) -> dict[str, dict]:
-        found = {}
+        return {path: json.loads(hashes) for path, hashes in self._of(paths, "hashes")}
+
+    def _of(self, paths: list[str], column: str) -> list[tuple[str, Any]]:
+        """(path, column) of these runs, as the index has them."""
+        found = []
         for start in range(0, len(paths), 500):
             chunk = paths[start:start + 500]
-            found.update((path, json.loads(hashes)) for path, hashes in self.db.execute(
-                f"SELECT path, hashes FROM runs WHERE path IN ({', '.join('?' * len(chunk))})", chunk))
+            found += self.db.execute(f"SELECT path, {column} FROM runs WHERE path IN ({', '.join('?' * len(chunk))})",
+                                     chunk).fetchall()
         return found
 
     def _forget(self, paths) -> set[str]:
@@ -322,15 +338,23 @@ class CatalogueIndex:
     def _next_batch(self) -> int:
         return (self.db.execute("SELECT max(id) FROM batches").fetchone()[0] or 0) + 1
 
-    def _mark_outliers(self, groups: set[str]) -> None:
-        for group in groups:
-            rates = {(path, cell): rate for path, cell, rate in self.db.execute(
-                "SELECT path, cell, decode_rate FROM cells JOIN runs USING (path) "
-                "WHERE group_key = ? AND decode_rate IS NOT NULL AND completeness IS NOT NULL", (group,))}
-            self.db.execute("UPDATE cells SET mark = NULL WHERE group_key = ? AND mark IS NOT NULL", (group,))
-            self.db.executemany("UPDATE cells SET mark = ? WHERE path = ? AND cell = ?",
-                                [(reason, path, cell) for (path, cell), reason in
-                                 outlier_marks(rates, self.limits.outliers).items()])
+    def _mark_outliers(self, groups: set[str] | None) -> None:
+        """Mark the outliers of these groups (None: of every group, in one pass) afresh."""
+        rated = ("SELECT group_key, path, cell, decode_rate FROM cells JOIN runs USING (path) "
+                 "WHERE decode_rate IS NOT NULL AND completeness IS NOT NULL")
+        if groups is None:
+            self.db.execute("UPDATE cells SET mark = NULL WHERE mark IS NOT NULL")
+            members = self.db.execute(f"{rated} ORDER BY group_key").fetchall()
+        else:
+            members = []
+            for group in groups:
+                self.db.execute("UPDATE cells SET mark = NULL WHERE group_key = ? AND mark IS NOT NULL", (group,))
+                members += self.db.execute(f"{rated} AND group_key = ?", (group,)).fetchall()
+        marks = []
+        for _, group_members in itertools.groupby(members, key=lambda member: member[0]):
+            rates = {(path, cell): rate for _, path, cell, rate in group_members}
+            marks += [(reason, path, cell) for (path, cell), reason in outlier_marks(rates, self.limits.outliers).items()]
+        self.db.executemany("UPDATE cells SET mark = ? WHERE path = ? AND cell = ?", marks)
 
     def _batches_with_new_marks(self) -> set[int]:
         return {batch for (batch,) in self.db.execute(

@@ -10,6 +10,7 @@ near-identical rates does not mark a run one percent away.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import statistics
 from typing import Any, Hashable
@@ -20,8 +21,9 @@ MAD_TO_SIGMA = 0.6745  # the MAD of a normal distribution is 0.6745 standard dev
 
 
 def group_key(row: dict[str, Any]) -> str:
-    """What makes two run cells comparable, as text (an index column)."""
-    return json.dumps([row.get(name) for name in ("hardware_class", "model_digest", "quant", "runtime", "knobs")])
+    """What makes two run cells comparable, as a short digest (an index column kept for every cell)."""
+    described = json.dumps([row.get(name) for name in ("hardware_class", "model_digest", "quant", "runtime", "knobs")])
+    return hashlib.blake2b(described.encode(), digest_size=12).hexdigest()
 
 
 def outlier_marks(rates: dict[Hashable, float], rule: OutlierRule) -> dict[Hashable, str]:

@@ -15,9 +15,9 @@ from typing import Any
 from orchestrator import __version__
 from orchestrator.core import datafiles
 from orchestrator.core.errors import BadInput, read_failure
+from orchestrator.core.physics import above_roofline
 from orchestrator.publish.catalogue.rows import LEDGER_KINDS, CellSummary, cell_summaries, ledger_kind, run_rows
 from orchestrator.publish.catalogue.settings import CatalogueSettings, settings
-from orchestrator.publish.report.roofline import above_roofline
 from orchestrator.core.runfolder import HARDWARE_NAME, LEDGER_NAME, MANIFEST_NAME, METADATA_NAME, check_regular_files, run_identity
 from orchestrator.core.methodology import methodology
 from orchestrator.plan.decide.facts import hardware_class

@@ -146,13 +146,3 @@ def roofline_lines(metadata: dict[str, Any]) -> list[str]:
                      f"{e['host_bytes_per_token'] / 1e6:,.1f}{gpu} | {e['context_tokens_p50']:,.0f} | {figures} ({e['bandwidth_kind']}) |")
     return lines
 
-
-def above_roofline(metadata: dict[str, Any], tolerance: float) -> list[str]:
-    """Each cell and phase of metadata.json whose decode rate is above `tolerance` times its memory-bandwidth
-    roofline (`memory_bandwidth_utilisation`), as "<cell> <phase>: 152% of the roofline": physically
-    impossible, so the run's figures are not the machine's. The one physics bound the catalogue and
-    `weeyuga review` share."""
-    return [f"{entry.get('cell_id')} {entry.get('phase')}: {entry['utilisation'] * 100:.0f}% of the roofline"
-            for entry in metadata.get("memory_bandwidth_utilisation") or []
-            if isinstance(entry, dict) and isinstance(entry.get("utilisation"), (int, float))
-            and not isinstance(entry["utilisation"], bool) and entry["utilisation"] > tolerance]
