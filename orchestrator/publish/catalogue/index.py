@@ -294,7 +294,7 @@ class CatalogueIndex:
         result.dropped, result.unchanged = len(gone), len(found) - result.reread
         if self.fresh or touched:
             self._mark_outliers(None if self.fresh else touched)
-            stale |= self._batches_with_new_marks()
+            stale |= self._batches_with_new_marks(None if self.fresh else touched)
         self._rewrite(export_dir, stale - {None}, result)
         self._compact(export_dir, result)
         # what the index no longer lists: damaged, emptied or merged files, and a killed build's leftovers
@@ -356,10 +356,13 @@ class CatalogueIndex:
             marks += [(reason, path, cell) for (path, cell), reason in outlier_marks(rates, self.limits.outliers).items()]
         self.db.executemany("UPDATE cells SET mark = ? WHERE path = ? AND cell = ?", marks)
 
-    def _batches_with_new_marks(self) -> set[int]:
-        return {batch for (batch,) in self.db.execute(
-            "SELECT DISTINCT batch FROM cells JOIN runs USING (path) "
-            "WHERE mark IS NOT written_mark AND batch IS NOT NULL")}
+    def _batches_with_new_marks(self, groups: set[str] | None) -> set[int]:
+        """Export files holding a cell (of these groups; None: of any) whose mark is not the one written."""
+        changed = ("SELECT DISTINCT batch FROM cells JOIN runs USING (path) "
+                   "WHERE mark IS NOT written_mark AND batch IS NOT NULL")
+        if groups is None:
+            return {batch for (batch,) in self.db.execute(changed)}
+        return {batch for group in groups for (batch,) in self.db.execute(f"{changed} AND group_key = ?", (group,))}
 
     def _marks(self, batches: list[int]) -> list[tuple[str, str, str]]:
         marks = []
