@@ -105,7 +105,7 @@ def build_catalogue(root: Path) -> dict[str, Any]:
     """The whole catalogue as one document, from scratch and in memory: the summary, and every run's
     entry with its cells' outlier marks. For a handful of runs (tests, `rules suggest`); at crowd scale
     the export is the catalogue."""
-    records = [record for path, folder in run_folders(root).items() if (record := read_run(Path(folder))) is not None]
+    records = [record for entry in run_folders(root).values() if (record := read_run(Path(entry.path))) is not None]
     valid = sorted((r for r in records if r.entry is not None), key=lambda r: (r.sort_key, r.path))
     invalid = sorted((r for r in records if r.entry is None), key=lambda r: r.path.split("/"))
     groups: dict[str, dict[tuple[str, str | None], float]] = {}

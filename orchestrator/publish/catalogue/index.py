@@ -46,23 +46,25 @@ from orchestrator.publish.catalogue.settings import CatalogueSettings, settings
 
 PARALLEL_FROM = 1000  # runs to read before worker processes pay for their start (about a CPU second)
 TABLES = ("meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
-          "runs (path TEXT PRIMARY KEY, signature TEXT NOT NULL, files_signature TEXT NOT NULL, hashes TEXT NOT NULL, batch INTEGER, "
+          "runs (path TEXT PRIMARY KEY, signature INTEGER NOT NULL, files_signature TEXT NOT NULL, hashes TEXT NOT NULL, "
+          "batch INTEGER, "
           "invalid_reason TEXT, completeness TEXT)",
           "cells (path TEXT NOT NULL, cell TEXT NOT NULL, group_key TEXT NOT NULL, decode_rate REAL, page_row TEXT, "
           "page_row_uncontended TEXT, mark TEXT, written_mark TEXT, PRIMARY KEY (path, cell))",
           "batches (id INTEGER PRIMARY KEY, runs INTEGER NOT NULL, signature TEXT NOT NULL)")
 INDEXES = ("runs_by_batch ON runs (batch)", "cells_by_group ON cells (group_key)")
 # A different version, catalogue schema, set of columns or table layout makes every stored entry suspect.
-INDEX_FORMAT = json.dumps(["index-2", GENERATED_BY, CATALOGUE_SCHEMA, [name for name, _, _ in COLUMNS], PAGE_COLUMNS, TABLES])
+INDEX_FORMAT = json.dumps(["index-3", GENERATED_BY, CATALOGUE_SCHEMA, [name for name, _, _ in COLUMNS], PAGE_COLUMNS, TABLES])
 
 
-def folder_signature(path: str) -> str:
-    """A run folder's inode and times: they change when an entry in it is added, removed or replaced."""
+def folder_signature(entry: os.DirEntry) -> int:
+    """A run folder's inode and times, which change when an entry in it is added, removed or replaced,
+    as one integer (Python's hash of ints is the same in every process; 0 when it is gone)."""
     try:
-        st = os.lstat(path)
+        st = entry.stat(follow_symlinks=False)
     except OSError:
-        return ""
-    return f"{st.st_mode}:{st.st_ino}:{st.st_mtime_ns}:{st.st_ctime_ns}"
+        return 0
+    return hash((st.st_mode, st.st_ino, st.st_mtime_ns, st.st_ctime_ns))
 
 
 def signature(path: str, inputs: tuple[str, ...] = INPUTS) -> str:
@@ -260,10 +262,11 @@ class CatalogueIndex:
         stale = set(self._batches(gone).values())
         touched |= self._forget(gone)
         todo = []
-        for path, run_dir in found.items():
-            sig = folder_signature(run_dir)
-            if sig != known.get(path) or (rescan and signature(run_dir) != files_known.get(path)):
-                todo.append((path, Path(run_dir), sig, signature(run_dir)))
+        for path, entry in found.items():
+            sig = folder_signature(entry)
+            if sig != known.get(path) or (rescan and signature(entry.path) != files_known.get(path)):
+                todo.append((path, Path(entry.path), sig, signature(entry.path)))
+        todo.sort()  # the walk's order is the file system's; the export's files are the same whatever it is
         hashes = self._hashes([path for path, *_ in todo])
         batches = self._batches([path for path, *_ in todo])
         writer = export.BatchWriter(export_dir, self._next_batch(), self.limits.batch_runs)
@@ -276,7 +279,7 @@ class CatalogueIndex:
                     stale.add(batches.get(stored.path))
                     touched |= self._forget([stored.path])
                 batch = writer.add(stored.rows) if stored.rows else None
-                self.db.execute("INSERT INTO runs VALUES (?, '', '', ?, ?, ?, ?)",
+                self.db.execute("INSERT INTO runs VALUES (?, 0, '', ?, ?, ?, ?)",
                                 (stored.path, stored.hashes, batch, stored.invalid_reason, stored.completeness))
                 self.db.executemany("INSERT INTO cells VALUES (?, ?, ?, ?, ?, ?, NULL, NULL)",
                                     [(stored.path, *cell) for cell in stored.cells])
