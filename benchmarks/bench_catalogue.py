@@ -87,10 +87,12 @@ def big_ledger(work: Path, runs: SyntheticRuns, lines: int = 1_000_000) -> None:
         for i in range(lines):
             fh.write(quality if i % 1000 == 0 else call)
     size = (run / "run.jsonl").stat().st_size
-    probe = ("import resource, sys, time; from pathlib import Path; from orchestrator.publish.catalogue import read_run; "
+    # VmHWM, not ru_maxrss: ru_maxrss survives exec, so a child of this (large) process would report this one's
+    probe = ("import re, sys, time; from pathlib import Path; from orchestrator.publish.catalogue import read_run; "
              "t = time.perf_counter(); r = read_run(Path(sys.argv[1])); "
+             "hwm = int(re.search(r'VmHWM:\\s+(\\d+)', open('/proc/self/status').read()).group(1)); "
              "print(f'{time.perf_counter() - t:.2f} s, {len(r.rows)} rows, invalid: {r.invalid_reason}, '"
-             "f'peak {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB')")
+             "f'peak {hwm / 1024:.0f} MiB')")
     result = subprocess.run([sys.executable, "-c", probe, str(run)], cwd=REPO, check=True, capture_output=True, text=True)
     print(f"a run.jsonl of {lines + 1} lines ({size / 2**20:.0f} MiB) read by a fresh interpreter: {result.stdout.strip()}")
 
