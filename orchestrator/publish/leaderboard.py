@@ -50,7 +50,8 @@ def write_leaderboard(index_file: Path, root: Path, html_dir: Path, exclude_cont
     text = json.dumps(data, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
     outputs = {asset.name: asset.read_text(encoding="utf-8") for asset in sorted(ASSETS.iterdir())}
     outputs["data.js"] = f"window.WEEYUGA_LEADERBOARD = JSON.parse({json.dumps(text)});\n"
+    for name in outputs:  # all checked before any is written: never through a link planted in the folder
+        refuse_unsafe_target(html_dir / name)
     for name, content in outputs.items():
-        refuse_unsafe_target(html_dir / name)  # never through a link planted in the folder
         write_text_atomic(html_dir / name, content)
     return Leaderboard(html_dir / "index.html", len(rows))
