@@ -153,12 +153,24 @@ class Refresh:
         return bool(self.reread or self.dropped or self.files_written)
 
 
+# SQLite's result codes by name (Python 3.11+), or the words of its message (3.10)
+SQLITE_KINDS = {"damaged": (("SQLITE_NOTADB", "SQLITE_CORRUPT"), ("not a database", "malformed")),
+                "full": (("SQLITE_FULL",), ("disk is full",)),
+                "locked": (("SQLITE_BUSY", "SQLITE_LOCKED"), ("is locked",))}
+
+
+def sqlite_kind(exc: sqlite3.Error) -> str | None:
+    name, text = getattr(exc, "sqlite_errorname", ""), str(exc)
+    return next((kind for kind, (names, words) in SQLITE_KINDS.items()
+                 if name.startswith(names) or any(word in text for word in words)), None)
+
+
 def sqlite_failure(where: Path | str, exc: sqlite3.Error) -> WeeyugaError:
     """One line for an SQLite error that is not damage: a full disk, or a lock held by another program."""
-    name = getattr(exc, "sqlite_errorname", "")
-    if name.startswith("SQLITE_FULL") or name.startswith("SQLITE_IOERR"):
-        return os_failure(where, OSError(errno.ENOSPC if name.startswith("SQLITE_FULL") else errno.EIO, str(exc)))
-    if name.startswith(("SQLITE_BUSY", "SQLITE_LOCKED")):
+    kind = sqlite_kind(exc)
+    if kind == "full":
+        return os_failure(where, OSError(errno.ENOSPC, str(exc)))
+    if kind == "locked":
         return BadInput(f"{where}: the catalogue index is locked by another program; try again when it is done")
     return WeeyugaError(f"{where}: the catalogue index failed: {exc}")
 
@@ -225,7 +237,7 @@ class CatalogueIndex:
             return db
         except sqlite3.DatabaseError as exc:
             db.close()
-            if getattr(exc, "sqlite_errorname", "").startswith(("SQLITE_NOTADB", "SQLITE_CORRUPT")):  # damaged: start again
+            if sqlite_kind(exc) == "damaged":  # not a lock, not a full disk: start again
                 index_file.unlink()
                 return CatalogueIndex._schema(sqlite3.connect(index_file, timeout=5))
             raise sqlite_failure(index_file, exc) from None
