@@ -5,7 +5,7 @@ run cell's group key). In a group of at least `min_group`, a cell's decode rate 
 modified z-score, 0.6745 * (rate - median) / MAD, is beyond `modified_z` either way (Iglewicz and
 Hoaglin): the median and the median absolute deviation ignore the outliers they look for, as a mean
 and standard deviation would not. The MAD is floored at `mad_floor` x the median, so that a group of
-near-identical rates does not mark a run one percent away.
+near-identical rates does not mark a run a few percent away.
 """
 
 from __future__ import annotations
