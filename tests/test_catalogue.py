@@ -433,3 +433,20 @@ def test_the_export_is_plain_parquet_that_pyarrow_reads(runs, tmp_path):
     table = pyarrow.dataset.dataset(str(result.export_dir), format="parquet").to_table()
     assert table.column_names == [name for name, _, _ in COLUMNS]
     assert table.num_rows == query(result.export_dir, "SELECT count(*) FROM catalogue").rows[0][0] == 18
+
+
+def test_the_export_appends_a_file_per_build_and_merges_small_ones(runs, tmp_path, limits):
+    limits(batch_runs=3, compact_below=3, compact_after=2)
+    root, out = tmp_path / "subs", tmp_path / "catalogue.json"
+    runs.write_many(root, 7)
+    first = update_catalogue(root, out)
+    files = lambda: sorted(p.name for p in (tmp_path / "catalogue.parquet").iterdir())  # noqa: E731
+    assert first.files_written == 3 and files() == ["batch-000001.parquet", "batch-000002.parquet", "batch-000003.parquet"]
+    runs.write(root, 100)  # a small file each: the last batch (1 run) and this one make two, not yet too many
+    assert update_catalogue(root, out).files_written == 1 and len(files()) == 4
+    runs.write(root, 101)  # a third small file: the three are merged into one
+    merged = update_catalogue(root, out)
+    assert merged.files_written == 2 and files() == ["batch-000001.parquet", "batch-000002.parquet", "batch-000006.parquet"]
+    assert update_catalogue(root, out).files_written == 0
+    assert_equals_full_rebuild(root, tmp_path, out)
+    assert not list((tmp_path / "catalogue.parquet").glob(".*"))  # no staging file left
