@@ -130,7 +130,7 @@ def test_every_row_carries_the_run_and_quality_and_agent_lines_flow_in(runs, tmp
 
 @pytest.mark.parametrize("ledger_tail, reason", [
     (json.dumps(quality_record("c", 1, True) | {"score": "high"}) + "\n", "run.jsonl line {n}: field for quality_score"),
-    ('{"type": "quality", "pack_id": \n{"type": "end"}\n', "run.jsonl (line {n}): not valid JSON"),
+    ('{"type": "quality", "pack": \n{"type": "end"}\n', "run.jsonl (line {n}): not valid JSON"),
     ('{"type": "agent_run", "task": "t", "passes": 99999999999}\n', "run.jsonl line {n}: field for agent_passes"),
     ('{"record": "agent_run", "task": "\\ud800"}\n', "not Unicode text (a lone surrogate)"),
 ])
@@ -146,7 +146,7 @@ def test_a_hostile_ledger_line_makes_its_run_invalid_with_the_line_named(runs, t
 def test_a_torn_last_line_is_ignored_as_the_ledger_ignores_it(runs, tmp_path):
     run = runs.write(tmp_path / "subs", 1, axes=True)
     with open(run / "run.jsonl", "a") as fh:
-        fh.write('{"type": "quality", "pack_id": "tool')
+        fh.write('{"type": "quality", "pack": "tool')
     result = update_catalogue(tmp_path / "subs", tmp_path / "catalogue.json")
     assert result.counts == {"runs": 1, "complete": 0, "partial": 1, "invalid": 0, "failed": 0, "outliers": 0}
     assert query(result.export_dir, "SELECT count(*) FROM catalogue WHERE record_kind = 'quality'").rows == [(4,)]
@@ -237,7 +237,7 @@ def test_an_outlier_is_marked_with_its_reason_and_the_mark_follows_its_group(run
 def test_a_run_above_its_roofline_is_never_catalogued(runs, tmp_path):
     root = tmp_path / "subs"
     fast, fine = runs.write(root, 1), runs.write(root, 2)
-    for run, utilisation in ((fast, 1.5), (fine, 1.05)):  # the tolerance is 1.10 (profiles/catalogue.yaml)
+    for run, utilisation in ((fast, 2.0), (fine, 1.3)):  # the bound is review's: 1.5 (profiles/review.yaml)
         metadata = json.loads((run / "metadata.json").read_text())
         metadata["memory_bandwidth_utilisation"] = [{"cell_id": metadata["cells"][0]["cell_id"], "phase": "5q",
                                                      "utilisation": utilisation, "bandwidth_gbps": 50.0,
@@ -245,7 +245,7 @@ def test_a_run_above_its_roofline_is_never_catalogued(runs, tmp_path):
         (run / "metadata.json").write_text(json.dumps(metadata))
     result = update_catalogue(root, tmp_path / "catalogue.json")
     assert result.counts["runs"] == 1 and result.invalid[0]["path"].endswith(fast.name)
-    assert "faster than the memory bandwidth allows" in result.invalid[0]["reason"] and "150% of the roofline" in result.invalid[0]["reason"]
+    assert "faster than the memory bandwidth allows" in result.invalid[0]["reason"] and "200% of the roofline" in result.invalid[0]["reason"]
     assert {p.rsplit("/", 1)[-1] for p in marked(result.export_dir)} == {fine.name}
 
 

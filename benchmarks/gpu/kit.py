@@ -164,7 +164,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rehearsal", action="store_true", help="CPU build, a recorded H100, scaled-down shapes")
     parser.add_argument("--scale", type=int, help="shrink the shapes (default 1; in a rehearsal 32 for the small model and "
                         "4 for the big one, whose share of the free memory must outweigh the probe's 0.1 GB rounding)")
-    parser.add_argument("--sweep-step", type=int, default=4)
+    parser.add_argument("--sweep-step", type=int, help="sweep every N-th NGL (default 4; a third of the layers in a rehearsal)")
+    parser.add_argument("--tune-launches", type=int, help="cap tune's launches (default none; 4 in a rehearsal)")
     parser.add_argument("--work", type=Path, help="scratch folder (default: a folder in the cache)")
     args = parser.parse_args(argv)
     out = Path(os.environ.get("WEEYUGA_GPU_OUT") or os.environ.get("OUT") or "gpu-out")
@@ -223,11 +224,15 @@ def main(argv: list[str] | None = None) -> int:
             big_plan = read_report(weeyuga(["decide", "--hardware", str(hardware), "--model-path",
                                             str(work / "random-llama-32b.gguf"), "--json"], LIMITS["decide"], env, log))
         free_mb = ((json.loads(hardware.read_text()).get("gpu") or [{}])[0].get("vram_free_gb") or 0) * 1024
+        launches = args.tune_launches or (4 if args.rehearsal else None)
         tuned = read_report(weeyuga(["tune", "--model-path", str(work / "random-llama-32b.gguf"), "--hardware",
-                                     str(hardware), "--json", "--no-write", "--out", str(work / "tune")],
+                                     str(hardware), "--json", "--no-write", "--out", str(work / "tune"),
+                                     *(["--max-launches", str(launches)] if launches else [])],
                                     LIMITS["tune"], env, log))
         step("sweep")
-        rows = sweep(big_plan, work / "random-llama-32b.gguf", args.sweep_step, env, work)
+        top = big_plan.get("layers_offloadable", 1)
+        rows = sweep(big_plan, work / "random-llama-32b.gguf", args.sweep_step or (max(1, top // 3) if args.rehearsal else 4),
+                     env, work)
         summaries.append(tune_summary(device, big["model_shape"], free_mb, tuned, rows, big_plan))
         if ballast is not None:
             kill_group(ballast)

@@ -18,14 +18,27 @@ from pathlib import Path
 
 from orchestrator import __version__
 from orchestrator.core.errors import os_failure
+from orchestrator.evaluate.quality.scoring import wilson
 from orchestrator.publish.catalogue import refuse_unsafe_target
 from orchestrator.publish.catalogue.index import CatalogueIndex
 from orchestrator.publish.catalogue.rows import PAGE_COLUMNS
 from orchestrator.publish.manifest import write_text_atomic
 
 ASSETS = Path(__file__).resolve().parent / "leaderboard_page"
-COLUMNS = PAGE_COLUMNS + ["outlier"]  # the outlier mark's reason, null when not marked
-DECODE, RUN_PATH, MODEL = (COLUMNS.index(name) for name in ("decode_tps", "run_path", "model"))
+# The quality pass rate and its 95% Wilson interval are appended here, from the row's counts (one Wilson
+# function, evaluate/quality/scoring.py); `outlier` is the mark's reason, null when not marked.
+QUALITY_INTERVAL_COLUMNS = ("quality_pass_rate", "quality_ci_low", "quality_ci_high")
+COLUMNS = [*PAGE_COLUMNS, "outlier", *QUALITY_INTERVAL_COLUMNS]
+DECODE, RUN_PATH, MODEL, CALLS, PASSES = (COLUMNS.index(name) for name in
+                                          ("decode_tps", "run_path", "model", "quality_calls", "quality_passes"))
+
+
+def quality_interval(calls: int, passes: int) -> tuple[float | None, float | None, float | None]:
+    """The row's quality pass rate and its 95% Wilson interval, None without quality calls."""
+    if not calls:
+        return None, None, None
+    interval = wilson(passes, calls)
+    return round(passes / calls, 3), round(interval.low, 3), round(interval.high, 3)
 
 
 @dataclass(frozen=True)
@@ -37,7 +50,7 @@ class Leaderboard:
 def write_leaderboard(index_file: Path, root: Path, html_dir: Path, exclude_contended: bool = False) -> Leaderboard:
     """The page for the catalogue whose index is `index_file` (update_catalogue's), best decode rate first."""
     with CatalogueIndex.open(index_file, root) as index:
-        rows = sorted(index.page_rows(exclude_contended),
+        rows = sorted((row + list(quality_interval(row[CALLS], row[PASSES])) for row in index.page_rows(exclude_contended)),
                       key=lambda row: (row[DECODE] is None, -(row[DECODE] or 0), row[RUN_PATH], row[MODEL] or ""))
     try:
         html_dir.mkdir(parents=True, exist_ok=True)

@@ -10,9 +10,9 @@ Values across a group: NGL takes the smallest (a pin must fit every machine behi
 VRAM differs between them), threads and slots the median (lower middle on a tie).
 
 A run is evidence only when it is trustworthy (issue #26): a run the catalogue marks as an outlier
-among comparable runs is ignored, and so is one that review does not accept (`accepted`, a check of
-the run folder such as `weeyuga review`'s; without one, a run in the catalogue counts as reviewed,
-as every run merged into submissions/ passed review on its pull request). Each is listed with why.
+among comparable runs is ignored, and so is one that review does not accept (`accepted`: the CLI
+passes `weeyuga review`'s verdict; without one, a run in the catalogue counts as reviewed, as every
+run merged into submissions/ passed review on its pull request). Each is listed with why.
 """
 
 from __future__ import annotations
@@ -104,7 +104,7 @@ def suggest_rules(submissions: Path, profiles: Profiles, min_runs: int = 1,
             ignored.append(f"{entry['path']}: an outlier ({entry['outliers'][0]['reason']})")
             continue
         if accepted is not None and not accepted(submissions / entry["path"]):
-            ignored.append(f"{entry['path']}: not accepted by review")
+            ignored.append(f"{entry['path']}: not accepted by review (`weeyuga review` on it says why)")
             continue
         tuned_runs += 1
         try:

@@ -91,6 +91,9 @@ COLUMNS: list[tuple[str, str, str]] = [
     ("contended", "BOOLEAN", "other processes contended this row's cell and phase (metadata.json contended_phases; "
                              "`weeyuga catalogue --exclude-contended` leaves such rows out of --query and --html)"),
     ("decode_roofline_fraction", "DOUBLE", "phase: median decode tok/s / the memory-bandwidth roofline at the call's context"),
+    ("quality_level", "VARCHAR", "quality: the scenario's tier: easy, medium or hard"),
+    ("quality_checks_met", "INTEGER", "quality: checks met, where the scenario has several (check-level accuracy)"),
+    ("quality_checks_asked", "INTEGER", "quality: checks the scenario asks"),
     ("outlier", "BOOLEAN", "this row's run cell is a robust outlier among comparable runs (same hardware class, model "
                            "digest, quant, runtime and knobs; profiles/catalogue.yaml): left out of the leaderboard's "
                            "default view, its medians and `rules suggest`"),
@@ -107,9 +110,10 @@ PHASE_FIELDS = {"n_calls": "n_calls", "n_errors": "n_errors", "success_rate": "s
                 "warm_total_duration_ms_p50": "warm_total_duration_ms_p50",
                 "completion_tokens_total": "completion_tokens_total", "format_ok_rate": "format_ok_rate"}
 # run.jsonl `quality` and `agent_run` record fields (issues #14, #15) each column reads.
-QUALITY_FIELDS = {"quality_pack": "pack_id", "quality_pack_version": "pack_version", "quality_scenario": "scenario_id",
+QUALITY_FIELDS = {"quality_pack": "pack", "quality_pack_version": "pack_version", "quality_scenario": "scenario",
                   "quality_repeat": "repeat_idx", "quality_verifier": "verifier", "quality_passed": "passed",
-                  "quality_score": "score", "quality_failure_mode": "failure_mode"}
+                  "quality_score": "score", "quality_failure_mode": "failure_mode", "quality_level": "level",
+                  "quality_checks_met": "checks_met", "quality_checks_asked": "checks_asked"}
 AGENT_FIELDS = {"agent_task": "task", "agent_task_version": "task_version", "agent_language": "language",
                 "agent_workflow": "workflow", "agent_attempt": "attempt", "agent_outcome": "outcome",
                 "agent_pass_at_1": "pass_at_1", "agent_pass_at_2": "pass_at_2", "agent_completed_at": "completed_at",
@@ -204,11 +208,12 @@ def _row(values: dict[str, Any], kind: str, phase: Any, source: str, contended: 
 
 
 # The leaderboard's row for one run cell: speed is the median over its phases of warm decode tok/s and
-# TTFT; quality the mean scenario score (its verdict where it has no score); agent the share of task
-# attempts that completed, of those that ran (not skipped for a missing toolchain, nor interrupted).
+# TTFT; quality the mean scenario score (its verdict where it has no score), and its scenario calls and
+# passes (the page's pass rate and interval); agent the share of task attempts that completed, of those
+# that ran (not skipped for a missing toolchain, nor interrupted).
 PAGE_COLUMNS = ["run_path", "device_tag", "started_at_utc", "completeness", "hardware_class", "gpu_name", "model",
                 "quant", "runtime", "engine_version", "backend", "decode_tps", "ttft_ms", "quality_score",
-                "agent_pass_rate", "axes"]
+                "agent_pass_rate", "axes", "quality_calls", "quality_passes"]
 AXIS_OF_KIND = {"phase": "speed", "quality": "quality", "agent_task": "agent"}
 NOT_ATTEMPTED = ("skipped", "interrupted")
 
@@ -254,9 +259,11 @@ def page_row(rows: list[dict[str, Any]]) -> list[Any] | None:
                if r["record_kind"] == "quality" and (r["quality_score"] is not None or r["quality_passed"] is not None)]
     agent = [float(r["agent_passed"]) for r in rows if r["record_kind"] == "agent_task"
              and r["agent_outcome"] not in NOT_ATTEMPTED and r["agent_passed"] is not None]
+    calls = [r for r in rows if r["record_kind"] == "quality"]
     figures = {"decode_tps": _rounded(_decode(rows), 1), "ttft_ms": _rounded(_median(ttft), 1),
                "quality_score": _rounded(_mean(quality), 3), "agent_pass_rate": _rounded(_mean(agent), 3),
-               "axes": sorted({AXIS_OF_KIND[r["record_kind"]] for r in rows})}
+               "axes": sorted({AXIS_OF_KIND[r["record_kind"]] for r in rows}),
+               "quality_calls": len(calls), "quality_passes": sum(r["quality_passed"] is True for r in calls)}
     return [figures[name] if name in figures else first[name] for name in PAGE_COLUMNS]
 
 

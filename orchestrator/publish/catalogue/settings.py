@@ -1,5 +1,6 @@
-"""profiles/catalogue.yaml: the outlier rule, the roofline tolerance, the export's file sizes and the
-bounds on what one contributed folder and one `--query` may cost; read once."""
+"""profiles/catalogue.yaml: the outlier rule, the export's file sizes and the bounds on what one
+contributed folder and one `--query` may cost; and the roofline bound `weeyuga review` rejects at
+(profiles/review.yaml), so that the catalogue refuses exactly what review rejects. Read once."""
 
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ class OutlierRule:
 @dataclass(frozen=True)
 class CatalogueSettings:
     outliers: OutlierRule
-    roofline_tolerance: float
+    roofline_tolerance: float  # decode / roofline above this is refused (review.yaml roofline_reject_fraction)
     batch_runs: int
     compact_below: int
     compact_after: int
@@ -37,6 +38,7 @@ class CatalogueSettings:
 @functools.cache
 def settings() -> CatalogueSettings:
     document = datafiles.load(data_dir("profiles") / "catalogue.yaml", "catalogue-settings")
+    review = datafiles.load(data_dir("profiles") / "review.yaml", "review")
     export, limits, query = document["export"], document["limits"], document["query"]
-    return CatalogueSettings(OutlierRule(**document["outliers"]), float(document["roofline_tolerance"]),
+    return CatalogueSettings(OutlierRule(**document["outliers"]), float(review["roofline_reject_fraction"]),
                              **export, **limits, **{f"query_{key}": value for key, value in query.items()})
