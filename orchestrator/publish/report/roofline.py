@@ -145,4 +145,3 @@ def roofline_lines(metadata: dict[str, Any]) -> list[str]:
         lines.append(f"| {e['cell_id']} | {e['phase']} | {e['utilisation'] * 100:.0f}% | {e['roofline_tokens_per_sec']:,.1f} | "
                      f"{e['host_bytes_per_token'] / 1e6:,.1f}{gpu} | {e['context_tokens_p50']:,.0f} | {figures} ({e['bandwidth_kind']}) |")
     return lines
-
