@@ -275,6 +275,13 @@ CASES = {
                                            "subs: cannot write there: Is a directory"),
     "catalogue/out-missing-parent": args_case(["catalogue", "--submissions-dir", "{tmp}/subs", "--out", "{tmp}/no/such/c.json"],
                                               "c.json: cannot write there"),
+    # as root, a rename onto /dev/null would replace the device: refused before anything is written (#25 §3)
+    "catalogue/out-dev-null": args_case(["catalogue", "--submissions-dir", "{tmp}/subs", "--out", "/dev/null"],
+                                        "/dev/null: is a device, FIFO or socket"),
+    "catalogue/query-empty": args_case(["catalogue", "--submissions-dir", "{tmp}/subs", "--out", "{tmp}/c.json", "--query", ""],
+                                       "--query: no SQL statement"),
+    "catalogue/query-comment": args_case(["catalogue", "--submissions-dir", "{tmp}/subs", "--out", "{tmp}/c.json",
+                                          "--query", "-- what runs are fastest?"], "--query: no SQL statement"),
     "decide/out-is-a-folder": args_case(DECIDE + ["--out", "{tmp}"], "cannot write there: Is a directory"),
     # decide: hostile hardware files
     "decide/hardware-dev-zero": args_case(["decide", "--hardware", "/dev/zero"], "/dev/zero: not a regular file"),

@@ -16,7 +16,8 @@ import pytest
 
 from orchestrator.publish.catalogue.export import query
 from orchestrator.cli import main
-from tests.fakes.catalogue import EXAMPLE, SyntheticRuns
+from tests.fakes.catalogue import EXAMPLE, MODELS, SyntheticRuns
+from tests.test_catalogue import scale_rates
 
 
 @pytest.fixture(scope="module")
@@ -26,6 +27,9 @@ def page_dir(tmp_path_factory) -> Path:
     runs = SyntheticRuns()
     runs.write_many(subs, 60)
     hostile = runs.write(subs, 61)
+    step = len(runs.machines) * len(MODELS)  # four comparable runs (one machine, model and knob set), one 3x as fast
+    comparable = [runs.write(subs, step * k) for k in range(100, 104)]
+    scale_rates(comparable[0], 3.0)
     manifest = json.loads((hostile / "manifest.json").read_text())
     manifest["models"][0]["model"] = manifest["cells"][0]["model"] = '<img src=x onerror="document.title=1">'
     (hostile / "manifest.json").write_text(json.dumps(manifest))
@@ -50,7 +54,8 @@ def test_the_page_filters_sorts_and_links_each_row_to_its_run(chromium, page_dir
 
     export = page_dir / "catalogue.parquet"
     expected = dict(query(export, "SELECT hardware_class, count(DISTINCT run_path || cell_id) FROM catalogue "
-                                  "WHERE record_kind = 'phase' GROUP BY 1").rows)
+                                  "WHERE record_kind = 'phase' AND NOT outlier GROUP BY 1").rows)
+    (outlier, reason), = query(export, "SELECT DISTINCT run_path, outlier_reason FROM catalogue WHERE outlier").rows
     errors: list[str] = []
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=str(chromium))
@@ -60,10 +65,18 @@ def test_the_page_filters_sorts_and_links_each_row_to_its_run(chromium, page_dir
         page.goto((page_dir / "page" / "index.html").as_uri())
         page.wait_for_selector("body[data-ready=true]")
 
-        rows = table(page)
-        assert len(rows) == 61 and page.locator("#summary").inner_text() == "61 of 61 rows match"
+        rows = table(page)  # the outlier is left out of the default view
+        assert len(rows) == 64 and page.locator("#summary").inner_text() == "64 of 65 rows match; 1 outlier hidden"
         decode = numbers(rows, "Decode tok/s")
-        assert decode == sorted(decode, reverse=True) and len(decode) == 61  # best first by default
+        assert decode == sorted(decode, reverse=True) and len(decode) == 64  # best first by default
+        assert page.locator(f'#rows tr[data-run="{outlier}"]').count() == 0
+        bars = page.locator("#chart svg text.n").all_inner_texts()
+        page.check("#show-outliers")
+        assert page.locator("#summary").inner_text() == "65 of 65 rows match"
+        badge = page.locator(f'#rows tr[data-run="{outlier}"] .outlier')
+        assert badge.inner_text() == "outlier" and badge.get_attribute("title") == reason
+        assert page.locator("#chart svg text.n").all_inner_texts() == bars  # an outlier never moves a median
+        page.uncheck("#show-outliers")
         assert any(r["Model"] == '<img src=x onerror="document.title=1">' for r in rows)  # shown as text
         assert page.title() == "weeyuga leaderboard"
 

@@ -248,7 +248,7 @@ def test_catalogue_indexes_runs_skips_example_and_lists_invalid(example_run, tmp
     first = build_catalogue(root)
     assert first == build_catalogue(root)
     validate(first, "catalogue")
-    assert first["counts"] == {"runs": 3, "complete": 0, "partial": 3, "invalid": 1, "failed": 0}
+    assert first["counts"] == {"runs": 3, "complete": 0, "partial": 3, "invalid": 1, "failed": 0, "outliers": 0}
     assert "metadata.json" in first["invalid"][0]["reason"]
     entry = first["runs"][0]
     assert entry["partial_reason"].startswith("phases not run") and entry["knobs"]["model"] == "smollm2-135m-instruct"

@@ -2,6 +2,7 @@
 
 import json
 import shutil
+from types import SimpleNamespace
 
 import pytest
 import yaml
@@ -12,6 +13,7 @@ from orchestrator.core.errors import BadInput
 from orchestrator.plan.probe import Hardware
 from orchestrator.plan.profiles import load_profiles
 from orchestrator.plan.rulecheck import GOLDEN_DIR
+from orchestrator.publish import review as review_package
 from orchestrator.publish.rulesuggest import suggest_rules
 from tests.test_report import clone_run, example_run  # noqa: F401  (module fixture)
 
@@ -42,7 +44,7 @@ def profiles_with_pins(tmp_path, pins):
     return load_profiles(folder)
 
 
-def test_suggest_groups_tuned_runs_and_takes_the_smallest_ngl(example_run, tmp_path, capsys):  # noqa: F811
+def test_suggest_groups_tuned_runs_and_takes_the_smallest_ngl(example_run, tmp_path, capsys, monkeypatch):  # noqa: F811
     root = tmp_path / "subs"
     tuned_run(example_run, root, "alice", "a1111111-0000-0000-0000-000000000000", GTX1060, {"ngl": 7, "num_parallel": 1})
     tuned_run(example_run, root, "bob", "b2222222-0000-0000-0000-000000000000", GTX1060, {"ngl": 6, "num_parallel": 1})
@@ -63,6 +65,12 @@ def test_suggest_groups_tuned_runs_and_takes_the_smallest_ngl(example_run, tmp_p
     again = suggest_rules(root, pinned)
     assert not again.suggestions and again.already_in_rules
 
+    # The command asks `weeyuga review` about each tuned run: these were edited by hand, so none is evidence ...
+    assert main(["rules", "suggest", "--submissions-dir", str(root)]) == 0
+    out, err = capsys.readouterr()
+    assert "no rule edits" in out and err.count("not accepted by review") == 2
+    # ... and runs review accepts are
+    monkeypatch.setattr(review_package, "review", lambda run_dir, submissions_dir=None: SimpleNamespace(accepted=True))
     assert main(["rules", "suggest", "--submissions-dir", str(root)]) == 0
     out = capsys.readouterr().out
     assert "model_pins:" in out and "run bob/" in out
@@ -95,3 +103,21 @@ def test_user_override_beats_a_pin(tmp_path):
     pinned = profiles_with_pins(tmp_path, [pin])
     plan = decide(Hardware.load(GOLDEN_DIR / f"{GTX1060}.json"), pinned, {"model": MODEL, "ngl": 4}, use_tuned=False)
     assert plan.ngl == 4 and plan.num_parallel == 1 and plan.reason("num_parallel").rule_id == "pin-1060-9b"
+
+
+def test_suggest_ignores_outliers_and_runs_review_does_not_accept(example_run, tmp_path, capsys):  # noqa: F811
+    root = tmp_path / "subs"
+    runs = [tuned_run(example_run, root, handle, f"{digit * 8}-0000-0000-0000-000000000000", GTX1060,
+                      {"ngl": 6, "num_parallel": 1}) for handle, digit in (("erin", "e"), ("fred", "f"), ("gina", "a"), ("hank", "b"))]
+    metadata = json.loads((runs[0] / "metadata.json").read_text())
+    for row in metadata["cells"]:  # three times as fast as three identical runs on the same machine and knobs
+        row["tokens_per_sec_mean"] *= 3
+        row["warm_tokens_per_sec_mean"] = (row.get("warm_tokens_per_sec_mean") or row["tokens_per_sec_mean"] / 3) * 3
+    (runs[0] / "metadata.json").write_text(json.dumps(metadata))
+    result = suggest_rules(root, PROFILES, accepted=lambda run_dir: run_dir.name != runs[1].name)
+    assert result.tuned_runs == 2
+    reasons = dict(line.split(": ", 1) for line in result.ignored)
+    assert set(reasons) == {f"erin/{runs[0].parent.name}/{runs[0].name}", f"fred/{runs[1].parent.name}/{runs[1].name}"}
+    assert reasons[f"erin/{runs[0].parent.name}/{runs[0].name}"].startswith("an outlier (decode")
+    assert reasons[f"fred/{runs[1].parent.name}/{runs[1].name}"].startswith("not accepted by review")
+    assert {run.path.split("/")[0] for run in result.suggestions[0].runs} == {"gina", "hank"}

@@ -81,14 +81,16 @@ def cmd_rules(args: argparse.Namespace) -> int:
 
 def rules_suggest(args: argparse.Namespace, profiles) -> int:
     from orchestrator.core.paths import submissions_root
+    from orchestrator.publish.review import review
     from orchestrator.publish.rulesuggest import render_suggestions, suggest_rules
 
     root = submissions_root(args.submissions_dir)
     if not root.is_dir():
         raise BadInput(f"{root}: no such submissions folder")
-    result = suggest_rules(root, profiles, args.min_runs)
+    # a tuned run is evidence only when `weeyuga review` accepts it (issue #26)
+    result = suggest_rules(root, profiles, args.min_runs, accepted=lambda run_dir: review(run_dir).accepted)
     print(json.dumps(result.to_dict(), indent=2) if args.json else render_suggestions(result).rstrip("\n"))
-    for problem in result.unreadable:
+    for problem in result.unreadable + result.ignored:
         print(f"skipped: {problem}", file=sys.stderr)
     return 0
 

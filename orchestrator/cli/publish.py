@@ -70,19 +70,25 @@ def cmd_catalogue(args: argparse.Namespace) -> int:
     from orchestrator.publish.catalogue.export import query, render_table
     from orchestrator.publish.leaderboard import write_leaderboard
     from orchestrator.core.paths import submissions_root
+    from orchestrator.core.procs import install_signal_handlers
 
+    install_signal_handlers()  # SIGTERM unwinds like Ctrl-C: one line, and no staging file left behind
     root = submissions_root(args.submissions_dir)
-    result = update_catalogue(root, Path(args.out), Path(args.export) if args.export else None)
+    result = update_catalogue(root, Path(args.out), Path(args.export) if args.export else None, rescan=args.rescan)
     if args.query is not None:
         print(render_table(query(result.export_dir, args.query, args.exclude_contended)), end="")
         return 0
     counts = result.counts
-    print(f"{result.out}: {counts['runs']} runs ({counts['complete']} complete, {counts['partial']} partial), {counts['invalid']} invalid; "
-          f"{result.reread} read, {result.unchanged} unchanged, {result.dropped} dropped; export {result.export_dir}")
+    print(f"{result.out}: {counts['runs']} runs ({counts['complete']} complete, {counts['partial']} partial), {counts['invalid']} invalid, "
+          f"{counts['outliers']} outlier cell(s) marked; {result.reread} read, {result.unchanged} unchanged, {result.dropped} dropped; "
+          f"export {result.export_dir} ({result.files_written} file(s) written)")
     for bad in result.invalid:
         print(f"  invalid {bad['path']}: {bad['reason']}")
+    if counts["invalid"] > len(result.invalid):
+        print(f"  ... and {counts['invalid'] - len(result.invalid)} more invalid runs "
+              "(profiles/catalogue.yaml invalid_listed sets how many are listed)")
     if args.html:
-        page = write_leaderboard(result.export_dir, root, Path(args.html), args.exclude_contended)
+        page = write_leaderboard(result.index_file, root, Path(args.html), args.exclude_contended)
         print(f"leaderboard: {page.index} ({page.rows} rows)")
     return 0
 
@@ -126,6 +132,8 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--export", metavar="DIR", help="Parquet export folder (default: <out stem>.parquet)")
     p.add_argument("--query", metavar="SQL", help="run SQL over the export (table `catalogue`) and print the result")
     p.add_argument("--html", metavar="DIR", help="also write the leaderboard page (index.html and its assets) there")
+    p.add_argument("--rescan", action="store_true",
+                   help="compare every input file's stat, not only each run folder's: also finds a file edited in place")
     p.add_argument("--exclude-contended", action="store_true",
                    help="leave rows of phases other processes contended out of --query and --html")
 

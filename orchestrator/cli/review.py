@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from orchestrator.core.errors import BadInput, read_failure
 from orchestrator.cli.common import command, print_json
-from orchestrator.publish.review import ReviewResult, pull_request_changes, review
+
+if TYPE_CHECKING:
+    from orchestrator.publish.review import ReviewResult
 
 
 def _render(result: ReviewResult) -> None:
@@ -30,6 +33,9 @@ def _submissions(args: argparse.Namespace) -> Path | None:
 
 @command("review")
 def cmd_review(args: argparse.Namespace) -> int:
+    # imported by the command, as every command group does: review's checks cost every other command a second at start-up
+    from orchestrator.publish.review import review
+
     run_dir = Path(args.run_dir)
     if not run_dir.is_dir() and not run_dir.is_symlink():
         raise BadInput(f"{args.run_dir}: no such run folder")
@@ -40,6 +46,8 @@ def cmd_review(args: argparse.Namespace) -> int:
 
 @command("review-pr")
 def cmd_review_pr(args: argparse.Namespace) -> int:
+    from orchestrator.publish.review import pull_request_changes, review
+
     path = Path(args.changes)
     try:
         changes = pull_request_changes(path.read_text(encoding="utf-8"))

@@ -18,6 +18,18 @@ import sys
 from typing import Any
 
 
+def install_signal_handlers() -> None:
+    """SIGTERM and SIGHUP unwind like Ctrl-C, so every `finally` that stops a runtime, or removes a
+    staging file, runs. (Here rather than in runtime.launch: the catalogue needs it without importing
+    the runtimes.)"""
+    def raise_interrupt(signum, frame):
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        with contextlib.suppress(ValueError, OSError, AttributeError):
+            signal.signal(sig, raise_interrupt)
+
+
 def die_with_parent() -> None:
     """In the child before exec: SIGKILL it when the parent dies (Linux prctl PR_SET_PDEATHSIG)."""
     if sys.platform.startswith("linux"):

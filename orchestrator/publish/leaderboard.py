@@ -1,56 +1,40 @@
 """The leaderboard page: a static folder (index.html, its script and style, and data.js) that a
 browser opens from disk, with no server.
 
-The data is one row per run × cell, summarised from the Parquet export with DuckDB; data.js sets
-it as a global (a `fetch` of JSON is refused on file:// pages). The page is vanilla JavaScript
-and inline SVG, no framework or chart library: a table with filters and sorting, each row linking
-to its run.md, and a chart of decode tok/s by hardware class. Everything a contributor wrote is
-inserted as text, never as HTML.
+The data is one row per run × cell, pre-aggregated in the catalogue's index when the run was read
+(rows.page_row), so writing the page reads no Parquet; data.js sets it as a global (a `fetch` of
+JSON is refused on file:// pages). The page is vanilla JavaScript and inline SVG, no framework or
+chart library: a table with filters and sorting, each row linking to its run.md, and a chart of
+decode tok/s by hardware class. Outliers (outliers.py) are left out of the default view and of the
+chart's medians. Everything a contributor wrote is inserted as text, never as HTML.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
 from orchestrator import __version__
-from orchestrator.publish.catalogue.export import query
 from orchestrator.core.errors import os_failure
 from orchestrator.evaluate.quality.scoring import wilson
+from orchestrator.publish.catalogue import refuse_unsafe_target
+from orchestrator.publish.catalogue.index import CatalogueIndex
+from orchestrator.publish.catalogue.rows import PAGE_COLUMNS
 from orchestrator.publish.manifest import write_text_atomic
 
 ASSETS = Path(__file__).resolve().parent / "leaderboard_page"
-# One row per run × cell: speed is the median over its phases of warm decode tok/s and TTFT;
-# quality the mean scenario score (its verdict where it has no score) and the pass rate with its 95% Wilson
-# interval (appended in Python: one Wilson function, evaluate/quality/scoring.py); agent the share of task
-# attempts that completed, of those that ran (not skipped for a missing toolchain, nor interrupted).
-SUMMARY_SQL = """
-SELECT run_path, device_tag, started_at_utc, completeness, hardware_class, gpu_name,
-       model, quant, runtime, engine_version, backend,
-       round(median(coalesce(warm_tokens_per_sec_mean, tokens_per_sec_mean)) FILTER (WHERE record_kind = 'phase'), 1) AS decode_tps,
-       round(median(coalesce(warm_ttft_ms_p50, ttft_ms_p50)) FILTER (WHERE record_kind = 'phase'), 1) AS ttft_ms,
-       round(avg(coalesce(quality_score, quality_passed::DOUBLE)) FILTER (WHERE record_kind = 'quality'), 3) AS quality_score,
-       round(avg(agent_passed::DOUBLE) FILTER (WHERE record_kind = 'agent_task'
-                                               AND agent_outcome NOT IN ('skipped', 'interrupted')), 3) AS agent_pass_rate,
-       list_sort(list(DISTINCT CASE record_kind WHEN 'phase' THEN 'speed' WHEN 'quality' THEN 'quality' ELSE 'agent' END)) AS axes,
-       count(*) FILTER (WHERE record_kind = 'quality') AS quality_calls,
-       count(*) FILTER (WHERE record_kind = 'quality' AND quality_passed) AS quality_passes
-FROM catalogue
-GROUP BY run_path, device_tag, started_at_utc, completeness, hardware_class, gpu_name, model, quant, runtime,
-         engine_version, backend, cell_id
-ORDER BY decode_tps DESC NULLS LAST, run_path, model
-"""
-
-
+# The quality pass rate and its 95% Wilson interval are appended here, from the row's counts (one Wilson
+# function, evaluate/quality/scoring.py); `outlier` is the mark's reason, null when not marked.
 QUALITY_INTERVAL_COLUMNS = ("quality_pass_rate", "quality_ci_low", "quality_ci_high")
+COLUMNS = [*PAGE_COLUMNS, "outlier", *QUALITY_INTERVAL_COLUMNS]
+DECODE, RUN_PATH, MODEL, CALLS, PASSES = (COLUMNS.index(name) for name in
+                                          ("decode_tps", "run_path", "model", "quality_calls", "quality_passes"))
 
 
-def quality_interval(row: dict) -> tuple[float | None, float | None, float | None]:
+def quality_interval(calls: int, passes: int) -> tuple[float | None, float | None, float | None]:
     """The row's quality pass rate and its 95% Wilson interval, None without quality calls."""
-    calls, passes = row["quality_calls"], row["quality_passes"]
     if not calls:
         return None, None, None
     interval = wilson(passes, calls)
@@ -63,20 +47,24 @@ class Leaderboard:
     rows: int
 
 
-def write_leaderboard(export_dir: Path, root: Path, html_dir: Path, exclude_contended: bool = False) -> Leaderboard:
-    summary = query(export_dir, SUMMARY_SQL, exclude_contended)
+def write_leaderboard(index_file: Path, root: Path, html_dir: Path, exclude_contended: bool = False) -> Leaderboard:
+    """The page for the catalogue whose index is `index_file` (update_catalogue's), best decode rate first."""
+    with CatalogueIndex.open(index_file, root) as index:
+        rows = sorted((row + list(quality_interval(row[CALLS], row[PASSES])) for row in index.page_rows(exclude_contended)),
+                      key=lambda row: (row[DECODE] is None, -(row[DECODE] or 0), row[RUN_PATH], row[MODEL] or ""))
     try:
         html_dir.mkdir(parents=True, exist_ok=True)
-        for asset in sorted(ASSETS.iterdir()):
-            shutil.copyfile(asset, html_dir / asset.name)
     except OSError as exc:
         raise os_failure(html_dir, exc) from None
-    data = {"generated_by": f"weeyuga {__version__} catalogue --html",
-            "columns": [*summary.columns, *QUALITY_INTERVAL_COLUMNS],
-            "rows": [[*row, *quality_interval(dict(zip(summary.columns, row)))] for row in summary.rows],
+    data = {"generated_by": f"weeyuga {__version__} catalogue --html", "columns": COLUMNS, "rows": rows,
             # run folders relative to the page, so links work wherever the checkout is
             "runs_href": Path(os.path.relpath(root.resolve(), html_dir.resolve())).as_posix()}
     # JSON.parse of a string literal: browsers parse JSON faster than the same data as script
     text = json.dumps(data, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
-    write_text_atomic(html_dir / "data.js", f"window.WEEYUGA_LEADERBOARD = JSON.parse({json.dumps(text)});\n")
-    return Leaderboard(html_dir / "index.html", len(summary.rows))
+    outputs = {asset.name: asset.read_text(encoding="utf-8") for asset in sorted(ASSETS.iterdir())}
+    outputs["data.js"] = f"window.WEEYUGA_LEADERBOARD = JSON.parse({json.dumps(text)});\n"
+    for name in outputs:  # all checked before any is written: never through a link planted in the folder
+        refuse_unsafe_target(html_dir / name)
+    for name, content in outputs.items():
+        write_text_atomic(html_dir / name, content)
+    return Leaderboard(html_dir / "index.html", len(rows))

@@ -8,6 +8,11 @@ a maintainer to review, with the runs behind it. Nothing is written: the YAML is
 
 Values across a group: NGL takes the smallest (a pin must fit every machine behind it; free
 VRAM differs between them), threads and slots the median (lower middle on a tie).
+
+A run is evidence only when it is trustworthy (issue #26): a run the catalogue marks as an outlier
+among comparable runs is ignored, and so is one that review does not accept (`accepted`: the CLI
+passes `weeyuga review`'s verdict; without one, a run in the catalogue counts as reviewed, as every
+run merged into submissions/ passed review on its pull request). Each is listed with why.
 """
 
 from __future__ import annotations
@@ -16,7 +21,7 @@ import re
 import statistics
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import yaml
 
@@ -66,6 +71,7 @@ class SuggestResult:
     tuned_runs: int
     already_in_rules: list[str]  # groups whose tuned values the rules already choose
     unreadable: list[str]  # runs skipped, with the reason
+    ignored: list[str] = field(default_factory=list)  # tuned runs left out as outliers or unreviewed, with the reason
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -85,13 +91,20 @@ def _rate(entry: dict[str, Any]) -> float | None:
     return round(statistics.mean(rates), 1) if rates else None
 
 
-def suggest_rules(submissions: Path, profiles: Profiles, min_runs: int = 1) -> SuggestResult:
+def suggest_rules(submissions: Path, profiles: Profiles, min_runs: int = 1,
+                  accepted: Callable[[Path], bool] | None = None) -> SuggestResult:
     catalogue = build_catalogue(submissions)
     groups: dict[tuple[str, str, str], dict[str, Any]] = {}
-    unreadable, tuned_runs = [], 0
+    unreadable, ignored, tuned_runs = [], [], 0
     for entry in catalogue["runs"]:
         tuned = {k: v["value"] for k, v in entry["tuned"].items() if k in tunable_knobs()}
         if not tuned:
+            continue
+        if entry["outliers"]:
+            ignored.append(f"{entry['path']}: an outlier ({entry['outliers'][0]['reason']})")
+            continue
+        if accepted is not None and not accepted(submissions / entry["path"]):
+            ignored.append(f"{entry['path']}: not accepted by review (`weeyuga review` on it says why)")
             continue
         tuned_runs += 1
         try:
@@ -125,7 +138,7 @@ def suggest_rules(submissions: Path, profiles: Profiles, min_runs: int = 1) -> S
                "why": f"Measured by weeyuga tune on {len(runs)} run(s) of {label} ({basis}).",
                "evidence": [run.path for run in runs]}
         suggestions.append(Suggestion(label, model, quant, values, rules_now, pin, runs))
-    return SuggestResult(suggestions, tuned_runs, already, unreadable)
+    return SuggestResult(suggestions, tuned_runs, already, unreadable, ignored)
 
 
 def render_suggestions(result: SuggestResult) -> str:

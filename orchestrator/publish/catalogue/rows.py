@@ -19,9 +19,12 @@ the line named, rather than failing the whole export.
 from __future__ import annotations
 
 import json
+import statistics
+from dataclasses import dataclass
 from typing import Any
 
 from orchestrator.core.errors import BadInput
+from orchestrator.publish.catalogue.outliers import group_key
 
 # (column, DuckDB type, what it holds). Append new columns at the end; never rename or reorder.
 COLUMNS: list[tuple[str, str, str]] = [
@@ -96,6 +99,10 @@ COLUMNS: list[tuple[str, str, str]] = [
     ("capacity_users", "INTEGER", "phase capacity: the most concurrent users within the SLO (metadata.json capacity.serving)"),
     ("capacity_ttft_p95_s", "DOUBLE", "phase capacity: TTFT p95 at that many users"),
     ("capacity_user_tokens_per_sec", "DOUBLE", "phase capacity: median decode tok/s per user at that many users"),
+    ("outlier", "BOOLEAN", "this row's run cell is a robust outlier among comparable runs (same hardware class, model "
+                           "digest, quant, runtime and knobs; profiles/catalogue.yaml): left out of the leaderboard's "
+                           "default view, its medians and `rules suggest`"),
+    ("outlier_reason", "VARCHAR", "why it is marked: its decode rate, the group's median and the modified z-score"),
 ]
 COLUMN_TYPES = {name: kind for name, kind, _ in COLUMNS}
 ROW_KINDS = ("phase", "quality", "agent_task")
@@ -212,5 +219,78 @@ def _row(values: dict[str, Any], kind: str, phase: Any, source: str, contended: 
     """`sensed`: some sensor could tell throttling during the run, so a phase without tagged calls ran cool."""
     key = (values.get("cell_id"), phase)
     values |= {"record_kind": kind, "phase": phase, "contended": key in contended,
-               "thermal_throttling": True if key in throttled else (False if sensed else None)}
+               "thermal_throttling": True if key in throttled else (False if sensed else None),
+               "outlier": False}  # until the catalogue marks it (outliers.py)
     return {column: typed(column, values.get(column), source) for column in COLUMN_TYPES}
+
+
+# The leaderboard's row for one run cell: speed is the median over its phases of warm decode tok/s and
+# TTFT; quality the mean scenario score (its verdict where it has no score), and its scenario calls and
+# passes (the page's pass rate and interval); agent the share of task attempts that completed, of those
+# that ran (not skipped for a missing toolchain, nor interrupted).
+PAGE_COLUMNS = ["run_path", "device_tag", "started_at_utc", "completeness", "hardware_class", "gpu_name", "model",
+                "quant", "runtime", "engine_version", "backend", "decode_tps", "ttft_ms", "quality_score",
+                "agent_pass_rate", "axes", "quality_calls", "quality_passes"]
+AXIS_OF_KIND = {"phase": "speed", "quality": "quality", "agent_task": "agent"}
+NOT_ATTEMPTED = ("skipped", "interrupted")
+
+
+@dataclass(frozen=True)
+class CellSummary:
+    """One run cell, pre-aggregated: what groups it, the decode rate outliers are judged on, and its
+    leaderboard rows with and without contended phases (None where nothing is left)."""
+
+    cell_id: str | None
+    group_key: str
+    decode_rate: float | None  # uncontended phases only: a contended phase's rate is not the machine's own
+    page_row: list[Any] | None
+    page_row_uncontended: list[Any] | None
+
+
+def _median(values: list[float]) -> float | None:
+    return statistics.median(values) if values else None
+
+
+def _mean(values: list[float]) -> float | None:
+    return statistics.fmean(values) if values else None
+
+
+def _rounded(value: float | None, digits: int) -> float | None:
+    return None if value is None else round(value, digits)
+
+
+def _decode(rows: list[dict[str, Any]]) -> float | None:
+    return _median([r["warm_tokens_per_sec_mean"] if r["warm_tokens_per_sec_mean"] is not None else r["tokens_per_sec_mean"]
+                    for r in rows if r["record_kind"] == "phase"
+                    and (r["warm_tokens_per_sec_mean"] is not None or r["tokens_per_sec_mean"] is not None)])
+
+
+def page_row(rows: list[dict[str, Any]]) -> list[Any] | None:
+    if not rows:
+        return None
+    first = rows[0]
+    phase = [r for r in rows if r["record_kind"] == "phase"]
+    ttft = [r["warm_ttft_ms_p50"] if r["warm_ttft_ms_p50"] is not None else r["ttft_ms_p50"] for r in phase
+            if r["warm_ttft_ms_p50"] is not None or r["ttft_ms_p50"] is not None]
+    quality = [r["quality_score"] if r["quality_score"] is not None else float(r["quality_passed"]) for r in rows
+               if r["record_kind"] == "quality" and (r["quality_score"] is not None or r["quality_passed"] is not None)]
+    agent = [float(r["agent_passed"]) for r in rows if r["record_kind"] == "agent_task"
+             and r["agent_outcome"] not in NOT_ATTEMPTED and r["agent_passed"] is not None]
+    calls = [r for r in rows if r["record_kind"] == "quality"]
+    figures = {"decode_tps": _rounded(_decode(rows), 1), "ttft_ms": _rounded(_median(ttft), 1),
+               "quality_score": _rounded(_mean(quality), 3), "agent_pass_rate": _rounded(_mean(agent), 3),
+               "axes": sorted({AXIS_OF_KIND[r["record_kind"]] for r in rows}),
+               "quality_calls": len(calls), "quality_passes": sum(r["quality_passed"] is True for r in calls)}
+    return [figures[name] if name in figures else first[name] for name in PAGE_COLUMNS]
+
+
+def cell_summaries(rows: list[dict[str, Any]]) -> list[CellSummary]:
+    """One summary per cell of a run's export rows, in the order the cells first appear."""
+    cells: dict[str | None, list[dict[str, Any]]] = {}
+    for row in rows:
+        cells.setdefault(row["cell_id"], []).append(row)
+    summaries = []
+    for cell_id, cell_rows in cells.items():
+        quiet = [r for r in cell_rows if not r["contended"]]
+        summaries.append(CellSummary(cell_id, group_key(cell_rows[0]), _decode(quiet), page_row(cell_rows), page_row(quiet)))
+    return summaries

@@ -1,5 +1,7 @@
 // weeyuga leaderboard: data.js sets window.WEEYUGA_LEADERBOARD = {columns, rows, runs_href}.
 // Vanilla JS and inline SVG; every value from a contribution goes in as text (escaped), never as HTML.
+// Rows the catalogue marked as outliers (column `outlier`: the reason) are hidden until asked for,
+// and never count in the chart's medians.
 "use strict";
 (function () {
   const data = window.WEEYUGA_LEADERBOARD || { columns: [], rows: [], runs_href: "." };
@@ -18,7 +20,8 @@
     ["agent_pass_rate", "Agent pass rate", true, true],
     ["device_tag", "Device"], ["started_at_utc", "Date"], ["run_path", "Run"],
   ];
-  const state = { filters: {}, sort: { key: "decode_tps", dir: -1 }, shown: PAGE, view: [] };
+  const state = { filters: {}, sort: { key: "decode_tps", dir: -1 }, shown: PAGE, view: [], showOutliers: false };
+  const outliers = data.rows.reduce((n, row) => n + (row[col.outlier] ? 1 : 0), 0);
 
   const esc = (v) => String(v).replace(/[&<>"']/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" }[c]));
   const get = (row, key) => row[col[key]];
@@ -40,6 +43,14 @@
       });
       box.appendChild(label);
     }
+    const toggle = document.createElement("label");
+    toggle.className = "toggle";
+    toggle.innerHTML = `<input type="checkbox" id="show-outliers"> show outliers (${outliers})`;
+    toggle.title = "runs whose decode rate is far from comparable runs' (same hardware class, model, quant, runtime and knobs)";
+    toggle.querySelector("input").addEventListener("change", (e) => {
+      state.showOutliers = e.target.checked; state.shown = PAGE; update();
+    });
+    box.appendChild(toggle);
   }
 
   function buildHead() {
@@ -57,6 +68,7 @@
   }
 
   function matches(row) {
+    if (!state.showOutliers && get(row, "outlier")) return false;
     for (const [key, want] of Object.entries(state.filters)) {
       if (!want) continue;
       const v = get(row, key);
@@ -78,7 +90,8 @@
     const v = get(row, key);
     if (key === "run_path") {
       const status = get(row, "completeness") !== "complete" ? ` <span class="${esc(get(row, "completeness"))}">${esc(get(row, "completeness"))}</span>` : "";
-      return `<td><a href="${esc(data.runs_href + "/" + v + "/run.md")}">${esc(String(v).split("/run-").pop().slice(0, 8))}</a>${status}</td>`;
+      const mark = get(row, "outlier") ? ` <span class="outlier" title="${esc(get(row, "outlier"))}">outlier</span>` : "";
+      return `<td><a href="${esc(data.runs_href + "/" + v + "/run.md")}">${esc(String(v).split("/run-").pop().slice(0, 8))}</a>${status}${mark}</td>`;
     }
     if (key === "axes") return `<td>${(v || []).map((a) => `<span class="axis">${esc(a)}</span>`).join("")}</td>`;
     if (key === "runtime") return `<td title="${esc(get(row, "engine_version") || "")} ${esc(get(row, "backend") || "")}">${esc(v || "")}</td>`;
@@ -102,7 +115,8 @@
       th.setAttribute("aria-sort", th.dataset.sort === state.sort.key ? (state.sort.dir > 0 ? "ascending" : "descending") : "none");
     }
     document.getElementById("summary").textContent =
-      `${state.view.length} of ${data.rows.length} rows match` + (state.view.length > rows.length ? `; showing the first ${rows.length}` : "");
+      `${state.view.length} of ${data.rows.length} rows match` + (state.view.length > rows.length ? `; showing the first ${rows.length}` : "")
+      + (outliers && !state.showOutliers ? `; ${outliers} outlier${outliers === 1 ? "" : "s"} hidden` : "");
     const more = document.getElementById("more");
     more.hidden = state.view.length <= rows.length;
   }
@@ -116,7 +130,7 @@
     const groups = new Map();
     for (const row of state.view) {
       const v = get(row, "decode_tps");
-      if (v === null) continue;
+      if (v === null || get(row, "outlier")) continue;  // an outlier never moves a median
       const key = get(row, "hardware_class") || "unknown";
       if (!groups.has(key)) groups.set(key, []);
       groups.get(key).push(v);

@@ -14,10 +14,10 @@ Supervision rules:
 from __future__ import annotations
 
 import contextlib
-import signal
 from pathlib import Path
 from typing import Iterator
 
+from orchestrator.core.procs import install_signal_handlers
 from orchestrator.plan.decide import Plan
 from orchestrator.plan.runtimes import HOST, LaunchCommand, RuntimeDefinition, build_command, load_runtime
 from orchestrator.runtime.launch.failures import LOG_TAIL_LINES, LaunchError, classify_failure, describe_exit, exit_description, log_tail
@@ -51,12 +51,3 @@ def launch(plan: Plan, binary: str, model_path: str | None, log_path: Path, port
     finally:
         runtime.stop()
 
-
-def install_signal_handlers() -> None:
-    """SIGTERM and SIGHUP unwind like Ctrl-C, so every `finally` that stops a runtime runs."""
-    def raise_interrupt(signum, frame):
-        raise KeyboardInterrupt(f"signal {signum}")
-
-    for sig in (signal.SIGTERM, signal.SIGHUP):
-        with contextlib.suppress(ValueError, OSError, AttributeError):
-            signal.signal(sig, raise_interrupt)
