@@ -103,6 +103,8 @@ def test_every_row_carries_the_run_and_quality_and_agent_lines_flow_in(runs, tmp
     (row,) = query(result.export_dir, "SELECT knobs->>'ngl', quality_passed, quality_score, quality_scenario "
                                       "FROM catalogue WHERE quality_scenario = 'toolcall-00'").rows
     assert row == ("31", True, 1.0, "toolcall-00")
+    named = "SELECT count(quality_pack), count(quality_scenario) FROM catalogue WHERE record_kind = 'quality'"
+    assert query(result.export_dir, named).rows == [(4, 4)]  # the ledger's `pack` / `scenario` fields
     agent = query(result.export_dir, "SELECT avg(agent_passed::INT), min(agent_workflow) FROM catalogue "
                                      "WHERE record_kind = 'agent_task'").rows
     assert agent == [(0.5, "two-try")]

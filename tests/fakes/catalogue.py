@@ -25,8 +25,9 @@ def run_id(i: int) -> str:
 
 
 def quality_record(cell_id: str, scenario: int, passed: bool) -> dict[str, Any]:
-    return {"type": "quality", "cell_id": cell_id, "phase": "quality", "pack_id": "toolcall", "pack_version": "1",
-            "scenario_id": f"toolcall-{scenario:02d}", "repeat_idx": 0, "verifier": "tool_call", "passed": passed,
+    """A `quality` line with the field names the quality phase writes (evaluate/quality/records.py)."""
+    return {"type": "quality", "cell_id": cell_id, "phase": "quality", "pack": "toolcall", "pack_version": "1",
+            "scenario": f"toolcall-{scenario:02d}", "repeat_idx": 0, "verifier": "tool_call", "passed": passed,
             "score": 1.0 if passed else 0.25, "failure_mode": None if passed else "wrong_function"}
 
 

@@ -100,7 +100,7 @@ PHASE_FIELDS = {"n_calls": "n_calls", "n_errors": "n_errors", "success_rate": "s
                 "warm_total_duration_ms_p50": "warm_total_duration_ms_p50",
                 "completion_tokens_total": "completion_tokens_total", "format_ok_rate": "format_ok_rate"}
 # run.jsonl `quality` and `agent_run` record fields (issues #14, #15) each column reads.
-QUALITY_FIELDS = {"quality_pack": "pack_id", "quality_pack_version": "pack_version", "quality_scenario": "scenario_id",
+QUALITY_FIELDS = {"quality_pack": "pack", "quality_pack_version": "pack_version", "quality_scenario": "scenario",
                   "quality_repeat": "repeat_idx", "quality_verifier": "verifier", "quality_passed": "passed",
                   "quality_score": "score", "quality_failure_mode": "failure_mode"}
 AGENT_FIELDS = {"agent_task": "task", "agent_task_version": "task_version", "agent_language": "language",
