@@ -15,7 +15,7 @@ from typing import Any, Iterable, Sequence
 
 from orchestrator.core.errors import BadInput
 from orchestrator.evaluate.quality.packs import PACK_ORDER, Pack
-from orchestrator.evaluate.quality.verdict import INFRA_MODES
+from orchestrator.evaluate.quality.verdict import is_infra
 
 
 def case_timeout(pack: Pack, measured_tps: float | None, max_tokens: int | None = None) -> float:
@@ -40,11 +40,11 @@ class PackScore:
     pack: str
     version: int
     passed: int
-    total: int
-    score: float  # passed / total over every arm: strict pass@1
+    total: int  # scored calls: serving errors are not among them
+    score: float | None  # passed / total over every arm: strict pass@1; None when no call was scored
     p50_s: float | None
     p95_s: float | None
-    serving_errors: int  # timeout, http_error, server_error verdicts
+    serving_errors: int  # http_error, server_error verdicts (verdict.INFRA_MODES): the runtime's, kept out of the score
     repeat: int
     mean: float | None = None  # with repeat > 1: of the arms' pass rates
     std: float | None = None  # population std
@@ -52,7 +52,7 @@ class PackScore:
 
     @property
     def status(self) -> str:
-        return "ok" if not self.serving_errors else f"{self.serving_errors} serving error(s)"
+        return "ok" if not self.serving_errors else f"{self.serving_errors} serving error(s), not scored"
 
 
 def _order(pack_id: str) -> tuple:
@@ -60,13 +60,15 @@ def _order(pack_id: str) -> tuple:
 
 
 def pack_scores(records: Iterable[dict[str, Any]]) -> tuple[PackScore, ...]:
-    """One score per pack from effective records (see records.effective), in canonical pack order."""
+    """One score per pack from effective records (see records.effective), in canonical pack order.
+    A serving error (the runtime failed, not the model) is counted apart and left out of the score."""
     by_pack: dict[str, list[dict]] = defaultdict(list)
     for record in records:
         by_pack[record["pack"]].append(record)
     scores = []
     for pack_id in sorted(by_pack, key=_order):
-        rows = by_pack[pack_id]
+        every = by_pack[pack_id]
+        rows = [r for r in every if not is_infra(r)]
         passed = sum(r["passed"] for r in rows)
         latencies = [r["latency_s"] for r in rows if r.get("latency_s") is not None]
         arms: dict[int, list[bool]] = defaultdict(list)
@@ -77,9 +79,10 @@ def pack_scores(records: Iterable[dict[str, Any]]) -> tuple[PackScore, ...]:
         if len(rates) > 1:
             mean, std = statistics.fmean(rates), statistics.pstdev(rates)
             cv = std / mean if mean > 0 else None
-        scores.append(PackScore(pack_id, max(r["pack_version"] for r in rows), passed, len(rows), passed / len(rows),
+        scores.append(PackScore(pack_id, max(r["pack_version"] for r in every), passed, len(rows),
+                                passed / len(rows) if rows else None,
                                 percentile(latencies, 0.5) if latencies else None, percentile(latencies, 0.95),
-                                sum(r["failure_mode"] in INFRA_MODES for r in rows), len(rates), mean, std, cv))
+                                len(every) - len(rows), len({r["repeat_idx"] for r in every}), mean, std, cv))
     return tuple(scores)
 
 
@@ -87,12 +90,16 @@ def _seconds(value: float | None) -> str:
     return "–" if value is None else f"{value:.1f}s"
 
 
+def _percent(value: float | None) -> str:
+    return "–" if value is None else f"{value:.0%}"
+
+
 def markdown_table(scores: Sequence[PackScore]) -> str:
     repeats = any(s.repeat > 1 for s in scores)
     head = ["Pack", "Pass / Total", "Score", "p50 latency", "p95 latency", "Status"] + (["Std", "CV"] if repeats else [])
     lines = ["| " + " | ".join(head) + " |", "|" + "|".join("---" for _ in head) + "|"]
     for s in scores:
-        row = [f"{s.pack} (v{s.version})", f"{s.passed} / {s.total}", f"{s.score:.0%}", _seconds(s.p50_s), _seconds(s.p95_s), s.status]
+        row = [f"{s.pack} (v{s.version})", f"{s.passed} / {s.total}", _percent(s.score), _seconds(s.p50_s), _seconds(s.p95_s), s.status]
         if repeats:
             row += ["–" if s.std is None else f"{s.std:.3f}", "–" if s.cv is None else f"{s.cv:.3f}"]
         lines.append("| " + " | ".join(row) + " |")
@@ -111,14 +118,15 @@ def failure_breakdown(records: Iterable[dict[str, Any]]) -> list[str]:
     lines = []
     for r in rows:
         arm = f" #{r['repeat_idx']}" if repeats else ""
-        lines.append(f"- {r['pack']} {r['scenario']}{arm}: {r['failure_mode']} ({r['detail']})")
+        unscored = ", not scored: --resume calls it again" if is_infra(r) else ""
+        lines.append(f"- {r['pack']} {r['scenario']}{arm}: {r['failure_mode']}{unscored} ({r['detail']})")
     return lines
 
 
 def one_liner(scores: Sequence[PackScore], mode: str, date: str) -> str:
     """`Quality: toolcall 9/12 (75%) · instruct … (quick, packs v1, 2026-11-29)`."""
     versions = sorted({s.version for s in scores})
-    packs = " · ".join(f"{s.pack} {s.passed}/{s.total} ({s.score:.0%})" for s in scores)
+    packs = " · ".join(f"{s.pack} {s.passed}/{s.total} ({_percent(s.score)})" for s in scores)
     return f"Quality: {packs} ({mode}, packs {'/'.join(f'v{v}' for v in versions)}, {date})"
 
 
@@ -142,7 +150,8 @@ class ScenarioDelta:
 def _rates(records: Iterable[dict[str, Any]]) -> dict[tuple[str, str], float]:
     calls: dict[tuple[str, str], list[bool]] = defaultdict(list)
     for r in records:
-        calls[(r["pack"], r["scenario"])].append(r["passed"])
+        if not is_infra(r):  # the runtime's failure says nothing about the scenario
+            calls[(r["pack"], r["scenario"])].append(r["passed"])
     return {key: sum(v) / len(v) for key, v in calls.items()}
 
 
