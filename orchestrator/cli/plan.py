@@ -46,7 +46,7 @@ def cmd_decide(args: argparse.Namespace) -> int:
     hw = load_or_probe(args.hardware, args.device_tag)
     plan = decide(hw, load_profiles(), knob_overrides(args), use_tuned=not args.no_tuned)
     if args.out:
-        from orchestrator.publish.manifest import write_json_atomic
+        from orchestrator.core.atomic import write_json_atomic
         write_json_atomic(Path(args.out), plan.to_dict())
     if args.json:
         print_json(plan.to_dict())

@@ -19,7 +19,7 @@ from pathlib import Path
 from orchestrator import __version__
 from orchestrator.publish.catalogue.export import query
 from orchestrator.core.errors import os_failure
-from orchestrator.publish.manifest import write_text_atomic
+from orchestrator.core.atomic import write_text_atomic
 
 ASSETS = Path(__file__).resolve().parent / "leaderboard_page"
 # One row per run × cell: speed is the median over its phases of warm decode tok/s and TTFT;

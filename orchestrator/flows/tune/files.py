@@ -12,6 +12,7 @@ from orchestrator.core import datafiles
 from orchestrator.core.errors import WeeyugaError
 from orchestrator.core.paths import data_dir
 from orchestrator.flows.tune.search import Candidate, TuneReport
+from orchestrator.core.atomic import write_text_atomic
 
 
 def write_tuned_profile(report: TuneReport, directory: Path | None = None) -> Path:
@@ -88,7 +89,7 @@ def report_json(report: TuneReport) -> str:
 def write_report_files(report: TuneReport, out_dir: Path) -> Path:
     """tune-<device>-<model>.json, .md and .png in out_dir; returns their common stem."""
     stem = out_dir / f"tune-{report.device_tag}-{report.model}"
-    Path(f"{stem}.json").write_text(report_json(report) + "\n", encoding="utf-8")
-    Path(f"{stem}.md").write_text(render_markdown(report), encoding="utf-8")
+    write_text_atomic(Path(f"{stem}.json"), report_json(report) + "\n")
+    write_text_atomic(Path(f"{stem}.md"), render_markdown(report))
     plot(report, Path(f"{stem}.png"))
     return stem

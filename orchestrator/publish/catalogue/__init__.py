@@ -21,7 +21,7 @@ from typing import Any
 from orchestrator.core.errors import os_failure
 from orchestrator.publish.catalogue.index import CatalogueIndex
 from orchestrator.publish.catalogue.runs import catalogue_entry, read_run, run_folders
-from orchestrator.publish.manifest import write_text_atomic
+from orchestrator.core.atomic import write_text_atomic
 
 __all__ = ["CatalogueResult", "build_catalogue", "catalogue_entry", "read_run", "run_folders", "update_catalogue"]
 
