@@ -77,17 +77,25 @@ def inspect_run(run_dir: Path, *, failed: bool = False, scenario: str | None = N
 
 def compare_quality(baseline_runs: list[Path], candidate_run: Path) -> tuple[tuple[ScenarioDelta, ...], str | None]:
     """Each scenario classified against the baseline runs (scoring.classify, every cell of a run pooled),
-    or why it was not: a run given as metadata.json has no verdicts, and fewer than 3 baselines are noise."""
+    or why it was not: a run given as metadata.json has no verdicts, and fewer than 3 baselines are noise.
+    A baseline folder whose ledger is unreadable is named in the note and left out; a bad candidate is BadInput."""
     def verdicts(path: Path) -> list[dict[str, Any]]:
         return run_verdicts(path) if (path / LEDGER_NAME).is_file() else []
 
     candidate = verdicts(candidate_run)
-    baselines = [v for v in (verdicts(p) for p in baseline_runs) if v]
+    baselines, skipped = [], []
+    for path in baseline_runs:
+        try:
+            baselines.append(verdicts(path))
+        except BadInput as exc:
+            skipped.append(f"skipped {exc}")
+    baselines = [v for v in baselines if v]
+    left_out = "; ".join(skipped) or None
     if not candidate and not baselines:
-        return (), None
+        return (), left_out
     if not candidate:
         return (), "the candidate has no quality verdicts (pass its run folder, not metadata.json)"
     if len(baselines) < MIN_BASELINE_RUNS:
-        return (), (f"needs at least {MIN_BASELINE_RUNS} baseline run folders with quality verdicts "
-                    f"(got {len(baselines)}): one run's noise would read as regressions")
-    return classify(baselines, candidate), None
+        return (), "; ".join(filter(None, [f"needs at least {MIN_BASELINE_RUNS} baseline run folders with quality verdicts "
+                                           f"(got {len(baselines)}): one run's noise would read as regressions", left_out]))
+    return classify(baselines, candidate), left_out
