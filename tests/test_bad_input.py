@@ -272,10 +272,11 @@ CASES = {
     "catalogue/no-submissions-dir": args_case(["catalogue", "--submissions-dir", "{tmp}/nonexistent", "--out", "{tmp}/c.json"],
                                               "no such submissions folder"),
     "catalogue/out-is-a-folder": args_case(["catalogue", "--submissions-dir", "{tmp}/subs", "--out", "{tmp}/subs"],
-                                           "subs: cannot write there: Is a directory"),
+                                           "subs: is a folder, not a regular file; refusing to replace it"),
     "catalogue/out-missing-parent": args_case(["catalogue", "--submissions-dir", "{tmp}/subs", "--out", "{tmp}/no/such/c.json"],
                                               "c.json: cannot write there"),
-    "decide/out-is-a-folder": args_case(DECIDE + ["--out", "{tmp}"], "cannot write there: Is a directory"),
+    "decide/out-is-a-folder": args_case(DECIDE + ["--out", "{tmp}"], "is a folder, not a regular file"),
+    "decide/out-is-a-device": args_case(DECIDE + ["--out", "/dev/null"], "/dev/null: is a device, FIFO or socket"),
     # decide: hostile hardware files
     "decide/hardware-dev-zero": args_case(["decide", "--hardware", "/dev/zero"], "/dev/zero: not a regular file"),
     "decide/hardware-fifo": decide_hw_case(lambda tmp: os.mkfifo(tmp / "fifo") or str(tmp / "fifo"), "fifo: not a regular file"),
