@@ -224,3 +224,17 @@ def test_an_old_record_without_samples_still_reads():
            "tokens_per_sec": 90.0, "answer": "Red.", "seconds": 3.0}
     record = Verification.from_dict({"fingerprint": {"id": "x"}, "chosen": old, "tried": [old]})
     assert record.chosen == SelfTest(**old) and record.chosen.spread == 0.0
+
+
+def test_a_damaged_build_info_is_never_rewritten_with_only_the_verification(tmp_path):
+    from orchestrator.runtime import selftest
+
+    info = tmp_path / "build-info.json"
+    info.write_text("[" * 3000 + "]" * 3000)
+    record = selftest.Verification({"id": "f" * 16}, None, [], "2026-12-06T00:00:00Z")
+    selftest._write_record(info, record)
+    assert info.read_text() == "[" * 3000 + "]" * 3000
+    info.write_text(json.dumps({"package_version": "1.0", "backend": "cpu", "build_id": "native", "verified": 5}))
+    selftest._write_record(info, record)
+    written = json.loads(info.read_text())
+    assert written["backend"] == "cpu" and list(written["verified"]) == ["f" * 16]

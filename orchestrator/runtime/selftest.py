@@ -19,7 +19,6 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import os
 import platform
 import statistics
 import time
@@ -30,7 +29,9 @@ from typing import Any, Callable
 import httpx
 
 from orchestrator.plan.decide import Deviation
-from orchestrator.core.errors import WeeyugaError
+from orchestrator.core import datafiles
+from orchestrator.core.atomic import write_json_atomic
+from orchestrator.core.errors import BadInput, WeeyugaError
 from orchestrator.runtime.install import (RuntimeInstall, build_llama_cpp, cached_builds, cached_install, locate_llama_server,
                       read_build_info, runtimes_root)
 from orchestrator.runtime.launch import LaunchCommand, LaunchError, RunningRuntime, free_port, load_runtime
@@ -205,23 +206,24 @@ def _read_record(path: Path, fingerprint_id: str) -> Verification | None:
 
 
 def _read_json(path: Path) -> dict:
+    """A foreign binary's record, or {} when it is missing or damaged (verify again)."""
     try:
-        doc = json.loads(path.read_text())
-    except (OSError, ValueError):
+        doc = datafiles.read_json(path)
+    except BadInput:
         return {}
     return doc if isinstance(doc, dict) else {}
 
 
 def _write_record(path: Path, verification: Verification) -> None:
-    doc = _read_json(path)
-    doc.setdefault("verified", {})[verification.fingerprint["id"]] = verification.to_dict()
+    """Add this CPU's verification to the record. A damaged build-info.json is left as it is: rewriting it
+    with only `verified` would drop the build's facts (backend, version) from every later manifest."""
+    doc = read_build_info(path.parent) if path.name == "build-info.json" else _read_json(path)
+    if path.name == "build-info.json" and not doc:
+        return
+    verified = doc.get("verified") if isinstance(doc.get("verified"), dict) else {}
+    doc["verified"] = {**verified, verification.fingerprint["id"]: verification.to_dict()}
     path.parent.mkdir(parents=True, exist_ok=True)
-    staging = path.with_name(path.name + f".{os.getpid()}.tmp")
-    try:
-        staging.write_text(json.dumps(doc, indent=2) + "\n")
-        os.replace(staging, path)
-    finally:
-        staging.unlink(missing_ok=True)
+    write_json_atomic(path, doc)
 
 
 def applicable_variants(cpu_flags: list[str]) -> list[dict[str, Any]]:
