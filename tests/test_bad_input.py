@@ -538,7 +538,7 @@ def test_ctrl_c_on_a_full_disk_is_still_an_interrupt(tmp_path, monkeypatch):
     def interrupted_run(targets, options, run_dir, run_id, **kwargs):
         with Ledger(run_dir / "run.jsonl") as out:
             out.write({"type": "resume", "at_utc": "now"})
-        monkeypatch.setattr(record, "write_text_atomic", lambda path, text: no_space())
+        monkeypatch.setattr(record, "write_json_atomic", lambda path, document: no_space())
         raise KeyboardInterrupt
 
     monkeypatch.setattr(pipeline, "run_suites", interrupted_run)
