@@ -116,12 +116,12 @@ class Candidate:
 def quality_candidates(budget: Budget, rate: float, num_predict: int, smoke: bool,
                        entries: tuple[dict[str, Any], ...] | None = None) -> list[Candidate]:
     """`entries`: budget.yaml's candidates unless the user fixed one (--quality-mode)."""
-    from orchestrator.evaluate.quality.packs import MODES, load_packs
+    from orchestrator.evaluate.quality.packs import selected_packs
 
     out = []
     for entry in entries or budget.quality_candidates:
-        ids = tuple(MODES[entry["mode"]]) if "mode" in entry else tuple(entry["packs"])
-        packs = load_packs(ids)
+        packs = selected_packs(None if "mode" in entry else ",".join(entry["packs"]), entry.get("mode"))
+        ids = tuple(p.id for p in packs)
         settings = {"mode": entry.get("mode", "quick"), "packs": None if "mode" in entry else list(ids), "repeat": 1}
         label = f"mode {entry['mode']} ({', '.join(ids)})" if "mode" in entry else f"packs {', '.join(ids)}"
         scenarios = sum(1 if smoke else len(p.scenarios) for p in packs)

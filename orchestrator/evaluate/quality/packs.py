@@ -1,4 +1,5 @@
-"""Quality packs as data: suites/packs/<pack>.jsonl, a meta line then one scenario per line.
+"""Quality packs as data: suites/packs/<pack>.jsonl, a meta line then one scenario per line;
+and the bfcl-* packs, built at load time from BFCL's own data in the cache (quality/bfcl/).
 
 Each line is strict JSON checked against its schema (quality-pack-meta / quality-scenario);
 errors name the file and line. A pack's sha256 goes into every record, and a test pins it
@@ -16,9 +17,14 @@ from typing import Any
 from orchestrator.core import datafiles
 from orchestrator.core.errors import BadInput
 from orchestrator.core.paths import data_dir
+from orchestrator.evaluate.quality.bfcl.scenarios import pack_parts
+from orchestrator.evaluate.quality.bfcl.source import fetched, load_source
 
 PACK_ORDER = ("toolcall", "instruct", "struct", "extract", "math", "codeexec")
 MODES = {"quick": PACK_ORDER[:2], "medium": PACK_ORDER[:5], "full": PACK_ORDER}
+# Modes that add every bfcl-* pack once `quality get bfcl` has fetched the data (medium a sample of each).
+BFCL_MODES = ("medium", "full")
+BFCL_PREFIX = "bfcl-"
 PACK_LIMIT_BYTES = 4 * 2**20
 
 
@@ -61,20 +67,40 @@ def packs_dir() -> Path:
     return data_dir("suites") / "packs"
 
 
+def available_pack_ids() -> tuple[str, ...]:
+    """Every pack that can be loaded here: the hand-written ones and, once fetched, BFCL's."""
+    return PACK_ORDER + bfcl_pack_ids(only_fetched=True)
+
+
+def bfcl_pack_ids(only_fetched: bool = False) -> tuple[str, ...]:
+    """The bfcl-* packs suites/bfcl/source.json defines (only_fetched: none until the data is cached)."""
+    source = load_source()
+    return () if only_fetched and not fetched(source) else tuple(c.pack for c in source.categories)
+
+
 def pack_ids(text: str | None = None, mode: str | None = None) -> tuple[str, ...]:
     """`--packs a,b` (canonical order, each known) or a mode's packs."""
     if text is None:
         if mode not in MODES:
             raise BadInput(f"unknown quality mode {mode!r}; choose from {', '.join(MODES)}")
-        return MODES[mode]
+        return MODES[mode] + (bfcl_pack_ids(only_fetched=True) if mode in BFCL_MODES else ())
+    known = PACK_ORDER + bfcl_pack_ids()
     names = [name.strip() for name in text.split(",") if name.strip()]
-    unknown = [name for name in names if name not in PACK_ORDER]
+    unknown = [name for name in names if name not in known]
     if unknown or not names:
-        raise BadInput(f"unknown pack(s) {', '.join(unknown) or '(none given)'}; choose from {', '.join(PACK_ORDER)}")
-    return tuple(p for p in PACK_ORDER if p in names)
+        raise BadInput(f"unknown pack(s) {', '.join(unknown) or '(none given)'}; choose from {', '.join(known)}")
+    return tuple(p for p in known if p in names)
 
 
-def load_pack(pack_id: str, directory: Path | None = None) -> Pack:
+def selected_packs(text: str | None, mode: str | None) -> tuple[Pack, ...]:
+    """The packs a run takes: `--packs`, or the mode's, medium with a sample of each bfcl pack."""
+    sample = load_source().medium_sample if text is None and mode == "medium" else None
+    return load_packs(pack_ids(text, mode), sample=sample)
+
+
+def load_pack(pack_id: str, directory: Path | None = None, sample: int | None = None) -> Pack:
+    if pack_id.startswith(BFCL_PREFIX):
+        return _bfcl_pack(pack_id, sample)
     path = (directory or packs_dir()) / f"{pack_id}.jsonl"
     raw = datafiles.read_bytes(path, PACK_LIMIT_BYTES)
     lines = [(number, line) for number, line in enumerate(raw.split(b"\n"), 1) if line.strip()]
@@ -103,8 +129,21 @@ def load_pack(pack_id: str, directory: Path | None = None) -> Pack:
                 thinking=meta["thinking"], scenarios=tuple(scenarios), sha256=hashlib.sha256(raw).hexdigest())
 
 
-def load_packs(ids: tuple[str, ...] | list[str], directory: Path | None = None) -> tuple[Pack, ...]:
-    return tuple(load_pack(pack_id, directory) for pack_id in ids)
+def load_packs(ids: tuple[str, ...] | list[str], directory: Path | None = None, sample: int | None = None) -> tuple[Pack, ...]:
+    """`sample` keeps that many questions of each bfcl pack; hand-written packs run whole."""
+    return tuple(load_pack(pack_id, directory, sample) for pack_id in ids)
+
+
+def _bfcl_pack(pack_id: str, sample: int | None) -> Pack:
+    source = load_source()
+    category = source.category(pack_id)
+    if category is None:
+        raise BadInput(f"unknown pack {pack_id}; choose from {', '.join(bfcl_pack_ids())}")
+    meta, entries = pack_parts(source, category, sample)
+    return Pack(id=pack_id, version=meta["version"], title=meta["title"], licence=meta["licence"],
+                sampling=meta["sampling"], max_tokens=meta["max_tokens"], case_seconds=meta["case_seconds"],
+                timeout_reference_tps=meta["timeout_reference_tps"], timeout_ceiling_s=meta["timeout_ceiling_s"],
+                thinking=meta["thinking"], scenarios=tuple(Scenario(**entry) for entry in entries), sha256=meta["sha256"])
 
 
 def _line(path: Path, number: int, line: bytes, schema_name: str) -> dict[str, Any]:

@@ -13,6 +13,7 @@ from orchestrator.core.errors import WeeyugaError
 from orchestrator.core.paths import data_dir
 from orchestrator.flows.tune.search import Candidate, TuneReport
 from orchestrator.core.atomic import write_text_atomic
+from orchestrator.plan.knobs import tunable_knobs
 
 
 def write_tuned_profile(report: TuneReport, directory: Path | None = None) -> Path:
@@ -25,12 +26,12 @@ def write_tuned_profile(report: TuneReport, directory: Path | None = None) -> Pa
     doc = datafiles.read_document(path) if path.exists() else None
     doc = doc or {"schema_version": "tuned-1", "device_tag": report.device_tag, "models": {}}
     entry = doc["models"].setdefault(report.model, {})
-    for knob in ("ngl", "threads", "num_parallel"):
+    for knob in tunable_knobs():
         if knob in report.recommended:
             entry[knob] = report.recommended[knob]
     entry["tokens_per_sec"] = report.recommended["tokens_per_sec"]
-    path.write_text("# Written by `weeyuga tune`; measured on this machine. Delete to go back to the rules.\n"
-                    + yaml.safe_dump(doc, sort_keys=True), encoding="utf-8")
+    write_text_atomic(path, "# Written by `weeyuga tune`; measured on this machine. Delete to go back to the rules.\n"
+                      + yaml.safe_dump(doc, sort_keys=True))
     return path
 
 

@@ -20,7 +20,7 @@ from typing import Any
 
 from orchestrator.measure.cost import quality_seconds
 from orchestrator.core.ledger import read_records
-from orchestrator.evaluate.quality.packs import Pack, load_packs, pack_ids
+from orchestrator.evaluate.quality.packs import Pack, selected_packs
 from orchestrator.evaluate.quality.records import arm_key, effective
 from orchestrator.evaluate.quality.verdict import is_infra
 from orchestrator.evaluate.quality.runner import ChatError, run_arm
@@ -50,7 +50,7 @@ class QualityPhase:
         """The phase for the run's quality settings: a mode's packs, or --packs, `repeat` times."""
         settings: dict[str, Any] = (options.quality if options else None) or {"mode": "quick", "packs": None, "repeat": 1}
         mode, packs = settings.get("mode") or "quick", settings.get("packs")
-        return cls(load_packs(pack_ids(",".join(packs) if packs else None, mode)), mode, int(settings.get("repeat") or 1))
+        return cls(selected_packs(",".join(packs) if packs else None, mode), mode, int(settings.get("repeat") or 1))
 
     def groups(self, available: list[Target]) -> tuple[list[list[Target]], str | None]:
         return [[target] for target in available], None

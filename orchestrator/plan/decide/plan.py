@@ -8,9 +8,6 @@ from typing import Any
 from orchestrator.core.errors import BadInput
 
 PLAN_VERSION = "plan-1"
-KNOB_ORDER = ["runtime", "backend", "model", "quant", "ngl", "num_parallel", "keep_alive", "max_loaded_models",
-              "num_ctx", "threads", "temperature", "num_predict"]
-OVERRIDABLE = set(KNOB_ORDER)
 
 
 @dataclass(frozen=True)
@@ -41,6 +38,8 @@ class MemoryBudget:
 
 @dataclass(frozen=True)
 class Plan:
+    """A knob of profiles/knobs.yaml is a field here of the same name (a test holds them equal)."""
+
     runtime: str
     backend: str
     model: str
