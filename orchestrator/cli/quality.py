@@ -114,7 +114,8 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     quality = group.add_subparsers(dest="quality_command", required=True, metavar="SUBCOMMAND")
     p = quality.add_parser("run", help="run quality packs against a runtime you started (or --negative-control)")
     p.add_argument("--mode", choices=QUALITY_MODES, default="quick",
-                   help="quick: toolcall+instruct; medium: 5 packs and a sample of each fetched bfcl pack; full: all")
+                   help="quick: toolcall+instruct, written scenarios (31); medium: 5 packs, 45 generated more each "
+                        "(~300), and a sample of each fetched bfcl pack; full: all, 200 generated more each (~1290)")
     p.add_argument("--packs", help="comma-separated pack ids (instead of --mode's)")
     p.add_argument("--repeat", type=COUNT, default=1, help="run each scenario N times (mean, std, CV per pack)")
     p.add_argument("--negative-control", action="store_true",
