@@ -9,13 +9,14 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.measure import contention, run
+from orchestrator.measure import contention, resources, run
 from orchestrator.core import paths, records
 from orchestrator.core.procs import run_captured
 from orchestrator.evaluate.sandbox.contain import probe_containment
 from orchestrator.evaluate.sandbox.docker import choice as sandbox_choice
 from tests.children import stop_tree
 from tests.fakes.processes import FakeProcessTable
+from tests.fakes.sensors import QUIET_CPU
 
 # The load average every test sees unless it sets its own (only the load gate's tests do):
 # quiet, so that a busy host (other jobs, a CPU hog) cannot trip run.check_gates.
@@ -67,6 +68,15 @@ def pinned_process_table():
     measure contention inject their own): other jobs on the host cannot flag a test's phases."""
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(contention, "process_table", FakeProcessTable())
+        yield
+
+
+@pytest.fixture(scope="session", autouse=True)
+def pinned_cpu_sensors():
+    """Samplers read no CPU sensor of the host (tests of thermal evidence inject their own): a hot or
+    throttling host cannot tag a test's calls."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(resources, "host_cpu_sources", lambda: QUIET_CPU)
         yield
 
 

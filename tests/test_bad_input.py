@@ -334,9 +334,11 @@ CASES = {
 NONSENSE = {
     "decide": [("--num-ctx", "0"), ("--ngl", "-1"), ("--threads", str(10**30)), ("--temperature", "nan"),
                ("--temperature", "inf"), ("--num-parallel", "three"), ("--keep-alive", "forever!")],
-    "run": [("--runs", "-3"), ("--num-ctx", "0"), ("--num-predict", "0"), ("--temperature", "-0.5")],
+    "run": [("--runs", "-3"), ("--num-ctx", "0"), ("--num-predict", "0"), ("--temperature", "-0.5"),
+            ("--capacity-users", "0"), ("--slo-ttft-p95", "nan"), ("--slo-user-tps", "-1")],
     "auto": [("--runs", "-3"), ("--time-budget", "-5"), ("--time-budget", "nan"), ("--num-ctx", "0"),
-             ("--keep-alive", "1 week"), ("--max-loaded-models", "0")],
+             ("--keep-alive", "1 week"), ("--max-loaded-models", "0"), ("--endurance-minutes", "0"),
+             ("--slo-ttft-p95", "inf")],
     "tune": [("--parallel", "0"), ("--ctx", "-4096"), ("--max-launches", "0")],
     "launch": [("--port", "70000")],
     "rules suggest": [("--min-runs", "0")],

@@ -9,6 +9,7 @@ from orchestrator.core.reproduce import portable_command
 from orchestrator.cli.common import MINUTES, RUNS, WARM_RUNS, add_knob_overrides, command, knob_overrides, load_or_probe
 from orchestrator.cli.plan import render_plan
 from orchestrator.cli.quality import QUALITY_MODES
+from orchestrator.cli.run import add_load_options, load_options
 from orchestrator.cli.sandbox import add_sandbox_option, sandbox_record
 
 
@@ -68,7 +69,7 @@ def cmd_auto(args: argparse.Namespace) -> int:
         hardware = replace(hardware, device_tag=validate_device_tag(ask("device tag", hardware.device_tag, args.yes)))
     auto_plan = plan_auto(hardware, profiles, knob_overrides(args), parse_phases(args.phases) if args.phases else None,
                           args.runs, args.time_budget or DEFAULT_TIME_BUDGET_MIN, submissions_root(args.submissions_dir),
-                          handle, args.resume, args.quality_mode, args.smoke, args.model_path)
+                          handle, args.resume, args.quality_mode, args.smoke, args.model_path, load_options(args))
     print(render_auto_plan(auto_plan), flush=True)
     if args.dry_run:
         print(f"\ndry run: nothing installed, fetched, launched or written (run folder would be {auto_plan.run_dir})")
@@ -78,7 +79,7 @@ def cmd_auto(args: argparse.Namespace) -> int:
     # temperature, num_ctx and num_predict come from the plan, whose deviations already record any override
     options = dict(force_load=args.force_load,
                    for_publication=args.for_publication, allow_dirty=args.allow_dirty, smoke=args.smoke,
-                   sandbox=sandbox)
+                   sandbox=sandbox, **load_options(args, auto_plan.plan.num_parallel))
     try:
         with progress_reporter() as progress:
             result = execute(auto_plan, profiles, args.runs, handle, options, portable_command(["weeyuga"] + sys.argv[1:]), progress,
@@ -91,6 +92,8 @@ def cmd_auto(args: argparse.Namespace) -> int:
     print(f"\nrun {result.run_id}: {result.calls} calls, {result.errors} errors, status {result.status}"
           + (f" ({result.status_reason})" if result.status_reason else ""))
     print(f"submission folder: {result.run_dir}")
+    for sentence in result.capacity:
+        print(f"capacity: {sentence}")
     if result.findings:
         for finding in result.findings:
             print(f"  privacy: {finding}")
@@ -137,6 +140,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--model-path", metavar="GGUF", help="serve this local GGUF: with --model it stands for that "
                    "catalogue model, without it it is planned from its own metadata (a recorded deviation)")
     add_knob_overrides(p)
+    add_load_options(p, "the plan's slots, num_parallel")
 
     p = sub.add_parser("doctor", help="check everything auto needs and say how to fix what is missing")
     p.add_argument("--hardware", help="use this hardware.json instead of probing")

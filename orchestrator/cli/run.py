@@ -9,7 +9,11 @@ from typing import Any
 
 from orchestrator.core.errors import BadInput
 from orchestrator.core.reproduce import portable_command
-from orchestrator.cli.common import CONTEXT, COUNT, ENGINES, TEMPERATURE, add_run_options, command, load_or_probe
+from orchestrator.cli.common import (CONTEXT, COUNT, ENGINES, MINUTES, SLOTS, TEMPERATURE, add_run_options, bounded,
+                                     command, load_or_probe)
+
+SLO_SECONDS = bounded(float, 0.001, 3600)
+SLO_RATE = bounded(float, 0, 100_000)
 
 
 def canonical_options(profiles, args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -37,7 +41,27 @@ def report_run_outcome(recorded, run_dir: Path) -> None:
 def cmd_run(args: argparse.Namespace) -> int:
     from orchestrator.measure.suites import parse_phases
 
-    return run_bring_your_own(args, "run", parse_phases(args.phases), runs=args.runs, smoke=args.smoke, probe_only=args.probe)
+    return run_bring_your_own(args, "run", parse_phases(args.phases), runs=args.runs, smoke=args.smoke, probe_only=args.probe,
+                              **load_options(args))
+
+
+def add_load_options(p: argparse.ArgumentParser, slots_default: str) -> None:
+    """The capacity and endurance phases' settings (`run`, `auto`)."""
+    p.add_argument("--capacity-users", type=SLOTS, metavar="N",
+                   help=f"capacity: the most concurrent users to measure (default: {slots_default})")
+    p.add_argument("--slo-ttft-p95", type=SLO_SECONDS, metavar="SECONDS",
+                   help="capacity: the SLO's TTFT p95 (default: profiles/canonical.yaml capacity_slo; recorded)")
+    p.add_argument("--slo-user-tps", type=SLO_RATE, metavar="TOKENS_PER_SEC",
+                   help="capacity: the SLO's decode rate per user (default: profiles/canonical.yaml capacity_slo; recorded)")
+    p.add_argument("--endurance-minutes", type=MINUTES, help="endurance: how long the constant load lasts (default 10)")
+
+
+def load_options(args: argparse.Namespace, slots: int | None = None) -> dict[str, Any]:
+    """RunOptions.capacity and .endurance from the flags; `slots`: the plan's, capacity's default top level."""
+    capacity = {name: value for name, value in (("max_users", args.capacity_users or slots), ("ttft_p95_s", args.slo_ttft_p95),
+                                                 ("user_tokens_per_sec", args.slo_user_tps)) if value is not None}
+    endurance = {"minutes": args.endurance_minutes} if args.endurance_minutes else {}
+    return {"capacity": capacity, "endurance": endurance}
 
 
 def run_bring_your_own(args: argparse.Namespace, name: str, phases: list[str], **run_options: Any) -> int:
@@ -88,6 +112,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("run", help="run suites against a runtime you started yourself (bring your own)")
     add_target_options(p)
     add_run_options(p)
+    add_load_options(p, "the canonical slots, profiles/canonical.yaml num_parallel")
 
 
 def add_target_options(p: argparse.ArgumentParser, required: bool = True) -> None:

@@ -147,6 +147,8 @@ class CallRecord(Record):
     contention_gpu_mem_mb: float | None = field(default=None, metadata=OPTIONAL)  # others', on NVML GPUs
     # decode rate over the interval llama-server times (client.py): n - 1 tokens from the first to the finish
     tokens_per_sec_after_first: float | None = field(default=None, metadata=OPTIONAL)
+    # issue #28 §4: the throttle tags of the thermal samples during the call (resources.throttle_tags); absent when none
+    throttled: list[str] | None = field(default=None, metadata=OPTIONAL)
     TYPE: ClassVar[str] = "call"
 
     @property
@@ -181,6 +183,52 @@ class LanesRecord(Record):
     completion_tokens_total: int
     aggregate_tokens_per_sec: float | None
     resumed: bool
+
+
+@dataclass(frozen=True)
+class CapacityRecord(Record):
+    """One level of the capacity phase (phases/capacity.py): `users` concurrent users back to back
+    (closed loop), or requests arriving every 1 / arrival_rate_per_s seconds (open loop)."""
+
+    TYPE: ClassVar[str] = "capacity"
+    cell_id: str
+    phase: str
+    level: str  # the calls' prompt_id: users-<n> or rate-<percent of the closed loop's best request rate>
+    loop: str  # closed | open
+    users: int | None  # closed loop: concurrent users
+    arrival_rate_per_s: float | None  # open loop: requests started per second
+    calls: int
+    errors: int
+    wall_ms: float | None
+    completion_tokens_total: int
+    aggregate_tokens_per_sec: float | None
+    requests_per_sec: float | None
+    resumed: bool
+
+
+@dataclass(frozen=True)
+class EnduranceRecord(Record):
+    """One time bucket of the endurance phase (phases/endurance.py): its decode rate and the thermal
+    readings of the samples taken during it (resources.py)."""
+
+    TYPE: ClassVar[str] = "endurance"
+    cell_id: str
+    phase: str
+    bucket: int
+    started_s: float  # since the phase's first bucket began
+    seconds: float
+    users: int
+    calls: int
+    errors: int
+    completion_tokens_total: int
+    aggregate_tokens_per_sec: float | None
+    decode_tokens_per_sec_p50: float | None
+    cpu_freq_mhz_mean: list[float] | None  # per core, over the bucket's thermal samples
+    cpu_temp_c_max: float | None
+    gpu_temp_c_max: float | None
+    gpu_sm_clock_mhz_min: float | None
+    throttling: list[str] | None  # tags seen in the bucket; [] when the sensors said no; None when none can tell
+    sensors: list[str]  # what this machine exposes, in words
 
 
 @dataclass(frozen=True)
@@ -257,4 +305,4 @@ class AgentRunRecord(AgentRecord):
 
 RECORD_TYPES: dict[str, type[Record]] = {cls.TYPE: cls for cls in (
     MetaRecord, CallRecord, SkippedRecord, LanesRecord, ResumeRecord, EndRecord, QualityRecord, QualityRescoreRecord,
-    AgentPassRecord, AgentRunRecord)}
+    AgentPassRecord, AgentRunRecord, CapacityRecord, EnduranceRecord)}

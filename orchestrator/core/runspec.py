@@ -85,6 +85,11 @@ class RunOptions:
     # phase -> seconds it may keep starting units (auto's time budget, budget.py); a phase past it stops
     # after its current unit, with a `skipped` line saying how far it got
     phase_seconds: dict[str, float] = field(default_factory=dict)
+    # the capacity phase's settings (phases/capacity.py): max_users (the plan's slots), and the SLO where the run
+    # overrides canonical.yaml's (ttft_p95_s, user_tokens_per_sec); empty: the canonical slots and SLO
+    capacity: dict[str, Any] = field(default_factory=dict)
+    # the endurance phase's settings (phases/endurance.py): minutes, users; empty: its defaults
+    endurance: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         recorded = {"phases": self.phases, "runs": self.runs, "temperature": self.temperature, "num_ctx": self.num_ctx,
@@ -97,6 +102,10 @@ class RunOptions:
             recorded["sandbox"] = self.sandbox
         if self.phase_seconds:
             recorded["phase_seconds"] = self.phase_seconds
+        if self.capacity and {"capacity", "endurance"} & set(self.phases):  # endurance's users default to its top level
+            recorded["capacity"] = self.capacity
+        if self.endurance and "endurance" in self.phases:
+            recorded["endurance"] = self.endurance
         return recorded
 
 

@@ -29,6 +29,7 @@ from orchestrator.plan.profiles import ModelSpec, Profiles, with_model_file
 from orchestrator.core.progress import Progress, quiet
 from orchestrator.publish.manifest import RunContext, load_context
 from orchestrator.publish.report import report
+from orchestrator.publish.report.capacity import capacity_sentences
 from orchestrator.measure.run import RunOptions
 from orchestrator.runtime import managed_runtime
 from orchestrator.measure.suites import PHASES
@@ -74,6 +75,7 @@ class AutoResult:
     findings: list[Finding]
     submit_command: list[str]
     status_reason: str | None = None  # why a run that ran to its end failed
+    capacity: list[str] = field(default_factory=list)  # "<cell>: serves N concurrent users ..." per cell that measured it
 
 
 def plan_with_fallback(hw: Hardware, profiles: Profiles, overrides: dict[str, Any]) -> Plan:
@@ -113,29 +115,39 @@ def estimate_phases(plan: Plan, rate: float, phases: list[str], runs: int, **mor
     return out
 
 
+def phase_sizing(plan: Plan, smoke: bool, phase_options: dict[str, Any] | None) -> dict[str, Any]:
+    """The RunOptions fields estimates need: capacity's top level is the plan's slots unless given."""
+    given = phase_options or {}
+    return {**given, "smoke": smoke, "capacity": {"max_users": plan.num_parallel, **given.get("capacity", {})}}
+
+
 def plan_auto(hw: Hardware, profiles: Profiles, overrides: dict[str, Any], phases: list[str] | None,
               runs: int | None, time_budget_min: float, root: Path, handle: str, resume: str | None,
-              quality_mode: str | None = None, smoke: bool = False, model_path: str | None = None) -> AutoPlan:
+              quality_mode: str | None = None, smoke: bool = False, model_path: str | None = None,
+              phase_options: dict[str, Any] | None = None) -> AutoPlan:
     """The speed phases, quality set and agent task set that fit the time budget (budget.py);
     `phases` (--phases) fixes which run, `quality_mode` (--quality-mode) the quality set, `runs` (--runs)
-    the warm repeats (None: the most that fit)."""
+    the warm repeats (None: the most that fit); `phase_options`: RunOptions fields that size phases
+    (capacity's top level, endurance's minutes), for their estimates."""
     if resume:  # the run's recorded options decide what runs; these estimates only inform
         run_dir = find_run_dir(root, resume)
         context = load_context(run_dir)
         if context is None or context.plan is None:
             raise WeeyugaError(f"{run_dir} was not made by `weeyuga auto` (no plan in context.json); use `weeyuga run --resume`")
         plan, run_id = context.plan, run_dir.name[len("run-"):]
+        sizing = phase_sizing(plan, smoke, phase_options)
         rate = planning_rate(plan, hw, profiles, root)
         speed = [p for p in phases or PHASES if p not in AXES]
-        estimates = estimate_phases(plan, rate.tokens_per_sec, speed, RUNS if runs is None else runs, smoke=smoke)
+        estimates = estimate_phases(plan, rate.tokens_per_sec, speed, RUNS if runs is None else runs, **sizing)
         return AutoPlan(hw, plan, phases or PHASES, estimates, {}, run_dir, run_id)
     profiles, overrides, local_model = with_model_file(profiles, overrides, model_path)
     plan = plan_with_fallback(hw, profiles, overrides)
     rate = planning_rate(plan, hw, profiles, root)
     speed = [p for p in phases or PHASES if p not in AXES]
-    budget = plan_budget(time_budget_min * 60, rate, lambda warm: estimate_phases(plan, rate.tokens_per_sec, speed, warm, smoke=smoke),
+    sizing = phase_sizing(plan, smoke, phase_options)
+    budget = plan_budget(time_budget_min * 60, rate, lambda warm: estimate_phases(plan, rate.tokens_per_sec, speed, warm, **sizing),
                          phases, plan.num_predict, smoke, quality_mode, runs)
-    estimates = estimate_phases(plan, rate.tokens_per_sec, speed, budget.runs, smoke=smoke)
+    estimates = estimate_phases(plan, rate.tokens_per_sec, speed, budget.runs, **sizing)
     run_dir, run_id = new_run_dir(root, handle, hw.device_tag)
     runtime = managed_runtime(plan.runtime).locate(plan)
     steps = describe_steps(plan, profiles, run_dir, runtime, model_path)
@@ -254,8 +266,8 @@ def execute(auto_plan: AutoPlan, profiles: Profiles, runs: int | None, handle: s
         resume = (auto_plan.run_dir / LEDGER_NAME).exists()
         recorded = run_recorded([target], run_options, auto_plan.run_dir, auto_plan.run_id, context, resume=resume,
                                 progress=progress, nvml=nvml)
-    report(auto_plan.run_dir)
+    done = report(auto_plan.run_dir)
     findings = scan(auto_plan.run_dir)
     return AutoResult(auto_plan.run_dir, auto_plan.run_id, recorded.status, recorded.result.calls,
                       recorded.result.errors, findings, ["weeyuga", "submit", str(auto_plan.run_dir)],
-                      recorded.result.failure)
+                      recorded.result.failure, capacity_sentences(done.metadata))

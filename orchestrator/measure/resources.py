@@ -1,9 +1,15 @@
-"""Resource samples during a run: the runtime's RSS and CPU, and NVML VRAM and utilisation.
+"""Resource samples during a run: the runtime's RSS and CPU, NVML VRAM and utilisation, and thermal
+evidence.
 
 A background thread samples every ~250 ms into a series (written to samples.jsonl); the
 runner asks for the peaks inside each call's time window. With `contention=True` every sample
 also reads how much of the machine other processes used (contention.py), and the runner asks
 for that over each call's window too.
+
+Thermal (issue #28 §4): every THERMAL_EVERY-th sample also reads the sensors this machine exposes
+(plan/probe/sensors.py: CPU frequency per core, temperatures, throttle counters; NVML clocks,
+temperature and throttle reasons) and judges whether it was throttling by canonical.yaml's `thermal`
+marks (`throttle_tags`). A call whose window holds a throttling sample is tagged with the tags.
 """
 
 from __future__ import annotations
@@ -18,12 +24,19 @@ from typing import Any, Callable
 
 import psutil
 
+from orchestrator.core.canonical import ThermalMarks, thermal_marks
 from orchestrator.measure import contention as others
 from orchestrator.core.errors import WeeyugaError
 from orchestrator.core.ledger import Ledger
+from orchestrator.plan.probe.sensors import CpuSources, CpuThermal, GpuThermal, exposed, read_cpu, read_gpus
 
 SAMPLE_INTERVAL_S = 0.25
+THERMAL_EVERY = 4  # sensors once a second: macOS asks a command, and temperatures move slowly
 MB = 2**20
+
+# Where a sampler reads the host's CPU sensors unless given its own. A module attribute so that tests pin
+# it (tests/conftest.py): a hot or throttling host must not change their outcome.
+host_cpu_sources: Callable[[], CpuSources] = CpuSources
 
 
 @dataclass(frozen=True)
@@ -36,6 +49,42 @@ class Sample:
     others_cpu_share: float | None = None  # since the previous sample (contention.py)
     others_gpu_mem_mb: float | None = None
     others_gpu_util_percent: float | None = None
+    # thermal evidence, on every THERMAL_EVERY-th sample (None on the others and where nothing is exposed)
+    cpu_freq_mhz: tuple[float, ...] | None = None  # per core
+    cpu_temp_c: float | None = None  # the hottest sensor
+    gpu_temp_c: float | None = None  # the hottest board
+    gpu_sm_clock_mhz: float | None = None  # the slowest board
+    throttling: tuple[str, ...] | None = None  # throttle_tags: () when the sensors say no, None when they cannot tell
+
+
+def throttle_tags(before: CpuThermal | None, cpu: CpuThermal, gpus: tuple[GpuThermal, ...],
+                  runtime_cpu_percent: float | None, marks: ThermalMarks) -> tuple[str, ...] | None:
+    """What says this sample was throttling, as stable tags (`cpu:frequency_low`, `gpu0:hw_slowdown`);
+    () when some sensor could tell and none did; None when no sensor here can tell."""
+    told, tags = False, []
+    if cpu.throttle_counts is not None:
+        told = True
+        if before is not None and before.throttle_counts is not None and cpu.throttle_counts > before.throttle_counts:
+            tags.append("cpu:throttle_counter")
+    for sensor in cpu.temperatures:
+        if sensor.high:
+            told = True
+            if sensor.celsius >= sensor.high:
+                tags.append(f"cpu:temperature_high:{sensor.label}")
+    if cpu.freq_mhz and cpu.max_freq_mhz and runtime_cpu_percent is not None:
+        told = True  # a low clock means something only while the runtime keeps the cores busy
+        fastest = max(f / m for f, m in zip(cpu.freq_mhz, cpu.max_freq_mhz))
+        if runtime_cpu_percent >= marks.busy_cpu_percent and fastest < marks.cpu_freq_fraction:
+            tags.append("cpu:frequency_low")
+    if cpu.speed_limit_percent is not None:
+        told = True
+        if cpu.speed_limit_percent < 100:
+            tags.append("cpu:speed_limit")
+    for gpu in gpus:
+        if gpu.reasons is not None:
+            told = True
+            tags += [f"gpu{gpu.index}:{reason}" for reason in gpu.reasons if reason in marks.gpu_reasons]
+    return tuple(tags) if told else None
 
 
 def listener_pid(port: int) -> int | None:
@@ -66,7 +115,7 @@ class ResourceSampler:
 
     def __init__(self, pid: Callable[[], int | None], nvml: Any = None, samples_path: Path | None = None,
                  interval_s: float = SAMPLE_INTERVAL_S, label: dict[str, Any] | None = None,
-                 contention: bool = False) -> None:
+                 contention: bool = False, cpu_sensors: CpuSources | None = None) -> None:
         self.interval_s = interval_s
         self.nvml = nvml
         self.samples: list[Sample] = []
@@ -80,6 +129,9 @@ class ResourceSampler:
         self._process: psutil.Process | None = None
         self.contention = contention
         self.readings: list[others.Reading] = []  # in step with `samples` when contention is on
+        self.cpu_sensors, self.marks = cpu_sensors or host_cpu_sources(), thermal_marks()
+        self._cpu_before: CpuThermal | None = None
+        self.sensors: list[str] | None = None  # what the first thermal reading found, in words
         self._handles = []
         if nvml is not None:
             try:
@@ -116,19 +168,33 @@ class ResourceSampler:
     def _reading(self, t: float, runtime_pid: int | None) -> others.Reading:
         return others.read(t, os.getpid(), runtime_pid, self.nvml, self._handles)
 
+    def _thermal(self, runtime_cpu_percent: float | None) -> dict[str, Any]:
+        cpu, gpus = read_cpu(self.cpu_sensors), read_gpus(self.nvml, self._handles)
+        if self.sensors is None:
+            self.sensors = exposed(cpu, gpus)
+        tags = throttle_tags(self._cpu_before, cpu, gpus, runtime_cpu_percent, self.marks)
+        self._cpu_before = cpu
+        temps = [t.celsius for t in cpu.temperatures]
+        gpu_temps = [g.temperature_c for g in gpus if g.temperature_c is not None]
+        clocks = [g.sm_clock_mhz for g in gpus if g.sm_clock_mhz is not None]
+        return {"cpu_freq_mhz": cpu.freq_mhz, "cpu_temp_c": max(temps) if temps else None,
+                "gpu_temp_c": max(gpu_temps) if gpu_temps else None, "gpu_sm_clock_mhz": min(clocks) if clocks else None,
+                "throttling": tags}
+
     def sample_once(self) -> Sample:
         pid = self._pid()  # once a sample: a bring-your-own runtime's is looked up among the host's sockets
         rss, cpu = self._process_figures(pid)
         gpu_mem, gpu_util = self._gpu_figures()
+        thermal = self._thermal(cpu) if len(self.samples) % THERMAL_EVERY == 0 else {}
         t = time.monotonic()
         reading = self._reading(t, pid) if self.contention else None  # outside the lock: it reads the process table
         with self._lock:
             if reading is None:
-                sample = Sample(t, rss, cpu, gpu_mem, gpu_util)
+                sample = Sample(t, rss, cpu, gpu_mem, gpu_util, **thermal)
             else:
                 share = others.others_share(self.readings[-1], reading) if self.readings else None
                 sample = Sample(t, rss, cpu, gpu_mem, gpu_util, share, reading.others_gpu_mem_mb,
-                                reading.others_gpu_util_percent)
+                                reading.others_gpu_util_percent, **thermal)
                 self.readings.append(reading)
             self.samples.append(sample)
             self._times.append(sample.t)
@@ -158,14 +224,29 @@ class ResourceSampler:
                 if exc_type is None:
                     raise  # otherwise the error on its way (Ctrl-C, the same full disk) is the one to report
 
-    def peaks(self, t0: float, t1: float) -> dict[str, float | None]:
-        """Maxima over samples taken in [t0, t1]; a window shorter than the interval takes the nearest sample."""
+    def window(self, t0: float, t1: float) -> list[Sample]:
+        """Samples taken in [t0, t1]; a window shorter than the interval takes the nearest sample."""
         with self._lock:
             lo, hi = bisect.bisect_left(self._times, t0), bisect.bisect_right(self._times, t1)
             window = self.samples[lo:hi]
             if not window and self.samples:
                 neighbours = self.samples[max(0, hi - 1):hi + 1]  # the samples either side of t1
                 window = [min(neighbours, key=lambda s: abs(s.t - t1))]
+        return window
+
+    def throttled_during(self, t0: float, t1: float) -> list[str] | None:
+        """The throttle tags of the thermal samples in [t0, t1] (the nearest one before it for a short call);
+        None when none said it was throttling."""
+        with self._lock:
+            lo, hi = bisect.bisect_left(self._times, t0), bisect.bisect_right(self._times, t1)
+            thermal = [s for s in self.samples[max(0, lo - THERMAL_EVERY):hi] if s.throttling is not None]
+        inside = [s for s in thermal if s.t >= t0] or thermal[-1:]
+        tags = sorted({tag for s in inside for tag in s.throttling or ()})
+        return tags or None
+
+    def peaks(self, t0: float, t1: float) -> dict[str, float | None]:
+        """Maxima over samples taken in [t0, t1]; a window shorter than the interval takes the nearest sample."""
+        window = self.window(t0, t1)
 
         def peak(name: str) -> float | None:
             values = [getattr(s, name) for s in window if getattr(s, name) is not None]

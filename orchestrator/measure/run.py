@@ -276,7 +276,8 @@ def run_suites(targets: list[Target], options: RunOptions, run_dir: Path, run_id
         options = replace(options, phases=recorded["phases"], runs=recorded["runs"], temperature=recorded["temperature"],
                           num_ctx=recorded["num_ctx"], num_predict=recorded["num_predict"], smoke=recorded["smoke"],
                           quality=recorded.get("quality", options.quality), agent=recorded.get("agent", {}),
-                          sandbox=recorded.get("sandbox", {}))
+                          sandbox=recorded.get("sandbox", {}), capacity=recorded.get("capacity", {}),
+                          endurance=recorded.get("endurance", {}))
     run_id = run_id or new_run_id()
     phases = [load_phase(name, suites_dir, options) for name in options.phases]
     if resume:

@@ -19,6 +19,8 @@ from pathlib import Path
 from orchestrator.core.runspec import RunOptions
 from orchestrator.measure.suites import load_suite
 from orchestrator.measure.phases.agent import AgentPhase
+from orchestrator.measure.phases.capacity import CapacityPhase
+from orchestrator.measure.phases.endurance import EndurancePhase
 from orchestrator.measure.phases.base import Phase, Unit
 from orchestrator.measure.phases.context import PhaseContext
 from orchestrator.measure.phases.prompt_cache import PromptCachePhase
@@ -33,7 +35,8 @@ PHASE_MODES: dict[str, type[Phase]] = {"cold_warm": ColdWarmPhase, "once": OnceP
                                        "prompt_cache": PromptCachePhase}
 # Phases defined by their own data rather than a suites/<name>.json (profiles/methodology.yaml extra_phases),
 # each made by from_options(RunOptions | None).
-NAMED_PHASES = {"quality": QualityPhase, "agent": AgentPhase, "depth": DepthPhase}
+NAMED_PHASES = {"quality": QualityPhase, "agent": AgentPhase, "depth": DepthPhase, "capacity": CapacityPhase,
+                "endurance": EndurancePhase}
 
 
 def load_phase(name: str, directory: Path | None = None, options: RunOptions | None = None) -> Phase:

@@ -103,7 +103,8 @@ class PhaseContext:
             result.response_preview, self.sampler.peaks(t0, t1) if self.sampler else {},
             key_fields.step, key_fields.attempt, request.cache_prompt, result.prompt_cached_tokens,
             rounded(result.prefill_tokens_per_sec, 2),
-            tokens_per_sec_after_first=rounded(result.tokens_per_sec_after_first, 2), **contention)
+            tokens_per_sec_after_first=rounded(result.tokens_per_sec_after_first, 2), **contention,
+            throttled=self.sampler.throttled_during(t0, t1) if self.sampler else None)
         profile = decode_profile(result.delta_ms, result.completion_tokens) if not result.error else None
         with self.write_lock:
             self.ledger.write(record)

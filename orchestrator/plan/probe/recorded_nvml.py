@@ -7,6 +7,10 @@ evidence about a GPU. Unset (the normal case), weeyuga reads the real NVML.
 
     {"driver": "580.159.04", "boards": [{"name": "NVIDIA H100 80GB HBM3", "total_bytes": 85899345920,
       "free_bytes": 8589934592, "bus_width_bits": 5120, "mem_clock_mhz": 2619, "compute_cap": [9, 0]}]}
+
+A board may carry `thermal`: readings replayed in turn, one per thermal reading (the clock-throttle reasons
+call starts each, plan/probe/sensors.py), the last repeated: {"temperature_c", "sm_clock_mhz",
+"throttle_reasons" (NVML's bitmask)}. Without it those calls are NOT_SUPPORTED, as on boards that lack them.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ class RecordedNVML:
 
     def __init__(self, boards: list[dict[str, Any]], driver: str) -> None:
         self.boards, self.driver = boards, driver
+        self.thermal_step = [-1] * len(boards)  # per board: the thermal reading now replayed
 
     @classmethod
     def load(cls, path: Path) -> "RecordedNVML":
@@ -78,6 +83,24 @@ class RecordedNVML:
 
     def nvmlDeviceGetProcessUtilization(self, board: dict[str, Any], last_seen_timestamp: int) -> list:
         raise RuntimeError(NOT_SUPPORTED)
+
+    def _thermal(self, board: dict[str, Any], key: str, advance: bool = False) -> int:
+        readings = board.get("thermal")
+        if not readings:
+            raise RuntimeError(NOT_SUPPORTED)
+        index = next(i for i, b in enumerate(self.boards) if b is board)
+        if advance:
+            self.thermal_step[index] = min(self.thermal_step[index] + 1, len(readings) - 1)
+        return int(readings[max(self.thermal_step[index], 0)][key])
+
+    def nvmlDeviceGetCurrentClocksThrottleReasons(self, board: dict[str, Any]) -> int:
+        return self._thermal(board, "throttle_reasons", advance=True)
+
+    def nvmlDeviceGetTemperature(self, board: dict[str, Any], sensor: int) -> int:
+        return self._thermal(board, "temperature_c")
+
+    def nvmlDeviceGetClockInfo(self, board: dict[str, Any], clock: int) -> int:
+        return self._thermal(board, "sm_clock_mhz")
 
     @staticmethod
     def _given(board: dict[str, Any], key: str) -> int:

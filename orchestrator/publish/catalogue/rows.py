@@ -91,6 +91,11 @@ COLUMNS: list[tuple[str, str, str]] = [
     ("quality_level", "VARCHAR", "quality: the scenario's tier: easy, medium or hard"),
     ("quality_checks_met", "INTEGER", "quality: checks met, where the scenario has several (check-level accuracy)"),
     ("quality_checks_asked", "INTEGER", "quality: checks the scenario asks"),
+    ("thermal_throttling", "BOOLEAN", "calls of this row's cell and phase were made while a sensor said the machine throttled "
+                                      "(metadata.json thermal; null where no sensor could tell)"),
+    ("capacity_users", "INTEGER", "phase capacity: the most concurrent users within the SLO (metadata.json capacity.serving)"),
+    ("capacity_ttft_p95_s", "DOUBLE", "phase capacity: TTFT p95 at that many users"),
+    ("capacity_user_tokens_per_sec", "DOUBLE", "phase capacity: median decode tok/s per user at that many users"),
 ]
 COLUMN_TYPES = {name: kind for name, kind, _ in COLUMNS}
 ROW_KINDS = ("phase", "quality", "agent_task")
@@ -177,12 +182,20 @@ def run_rows(path: str, manifest: dict[str, Any], metadata: dict[str, Any], ledg
     common = run_columns(path, manifest, hardware_class) | {"completeness": completeness}
     contended = {(f.get("cell_id"), f.get("phase")) for f in metadata.get("contended_phases") or [] if isinstance(f, dict)}
     rows = []
+    thermal = metadata.get("thermal") or {}
+    throttled = {(p.get("cell_id"), p.get("phase")) for p in thermal.get("throttled_phases") or [] if isinstance(p, dict)}
+    sensed = thermal.get("observed") is not None
+    serving = {s.get("cell_id"): s for s in (metadata.get("capacity") or {}).get("serving") or [] if isinstance(s, dict)}
     roofline = {(r.get("cell_id"), r.get("phase")): r.get("utilisation") for r in metadata.get("memory_bandwidth_utilisation") or []}
     for cell in metadata.get("cells") or []:
         fields = {column: cell.get(name) for column, name in PHASE_FIELDS.items()}
         fields["decode_roofline_fraction"] = roofline.get((cell.get("cell_id"), cell.get("phase")))
+        if cell.get("phase") == "capacity" and cell.get("cell_id") in serving:
+            served = serving[cell["cell_id"]]
+            fields |= {"capacity_users": served.get("users"), "capacity_ttft_p95_s": served.get("ttft_p95_s"),
+                       "capacity_user_tokens_per_sec": served.get("user_tokens_per_sec")}
         rows.append(_row(common | cell_columns(manifest, cell.get("cell_id")) | fields,
-                         "phase", cell.get("phase"), f"{path}/metadata.json", contended))
+                         "phase", cell.get("phase"), f"{path}/metadata.json", contended, throttled, sensed))
     for line, record in ledger_records:
         kind, mapping = LEDGER_KINDS[ledger_kind(record)]
         fields = {column: record.get(name) for column, name in mapping.items()}
@@ -190,10 +203,14 @@ def run_rows(path: str, manifest: dict[str, Any], metadata: dict[str, Any], ledg
             fields["agent_passed"] = record["outcome"] == "completed"
         cell_id = record.get("cell_id") if isinstance(record.get("cell_id"), str) else None
         rows.append(_row(common | cell_columns(manifest, cell_id) | fields, kind, record.get("phase"),
-                         f"{path}/run.jsonl line {line}", contended))
+                         f"{path}/run.jsonl line {line}", contended, throttled, sensed))
     return rows
 
 
-def _row(values: dict[str, Any], kind: str, phase: Any, source: str, contended: set[tuple[Any, Any]]) -> dict[str, Any]:
-    values |= {"record_kind": kind, "phase": phase, "contended": (values.get("cell_id"), phase) in contended}
+def _row(values: dict[str, Any], kind: str, phase: Any, source: str, contended: set[tuple[Any, Any]],
+         throttled: set[tuple[Any, Any]], sensed: bool) -> dict[str, Any]:
+    """`sensed`: some sensor could tell throttling during the run, so a phase without tagged calls ran cool."""
+    key = (values.get("cell_id"), phase)
+    values |= {"record_kind": kind, "phase": phase, "contended": key in contended,
+               "thermal_throttling": True if key in throttled else (False if sensed else None)}
     return {column: typed(column, values.get(column), source) for column in COLUMN_TYPES}

@@ -17,7 +17,9 @@ from typing import Any, Iterable
 from orchestrator import __version__
 from orchestrator.publish.report.agent import agent_metadata
 from orchestrator.publish.report.measurement import measurement_metadata
+from orchestrator.publish.report.capacity import capacity_metadata
 from orchestrator.publish.report.depth import depth_metadata
+from orchestrator.publish.report.endurance import endurance_metadata
 from orchestrator.publish.report.quality import quality_metadata
 from orchestrator.publish.report.roofline import decode_roofline
 
@@ -177,4 +179,6 @@ def build_metadata(records: list[dict[str, Any]], manifest: dict[str, Any], hard
         **agent_metadata(records),
         **measurement_metadata(records),
         **depth_metadata(records, manifest, hardware),
+        **capacity_metadata(records),
+        **endurance_metadata(records),
     }

@@ -11,7 +11,9 @@ from orchestrator.core.reproduce import portable_command
 from orchestrator.publish.report.model import RunReport
 from orchestrator.publish.report.agent import agent_section
 from orchestrator.publish.report.measurement import contention_caveats, methodology_note, prompt_cache_section
+from orchestrator.publish.report.capacity import capacity_section
 from orchestrator.publish.report.depth import depth_section
+from orchestrator.publish.report.endurance import endurance_section, thermal_caveats
 from orchestrator.publish.report.plotlayout import Plot
 from orchestrator.publish.report.headline import headline_section
 from orchestrator.publish.report.quality import quality_section
@@ -84,7 +86,8 @@ def speed_sections(run: RunReport) -> list[str]:
 
 # Sections per phase kind, in the order run.md shows them; a new kind of work registers its own.
 SECTIONS: dict[str, Callable[[RunReport], list[str]]] = {"speed": speed_sections, "quality": quality_section,
-                                                         "agent": agent_section, "depth": depth_section}
+                                                         "agent": agent_section, "depth": depth_section,
+                                                         "capacity": capacity_section, "endurance": endurance_section}
 
 
 def caveats(run: RunReport) -> list[str]:
@@ -119,6 +122,7 @@ def caveats(run: RunReport) -> list[str]:
         if row["tokens_estimated"]:
             notes.append(f"{row['cell_id']} {row['phase']}: the runtime sent no usage; token counts are estimated.")
     notes += contention_caveats(metadata)
+    notes += thermal_caveats(metadata)
     if manifest.get("resumed"):
         notes.append(f"The run was interrupted and resumed {manifest['resumed']} time(s); no call was repeated.")
     if manifest.get("git_dirty"):

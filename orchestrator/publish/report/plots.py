@@ -13,7 +13,9 @@ from pathlib import Path
 from typing import Any, Callable
 
 from orchestrator.publish.report.model import RunReport
+from orchestrator.publish.report.capacity import capacity_plot
 from orchestrator.publish.report.depth import depth_plot
+from orchestrator.publish.report.endurance import endurance_plot
 from orchestrator.publish.report.figures import is_process_warm, percentile
 from orchestrator.publish.report.outcome_plots import agent_plot, quality_plot
 from orchestrator.publish.report.plotlayout import Bands, CellNames, Plot, cell_names, legend_below, save, series_colours
@@ -122,4 +124,4 @@ def make_plots(run_dir: Path, run: RunReport) -> list[Plot]:
 
 
 PLOTS: list[Callable[[Path, RunReport], Plot | None]] = [tokens_per_sec_plot, ttft_plot, decode_position_plot,
-                                                          depth_plot, quality_plot, agent_plot]
+                                                          depth_plot, capacity_plot, endurance_plot, quality_plot, agent_plot]
