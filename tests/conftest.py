@@ -14,6 +14,7 @@ from orchestrator.core import paths, records
 from orchestrator.core.procs import run_captured
 from orchestrator.evaluate.sandbox.contain import probe_containment
 from orchestrator.evaluate.sandbox.docker import choice as sandbox_choice
+from tests.children import stop_tree
 from tests.fakes.processes import FakeProcessTable
 from tests.fakes.sensors import QUIET_CPU
 
@@ -35,6 +36,21 @@ def private_weeyuga_dirs(tmp_path, monkeypatch, request):
         monkeypatch.setenv("WEEYUGA_CACHE", str(tmp_path / "cache"))
         monkeypatch.setenv("WEEYUGA_STATE", str(tmp_path / "state"))
     yield
+
+
+@pytest.fixture
+def spawn():
+    """subprocess.Popen for a test: every process started through it (and what it started) is stopped when
+    the test ends, passed or failed (tests/children.py)."""
+    started: list[subprocess.Popen] = []
+
+    def start(argv: list[str], **kwargs) -> subprocess.Popen:
+        started.append(subprocess.Popen(argv, **kwargs))
+        return started[-1]
+
+    yield start
+    for proc in started:
+        stop_tree(proc)
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -5,7 +5,6 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import threading
 import time
 from types import SimpleNamespace
@@ -29,6 +28,7 @@ from orchestrator.runtime import llamacpp as llamacpp_runtime
 from orchestrator.publish.report import REQUIRED_FILES
 from tests.fakes.openai_server import start_in_thread
 from tests.test_integration_llama import llama_server, smollm2  # noqa: F401  (session fixtures)
+from tests.children import weeyuga_argv
 
 PROFILES = load_profiles()
 CPU_BOX = GOLDEN_DIR / "linux-vps-cpu-4c-8gb.json"
@@ -172,11 +172,11 @@ def all_gone(servers: set[tuple[int, float]]) -> bool:
 
 
 @pytest.mark.integration
-def test_auto_end_to_end_interrupted_and_resumed(llama_server, smollm2, tmp_path):
-    args = [sys.executable, "-m", "orchestrator.cli", "auto", "--yes", "--phases", "hello,5q", "--runs", "1",
-            "--submitter-handle", "ci", "--device-tag", "ci-box", "--submissions-dir", str(tmp_path), "--force-load"]
+def test_auto_end_to_end_interrupted_and_resumed(llama_server, smollm2, tmp_path, spawn):
+    args = weeyuga_argv("auto", "--yes", "--phases", "hello,5q", "--runs", "1", "--submitter-handle", "ci",
+                        "--device-tag", "ci-box", "--submissions-dir", str(tmp_path), "--force-load")
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    proc = subprocess.Popen(args, cwd=REPO_ROOT, env=env, text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc = spawn(args, cwd=REPO_ROOT, env=env, text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     deadline = time.monotonic() + 300
     ledger = None
     while time.monotonic() < deadline and ledger is None:
@@ -191,8 +191,8 @@ def test_auto_end_to_end_interrupted_and_resumed(llama_server, smollm2, tmp_path
     assert "weeyuga auto --resume" in err
     assert servers and all_gone(servers)
     run_id = ledger.parent.name[len("run-"):]
-    resumed = subprocess.Popen(args + ["--resume", run_id], cwd=REPO_ROOT, env=env, text=True,
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    resumed = spawn(args + ["--resume", run_id], cwd=REPO_ROOT, env=env, text=True,
+                    stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     resumed_servers: set[tuple[int, float]] = set()
     outputs: list[str] = []
     reader = threading.Thread(target=lambda: outputs.extend(resumed.communicate(timeout=600)))

@@ -272,7 +272,7 @@ CASES = {
     "catalogue/no-submissions-dir": args_case(["catalogue", "--submissions-dir", "{tmp}/nonexistent", "--out", "{tmp}/c.json"],
                                               "no such submissions folder"),
     "catalogue/out-is-a-folder": args_case(["catalogue", "--submissions-dir", "{tmp}/subs", "--out", "{tmp}/subs"],
-                                           "subs: cannot write there: Is a directory"),
+                                           "subs: is a folder, not a regular file; refusing to replace it"),
     "catalogue/out-missing-parent": args_case(["catalogue", "--submissions-dir", "{tmp}/subs", "--out", "{tmp}/no/such/c.json"],
                                               "c.json: cannot write there"),
     # as root, a rename onto /dev/null would replace the device: refused before anything is written (#25 §3)
@@ -282,7 +282,8 @@ CASES = {
                                        "--query: no SQL statement"),
     "catalogue/query-comment": args_case(["catalogue", "--submissions-dir", "{tmp}/subs", "--out", "{tmp}/c.json",
                                           "--query", "-- what runs are fastest?"], "--query: no SQL statement"),
-    "decide/out-is-a-folder": args_case(DECIDE + ["--out", "{tmp}"], "cannot write there: Is a directory"),
+    "decide/out-is-a-folder": args_case(DECIDE + ["--out", "{tmp}"], "is a folder, not a regular file"),
+    "decide/out-is-a-device": args_case(DECIDE + ["--out", "/dev/null"], "/dev/null: is a device, FIFO or socket"),
     # decide: hostile hardware files
     "decide/hardware-dev-zero": args_case(["decide", "--hardware", "/dev/zero"], "/dev/zero: not a regular file"),
     "decide/hardware-fifo": decide_hw_case(lambda tmp: os.mkfifo(tmp / "fifo") or str(tmp / "fifo"), "fifo: not a regular file"),
@@ -546,7 +547,7 @@ def test_ctrl_c_on_a_full_disk_is_still_an_interrupt(tmp_path, monkeypatch):
     def interrupted_run(targets, options, run_dir, run_id, **kwargs):
         with Ledger(run_dir / "run.jsonl") as out:
             out.write({"type": "resume", "at_utc": "now"})
-        monkeypatch.setattr(record, "write_text_atomic", lambda path, text: no_space())
+        monkeypatch.setattr(record, "write_json_atomic", lambda path, document: no_space())
         raise KeyboardInterrupt
 
     monkeypatch.setattr(pipeline, "run_suites", interrupted_run)
@@ -624,3 +625,138 @@ def test_a_hostile_field_name_keeps_the_schema_message_on_one_line():
     with pytest.raises(BadInput) as caught:
         validate({"runtime": {"\n": 1}}, "manifest", "m.json")
     assert "\n" not in str(caught.value) and str(caught.value).startswith("m.json: field ")
+
+
+# ---------------------------------------------------------------------------------------
+# The quality readers (report, inspect, compare, rescore) on a hostile run folder (issue #25 §3)
+
+
+@pytest.fixture(scope="module")
+def quality_run(tmp_path_factory):
+    """A run folder with quality verdicts and saved responses, made once by `quality run` on the fake server."""
+    srv, state, url = start_in_thread()
+    state.tool_calls = [("get_weather", {"city": "Paris"})]
+    root = tmp_path_factory.mktemp("quality") / "subs"
+    try:
+        assert main(["quality", "run", "--packs", "toolcall", "--target-url", url, "--models", "fake-tools",
+                     "--engine", "llamacpp", "--submissions-dir", str(root), "--submitter-handle", "tester",
+                     "--device-tag", "node", "--hardware", "tests/fixtures/hardware/linux-arc-a380-6gb.json"]) == 0
+    finally:
+        srv.shutdown()
+    (made,) = root.glob("tester/node/run-*")
+    assert main(["report", str(made), "--no-plots"]) == 0  # compare reads metadata.json
+    return made
+
+
+@pytest.fixture
+def qrun(quality_run, tmp_path):
+    target = tmp_path / "run"
+    shutil.copytree(quality_run, target)
+    return target
+
+
+def deep(levels: int) -> str:
+    return "[" * levels + "]" * levels
+
+
+def with_line(path: Path, index: int, change) -> None:
+    """Replace line `index` of a JSONL file by change(record) (a dict or a raw string)."""
+    lines = path.read_text().splitlines()
+    picked = [i for i, line in enumerate(lines) if json.loads(line).get("type") == "quality"][0] if index is None else index
+    new = change(json.loads(lines[picked]))
+    lines[picked] = new if isinstance(new, str) else json.dumps(new)
+    path.write_text("\n".join(lines) + "\n")
+
+
+QUALITY_READERS = {
+    "report": lambda run: ["report", str(run), "--no-plots"],
+    "inspect": lambda run: ["quality", "inspect", str(run)],
+    "rescore": lambda run: ["quality", "rescore", str(run)],
+    "compare": lambda run: ["compare", str(run), str(run), str(run), str(run)],
+}
+HOSTILE_LEDGER_LINES = {
+    "nested 3000 deep": (lambda r: json.dumps({**r, "detail": "x"})[:-1] + ', "extra": ' + deep(3000) + "}", "nested deeper"),
+    "passed is a string": (lambda r: {**r, "passed": "yes"}, "field passed"),
+    "no failure_mode": (lambda r: {k: v for k, v in r.items() if k != "failure_mode"}, "failure_mode"),
+    "a line past the line limit": (lambda r: {**r, "detail": "x" * (datafiles.LINE_LIMIT_BYTES + 10)}, "longer than"),
+}
+
+
+@pytest.mark.parametrize("reader", sorted(QUALITY_READERS))
+@pytest.mark.parametrize("case", sorted(HOSTILE_LEDGER_LINES))
+def test_quality_readers_validate_every_line_they_use(qrun, capsys, reader, case):
+    change, needle = HOSTILE_LEDGER_LINES[case]
+    with_line(qrun / "run.jsonl", None, change)
+    before = (qrun / "run.jsonl").read_bytes()
+    code, out, err = run_cli(QUALITY_READERS[reader](qrun), capsys)
+    check_one_line(code, out, err, 2, needle)
+    assert (qrun / "run.jsonl").read_bytes() == before
+
+
+@pytest.mark.parametrize("reader", ["inspect", "rescore"])
+@pytest.mark.parametrize("message, needle", [('"message": 5', "field message"), ('"message": ' + deep(3000), "nested deeper")])
+def test_a_hostile_saved_response_is_one_line(qrun, capsys, reader, message, needle):
+    path = qrun / "responses.jsonl"
+    lines = path.read_text().splitlines()
+    first = next(i for i, line in enumerate(lines) if json.loads(line)["key"][0] == "quality")
+    key = json.loads(lines[first])["key"]
+    lines[first] = '{"key": ' + json.dumps(key) + ", " + message + ', "finish_reason": "stop"}'
+    path.write_text("\n".join(lines) + "\n")
+    code, out, err = run_cli(QUALITY_READERS[reader](qrun), capsys)
+    check_one_line(code, out, err, 2, needle)
+
+
+@pytest.mark.parametrize("change, needle", [(lambda r: {**r, "language": 5}, "field language"),
+                                            (lambda r: {k: v for k, v in r.items() if k != "outcome"}, "outcome")])
+def test_report_on_a_hostile_agent_run_line_is_one_line(qrun, capsys, change, needle):
+    path = qrun / "run.jsonl"
+    lines = path.read_text().splitlines()
+    agent_run = {"type": "agent_run", "task": "py-slugify", "task_version": 1, "workflow": "ralph", "attempt": 1,
+                 "cell_id": json.loads(lines[-2])["cell_id"], "phase": "agent", "language": "python", "kind": "fix",
+                 "outcome": "completed", "reason": "gate passed", "passes": 1, "duration_s": 1.0, "tool_calls": 2,
+                 "completed_at": 1, "pass_at_1": None, "pass_at_2": None}
+    path.write_text("\n".join(lines[:-1] + [json.dumps(change(agent_run)), lines[-1]]) + "\n")
+    code, out, err = run_cli(["report", str(qrun), "--no-plots"], capsys)
+    check_one_line(code, out, err, 2, needle)
+
+
+def test_rescore_never_appends_through_a_linked_ledger(qrun, tmp_path, capsys):
+    elsewhere = tmp_path / "elsewhere.jsonl"
+    shutil.move(qrun / "run.jsonl", elsewhere)
+    (qrun / "run.jsonl").symlink_to(elsewhere)
+    before = elsewhere.read_bytes()
+    code, out, err = run_cli(["quality", "rescore", str(qrun)], capsys)
+    check_one_line(code, out, err, 2, "symbolic link")
+    assert elsewhere.read_bytes() == before
+
+
+def test_rescore_keeps_an_end_line_that_lost_its_newline(qrun, capsys):
+    path = qrun / "run.jsonl"
+    path.write_bytes(path.read_bytes().rstrip(b"\n"))
+    assert json.loads(path.read_text().splitlines()[-1])["type"] == "end"
+    code, out, err = run_cli(["quality", "rescore", str(qrun)], capsys)
+    assert code == 0, err
+    types = [json.loads(line)["type"] for line in path.read_text().splitlines()]
+    assert "end" in types and types[-1] == "quality_rescore"
+
+
+def test_compare_reports_a_bad_baseline_folder_and_skips_it(qrun, tmp_path, capsys):
+    bad = tmp_path / "bad"
+    shutil.copytree(qrun, bad)
+    with_line(bad / "run.jsonl", None, lambda r: {**r, "passed": "yes"})
+    code, out, err = run_cli(["compare", str(qrun), str(qrun), str(qrun), str(bad), str(qrun)], capsys)
+    assert "Traceback" not in err and code == 0, err
+    assert f"skipped {bad / 'run.jsonl'}" in out and "field passed" in out
+
+
+@pytest.mark.parametrize("make", ["symlink", "fifo", "folder"])
+def test_the_atomic_writer_never_writes_through_a_link_or_onto_a_non_regular_file(tmp_path, make):
+    from orchestrator.core.atomic import write_text_atomic
+
+    target, outside = tmp_path / "out.json", tmp_path / "outside"
+    outside.write_text("keep")
+    {"symlink": lambda: target.symlink_to(outside), "fifo": lambda: os.mkfifo(target), "folder": target.mkdir}[make]()
+    with pytest.raises(BadInput, match="refusing"):
+        write_text_atomic(target, "new")
+    assert outside.read_text() == "keep" and [p.name for p in tmp_path.iterdir()] == sorted(["out.json", "outside"]) or \
+        sorted(p.name for p in tmp_path.iterdir()) == ["out.json", "outside"]

@@ -121,6 +121,8 @@ def test_every_row_carries_the_run_and_quality_and_agent_lines_flow_in(runs, tmp
     (row,) = query(result.export_dir, "SELECT knobs->>'ngl', quality_passed, quality_score, quality_scenario "
                                       "FROM catalogue WHERE quality_scenario = 'toolcall-00'").rows
     assert row == ("31", True, 1.0, "toolcall-00")
+    named = "SELECT count(quality_pack), count(quality_scenario) FROM catalogue WHERE record_kind = 'quality'"
+    assert query(result.export_dir, named).rows == [(4, 4)]  # the ledger's `pack` / `scenario` fields
     agent = query(result.export_dir, "SELECT avg(agent_passed::INT), min(agent_workflow) FROM catalogue "
                                      "WHERE record_kind = 'agent_task'").rows
     assert agent == [(0.5, "two-try")]
@@ -279,7 +281,7 @@ def ours(folder: Path) -> list[str]:
 
 
 def test_outputs_are_never_written_through_a_link_or_onto_a_device(runs, tmp_path, capsys):
-    from orchestrator.publish.catalogue import refuse_unsafe_target
+    from orchestrator.core.atomic import check_replaceable as refuse_unsafe_target
 
     root = tmp_path / "subs"
     runs.write(root, 1)

@@ -1,6 +1,7 @@
 """Tools beside llama-server (runtimes/llama.cpp.yaml `tools`): built as one more target of the cmake
 tree that built the runtime, with the runtime's self-test flags in the tool's own spelling."""
 
+import json
 from pathlib import Path
 
 import pytest
@@ -22,7 +23,8 @@ def cached_runtime(build_id="native", variant_args=()) -> RuntimeInstall:
     build_dir, _ = build_tree(VERSION, "cpu", build_id)
     build_dir.mkdir(parents=True)
     source = cache_dir() / "build" / f"src-{VERSION}" / "llama.cpp"
-    (build_dir / "CMakeCache.txt").write_text(f"CMAKE_HOME_DIRECTORY:INTERNAL={source}\n")
+    (build_dir / "CMakeCache.txt").write_text(f"CMAKE_CACHEFILE_DIR:INTERNAL={build_dir}\n"
+                                              f"CMAKE_HOME_DIRECTORY:INTERNAL={source}\n")
     return RuntimeInstall("llama.cpp", str(binary), "b11434", "cpu", "cache",
                           {"package_version": VERSION, "backend": "cpu", "build_id": build_id}, build_id, variant_args)
 
@@ -78,3 +80,33 @@ def test_every_self_test_variant_flag_has_a_spelling_in_every_tool():
     flags = {arg for variant in definition.self_test["variants"] for arg in variant.get("args", [])}
     for name, tool in definition.tools.items():
         assert flags <= set(tool["variant_args"]), name
+
+
+def test_a_cache_copied_from_another_path_is_not_built_in_place():
+    """CMakeCache.txt names the folder it was configured in: a copied cache's tree must be configured afresh."""
+    from orchestrator.runtime.install import configured_here
+
+    runtime = cached_runtime()
+    tree, _ = build_tree(VERSION, "cpu")
+    source = cache_dir() / "build" / f"src-{VERSION}" / "llama.cpp"
+    assert configured_here(tree, source)
+    (tree / "CMakeCache.txt").write_text("CMAKE_CACHEFILE_DIR:INTERNAL=/old/home/.cache/weeyuga/build/build-cpu\n"
+                                         "CMAKE_HOME_DIRECTORY:INTERNAL=/old/home/.cache/weeyuga/build/src-11434.0.0/llama.cpp\n")
+    assert not configured_here(tree, source)
+    with pytest.raises(WeeyugaError, match="no cmake tree to build llama-bench from"):
+        install_tool(runtime, "llama-bench", build_step=FakeCmake())
+
+
+@pytest.mark.parametrize("content", ["{not json", "[" * 3000 + "]" * 3000, '{"backend": 5}', "[]",
+                                     '{"verified": {}}'])
+def test_a_damaged_build_info_makes_the_build_unused_never_an_internal_error(content):
+    from orchestrator.runtime.install import cached_builds, locate_llama_server, read_build_info
+
+    runtime = cached_runtime()
+    build = Path(runtime.binary).parent.parent
+    (build / "build-info.json").write_text(json.dumps(runtime.build_info))
+    assert cached_builds("cpu") == [build]
+    (build / "build-info.json").write_text(content)
+    assert read_build_info(build) == {} and cached_builds("cpu") == []
+    found = locate_llama_server("cpu")
+    assert found is None or found.source == "path"

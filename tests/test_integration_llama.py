@@ -7,7 +7,6 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import textwrap
 import time
 from pathlib import Path
@@ -24,6 +23,7 @@ from orchestrator.plan.profiles import load_profiles
 from orchestrator.plan.rulecheck import GOLDEN_DIR
 from orchestrator.runtime.selftest import cpu_fingerprint, verified_llama_server
 from tests.conftest import REAL_CACHE
+from tests.children import script_argv, weeyuga_argv
 
 pytestmark = pytest.mark.integration
 PROFILES = load_profiles()
@@ -45,6 +45,14 @@ def smollm2():
 def plan():
     hw = Hardware.load(GOLDEN_DIR / "linux-vps-cpu-4c-8gb.json")
     return decide(hw, PROFILES, {"model": MODEL, "threads": min(2, os.cpu_count() or 1), "num_ctx": 2048})
+
+
+def stopped(pid: int) -> bool:
+    """gone(pid); a process that is not is killed before the test fails, so that it never outlives the test."""
+    if gone(pid):
+        return True
+    os.kill(pid, signal.SIGKILL)
+    return False
 
 
 def gone(pid: int, within_s: float = 10.0) -> bool:
@@ -97,7 +105,7 @@ def test_launch_health_version_completion_restart_stop(llama_server, smollm2, pl
     assert "--host 127.0.0.1" in (tmp_path / "llama.log").read_text()
 
 
-def test_no_orphan_after_parent_is_sigkilled(llama_server, smollm2, plan, tmp_path):
+def test_no_orphan_after_parent_is_sigkilled(llama_server, smollm2, plan, tmp_path, spawn):
     script = textwrap.dedent(f"""
         import sys, json, time
         sys.path.insert(0, {str(REPO_ROOT)!r})
@@ -110,24 +118,23 @@ def test_no_orphan_after_parent_is_sigkilled(llama_server, smollm2, plan, tmp_pa
             print(running.pid, flush=True)
             time.sleep(120)
         """)
-    parent = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    parent = spawn(script_argv(script), stdout=subprocess.PIPE, text=True)
     server_pid = int(parent.stdout.readline())
     os.kill(parent.pid, signal.SIGKILL)
     parent.wait()
-    assert gone(server_pid), "llama-server outlived a SIGKILLed parent"
+    assert stopped(server_pid), "llama-server outlived a SIGKILLed parent"
 
 
-def test_cli_launch_stops_cleanly_on_sigint(llama_server, smollm2, tmp_path):
+def test_cli_launch_stops_cleanly_on_sigint(llama_server, smollm2, tmp_path, spawn):
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    proc = subprocess.Popen([sys.executable, "-m", "orchestrator.cli", "launch", "--model", MODEL, "--num-ctx", "2048",
-                             "--log", str(tmp_path / "log")], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True, cwd=REPO_ROOT, env=env)
+    proc = spawn(weeyuga_argv("launch", "--model", MODEL, "--num-ctx", "2048", "--log", str(tmp_path / "log")),
+                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO_ROOT, env=env)
     line = proc.stdout.readline()
     assert "serving smollm2-135m-instruct at http://127.0.0.1:" in line, line + proc.stderr.read()
     pid = int(line.split("(pid ")[1].split(",")[0])
     proc.send_signal(signal.SIGINT)
     assert proc.wait(timeout=30) == 0
-    assert gone(pid)
+    assert stopped(pid)
 
 
 @pytest.mark.parametrize("content", [b"GGUF" + b"\x00" * 64, b"not a model at all"])

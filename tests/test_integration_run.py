@@ -5,7 +5,6 @@ import os
 import signal
 import statistics
 import subprocess
-import sys
 import time
 
 import pytest
@@ -17,6 +16,7 @@ from orchestrator.core.paths import REPO_ROOT
 from orchestrator.plan.probe import Hardware
 from orchestrator.plan.profiles import load_profiles
 from orchestrator.plan.rulecheck import GOLDEN_DIR
+from tests.children import weeyuga_argv
 from tests.test_integration_llama import MODEL, llama_server, smollm2  # noqa: F401  (session fixtures)
 
 pytestmark = pytest.mark.integration
@@ -31,9 +31,9 @@ def server(llama_server, smollm2, tmp_path_factory):  # noqa: F811
         yield running
 
 
-def weeyuga(*args, **kw):
-    return subprocess.Popen([sys.executable, "-m", "orchestrator.cli", *args], cwd=REPO_ROOT, text=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, **kw)
+def weeyuga(spawn, *args, **kw):
+    """`weeyuga ARGS` as a child the test's `spawn` stops however the test ends (tests/children.py)."""
+    return spawn(weeyuga_argv(*args), cwd=REPO_ROOT, text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE, **kw)
 
 
 def run_args(server, subs, *extra):
@@ -41,8 +41,8 @@ def run_args(server, subs, *extra):
             "--submitter-handle", "ci", "--device-tag", "ci-box", "--force-load", *extra]
 
 
-def test_hello_and_5q_numbers_follow_their_definitions(server, tmp_path):
-    proc = weeyuga(*run_args(server, tmp_path, "--phases", "hello,5q", "--runs", "1"))
+def test_hello_and_5q_numbers_follow_their_definitions(server, tmp_path, spawn):
+    proc = weeyuga(spawn, *run_args(server, tmp_path, "--phases", "hello,5q", "--runs", "1"))
     out, err = proc.communicate(timeout=600)
     assert proc.returncode == 0, err
     (ledger,) = tmp_path.glob("ci/ci-box/run-*/run.jsonl")
@@ -70,8 +70,8 @@ def test_hello_and_5q_numbers_follow_their_definitions(server, tmp_path):
     assert (ledger.parent / "manifest.json").exists() and (ledger.parent / "hardware.json").exists()
 
 
-def test_resume_after_sigkill_has_no_duplicates(server, tmp_path):
-    proc = weeyuga(*run_args(server, tmp_path, "--phases", "hello,5q", "--runs", "1"))
+def test_resume_after_sigkill_has_no_duplicates(server, tmp_path, spawn):
+    proc = weeyuga(spawn, *run_args(server, tmp_path, "--phases", "hello,5q", "--runs", "1"))
     deadline = time.monotonic() + 300
     ledger = None
     while time.monotonic() < deadline:
@@ -86,7 +86,7 @@ def test_resume_after_sigkill_has_no_duplicates(server, tmp_path):
     before = [r for r in read_records(ledger) if r["type"] == "call"]
     assert 0 < len(before) < 11
     run_id = ledger.parent.name[len("run-"):]
-    resumed = weeyuga(*run_args(server, tmp_path, "--resume", run_id))
+    resumed = weeyuga(spawn, *run_args(server, tmp_path, "--resume", run_id))
     out, err = resumed.communicate(timeout=600)
     assert resumed.returncode == 0, err
     records = list(read_records(ledger))
@@ -97,8 +97,8 @@ def test_resume_after_sigkill_has_no_duplicates(server, tmp_path):
     assert [r["type"] for r in records].count("resume") == 1 and records[-1]["type"] == "end"
 
 
-def test_a_repeated_prompt_with_the_cache_on_reports_cached_tokens(server, tmp_path):
-    proc = weeyuga(*run_args(server, tmp_path, "--phases", "prompt_cache", "--smoke"))
+def test_a_repeated_prompt_with_the_cache_on_reports_cached_tokens(server, tmp_path, spawn):
+    proc = weeyuga(spawn, *run_args(server, tmp_path, "--phases", "prompt_cache", "--smoke"))
     out, err = proc.communicate(timeout=300)
     assert proc.returncode == 0, err
     (ledger,) = tmp_path.glob("ci/ci-box/run-*/run.jsonl")

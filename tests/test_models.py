@@ -65,3 +65,35 @@ def test_local_path_checks(tmp_path):
         get_model(spec_with(None), path=tmp_path / "missing.gguf")
     with pytest.raises(BadInput, match="sha256"):
         get_model(spec_with("1" * 64), path=good)
+
+
+def test_a_cached_file_whose_digest_changed_is_never_used_and_is_fetched_again(offline_hub, monkeypatch):
+    """Same size, other bytes (a corrupted disk): the size+mtime check catches the touch, the digest the damage."""
+    import os
+
+    from orchestrator.runtime import models
+
+    hf_cache(offline_hub, "Org/Tiny-GGUF", "tiny.gguf", GGUF)
+    spec = spec_with(hashlib.sha256(GGUF).hexdigest())
+    record = get_model(spec)
+    hashed = []
+    monkeypatch.setattr(models, "sha256_file", lambda path, *a: hashed.append(path) or hashlib.sha256(path.read_bytes()).hexdigest())
+    assert get_model(spec) == record and not hashed  # unchanged size and mtime: not hashed again
+    damaged = bytearray(GGUF)
+    damaged[100] ^= 0xFF
+    Path(record.path).write_bytes(bytes(damaged))
+    asked = []
+
+    def download(**kwargs):
+        asked.append(kwargs.get("force_download"))
+        Path(record.path).write_bytes(GGUF)  # the hub's fresh copy
+        return record.path
+
+    monkeypatch.setattr("huggingface_hub.hf_hub_download", download)
+    again = get_model(spec)
+    assert asked == [True] and again.sha256 == hashlib.sha256(GGUF).hexdigest()
+    assert Path(again.path).read_bytes() == GGUF
+    os.utime(again.path)  # touched, not changed: hashed once more, then trusted
+    hashed.clear()
+    assert get_model(spec).sha256 == again.sha256 and len(hashed) == 1
+    assert get_model(spec).sha256 == again.sha256 and len(hashed) == 1

@@ -215,6 +215,51 @@ def test_auto_dry_run_plans_the_quality_phase_of_the_chosen_mode(capsys):
     assert f"run  mode medium (toolcall, instruct, struct, extract, math): {medium} scenarios" in capsys.readouterr().out
 
 
+def test_a_runtime_killed_mid_pack_gives_unscored_serving_errors_that_resume_calls_again(tmp_path, monkeypatch):
+    """Infrastructure failures are not model failures: kept out of the score, redone by --resume."""
+    from orchestrator.evaluate.quality.scoring import pack_scores
+    from orchestrator.evaluate.quality.records import effective
+    from orchestrator.measure.phases import quality as quality_phase
+
+    srv, state, url = start_in_thread()
+    state.tool_calls = [("get_weather", {"city": "Paris"})]
+    judged = []
+
+    def run_arm_then_kill(*args, **kwargs):
+        outcome = real_run_arm(*args, **kwargs)
+        judged.append(outcome)
+        if len(judged) == 4:  # the runtime dies after the fourth scenario
+            srv.shutdown()
+            srv.server_close()
+        return outcome
+
+    real_run_arm = quality_phase.run_arm
+    monkeypatch.setattr(quality_phase, "run_arm", run_arm_then_kill)
+    options = RunOptions(phases=["quality"], quality={**QUICK, "packs": ["toolcall"]})
+    assert run_suites(targets(url), options, tmp_path, "run-1").finished
+    first = effective(lines(tmp_path, "quality"))
+    total = len(first)  # every scenario the quick mode asks for, with a verdict each
+    assert total > 4
+    assert sum(v["failure_mode"] in ("http_error", "server_error") for v in first) == total - 4
+    (score,) = pack_scores(first)
+    assert (score.total, score.serving_errors) == (4, total - 4)  # only the four answered calls are scored
+    assert score.status == f"{total - 4} serving error(s), not scored"
+
+    again, state, url = start_in_thread()  # the runtime is back
+    state.tool_calls = [("get_weather", {"city": "Paris"})]
+    try:
+        run_suites(targets(url), options, tmp_path, resume=True)
+    finally:
+        again.shutdown()
+    assert len(state.requests) == total - 4  # only the serving errors were called again
+    redone = effective(lines(tmp_path, "quality"))
+    assert len(redone) == total and not any(v["failure_mode"] in ("http_error", "server_error") for v in redone)
+    assert pack_scores(redone)[0].total == total
+    attempts = [c.get("attempt") for c in lines(tmp_path, "call")]
+    assert attempts.count(1) == total - 4 and len(set(map(tuple, ([c["prompt_id"], c.get("attempt")] for c in lines(tmp_path, "call"))))) == len(attempts)
+    assert read_state(tmp_path / "run.jsonl").finished
+
+
 def test_units_go_scenario_by_scenario_across_packs_so_a_cut_leaves_every_pack_a_balanced_prefix():
     options = RunOptions(phases=["quality"], quality={"mode": "medium", "packs": None, "repeat": 1, "generated": 3})
     phase = load_phase("quality", options=options)

@@ -128,7 +128,7 @@ def test_markdown_table_breakdown_and_one_liner():
         "| Pack | Pass / Total | Score | 95% CI | Checks met | Easy | Medium | Hard | p50 latency | p95 latency | Status |",
         "|---|---|---|---|---|---|---|---|---|---|---|",
         "| toolcall (v1) | 9 / 12 | 75% | 47%–91% | – | – | – | – | 7.0s | 11.0s | ok |",
-        "| instruct (v1) | 3 / 5 | 60% | 23%–88% | – | – | – | – | 2.0s | 2.0s | 1 serving error(s) |",
+        "| instruct (v1) | 3 / 5 | 60% | 23%–88% | – | – | – | – | 2.0s | 2.0s | ok |",  # a timeout is the model's: scored
         "| TOTAL | 12 / 17 | 71% | 47%–87% |  |  |  |  |  |  |  |",
     ])
     assert one_liner(scores, "quick", "2026-11-29") == (
@@ -173,8 +173,13 @@ def test_table_with_repeats_and_serving_errors():
     records = [record("toolcall", "TC-01", True, 0), record("toolcall", "TC-01", False, 1, mode="server_error")]
     table = markdown_table(pack_scores(records))
     assert table.splitlines()[0].endswith("| Status | Std | CV |")
-    assert "| toolcall (v1) | 1 / 2 | 50% | 9%–91% | – | – | – | – | 1.0s | 1.0s | 1 serving error(s) | 0.500 | 1.000 |" in table
-    assert failure_breakdown(records) == ["- toolcall TC-01 #1: server_error (expected 4, got 5)"]
+    # the server error is the runtime's: counted apart, out of the score, its interval and the arms' statistics
+    assert "| toolcall (v1) | 1 / 1 | 100% | 21%–100% | – | – | – | – | 1.0s | 1.0s | 1 serving error(s), not scored | – | – |" in table
+    assert failure_breakdown(records) == ["- toolcall TC-01 #1: server_error, not scored: --resume calls it again "
+                                          "(expected 4, got 5)"]
+    (only,) = pack_scores([record("toolcall", "TC-01", False, 0, mode="http_error")])
+    assert (only.total, only.score, only.low, only.serving_errors) == (0, None, None, 1)
+    assert "| toolcall (v1) | 0 / 0 | – | – |" in markdown_table([only])
 
 
 def test_compare_classifies_every_scenario_against_three_baseline_runs():

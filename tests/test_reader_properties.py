@@ -182,3 +182,52 @@ def test_readers_on_random_bytes(name, check, data):
         path = Path(tmp) / name
         path.write_bytes(data)
         check(path)
+
+
+def quality_folder(run_dir: Path, records: list, responses: list) -> None:
+    (run_dir / "run.jsonl").write_text("".join(dumps(r) + "\n" for r in records))
+    (run_dir / "responses.jsonl").write_text("".join(dumps(r) + "\n" for r in responses))
+
+
+def quality_lines() -> tuple[list, list]:
+    """Two scenario verdicts of the toolcall pack with their saved answers, as the quality phase writes them."""
+    from orchestrator.evaluate.quality.packs import load_packs
+    from orchestrator.evaluate.quality.records import Judged, quality_record, response_line, response_ref
+    from orchestrator.evaluate.quality.verdict import fail, ok
+
+    (pack,) = load_packs(("toolcall",))
+    records, responses = [], []
+    for scenario, verdict in zip(pack.scenarios[:2], (ok(), fail("wrong_answer", "no call"))):
+        records.append(quality_record(Judged("n:llamacpp:m", pack, scenario.id, 0, verdict), 30.0, 1.0, "stop", None))
+        responses.append(response_line(response_ref("n:llamacpp:m", pack.id, scenario.id, 0),
+                                       {"content": "x", "reasoning_content": None, "tool_calls": []}, "stop"))
+    return records, responses
+
+
+QUALITY_RECORDS, QUALITY_RESPONSES = quality_lines()
+
+
+@SETTINGS
+@given(st.data())
+def test_quality_readers_on_a_ledger_with_one_hostile_verdict(data):
+    """inspect, compare and rescore on verdicts with one field changed: a result, or one line naming the line."""
+    from orchestrator.evaluate.quality.rundir import compare_quality, inspect_run, rescore_run
+
+    records, responses = list(QUALITY_RECORDS), list(QUALITY_RESPONSES)
+    index = data.draw(st.integers(0, len(records) + len(responses) - 1))
+    if index < len(records):
+        records[index] = mutate(records[index], data)
+    else:
+        responses[index - len(records)] = mutate(responses[index - len(records)], data)
+    with tempfile.TemporaryDirectory() as tmp:
+        run_dir = Path(tmp)
+        quality_folder(run_dir, records, responses)
+        for read in (lambda: inspect_run(run_dir), lambda: compare_quality([run_dir] * 3, run_dir),
+                     lambda: rescore_run(run_dir)):
+            try:
+                read()
+                event("read")
+            except BadInput as exc:
+                message = str(exc)
+                assert "\n" not in message and str(run_dir) in message, message
+                event("refused")

@@ -222,6 +222,29 @@ def test_submit_rejects_a_handle_that_escapes(run_dir, clone):
         submit(run_dir, clone)
 
 
+def test_submit_never_copies_through_a_linked_handle_folder(run_dir, clone, tmp_path):
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (clone / "submissions").mkdir()
+    (clone / "submissions" / "example").symlink_to(outside)
+    with pytest.raises(BadInput, match="symbolic link in the clone"):
+        submit(run_dir, clone)
+    assert not any(outside.iterdir())
+
+
+def test_a_git_failure_after_the_branch_leaves_the_clone_as_it_was_and_a_retry_works(run_dir, clone):
+    hook = clone / ".git" / "hooks" / "pre-commit"
+    hook.write_text("#!/bin/sh\necho refused by a hook >&2\nexit 1\n")
+    hook.chmod(0o755)
+    with pytest.raises(WeeyugaError, match="git commit"):
+        submit(run_dir, clone)
+    assert git(clone, "symbolic-ref", "--short", "HEAD").strip() == "main"
+    assert git(clone, "branch", "--list", "submission/*") == "" and git(clone, "diff", "--cached", "--name-only") == ""
+    assert not (clone / "submissions").exists() or not any((clone / "submissions").rglob("*.json"))
+    hook.unlink()
+    assert submit(run_dir, clone).branch == "submission/example-mac-m1-8gb-2026-01-01"
+
+
 def clone_run(src, root, handle, run_id, scale=1.0):
     target = root / handle / "mac-m1-8gb" / f"run-{run_id}"
     shutil.copytree(src, target)

@@ -247,3 +247,28 @@ def test_waiting_at_exit_is_quiet_when_the_engine_is_already_gone(engine, tmp_pa
     monkeypatch.setattr(engine.containers, "get", engine_gone)
     wait_removed()
     assert not engine_module._KILLED
+
+
+@pytest.mark.parametrize("inner, which, says", [
+    (FileNotFoundError(2, "No such file or directory"), None, "Docker is not installed: install Docker Engine"),
+    (FileNotFoundError(2, "No such file or directory"), "/usr/bin/docker", "installed but not running"),
+    (ConnectionRefusedError(111, "Connection refused"), "/usr/bin/docker", "start it (sudo systemctl start docker)"),
+    (PermissionError(13, "Permission denied"), "/usr/bin/docker", "add yourself to the docker group"),
+])
+def test_an_engine_that_does_not_answer_is_one_plain_line(monkeypatch, inner, which, says):
+    """docker-py wraps the socket's OSError in requests' and urllib3's errors; the user reads one line."""
+    import requests
+    import urllib3
+    from docker.errors import DockerException
+
+    from orchestrator.evaluate.sandbox.docker.engine import unreachable_reason
+
+    monkeypatch.setattr("shutil.which", lambda name, *a, **k: which)
+    try:
+        try:
+            raise requests.exceptions.ConnectionError(urllib3.exceptions.ProtocolError("Connection aborted.", inner))
+        except requests.exceptions.ConnectionError as exc:
+            raise DockerException(f"Error while fetching server API version: {exc}") from exc
+    except DockerException as exc:
+        line = unreachable_reason(exc)
+    assert says in line and "\n" not in line and "Connection aborted" not in line and "FileNotFoundError" not in line

@@ -196,3 +196,45 @@ def test_a_crash_mid_run_is_recorded_as_the_runtimes_death_without_local_paths(t
     errors = [r["error"] for r in read_records(tmp_path / "run" / "run.jsonl") if r["type"] == "call"]
     assert errors[0].startswith("runtime died: llama.cpp crashed (killed by SIGSEGV)")
     assert "ggml_backend_amx_mul_mat" in errors[0] and str(tmp_path) not in errors[0]
+
+
+def passed_test(variant, samples):
+    import statistics
+
+    from orchestrator.runtime.selftest import SelfTest
+
+    return SelfTest(variant, "native", [], True, "passed", "ok", tokens_per_sec=statistics.median(samples), samples=samples)
+
+
+def test_the_default_variant_stays_unless_another_is_faster_beyond_the_noise():
+    from orchestrator.runtime.selftest import prefer_default
+
+    native = passed_test("native", [194.8, 199.0, 190.1])  # about 4.6% apart between its own samples
+    # the EPYC case: 3.6% faster on its median is within the noise, so no flag (and no deviation) is added
+    assert prefer_default([native, passed_test("no-repack", [201.9, 196.0, 203.0])]).variant == "native"
+    assert prefer_default([native, passed_test("no-repack", [240.0, 238.5, 241.0])]).variant == "no-repack"
+    assert prefer_default([passed_test("no-repack", [100.0, 101.0])]).variant == "no-repack"  # the only one that runs
+    assert prefer_default([]) is None
+
+
+def test_an_old_record_without_samples_still_reads():
+    from orchestrator.runtime.selftest import SelfTest, Verification
+
+    old = {"variant": "native", "build": "native", "args": [], "passed": True, "outcome": "passed", "detail": "90 tok/s",
+           "tokens_per_sec": 90.0, "answer": "Red.", "seconds": 3.0}
+    record = Verification.from_dict({"fingerprint": {"id": "x"}, "chosen": old, "tried": [old]})
+    assert record.chosen == SelfTest(**old) and record.chosen.spread == 0.0
+
+
+def test_a_damaged_build_info_is_never_rewritten_with_only_the_verification(tmp_path):
+    from orchestrator.runtime import selftest
+
+    info = tmp_path / "build-info.json"
+    info.write_text("[" * 3000 + "]" * 3000)
+    record = selftest.Verification({"id": "f" * 16}, None, [], "2026-12-06T00:00:00Z")
+    selftest._write_record(info, record)
+    assert info.read_text() == "[" * 3000 + "]" * 3000
+    info.write_text(json.dumps({"package_version": "1.0", "backend": "cpu", "build_id": "native"}))
+    selftest._write_record(info, record)
+    written = json.loads(info.read_text())
+    assert written["backend"] == "cpu" and list(written["verified"]) == ["f" * 16]

@@ -47,7 +47,7 @@ def cmd_decide(args: argparse.Namespace) -> int:
     profiles, overrides, _ = with_model_file(load_profiles(), knob_overrides(args), args.model_path)
     plan = decide(hw, profiles, overrides, use_tuned=not args.no_tuned)
     if args.out:
-        from orchestrator.publish.manifest import write_json_atomic
+        from orchestrator.core.atomic import write_json_atomic
         write_json_atomic(Path(args.out), plan.to_dict())
     if args.json:
         print_json(plan.to_dict())

@@ -17,7 +17,7 @@ import re
 import stat
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import jsonschema_rs
 import yaml
@@ -27,6 +27,8 @@ from orchestrator.core.errors import BadInput, read_failure
 SCHEMA_DIR = Path(__file__).resolve().parent / "schemas"
 DOCUMENT_LIMIT_BYTES = 16 * 2**20  # rule tables, hardware.json, manifests: kilobytes in practice
 LEDGER_LIMIT_BYTES = 1 * 2**30  # run.jsonl / responses.jsonl of a long run
+LINE_LIMIT_BYTES = 16 * 2**20  # one ledger line: a response with its reasoning is kilobytes
+MAX_JSON_DEPTH = 64  # weeyuga's own documents nest a handful of levels; deeper is hostile (RecursionError)
 
 
 @lru_cache(maxsize=None)
@@ -85,9 +87,9 @@ def validate(document: Any, schema_name: str, source: str) -> None:
         raise BadInput(f"{source}: field {field_path(error.absolute_path)}: {message}")
 
 
-def read_bytes(path: Path, limit: int = DOCUMENT_LIMIT_BYTES) -> bytes:
-    """A regular file's bytes. Opened non-blocking so a FIFO cannot hang us; devices, folders and
-    files over `limit` are refused before anything large is read."""
+def open_regular(path: Path, limit: int) -> int:
+    """A descriptor on a regular file of at most `limit` bytes. Opened non-blocking so a FIFO cannot
+    hang us; devices, folders and files over `limit` are refused before anything is read."""
     try:
         fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
     except OSError as exc:
@@ -100,6 +102,37 @@ def read_bytes(path: Path, limit: int = DOCUMENT_LIMIT_BYTES) -> bytes:
             raise BadInput(f"{path}: not a regular file (a device, FIFO or socket); refusing to read it")
         if info.st_size > limit:
             raise BadInput(f"{path}: {info.st_size} bytes is more than the {limit} this file may have")
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def iter_lines(path: Path, limit: int = LEDGER_LIMIT_BYTES, line_limit: int = LINE_LIMIT_BYTES) -> Iterator[tuple[int, bytes]]:
+    """(line number, the line's bytes with its newline) of a regular file, read as a stream: memory holds
+    one line, never the file. Only the last line can lack its newline (its caller decides what a torn one
+    means); a line over `line_limit` bytes, or a file that grew past `limit` while read, is BadInput."""
+    fd = open_regular(path, limit)
+    try:
+        with os.fdopen(fd, "rb", closefd=False) as fh:
+            size = 0
+            for number, line in enumerate(iter(lambda: fh.readline(line_limit + 2), b""), 1):
+                size += len(line)
+                if len(line.rstrip(b"\n")) > line_limit:
+                    raise BadInput(f"{path}:{number}: a line longer than {line_limit} bytes; refusing to read it")
+                if size > limit:
+                    raise BadInput(f"{path}: more than the {limit} bytes this file may have")
+                yield number, line
+    except OSError as exc:
+        raise read_failure(path, exc) from None
+    finally:
+        os.close(fd)
+
+
+def read_bytes(path: Path, limit: int = DOCUMENT_LIMIT_BYTES) -> bytes:
+    """A regular file's bytes (open_regular: no FIFO, device or folder, nothing over `limit`)."""
+    fd = open_regular(path, limit)
+    try:
         chunks, size = [], 0
         while size <= limit and (chunk := os.read(fd, min(2**20, limit + 1 - size))):
             chunks.append(chunk)
@@ -139,9 +172,30 @@ def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
 
 
 def parse_json(text: str | bytes) -> Any:
-    """json.loads that refuses NaN, Infinity, numbers that overflow to them, and duplicate keys
-    (ValueError, as json.loads raises for any other malformed text)."""
-    return json.loads(text, parse_constant=_refuse_constant, parse_float=_finite_float, object_pairs_hook=_unique_keys)
+    """json.loads that refuses NaN, Infinity, numbers that overflow to them, duplicate keys and nesting
+    deeper than MAX_JSON_DEPTH (ValueError, as json.loads raises for any other malformed text)."""
+    openers = text.count(b"[") + text.count(b"{") if isinstance(text, bytes) else text.count("[") + text.count("{")
+    try:
+        document = json.loads(text, parse_constant=_refuse_constant, parse_float=_finite_float,
+                              object_pairs_hook=_unique_keys)
+    except RecursionError:
+        raise ValueError(f"nested deeper than the {MAX_JSON_DEPTH} levels a document may have") from None
+    if openers > MAX_JSON_DEPTH:  # only then can it be that deep; the walk costs time in proportion to the size
+        check_depth(document)
+    return document
+
+
+def check_depth(document: Any, limit: int = MAX_JSON_DEPTH) -> None:
+    """ValueError when arrays and objects nest deeper than `limit` (iterative: a deep one cannot overflow the stack)."""
+    stack = [(document, 1)]
+    while stack:
+        value, depth = stack.pop()
+        children = value.values() if isinstance(value, dict) else value if isinstance(value, list) else ()
+        for child in children:
+            if isinstance(child, (dict, list)):
+                if depth + 1 > limit:
+                    raise ValueError(f"nested deeper than the {limit} levels a document may have")
+                stack.append((child, depth + 1))
 
 
 def read_json(path: Path, limit: int = DOCUMENT_LIMIT_BYTES) -> Any:

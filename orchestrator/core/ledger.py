@@ -16,17 +16,19 @@ stop someone who runs this code from sealing a forged file (review's other check
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import json
 import os
 import re
+import stat
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Collection, Iterator
 
 from orchestrator.core import datafiles
-from orchestrator.core.errors import BadInput, os_failure
+from orchestrator.core.errors import BadInput, os_failure, read_failure
 from orchestrator.core.urls import strip_url_credentials
 from orchestrator.core.records import CallKey, Record
 from orchestrator.core.runfolder import LEDGER_NAME
@@ -127,16 +129,16 @@ class LedgerState:
 
 
 def read_records(path: Path) -> Iterator[dict[str, Any]]:
-    """Every complete line, each a JSON object; a torn final line (no newline, bad JSON) is ignored.
-    Anything else that is not a JSON object (NaN included) is BadInput naming the file and line."""
-    lines = datafiles.read_bytes(path, datafiles.LEDGER_LIMIT_BYTES).split(b"\n")
-    for number, raw in enumerate(lines, 1):
+    """Every complete line, each a JSON object, read as a stream (memory holds one line); a torn final
+    line (no newline, bad JSON) is ignored. Anything else that is not a JSON object (NaN included, or
+    nested past datafiles.MAX_JSON_DEPTH) is BadInput naming the file and line."""
+    for number, raw in datafiles.iter_lines(path):
         if not raw.strip():
             continue
         try:
             record = datafiles.parse_json(raw)
         except ValueError as exc:
-            if number == len(lines):  # the unterminated last line: a write cut short
+            if not raw.endswith(b"\n"):  # the unterminated last line: a write cut short
                 return
             raise BadInput(f"{path}:{number}: not a JSON line ({exc}); the file is damaged") from None
         if not isinstance(record, dict):
@@ -145,22 +147,27 @@ def read_records(path: Path) -> Iterator[dict[str, Any]]:
         yield record
 
 
-def read_ledger(path: Path) -> list[dict[str, Any]]:
-    """The ledger's records, each checked against the run-record schema (file, line and field on error)."""
-    records = []
+def iter_ledger(path: Path, types: Collection[str] | None = None) -> Iterator[dict[str, Any]]:
+    """The ledger's records of the given `type`s (every one without `types`), each checked against
+    the run-record schema (file, line and field on error): the one place a reader's lines are validated.
+    A stream: a reader that keeps only what it needs holds only that in memory."""
     for number, record in enumerate(read_records(path), 1):
-        datafiles.validate(record, "run-record", f"{path}:{number}")
-        records.append(record)
-    return records
+        if types is None or record.get("type") in types:
+            datafiles.validate(record, "run-record", f"{path}:{number}")
+            yield record
+
+
+def read_ledger(path: Path) -> list[dict[str, Any]]:
+    """Every record of the ledger, validated (iter_ledger)."""
+    return list(iter_ledger(path))
 
 
 def read_state(path: Path) -> LedgerState:
     state = LedgerState()
     if not path.exists():
         return state
-    data = datafiles.read_bytes(path, datafiles.LEDGER_LIMIT_BYTES)
-    state.torn_tail = bool(data) and not data.endswith(b"\n")
-    for record in read_ledger(path):
+    state.torn_tail = _torn_tail(path)
+    for record in iter_ledger(path):
         state.records.append(record)
         kind = record.get("type")
         if kind == "meta" and state.meta is None:
@@ -172,31 +179,83 @@ def read_state(path: Path) -> LedgerState:
     return state
 
 
+def _torn_tail(path: Path) -> bool:
+    """The file's last byte is not a newline: its last line was cut short (or lost its newline)."""
+    try:
+        with open(path, "rb") as fh:
+            fh.seek(0, os.SEEK_END)
+            if fh.tell() == 0:
+                return False
+            fh.seek(-1, os.SEEK_END)
+            return fh.read(1) != b"\n"
+    except OSError as exc:
+        raise read_failure(path, exc) from None
+
+
+def _last_line_start(fd: int, size: int) -> int:
+    """The offset just after the file's last newline (0 when it has none), read backwards in blocks."""
+    end = size
+    while end > 0:
+        start = max(0, end - 2**16)
+        found = os.pread(fd, end - start, start).rfind(b"\n")
+        if found >= 0:
+            return start + found + 1
+        end = start
+    return 0
+
+
 class Ledger:
     """Opened for append; each `write` is one durable line, and a write the disk refuses leaves no torn line.
     With `schema`, every line is checked against it first (a line that does not fit is never written).
-    `chained` (run.jsonl): every line carries its link in the chain, continuing the file's."""
+    `chained` (run.jsonl): every line carries its link in the chain, continuing the file's.
+    Only a regular file is appended to, never through a symbolic link (O_NOFOLLOW)."""
 
     def __init__(self, path: Path, schema: str | None = None, chained: bool = False) -> None:
         self.path, self.schema = path, schema
         self._lock = threading.Lock()  # a line's link depends on the line before it
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            self._drop_torn_tail()
-            self._head = chain_start(path.read_bytes() if path.exists() else b"") if chained else None
-            self._fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+            self._fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW, 0o644)
         except OSError as exc:
+            if exc.errno == errno.ELOOP:
+                raise BadInput(f"{path}: is a symbolic link; a ledger is only ever appended to in place") from None
             raise os_failure(path, exc) from None
+        try:
+            if not stat.S_ISREG(os.fstat(self._fd).st_mode):
+                raise BadInput(f"{path}: not a regular file (a device, FIFO or socket); refusing to append to it")
+            self._mend_tail()
+            self._head = chain_start(self._whole_file()) if chained else None
+        except OSError as exc:
+            self.close()
+            raise os_failure(path, exc) from None
+        except BaseException:
+            self.close()
+            raise
 
-    def _drop_torn_tail(self) -> None:
-        if not self.path.exists():
+    def _mend_tail(self) -> None:
+        """A last line without its newline: a whole JSON object (an `end` line whose newline was lost)
+        gets its newline; anything else is a write cut short and is cut off."""
+        size = os.fstat(self._fd).st_size
+        if not size or os.pread(self._fd, 1, size - 1) == b"\n":
             return
-        data = self.path.read_bytes()
-        if data and not data.endswith(b"\n"):
-            keep = data.rfind(b"\n") + 1
-            with open(self.path, "r+b") as fh:
-                fh.truncate(keep)
-                os.fsync(fh.fileno())
+        start = _last_line_start(self._fd, size)
+        whole = False
+        if size - start <= datafiles.LINE_LIMIT_BYTES:
+            with contextlib.suppress(ValueError):
+                whole = isinstance(datafiles.parse_json(os.pread(self._fd, size - start, start)), dict)
+        if whole:
+            os.write(self._fd, b"\n")
+        else:
+            os.ftruncate(self._fd, start)
+        os.fsync(self._fd)
+
+    def _whole_file(self) -> bytes:
+        """The ledger's bytes, read through the descriptor opened above (never the path again)."""
+        size, chunks, offset = os.fstat(self._fd).st_size, [], 0
+        while offset < size and (chunk := os.pread(self._fd, min(2**24, size - offset), offset)):
+            chunks.append(chunk)
+            offset += len(chunk)
+        return b"".join(chunks)
 
     def write(self, record: Record | dict[str, Any]) -> None:
         self.write_many([record])

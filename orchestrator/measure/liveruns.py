@@ -16,6 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from orchestrator.measure import contention
+from orchestrator.core.atomic import write_json_atomic
+from orchestrator.core.errors import WeeyugaError
 from orchestrator.core.paths import state_dir
 
 
@@ -57,8 +59,8 @@ def register(run_id: str) -> Path | None:
     path = runs_dir() / f"{os.getpid()}.json"
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps({"pid": os.getpid(), "started": start_time(os.getpid()), "run_id": run_id}))
-    except OSError:
+        write_json_atomic(path, {"pid": os.getpid(), "started": start_time(os.getpid()), "run_id": run_id})
+    except (OSError, WeeyugaError):
         return None
     return path
 

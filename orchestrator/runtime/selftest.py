@@ -5,7 +5,9 @@ crashed on the first graph compute while every test had passed on an EPYC. So ea
 self-tested on every CPU it meets (a launch on the embedded default model, a sanity call and a
 timed call), and when it fails the fallbacks of `runtimes/llama.cpp.yaml` `self_test` are tried:
 runtime flags on the same binary first, rebuilds only when nothing built so far passes. Of the
-variants that pass, the fastest (the server's own decode timing) is kept.
+variants that pass, the first (the default build as configured) is kept unless another decodes
+faster by more than the noise of repeated timed calls (the spread of either variant's samples):
+one sample's 3.6% would otherwise put `--no-repack` on every run as a deviation.
 
 The verification is keyed by a fingerprint of the CPU (model name, ISA flags, machine) and the
 backend, and stored in the build's `build-info.json` (a foreign binary's record lives in
@@ -17,8 +19,8 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import os
 import platform
+import statistics
 import time
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
@@ -27,7 +29,9 @@ from typing import Any, Callable
 import httpx
 
 from orchestrator.plan.decide import Deviation
-from orchestrator.core.errors import WeeyugaError
+from orchestrator.core import datafiles
+from orchestrator.core.atomic import write_json_atomic
+from orchestrator.core.errors import BadInput, WeeyugaError
 from orchestrator.runtime.install import (RuntimeInstall, build_llama_cpp, cached_builds, cached_install, locate_llama_server,
                       read_build_info, runtimes_root)
 from orchestrator.runtime.launch import LaunchCommand, LaunchError, RunningRuntime, free_port, load_runtime
@@ -49,9 +53,17 @@ class SelfTest:
     passed: bool
     outcome: str  # passed | crashed | exited | oom | timeout | port_in_use | model_unreadable | bad_answer | http_error | skipped
     detail: str
-    tokens_per_sec: float | None = None  # the server's own decode rate on the timed call
+    tokens_per_sec: float | None = None  # the median of the server's own decode rates on the timed calls
     answer: str | None = None
     seconds: float = 0.0
+    samples: list[float] | None = None  # each timed call's decode rate: their spread is the noise
+
+    @property
+    def spread(self) -> float:
+        """(max - min) / median of the samples: how far apart two runs of the same variant land."""
+        if not self.samples or not self.tokens_per_sec:
+            return 0.0
+        return (max(self.samples) - min(self.samples)) / self.tokens_per_sec
 
 
 @dataclass(frozen=True)
@@ -151,12 +163,13 @@ def self_test(binary: str, model_path: str, variant: dict[str, Any], backend: st
             answer, problem = _sane_answer(sanity)
             if problem:
                 return result(False, "bad_answer", problem, answer=answer)
-            speed = _chat(client, runtime.base_url, spec["prompt"], spec["speed_tokens"], ignore_eos=True)
-        rate = _decode_rate(speed)
-        if rate is None:
-            return result(False, "bad_answer", "the timed call reported no decode rate", answer=answer)
-        return result(True, "passed", f"{rate:.1f} tok/s decode (server timing)", tokens_per_sec=round(rate, 2),
-                      answer=answer[:120])
+            rates = [_decode_rate(_chat(client, runtime.base_url, spec["prompt"], spec["speed_tokens"], ignore_eos=True))
+                     for _ in range(spec["speed_samples"])]
+        if None in rates:
+            return result(False, "bad_answer", "a timed call reported no decode rate", answer=answer)
+        rate = statistics.median(rates)
+        return result(True, "passed", f"{rate:.1f} tok/s decode (median of {len(rates)}, server timing)",
+                      tokens_per_sec=round(rate, 2), answer=answer[:120], samples=[round(r, 2) for r in rates])
     except LaunchError as exc:
         return result(False, exc.kind, _failure_detail(exc))
     except (httpx.HTTPError, ValueError) as exc:
@@ -193,23 +206,24 @@ def _read_record(path: Path, fingerprint_id: str) -> Verification | None:
 
 
 def _read_json(path: Path) -> dict:
+    """A foreign binary's record, or {} when it is missing or damaged (verify again)."""
     try:
-        doc = json.loads(path.read_text())
-    except (OSError, ValueError):
+        doc = datafiles.read_json(path)
+    except BadInput:
         return {}
     return doc if isinstance(doc, dict) else {}
 
 
 def _write_record(path: Path, verification: Verification) -> None:
-    doc = _read_json(path)
-    doc.setdefault("verified", {})[verification.fingerprint["id"]] = verification.to_dict()
+    """Add this CPU's verification to the record. A damaged build-info.json is left as it is: rewriting it
+    with only `verified` would drop the build's facts (backend, version) from every later manifest."""
+    doc = read_build_info(path.parent) if path.name == "build-info.json" else _read_json(path)
+    if path.name == "build-info.json" and not doc:
+        return
+    verified = doc.get("verified") if isinstance(doc.get("verified"), dict) else {}
+    doc["verified"] = {**verified, verification.fingerprint["id"]: verification.to_dict()}
     path.parent.mkdir(parents=True, exist_ok=True)
-    staging = path.with_name(path.name + f".{os.getpid()}.tmp")
-    try:
-        staging.write_text(json.dumps(doc, indent=2) + "\n")
-        os.replace(staging, path)
-    finally:
-        staging.unlink(missing_ok=True)
+    write_json_atomic(path, doc)
 
 
 def applicable_variants(cpu_flags: list[str]) -> list[dict[str, Any]]:
@@ -252,10 +266,20 @@ def choose_variant(existing: dict[str, RuntimeInstall], model_path: str, backend
         outcome = test(installs[build_id].binary, model_path, variant, backend, log)
         tried.append(replace(outcome, detail=f"{outcome.detail} ({variant['reason']})" if not outcome.passed
                              else outcome.detail))
-    passed = [t for t in tried if t.passed]
-    chosen = max(passed, key=lambda t: t.tokens_per_sec or 0.0) if passed else None
+    chosen = prefer_default([t for t in tried if t.passed])
     stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     return Verification(fingerprint, chosen, tried, stamp), installs
+
+
+def prefer_default(passed: list[SelfTest]) -> SelfTest | None:
+    """The first variant that passed (the order of `variants`: the default build first), replaced only by
+    one whose median rate beats it by more than the larger spread of the two variants' samples."""
+    chosen = passed[0] if passed else None
+    for other in passed[1:]:
+        margin = max(chosen.spread, other.spread)
+        if (other.tokens_per_sec or 0.0) > (chosen.tokens_per_sec or 0.0) * (1 + margin):
+            chosen = other
+    return chosen
 
 
 def _summary(verification: Verification) -> str:

@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from typing import Any, Iterable
 
 from orchestrator.evaluate.quality.packs import Pack
-from orchestrator.evaluate.quality.verdict import Verdict
+from orchestrator.evaluate.quality.verdict import UNANSWERED_MODES, Verdict, is_infra
 from orchestrator.evaluate.quality.verifiers import VERSIONS, verify
 from orchestrator.evaluate.sandbox.code import CodeRunner
 
@@ -109,7 +109,7 @@ def rescore(records: Iterable[dict[str, Any]], responses: Iterable[dict[str, Any
         if saved is None:
             skipped.append(f"{where}: no saved response")
             continue
-        if record["failure_mode"] in ("timeout", "http_error", "server_error"):
+        if record["failure_mode"] in UNANSWERED_MODES:
             skipped.append(f"{where}: {record['failure_mode']}, nothing to judge")
             continue
         scenario = pack.scenario(record["scenario"])
@@ -121,6 +121,11 @@ def rescore(records: Iterable[dict[str, Any]], responses: Iterable[dict[str, Any
         changed += rescored["failure_mode"] != record["failure_mode"]
         out.append(rescored)
     return Rescore(tuple(out), changed, tuple(skipped))
+
+
+def infra_arms(records: Iterable[dict[str, Any]]) -> set[tuple]:
+    """The arms whose effective verdict is the runtime's failure, not the model's: `--resume` calls them again."""
+    return {arm_key(r) for r in effective(records) if is_infra(r)}
 
 
 def effective(records: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:

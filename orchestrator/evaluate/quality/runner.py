@@ -16,7 +16,7 @@ from orchestrator.evaluate.quality.packs import Pack, Scenario
 from orchestrator.evaluate.quality.records import Judged, quality_record, response_line, response_ref
 from orchestrator.evaluate.sandbox.code import CodeRunner
 from orchestrator.evaluate.quality.scoring import case_timeout
-from orchestrator.evaluate.quality.verdict import INFRA_MODES, Verdict, fail
+from orchestrator.evaluate.quality.verdict import UNANSWERED_MODES, Verdict, fail
 from orchestrator.evaluate.quality.verifiers import codeexec, verify
 
 
@@ -26,8 +26,8 @@ class ChatError:
     detail: str
 
     def __post_init__(self) -> None:
-        if self.kind not in INFRA_MODES:
-            raise ValueError(f"a chat error is one of {sorted(INFRA_MODES)}, not {self.kind!r}")
+        if self.kind not in UNANSWERED_MODES:
+            raise ValueError(f"a chat error is one of {sorted(UNANSWERED_MODES)}, not {self.kind!r}")
 
 
 Chat = Callable[[list, "list | None", int, float], "tuple[dict | None, str | None, ChatError | None]"]

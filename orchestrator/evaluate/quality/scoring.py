@@ -19,7 +19,7 @@ from typing import Any, Iterable, Sequence
 
 from orchestrator.core.errors import BadInput
 from orchestrator.evaluate.quality.packs import PACK_ORDER, Pack
-from orchestrator.evaluate.quality.verdict import INFRA_MODES
+from orchestrator.evaluate.quality.verdict import is_infra
 
 
 def case_timeout(pack: Pack, measured_tps: float | None, max_tokens: int | None = None) -> float:
@@ -82,11 +82,11 @@ class PackScore:
     pack: str
     version: int
     passed: int
-    total: int
-    score: float  # passed / total over every arm: strict pass@1
+    total: int  # scored calls: serving errors are not among them
+    score: float | None  # passed / total over every arm: strict pass@1; None when no call was scored
     p50_s: float | None
     p95_s: float | None
-    serving_errors: int  # timeout, http_error, server_error verdicts
+    serving_errors: int  # http_error, server_error verdicts (verdict.INFRA_MODES): the runtime's, kept out of the score
     repeat: int
     mean: float | None = None  # with repeat > 1: of the arms' pass rates
     std: float | None = None  # population std
@@ -100,7 +100,7 @@ class PackScore:
 
     @property
     def status(self) -> str:
-        return "ok" if not self.serving_errors else f"{self.serving_errors} serving error(s)"
+        return "ok" if not self.serving_errors else f"{self.serving_errors} serving error(s), not scored"
 
 
 def _order(pack_id: str) -> tuple:
@@ -108,13 +108,15 @@ def _order(pack_id: str) -> tuple:
 
 
 def pack_scores(records: Iterable[dict[str, Any]]) -> tuple[PackScore, ...]:
-    """One score per pack from effective records (see records.effective), in canonical pack order."""
+    """One score per pack from effective records (see records.effective), in canonical pack order.
+    A serving error (the runtime failed, not the model) is counted apart and left out of the score."""
     by_pack: dict[str, list[dict]] = defaultdict(list)
     for record in records:
         by_pack[record["pack"]].append(record)
     scores = []
     for pack_id in sorted(by_pack, key=_order):
-        rows = by_pack[pack_id]
+        every = by_pack[pack_id]
+        rows = [r for r in every if not is_infra(r)]
         passed = sum(r["passed"] for r in rows)
         latencies = [r["latency_s"] for r in rows if r.get("latency_s") is not None]
         arms: dict[int, list[bool]] = defaultdict(list)
@@ -125,22 +127,27 @@ def pack_scores(records: Iterable[dict[str, Any]]) -> tuple[PackScore, ...]:
         if len(rates) > 1:
             mean, std = statistics.fmean(rates), statistics.pstdev(rates)
             cv = std / mean if mean > 0 else None
-        interval = wilson(passed, len(rows))
+        interval = wilson(passed, len(rows)) if rows else None  # no scored call: no interval either
         met = sum(r.get("checks_met") or 0 for r in rows if r.get("checks_asked"))
         asked = sum(r.get("checks_asked") or 0 for r in rows)
         tiers = {tier: {"passed": sum(r["passed"] for r in rows if r.get("level") == tier),
                         "total": sum(r.get("level") == tier for r in rows)} for tier in TIERS}
-        scores.append(PackScore(pack_id, max(r["pack_version"] for r in rows), passed, len(rows), passed / len(rows),
+        scores.append(PackScore(pack_id, max(r["pack_version"] for r in every), passed, len(rows),
+                                passed / len(rows) if rows else None,
                                 percentile(latencies, 0.5) if latencies else None, percentile(latencies, 0.95),
-                                sum(r["failure_mode"] in INFRA_MODES for r in rows), len(rates), mean, std, cv,
-                                round(interval.low, 4), round(interval.high, 4), met, asked,
-                                round(met / asked, 4) if asked else None,
+                                len(every) - len(rows), len({r["repeat_idx"] for r in every}), mean, std, cv,
+                                round(interval.low, 4) if interval else None, round(interval.high, 4) if interval else None,
+                                met, asked, round(met / asked, 4) if asked else None,
                                 {tier: n for tier, n in tiers.items() if n["total"]}))
     return tuple(scores)
 
 
 def _seconds(value: float | None) -> str:
     return "–" if value is None else f"{value:.1f}s"
+
+
+def _percent(value: float | None) -> str:
+    return "–" if value is None else f"{value:.0%}"
 
 
 def _tier(counts: dict[str, int] | None) -> str:
@@ -155,7 +162,7 @@ def markdown_table(scores: Sequence[PackScore]) -> str:
     lines = ["| " + " | ".join(head) + " |", "|" + "|".join("---" for _ in head) + "|"]
     for s in scores:
         checks = f"{s.checks_met}/{s.checks_asked} ({s.check_accuracy:.0%})" if s.checks_asked else "–"
-        row = [f"{s.pack} (v{s.version})", f"{s.passed} / {s.total}", f"{s.score:.0%}", interval_text(s.low, s.high),
+        row = [f"{s.pack} (v{s.version})", f"{s.passed} / {s.total}", _percent(s.score), interval_text(s.low, s.high),
                checks, *(_tier(s.tiers.get(t)) for t in TIERS), _seconds(s.p50_s), _seconds(s.p95_s), s.status]
         if repeats:
             row += ["–" if s.std is None else f"{s.std:.3f}", "–" if s.cv is None else f"{s.cv:.3f}"]
@@ -182,14 +189,15 @@ def failure_breakdown(records: Iterable[dict[str, Any]]) -> list[str]:
     lines = []
     for r in rows:
         arm = f" #{r['repeat_idx']}" if repeats else ""
-        lines.append(f"- {r['pack']} {r['scenario']}{arm}: {r['failure_mode']} ({r['detail']})")
+        unscored = ", not scored: --resume calls it again" if is_infra(r) else ""
+        lines.append(f"- {r['pack']} {r['scenario']}{arm}: {r['failure_mode']}{unscored} ({r['detail']})")
     return lines
 
 
 def one_liner(scores: Sequence[PackScore], mode: str, date: str) -> str:
     """`Quality: toolcall 9/12 (75%, 95% CI 47–91%) · instruct … (quick, packs v1, 2026-11-29)`."""
     versions = sorted({s.version for s in scores})
-    packs = " · ".join(f"{s.pack} {s.passed}/{s.total} ({s.score:.0%}, 95% CI {interval_text(s.low, s.high)})"
+    packs = " · ".join(f"{s.pack} {s.passed}/{s.total} ({_percent(s.score)}, 95% CI {interval_text(s.low, s.high)})"
                        for s in scores)
     return f"Quality: {packs} ({mode}, packs {'/'.join(f'v{v}' for v in versions)}, {date})"
 
@@ -214,7 +222,8 @@ class ScenarioDelta:
 def _rates(records: Iterable[dict[str, Any]]) -> dict[tuple[str, str], float]:
     calls: dict[tuple[str, str], list[bool]] = defaultdict(list)
     for r in records:
-        calls[(r["pack"], r["scenario"])].append(r["passed"])
+        if not is_infra(r):  # the runtime's failure says nothing about the scenario
+            calls[(r["pack"], r["scenario"])].append(r["passed"])
     return {key: sum(v) / len(v) for key, v in calls.items()}
 
 

@@ -27,8 +27,17 @@ SERVER_ERROR = "server_error"
 
 FAILURE_MODES = (PASSED, VERIFIER_FAIL, WRONG_ANSWER, INVALID_JSON, NO_ANSWER_FOUND, MISSING_FIELD, EXTRA_FIELDS,
                  SCHEMA_VIOLATION, WRONG_STRUCTURE, TOKEN_LIMIT, TIMEOUT, HTTP_ERROR, SERVER_ERROR)
-# Serving problems, not a statement about the model's behaviour.
-INFRA_MODES = frozenset({TIMEOUT, HTTP_ERROR, SERVER_ERROR})
+# No answer came back to judge (the verifiers never ran).
+UNANSWERED_MODES = frozenset({TIMEOUT, HTTP_ERROR, SERVER_ERROR})
+# Of those, the runtime's failures, not the model's (it died, refused the connection, answered 5xx or
+# garbage): kept out of every score and redone by --resume. A timeout stays the model's: the pack's time,
+# scaled to the decode rate this machine measured, is part of the test.
+INFRA_MODES = frozenset({HTTP_ERROR, SERVER_ERROR})
+
+
+def is_infra(record: dict[str, Any]) -> bool:
+    """A verdict that says nothing about the model (see INFRA_MODES)."""
+    return record.get("failure_mode") in INFRA_MODES
 
 DETAIL_LIMIT = 300
 
@@ -87,7 +96,7 @@ def reasoning_text(message: dict[str, Any]) -> str:
 def reclassify_truncated(verdict: Verdict, finish_reason: str | None) -> Verdict:
     """A content failure on an answer cut off by max_tokens says the budget ran out, not that the
     model was wrong; the original verdict stays in the detail. Passes and serving errors stay."""
-    if verdict.passed or verdict.failure_mode in INFRA_MODES or finish_reason != "length":
+    if verdict.passed or verdict.failure_mode in UNANSWERED_MODES or finish_reason != "length":
         return verdict
     return fail(TOKEN_LIMIT, f"cut off at the token limit; would be {verdict.failure_mode}: {verdict.detail}",
                 verdict.score, verdict.checks)

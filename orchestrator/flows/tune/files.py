@@ -12,6 +12,7 @@ from orchestrator.core import datafiles
 from orchestrator.core.errors import WeeyugaError
 from orchestrator.core.paths import data_dir
 from orchestrator.flows.tune.search import Candidate, TuneReport
+from orchestrator.core.atomic import write_text_atomic
 from orchestrator.plan.knobs import tunable_knobs
 
 
@@ -29,8 +30,8 @@ def write_tuned_profile(report: TuneReport, directory: Path | None = None) -> Pa
         if knob in report.recommended:
             entry[knob] = report.recommended[knob]
     entry["tokens_per_sec"] = report.recommended["tokens_per_sec"]
-    path.write_text("# Written by `weeyuga tune`; measured on this machine. Delete to go back to the rules.\n"
-                    + yaml.safe_dump(doc, sort_keys=True), encoding="utf-8")
+    write_text_atomic(path, "# Written by `weeyuga tune`; measured on this machine. Delete to go back to the rules.\n"
+                      + yaml.safe_dump(doc, sort_keys=True))
     return path
 
 
@@ -89,7 +90,7 @@ def report_json(report: TuneReport) -> str:
 def write_report_files(report: TuneReport, out_dir: Path) -> Path:
     """tune-<device>-<model>.json, .md and .png in out_dir; returns their common stem."""
     stem = out_dir / f"tune-{report.device_tag}-{report.model}"
-    Path(f"{stem}.json").write_text(report_json(report) + "\n", encoding="utf-8")
-    Path(f"{stem}.md").write_text(render_markdown(report), encoding="utf-8")
+    write_text_atomic(Path(f"{stem}.json"), report_json(report) + "\n")
+    write_text_atomic(Path(f"{stem}.md"), render_markdown(report))
     plot(report, Path(f"{stem}.png"))
     return stem

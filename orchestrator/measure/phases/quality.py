@@ -6,8 +6,9 @@ then its verdict is a `quality` record and the assistant message a responses.jso
 
 Timeouts: the pack's time scaled by the decode rate this cell measured earlier in the same run
 (its successful speed calls), with the pack's ceiling; a stall or an overrun is a `timeout`
-verdict. Resume: an arm with a `quality` record is done; an arm whose call line exists but whose
-verdict never landed (killed in between) is called again as attempt 1.
+verdict. Resume: an arm with a `quality` record is done, unless its verdict is a serving error (the
+runtime's failure, not the model's: verdict.INFRA_MODES); that arm, and one whose call line exists but
+whose verdict never landed (killed in between), is called again under the next free attempt number.
 """
 
 from __future__ import annotations
@@ -21,7 +22,8 @@ from typing import Any
 from orchestrator.measure.cost import quality_seconds
 from orchestrator.core.ledger import read_records
 from orchestrator.evaluate.quality.packs import Pack, selected_packs
-from orchestrator.evaluate.quality.records import arm_key
+from orchestrator.evaluate.quality.records import arm_key, effective
+from orchestrator.evaluate.quality.verdict import is_infra
 from orchestrator.evaluate.quality.runner import ChatError, run_arm
 from orchestrator.core.records import CallKey, QualityRecord
 from orchestrator.core.runspec import RunOptions, Target
@@ -85,7 +87,7 @@ class QualityPhase:
         if (key.cell_id, pack_id, scenario_id, key.run_idx) in self.judged(ctx):
             return
         pack = self.packs[pack_id]
-        call_key = replace(key, attempt=1) if ctx.is_done(key) else key  # its verdict was lost: call again
+        call_key = next_attempt(ctx, key)
 
         def chat(messages: list, tools: list | None, max_tokens: int, timeout_s: float):
             request = ctx.request(call_key, messages, max_tokens, tools=tools)
@@ -112,7 +114,7 @@ class QualityPhase:
         if self._judged is None:
             path = ctx.run_dir / LEDGER_NAME
             lines = read_records(path) if path.exists() else []
-            self._judged = {arm_key(r) for r in lines if r.get("type") == "quality"}
+            self._judged = {arm_key(r) for r in effective(lines) if not is_infra(r)}
         return self._judged
 
     def decode_rate(self, ctx: PhaseContext, cell_id: str) -> float | None:
@@ -125,6 +127,16 @@ class QualityPhase:
             rates = [rate for r in calls if (rate := r.get("server_tokens_per_sec") or r.get("tokens_per_sec"))]
             self._rates[cell_id] = statistics.median(rates) if rates else None
         return self._rates[cell_id]
+
+
+def next_attempt(ctx: PhaseContext, key: CallKey) -> CallKey:
+    """The key itself on the first call; after a lost or infra verdict, the first attempt number not yet in the ledger."""
+    if not ctx.is_done(key):
+        return key
+    attempt = 1
+    while ctx.is_done(replace(key, attempt=attempt)):
+        attempt += 1
+    return replace(key, attempt=attempt)
 
 
 def chat_error(error: str) -> ChatError:

@@ -10,6 +10,7 @@ from typing import Any
 from orchestrator.core import datafiles
 from orchestrator.plan.hwhints import Inferred, complete_document
 from orchestrator.core.runfolder import HARDWARE_NAME, validate_device_tag
+from orchestrator.core.atomic import write_text_atomic
 
 SCHEMA_VERSION = "hardware-1.0"
 # Memory, VRAM and disk are in GiB: "an 8 GB laptop" and "a 6 GB GPU" are binary sizes.
@@ -139,5 +140,5 @@ def bytes_to_gb(n_bytes: float | None, digits: int = 1) -> float | None:
 def write_hardware(hardware: Hardware, path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     datafiles.validate(hardware.to_dict(), "hardware", str(path))
-    path.write_text(hardware.to_json(), encoding="utf-8")
+    write_text_atomic(path, hardware.to_json())
     return path

@@ -19,21 +19,20 @@ import contextlib
 import errno
 import json
 import os
-import stat
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from orchestrator.core import datafiles
-from orchestrator.core.errors import BadInput, os_failure
+from orchestrator.core.errors import os_failure
 from orchestrator.core.urls import strip_url_credentials
 from orchestrator.publish.catalogue.index import CatalogueIndex
+from orchestrator.core.atomic import check_replaceable, write_json_atomic
 from orchestrator.publish.catalogue.outliers import outlier_marks
 from orchestrator.publish.catalogue.runs import CATALOGUE_SCHEMA, GENERATED_BY, catalogue_entry, read_run, run_folders
 from orchestrator.publish.catalogue.settings import settings
-from orchestrator.publish.manifest import write_json_atomic
 
-__all__ = ["CatalogueResult", "build_catalogue", "catalogue_entry", "read_run", "refuse_unsafe_target", "run_folders",
+__all__ = ["CatalogueResult", "build_catalogue", "catalogue_entry", "read_run", "run_folders",
            "update_catalogue"]
 
 
@@ -50,22 +49,6 @@ class CatalogueResult:
     files_written: int  # export files written or rewritten
 
 
-def refuse_unsafe_target(path: Path) -> None:
-    """Outputs are new regular files renamed into place: never onto a link, a device (`--out
-    /dev/null` as root would replace the device), a FIFO or a folder."""
-    try:
-        mode = os.lstat(path).st_mode
-    except FileNotFoundError:
-        return
-    except OSError as exc:
-        raise os_failure(path, exc) from None
-    if stat.S_ISDIR(mode):
-        raise os_failure(path, IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR)))
-    if not stat.S_ISREG(mode):
-        kind = "a symbolic link" if stat.S_ISLNK(mode) else "a device, FIFO or socket"
-        raise BadInput(f"{path}: is {kind}; weeyuga writes only regular files here and will not replace it")
-
-
 def update_catalogue(root: Path, out: Path, export_dir: Path | None = None, index_file: Path | None = None,
                      rescan: bool = False) -> CatalogueResult:
     """Bring catalogue.json and the Parquet export (default: `<out stem>.parquet/` beside it) up to date
@@ -74,10 +57,10 @@ def update_catalogue(root: Path, out: Path, export_dir: Path | None = None, inde
     in place; index.py)."""
     if not out.parent.is_dir():  # before the index is opened beside it
         raise os_failure(out, FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT)))
-    refuse_unsafe_target(out)
+    check_replaceable(out)
     export_dir = export_dir or out.with_name(out.stem + ".parquet")
     index_file = index_file or out.with_name(out.stem + ".index.sqlite")
-    refuse_unsafe_target(index_file)
+    check_replaceable(index_file)
 
     with CatalogueIndex.open(index_file, root) as index:
         change = index.refresh(export_dir, rescan)

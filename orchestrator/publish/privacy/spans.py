@@ -44,11 +44,11 @@ def find_spans(text: str, rules: list[Rule], in_json: bool = False) -> list[tupl
     """(start, end, kind) of every match, without those inside a longer match or a placeholder."""
     spans = [(*m.span(), "") for m in PLACEHOLDER.finditer(text)]  # kind "": guards what it covers
     for rule in rules:
-        for start, end in rule.spans(text):
+        for start, end, kind in rule.spans(text):
             if in_json:
                 start, end = _json_safe(text, start, end)
             if end > start:
-                spans.append((start, end, rule.kind))
+                spans.append((start, end, kind))
     # Sorted by start, longest first: a span lies inside an earlier one iff it ends before the furthest end so far.
     spans.sort(key=lambda s: (s[0], -s[1], s[2] != ""))
     kept: list[tuple[int, int, str]] = []

@@ -16,7 +16,7 @@ from orchestrator.core import datafiles
 from orchestrator.core.errors import BadInput
 from orchestrator.core.ledger import read_ledger
 from orchestrator.measure.phases import NAMED_PHASES, PHASE_MODES
-from orchestrator.publish.manifest import write_json_atomic, write_text_atomic
+from orchestrator.core.atomic import write_json_atomic, write_text_atomic
 from orchestrator.core.runfolder import HARDWARE_NAME, HTML_NAME, LEDGER_NAME, MANIFEST_NAME, METADATA_NAME, REPORT_NAME, check_regular_files
 from orchestrator.publish.report.figures import METADATA_SCHEMA, build_metadata, finite, percentile
 from orchestrator.publish.report.headline import headline_metadata

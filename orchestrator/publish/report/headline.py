@@ -37,7 +37,7 @@ def quality_headline(cell: dict[str, Any] | None) -> dict[str, Any] | None:
         return None
     passed, total = sum(p["passed"] for p in cell["packs"]), sum(p["total"] for p in cell["packs"])
     return {"mode": cell["mode"], "pass_rate": round(passed / total, 4) if total else None, "scenarios": total,
-            "packs": {p["pack"]: p["score"] for p in cell["packs"]}}
+            "packs": {p["pack"]: p["score"] for p in cell["packs"] if p["score"] is not None}}
 
 
 def agent_headline(runs: list[dict[str, Any]]) -> dict[str, Any] | None:

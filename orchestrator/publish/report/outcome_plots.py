@@ -37,7 +37,7 @@ def quality_plot(run_dir: Path, run: RunReport) -> Plot | None:
     colours = series_colours(packs)
     fig, ax = bands.figure("Quality: pass rate per pack, 95% interval", "scenarios passed (strict pass@1)")
     for row, cell in enumerate(cells):
-        for pack in cell["packs"]:
+        for pack in (p for p in cell["packs"] if p["score"] is not None):  # every call a serving error: nothing to plot
             y = bands.y(row, packs.index(pack["pack"]))
             low, high = wilson_interval(pack["passed"], pack["total"])
             ax.plot([low, high], [y, y], color=colours[pack["pack"]], linewidth=2, alpha=0.5, solid_capstyle="butt")

@@ -12,6 +12,7 @@ from typing import Any
 from orchestrator.core.errors import WeeyugaError
 from orchestrator.core.ledger import call_key
 from orchestrator.core.runspec import Cell, RunOptions, Target
+from orchestrator.evaluate.quality.records import infra_arms
 from orchestrator.measure.client import DISAGREEMENT_THRESHOLD, PREVIEW_CHARS
 from orchestrator.measure.phases import load_phase
 from orchestrator.publish.review.model import Finding, RunUnderReview, call_label, grouped, reject, tolerances, warn
@@ -228,12 +229,16 @@ def planned(run: RunUnderReview) -> list[Finding]:
 
 
 def resumes(run: RunUnderReview) -> list[Finding]:
-    """A resume adds only calls the ledger did not have, and follows a run that had not ended (or a rescore)."""
+    """A resume adds only calls the ledger did not have, and follows a run that had not ended (or a rescore, or
+    one whose quality calls met a failing runtime: those are called again under a new attempt number)."""
     seen: set[tuple] = set()
     repeated, after_end = [], []
     parts = invocations(run)
     for number, part in enumerate(parts, 1):
-        if part[0].get("type") == "resume" and any(r.get("type") == "end" for r in parts[number - 2]):
+        ended = [r for part_before in parts[:number - 1] for r in part_before]
+        # the one resume after an end weeyuga makes: it calls again the quality calls a failing runtime lost
+        if (part[0].get("type") == "resume" and any(r.get("type") == "end" for r in parts[number - 2])
+                and not infra_arms(ended)):
             after_end.append(f"invocation {number} at {part[0].get('at_utc')}")
         for record in part:
             if record.get("type") == "call":

@@ -11,6 +11,7 @@ import subprocess
 import time
 from pathlib import Path
 
+from orchestrator.core.atomic import write_json_atomic
 from orchestrator.core.paths import state_dir
 from orchestrator.plan.runtimes import HOST
 from orchestrator.runtime.launch.failures import LaunchError
@@ -78,6 +79,6 @@ def reap_orphans() -> list[int]:
 def write_pidfile(proc: subprocess.Popen, argv: list[str]) -> Path:
     pid_dir().mkdir(parents=True, exist_ok=True)
     path = pid_dir() / f"{proc.pid}.json"
-    path.write_text(json.dumps({"pid": proc.pid, "argv": argv, "started": _process_start_time(proc.pid) or time.time(),
-                                "owner_pid": os.getpid(), "owner_started": _process_start_time(os.getpid())}))
+    write_json_atomic(path, {"pid": proc.pid, "argv": argv, "started": _process_start_time(proc.pid) or time.time(),
+                             "owner_pid": os.getpid(), "owner_started": _process_start_time(os.getpid())})
     return path

@@ -13,6 +13,7 @@ from __future__ import annotations
 import atexit
 import contextlib
 import os
+import shutil
 import threading
 import time
 import weakref
@@ -53,10 +54,38 @@ def connect(timeout_s: float = CONNECT_TIMEOUT_S) -> Any:
         client = docker.from_env(timeout=int(timeout_s))
         client.ping()
     except DockerException as exc:
-        reason = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
-        raise EngineUnavailable(f"the Docker engine is not reachable: {reason}") from exc
+        raise EngineUnavailable(unreachable_reason(exc, os.environ.get("DOCKER_HOST"))) from exc
     client.api.timeout = API_TIMEOUT_S
     return client
+
+
+def _os_errors(exc: BaseException, depth: int = 0) -> list[OSError]:
+    """The OSErrors inside a docker/requests/urllib3 error: they nest them in args and causes."""
+    if depth > 8:
+        return []
+    found = [exc] if isinstance(exc, OSError) else []
+    inner = [a for a in getattr(exc, "args", ()) if isinstance(a, BaseException)] + [exc.__cause__, exc.__context__]
+    for nested in inner:
+        if nested is not None and nested is not exc:
+            found += _os_errors(nested, depth + 1)
+    return found
+
+
+def unreachable_reason(exc: BaseException, docker_host: str | None = None) -> str:
+    """One plain line for an engine that did not answer: not installed, not running or no permission,
+    and what to do; anything else as the first line of the error, shortened."""
+    where = docker_host or "/var/run/docker.sock"
+    errors = _os_errors(exc)
+    if any(isinstance(e, PermissionError) for e in errors):
+        return (f"Docker is running but this user may not use it ({where}: permission denied): "
+                "add yourself to the docker group (sudo usermod -aG docker $USER) and log in again")
+    if any(isinstance(e, (FileNotFoundError, ConnectionRefusedError)) for e in errors):
+        if not (shutil.which("docker") or shutil.which("dockerd")):
+            return ("Docker is not installed: install Docker Engine (https://docs.docker.com/engine/install/), "
+                    "or use --sandbox process")
+        return f"Docker is installed but not running (nothing answers at {where}): start it (sudo systemctl start docker)"
+    text = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
+    return f"the Docker engine at {where} did not answer ({text}): check that it is running (docker info)"
 
 
 def labelled_containers(client: Any) -> list[Any]:

@@ -25,6 +25,7 @@ from orchestrator.core.errors import WeeyugaError
 from orchestrator.core.paths import cache_dir
 from orchestrator.evaluate.sandbox.docker.config import SandboxConfig
 from orchestrator.evaluate.sandbox.docker.engine import CONTAINER_PATH, LABEL_BUILT_FROM, LABEL_CONFIG
+from orchestrator.core.atomic import write_text_atomic
 
 METHODS = ("auto", "registry", "offline")
 DEBOOTSTRAP_TIMEOUT_S = 3600
@@ -181,7 +182,7 @@ def make_rootfs(config: SandboxConfig, force: bool, progress: Callable[[str], No
         raise WeeyugaError(f"sandbox build: debootstrap exited {finished.returncode}: {tail[0][:300]}")
     shutil.rmtree(target, ignore_errors=True)
     partial.rename(target)
-    marker.write_text(rootfs_key(config) + "\n")
+    write_text_atomic(marker, rootfs_key(config) + "\n")
     return target, False
 
 
