@@ -238,3 +238,15 @@ def test_a_damaged_build_info_is_never_rewritten_with_only_the_verification(tmp_
     selftest._write_record(info, record)
     written = json.loads(info.read_text())
     assert written["backend"] == "cpu" and list(written["verified"]) == ["f" * 16]
+
+
+def test_the_self_test_launches_through_the_definitions_argv_builder():
+    """Its flags come from runtimes/llama.cpp.yaml (serve args, pinned args, the knobs' own flags), none spelled here."""
+    from orchestrator.plan.runtimes import HOST, load_runtime, self_test_command
+
+    defn = load_runtime("llama.cpp")
+    argv = self_test_command(defn, "/bin/llama-server", 8123, "/m.gguf", 0, ("--no-repack",)).argv
+    assert argv[:3] == ["/bin/llama-server", "--host", HOST] and argv[-1] == "--no-repack"
+    assert argv[argv.index(defn.knobs["num_ctx"]["flag"]) + 1] == str(defn.self_test["ctx"])
+    assert argv[argv.index(defn.knobs["ngl"]["flag"]) + 1] == "0"
+    assert all(arg in argv for arg in defn.pinned_args)

@@ -77,6 +77,22 @@ class LaunchCommand:
     unsupported: dict[str, str]  # knob -> why this runtime ignores it
 
 
+def serve_argv(defn: RuntimeDefinition, binary: str, port: int, model_path: str | None, model_id: str) -> list[str]:
+    """The binary and its serve args, placeholders filled: every launch starts so (on 127.0.0.1)."""
+    values = {"host": HOST, "port": str(port), "model_path": model_path or "", "model_id": model_id}
+    return [binary] + [arg.format(**values) for arg in defn.serve_args]
+
+
+def self_test_command(defn: RuntimeDefinition, binary: str, port: int, model_path: str, gpu_layers: int,
+                      variant_args: tuple[str, ...] = ()) -> LaunchCommand:
+    """The self-test's launch: the serve and pinned args, the definition's own context and GPU-layer flags at
+    the self-test's values (runtimes/<name>.yaml `self_test`), and the variant's flags last."""
+    flags = defn.knobs
+    argv = [*serve_argv(defn, binary, port, model_path, "self-test"), *defn.pinned_args,
+            flags["num_ctx"]["flag"], str(defn.self_test["ctx"]), flags["ngl"]["flag"], str(gpu_layers), *variant_args]
+    return LaunchCommand(argv, {}, {}, {}, {})
+
+
 def build_command(defn: RuntimeDefinition, plan: Plan, binary: str, port: int, model_path: str | None,
                   model_id: str, leave_to_runtime: frozenset[str] = frozenset(),
                   variant_args: tuple[str, ...] = ()) -> LaunchCommand:
@@ -86,8 +102,8 @@ def build_command(defn: RuntimeDefinition, plan: Plan, binary: str, port: int, m
     picks them itself: how `weeyuga tune` measures the runtime's defaults. `variant_args` are the
     flags the binary's self-test on this CPU found it needs (runtime/selftest.py); they always go last.
     """
+    argv = serve_argv(defn, binary, port, model_path, model_id)
     values = {"host": HOST, "port": str(port), "model_path": model_path or "", "model_id": model_id}
-    argv = [binary] + [arg.format(**values) for arg in defn.serve_args]
     if not leave_to_runtime:
         argv += defn.pinned_args
     env = {k: v.format(**values) for k, v in defn.serve_env.items()}

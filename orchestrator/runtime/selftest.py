@@ -34,7 +34,8 @@ from orchestrator.core.atomic import write_json_atomic
 from orchestrator.core.errors import BadInput, WeeyugaError
 from orchestrator.runtime.install import (RuntimeInstall, build_llama_cpp, cached_builds, cached_install, locate_llama_server,
                       read_build_info, runtimes_root)
-from orchestrator.runtime.launch import LaunchCommand, LaunchError, RunningRuntime, free_port, load_runtime
+from orchestrator.plan.runtimes import load_runtime, self_test_command
+from orchestrator.runtime.launch import LaunchError, RunningRuntime, free_port
 from orchestrator.runtime.models import sha256_file
 from orchestrator.core.paths import state_dir
 from orchestrator.plan.probe import cpu_identity
@@ -145,10 +146,8 @@ def self_test(binary: str, model_path: str, variant: dict[str, Any], backend: st
     spec = defn.self_test
     args = list(variant.get("args", []))
     port = free_port()
-    values = {"host": "127.0.0.1", "port": str(port), "model_path": model_path, "model_id": "self-test"}
-    argv = [binary, *(a.format(**values) for a in defn.serve_args), *defn.pinned_args, "-c", str(spec["ctx"]),
-            "-ngl", str(0 if backend == "cpu" else spec["gpu_layers"]), *args]
-    runtime = RunningRuntime(defn, LaunchCommand(argv, {}, {}, {}, {}), port, log_path, "self-test")
+    command = self_test_command(defn, binary, port, model_path, 0 if backend == "cpu" else spec["gpu_layers"], tuple(args))
+    runtime = RunningRuntime(defn, command, port, log_path, "self-test")
     started = time.monotonic()
 
     def result(passed: bool, outcome: str, detail: str, **more: Any) -> SelfTest:
