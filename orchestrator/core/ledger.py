@@ -128,6 +128,21 @@ class LedgerState:
         return bool(marks) and marks[-1] == "end"
 
 
+TORN = object()  # what ledger_line returns for a line cut short
+
+
+def ledger_line(raw: bytes, terminated: bool, damaged: str) -> Any:
+    """One ledger line parsed, or TORN: the one rule for a torn line. Only the file's last line can lack
+    its newline; if it does not parse, a write was cut short (a crash), and every reader drops it. Any other
+    line that does not parse is BadInput (`damaged`, with `{}` for the parser's reason)."""
+    try:
+        return datafiles.parse_json(raw)
+    except ValueError as exc:
+        if not terminated:
+            return TORN
+        raise BadInput(damaged.format(exc)) from None
+
+
 def read_records(path: Path) -> Iterator[dict[str, Any]]:
     """Every complete line, each a JSON object, read as a stream (memory holds one line); a torn final
     line (no newline, bad JSON) is ignored. Anything else that is not a JSON object (NaN included, or
@@ -135,12 +150,9 @@ def read_records(path: Path) -> Iterator[dict[str, Any]]:
     for number, raw in datafiles.iter_lines(path):
         if not raw.strip():
             continue
-        try:
-            record = datafiles.parse_json(raw)
-        except ValueError as exc:
-            if not raw.endswith(b"\n"):  # the unterminated last line: a write cut short
-                return
-            raise BadInput(f"{path}:{number}: not a JSON line ({exc}); the file is damaged") from None
+        record = ledger_line(raw, raw.endswith(b"\n"), f"{path}:{number}: not a JSON line ({{}}); the file is damaged")
+        if record is TORN:
+            return
         if not isinstance(record, dict):
             kind = JSON_KINDS.get(type(record), type(record).__name__)
             raise BadInput(f"{path}:{number}: {kind} where a JSON object belongs; the file is damaged")

@@ -15,6 +15,7 @@ from typing import Any
 from orchestrator import __version__
 from orchestrator.core import datafiles
 from orchestrator.core.errors import BadInput, read_failure
+from orchestrator.core.ledger import ledger_line
 from orchestrator.core.physics import above_roofline
 from orchestrator.publish.catalogue.rows import LEDGER_KINDS, CellSummary, cell_summaries, ledger_kind, run_rows
 from orchestrator.publish.catalogue.settings import CatalogueSettings, settings
@@ -256,12 +257,7 @@ def ledger_records(lines: list[tuple[int, bytes, bool]], source: Path) -> list[t
     parse refuses the run, except a torn last line (a crash mid-write), which the ledger drops too."""
     found = []
     for index, (number, line, whole) in enumerate(lines):
-        try:
-            record = datafiles.parse_json(line)
-        except ValueError as exc:
-            if not whole:  # only the file's last line lacks a newline: torn
-                continue
-            raise BadInput(f"{source} (line {number}): not valid JSON: {exc}") from None
+        record = ledger_line(line, whole, f"{source} (line {number}): not valid JSON: {{}}")
         if isinstance(record, dict) and ledger_kind(record):
             found.append((number, record))
     return found
