@@ -31,7 +31,6 @@ from orchestrator.core import datafiles
 from orchestrator.core.errors import BadInput, os_failure, read_failure
 from orchestrator.core.urls import strip_url_credentials
 from orchestrator.core.records import CallKey, Record
-from orchestrator.core.runfolder import LEDGER_NAME
 
 CHAIN_FIELD = "chain"
 CHAIN_SUFFIX = re.compile(rb', "chain": "([0-9a-f]{64})"}$')

@@ -9,7 +9,6 @@ treats its pidfiles.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 from pathlib import Path

@@ -13,7 +13,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
 from pathlib import PurePosixPath
-from typing import Any, Callable
+from typing import Any
 
 from orchestrator.evaluate.agent.gate import GateResult, cleaned_output, run_gate, verify_once
 from orchestrator.evaluate.sandbox.base import Sandbox, SandboxEscape, clip
