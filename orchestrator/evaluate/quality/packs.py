@@ -124,7 +124,13 @@ def load_pack(pack_id: str, directory: Path | None = None, sample: int | None = 
     if pack_id.startswith(BFCL_PREFIX):
         return _bfcl_pack(pack_id, sample)
     path = (directory or packs_dir()) / f"{pack_id}.jsonl"
-    raw = datafiles.read_bytes(path, PACK_LIMIT_BYTES)
+    return _parsed_pack(pack_id, path, datafiles.read_bytes(path, PACK_LIMIT_BYTES))
+
+
+@functools.lru_cache(maxsize=64)
+def _parsed_pack(pack_id: str, path: Path, raw: bytes) -> Pack:
+    """A pack file's bytes parsed, checked and generated once per process (keyed by its bytes): the budget
+    planner sizes the quality set by loading the packs once per candidate."""
     lines = [(number, line) for number, line in enumerate(raw.split(b"\n"), 1) if line.strip()]
     if not lines:
         raise BadInput(f"{path}: empty; a pack starts with its meta line")
