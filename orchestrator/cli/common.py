@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from orchestrator.core.methodology import methodology
+from orchestrator.plan.decide.plan import KNOB_CHOICES, KNOB_ORDER
 
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {}
 
@@ -98,12 +99,19 @@ def add_knob_overrides(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--threads", type=THREADS)
     group.add_argument("--temperature", type=TEMPERATURE)
     group.add_argument("--num-predict", type=COUNT)
+    # Launch knobs: left to the runtime's own default unless set (weeyuga tune measures them).
+    group.add_argument("--flash-attn", choices=KNOB_CHOICES["flash_attn"])
+    group.add_argument("--batch", type=COUNT, help="logical batch size (llama-server -b)")
+    group.add_argument("--ubatch", type=COUNT, help="physical batch size (llama-server -ub)")
+    group.add_argument("--threads-batch", type=THREADS, help="threads for prompt processing (llama-server -tb)")
+    group.add_argument("--cache-type-k", choices=KNOB_CHOICES["cache_type_k"], help="KV cache type for K")
+    group.add_argument("--cache-type-v", choices=KNOB_CHOICES["cache_type_v"], help="KV cache type for V")
+    group.add_argument("--load-mode", choices=KNOB_CHOICES["load_mode"])
+    group.add_argument("--spec-type", choices=KNOB_CHOICES["spec_type"], help="n-gram speculative decoding")
 
 
 def knob_overrides(args: argparse.Namespace) -> dict[str, Any]:
-    names = ["model", "quant", "runtime", "backend", "ngl", "num_parallel", "keep_alive", "max_loaded_models",
-             "num_ctx", "threads", "temperature", "num_predict"]
-    return {n: getattr(args, n) for n in names if getattr(args, n, None) is not None}
+    return {n: getattr(args, n) for n in KNOB_ORDER if getattr(args, n, None) is not None}
 
 
 def print_json(document: Any) -> None:

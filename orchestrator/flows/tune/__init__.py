@@ -30,11 +30,12 @@ from orchestrator.flows.tune.sessions import SESSIONS, TuneSession, searches_ngl
 from orchestrator.plan.runtimes import load_runtime
 from orchestrator.flows.tune.files import render_markdown, report_json, write_report_files, write_tuned_profile
 from orchestrator.flows.tune.probers import fit_params_ngl, gguf_offloadable_layers, ngl_bounds, ollama_prober, real_prober
+from orchestrator.flows.tune.axes import OBJECTIVES, Axis, Kld, KldMeter, resolve_axes, search_axes
 from orchestrator.flows.tune.search import (CONFIRM_ROUNDS, Candidate, Measurement, NglBounds, Prober, TuneReport, best, choose_slots,
                      measurement_row, search_ngl, search_slots, search_threads, settle, slot_candidates)
 
 # The package's public names, imported from here across weeyuga.
-__all__ = ["CONFIRM_ROUNDS", "Candidate", "Measurement", "NglBounds", "Prober", "TuneReport", "best", "choose_slots",
+__all__ = ["OBJECTIVES", "Axis", "Kld", "KldMeter", "resolve_axes", "search_axes", "CONFIRM_ROUNDS", "Candidate", "Measurement", "NglBounds", "Prober", "TuneReport", "best", "choose_slots",
            "fit_params_ngl", "gguf_offloadable_layers", "ngl_bounds", "ollama_prober", "real_prober", "render_markdown",
            "report_json", "search_ngl", "search_threads", "searches_ngl", "settle", "slot_candidates", "tune",
            "tune_on_this_machine", "write_report_files", "write_tuned_profile"]
@@ -51,9 +52,12 @@ class _Counted:
 
 def tune(plan: Plan, prober: Prober, physical_cores: int, logical_threads: int, exhaustive: bool = False,
          measure_defaults: bool = True, max_launches: int | None = None, bounds: NglBounds | None = None,
-         most_slots: int | None = None) -> TuneReport:
+         most_slots: int | None = None, axes: list[Axis] | None = None, objective: str = "decode",
+         kld: KldMeter | None = None, max_kld: float | None = None, axes_skipped: dict[str, str] | None = None) -> TuneReport:
     """NGL when the plan offloads to a GPU, threads otherwise; settled against the runtime's
-    defaults measured in the same session; then slots up to `most_slots` when asked."""
+    defaults measured in the same session; then the launch-knob `axes` from there (coordinate
+    descent, or the grid when `exhaustive`), lossy values within `max_kld`; then slots up to
+    `most_slots` when asked."""
     counted = _Counted(prober)
     defaults = counted(Candidate()) if measure_defaults else None
     start = None
@@ -66,7 +70,7 @@ def tune(plan: Plan, prober: Prober, physical_cores: int, logical_threads: int, 
         rec = search_threads(counted, physical_cores, logical_threads, exhaustive, Candidate(ngl=0), max_launches)
         knob = "threads"
     winner = best(list(rec.seen.values()))
-    report = TuneReport(model=plan.model, device_tag=plan.device_tag, knob=knob, recommended=None,
+    report = TuneReport(model=plan.model, device_tag=plan.device_tag, knob=knob, recommended=None, objective=objective,
                         defaults=defaults and {**measurement_row(defaults), "tokens_per_sec": defaults.tokens_per_sec
                                                and round(defaults.tokens_per_sec, 2)},
                         candidates=[measurement_row(m) for m in rec.seen.values()], exhaustive=exhaustive, start=start)
@@ -76,8 +80,21 @@ def tune(plan: Plan, prober: Prober, physical_cores: int, logical_threads: int, 
         report.confirmations = [measurement_row(m) for m in choice.remeasured]
         report.recommended = {**choice.knobs, "tokens_per_sec": round(choice.tokens_per_sec, 2),
                               "ttft_ms": choice.ttft_ms, "why": choice.why}
+        knobs = choice.knobs
+        if axes or axes_skipped:
+            found = search_axes(counted, Candidate(**choice.knobs), axes or [], objective, kld, max_kld, exhaustive, left())
+            found.skipped.update(axes_skipped or {})
+            report.axes = found.to_dict()
+            if found.best is not None and found.chosen_knobs() != choice.knobs:
+                knobs = found.chosen_knobs()
+                report.recommended = {**knobs, "tokens_per_sec": round(found.best.tokens_per_sec, 2),
+                                      "prefill_tokens_per_sec": found.best.prefill_tokens_per_sec and
+                                      round(found.best.prefill_tokens_per_sec, 1),
+                                      "ttft_ms": found.best.ttft_ms,
+                                      "why": f"{choice.why}; then the launch-knob search ({objective}) kept "
+                                             + ", ".join(f"{k}={v}" for k, v in knobs.items() if k not in choice.knobs)}
         if most_slots and most_slots > 1:
-            slots = search_slots(counted, most_slots, Candidate(**choice.knobs), left())
+            slots = search_slots(counted, most_slots, Candidate(**knobs), left())
             report.slots = [measurement_row(m) for m in slots.seen.values()]
             picked = choose_slots(list(slots.seen.values()))
             if picked is not None:

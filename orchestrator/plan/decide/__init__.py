@@ -21,7 +21,8 @@ from orchestrator.plan.probe import Hardware
 from orchestrator.plan.profiles import ModelSpec, Profiles
 from orchestrator.plan.decide.facts import BUDGET_FIELDS, fields_tested, hardware_facts, inferred_notes, rule_matches
 from orchestrator.plan.decide.memory import Fit, fit_model, memory_budget
-from orchestrator.plan.decide.plan import KNOB_ORDER, OVERRIDABLE, Deviation, MemoryBudget, Plan, Reason
+from orchestrator.plan.decide.plan import (INTEGER_LAUNCH_KNOBS, KNOB_CHOICES, KNOB_ORDER, LAUNCH_KNOBS, OVERRIDABLE, Deviation,
+                                          MemoryBudget, Plan, Reason)
 
 # The package's public names, imported from here across weeyuga.
 __all__ = ["KNOB_ORDER", "Deviation", "MemoryBudget", "Plan", "Reason", "decide", "fit_model", "hardware_facts"]
@@ -80,6 +81,10 @@ def _check_overrides(overrides: dict[str, Any]) -> None:
         if knob in ("ngl", "threads", "num_parallel", "max_loaded_models", "num_ctx", "num_predict"):
             if not isinstance(value, int) or isinstance(value, bool) or value < (0 if knob == "ngl" else 1):
                 raise BadInput(f"override {knob}={value!r}: must be an integer >= {0 if knob == 'ngl' else 1}")
+        if knob in INTEGER_LAUNCH_KNOBS and (not isinstance(value, int) or isinstance(value, bool) or value < 1):
+            raise BadInput(f"override {knob}={value!r}: must be an integer >= 1")
+        if knob in KNOB_CHOICES and value not in KNOB_CHOICES[knob]:
+            raise BadInput(f"override {knob}={value!r}: must be one of {', '.join(KNOB_CHOICES[knob])}")
         if knob == "temperature" and (not isinstance(value, (int, float)) or not 0 <= value <= 2):
             raise BadInput(f"override temperature={value!r}: must be a number from 0 to 2")
 
@@ -194,12 +199,15 @@ def decide(hw: Hardware, profiles: Profiles, overrides: dict[str, Any] | None = 
         if knob not in overrides:  # a measured pin replaces the estimate, not the user
             knobs.set(knob, value, pin["id"], pin["why"])
 
+    for knob in LAUNCH_KNOBS:
+        knobs.set(knob, None, "runtime-default", "not set: the runtime's own default")
     tuned = profiles.tuned_for(hw.device_tag).get("models", {}).get(spec.id, {}) if use_tuned else {}
-    for knob in ("ngl", "threads", "num_parallel"):
+    for knob in ("ngl", "threads", "num_parallel", *LAUNCH_KNOBS):
         if knob in tuned and knob not in overrides:
             knobs.override(knob, tuned[knob], "tuned")
-    if "ngl" in overrides:
-        knobs.override("ngl", overrides["ngl"], "user")
+    for knob in ("ngl", *LAUNCH_KNOBS):
+        if knob in overrides:
+            knobs.override(knob, overrides[knob], "user")
 
     values = knobs.values
     weights = spec.quant(quant).size_gb
@@ -215,4 +223,5 @@ def decide(hw: Hardware, profiles: Profiles, overrides: dict[str, Any] | None = 
         est_memory_gb=round(est, 3), est_gpu_memory_gb=round(est * gpu_share if mem.gpu_pool != "unified" else (est if ngl else 0), 3),
         layers_offloadable=full, tier=tier["id"], device_tag=hw.device_tag, budget=mem,
         reasons=[knobs.reasons[k] for k in KNOB_ORDER], deviations=knobs.deviations,
+        **{k: values[k] for k in LAUNCH_KNOBS},
     )
