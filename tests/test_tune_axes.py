@@ -2,6 +2,7 @@
 noise rule, the KLD gate, the objective; the axes as data (runtimes/*.yaml tune_axes); the new knobs
 as flags, overrides and tuned values."""
 
+import os
 import random
 
 import pytest
@@ -209,3 +210,33 @@ def test_tune_searches_the_axes_after_threads_and_the_profile_carries_them(tmp_p
     assert tuned.flash_attn == "on" and tuned.cache_type_k == "q8_0"
     assert {"flash_attn", "cache_type_k"} <= {d.knob for d in tuned.deviations if d.source == "tuned"}
     assert path.exists()
+
+
+@pytest.mark.integration
+def test_real_two_axis_search_refuses_a_q4_0_kv_over_a_tiny_kld_budget(llama_server, smollm2, tmp_path):
+    """On the real llama-server and llama-perplexity (built from its tree) with SmolLM2: flash attention
+    and the KV type from the defaults; with a budget below what q4_0 (and q8_0) lose, neither is launched."""
+    from orchestrator.flows.tune import kld_meter_for, real_prober
+
+    plan = plan_for("linux-vps-cpu-4c-8gb", model="smollm2-135m-instruct", num_ctx=1024, threads=min(2, os.cpu_count() or 1))
+    meter = kld_meter_for(plan, llama_server, smollm2.path, lambda m, f: None, chunks=1)
+    assert meter is not None, "llama-perplexity could not be built from llama-server's tree"
+    axes, _ = llama_axes(["flash_attn", "kv_cache_type"])
+    prober = real_prober(plan, llama_server.binary, smollm2.path, tmp_path, variant_args=llama_server.variant_args)
+    launched = []
+    found = search_axes(lambda c: launched.append(c) or prober(c), Candidate(threads=plan.threads), axes, "balanced",
+                        meter.meter(smollm2.path), max_kld=1e-5, noise_launches=2)
+    rows = {r["value"].get("cache_type_k") + "/" + r["value"].get("cache_type_v"): r
+            for r in found.evidence["kv_cache_type"]["values"] if r["value"].get("cache_type_k")}
+    assert rows["q4_0/q4_0"]["refused"] and rows["q4_0/q4_0"]["kld"] > 1e-5
+    assert rows["q4_0/q4_0"]["kld"] > rows["q8_0/q8_0"]["kld"] > 0  # 4-bit K and V lose more than 8-bit
+    assert all(c.cache_type_k is None for c in launched) and found.best.candidate.cache_type_k is None
+    assert found.best.ok and found.best.tokens_per_sec > 0 and found.best.prefill_tokens_per_sec > 0
+    fa = [r for r in found.evidence["flash_attn"]["values"]]
+    assert {r["value"]["flash_attn"] for r in fa} == {"on", "off"} and all(r["ok"] for r in fa)
+    assert found.launches == len(launched) and found.evidence["flash_attn"]["values"][0]["decode_spread"] is not None
+    assert_every_pidfile_removed()
+
+
+from tests.test_integration_llama import llama_server, smollm2  # noqa: E402,F401  (session fixtures)
+from tests.test_tune import assert_every_pidfile_removed  # noqa: E402

@@ -147,8 +147,11 @@ def tune_on_this_machine(plan: Plan, hw: Any, profiles: Any, binary: str, model_
     """`weeyuga tune`: bounds, the runtime's prober, and the search, for llama.cpp or Ollama. `axes`
     names the launch-knob axes to search (default: every one the runtime has; [] none)."""
     def said(m: Measurement) -> None:
-        rates = f"{m.tokens_per_sec:.1f} tok/s" + (f", prefill {m.prefill_tokens_per_sec:.0f}" if m.prefill_tokens_per_sec else "")
-        progress(f"tune {m.candidate.label()}: " + (rates if m.ok else f"failed ({m.failure})"), None)
+        if not m.ok:
+            progress(f"tune {m.candidate.label()}: failed ({m.failure})", None)
+            return
+        prefill = f", prefill {m.prefill_tokens_per_sec:.0f}" if m.prefill_tokens_per_sec else ""
+        progress(f"tune {m.candidate.label()}: {m.tokens_per_sec:.1f} tok/s{prefill}", None)
 
     defn = load_runtime(plan.runtime)
     try:

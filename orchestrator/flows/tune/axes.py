@@ -104,6 +104,7 @@ class AxisSearch:
     skipped: dict[str, str] = field(default_factory=dict)
     max_kld: float | None = None
     launches: int = 0
+    compound: dict[str, Any] | None = None  # the small gains launched together (_compound)
 
     def chosen_knobs(self) -> dict[str, Any]:
         return self.best.candidate.knobs() if self.best else {}
@@ -113,7 +114,7 @@ class AxisSearch:
                 "noise": round(self.noise, 4), "start_scores": [round(s, 2) for s in self.start_scores],
                 "chosen": self.chosen_knobs(), "chosen_score": self.best and _rounded(score(self.best, self.objective)),
                 "max_kld": self.max_kld, "launches": self.launches, "axes": self.evidence, "grid": self.grid,
-                "skipped": self.skipped}
+                "skipped": self.skipped, "compound": self.compound}
 
 
 def _rounded(x: float | None) -> float | None:
@@ -187,9 +188,11 @@ def search_axes(prober: Prober, start: Candidate, axes: list[Axis], objective: s
     for axis in axes:
         result.evidence[axis.name] = {"why": axis.why, "gate": axis.gate, "values": [], "kept": None}
     evaluated: set[Candidate] = set()
+    tentative: dict[str, tuple[float, dict[str, Any]]] = {}  # axis -> its best single launch within the noise
+    pending = list(axes)
     for pass_number in range(PASSES):
-        changed = False
-        for axis in axes:
+        last_change = None
+        for index, axis in enumerate(pending):
             contenders = []
             for value in [axis.default(), *axis.values]:
                 candidate = dataclasses.replace(incumbent.candidate, **value)
@@ -207,6 +210,8 @@ def search_axes(prober: Prober, start: Candidate, axes: list[Axis], objective: s
                 s = m and score(m, objective)
                 if s and s > incumbent_score * (1 + noise):
                     contenders.append((s, m, value))
+                elif s and s > incumbent_score and s > tentative.get(axis.name, (0.0, {}))[0]:
+                    tentative[axis.name] = (s, value)  # ahead, but within the noise: maybe part of a sum
             for s, m, value in sorted(contenders, key=lambda c: -c[0]):
                 # One lucky launch is not a win: the contender launches again and both must clear the band.
                 again = measure(m.candidate, again=True)
@@ -216,13 +221,39 @@ def search_axes(prober: Prober, start: Candidate, axes: list[Axis], objective: s
                 if confirmed and confirmed > incumbent_score * (1 + noise):
                     incumbent_score, incumbent = min(s, confirmed), m
                     result.evidence[axis.name]["kept"] = value
-                    changed = True
+                    tentative.pop(axis.name, None)
+                    last_change = index
                     break
-        if not changed:
+        if last_change is None:
             break
+        # The axes after the last kept change were searched around the final incumbent already: only
+        # those before it are searched again.
+        pending = pending[:last_change]
+    incumbent = _compound(measure, incumbent, incumbent_score, tentative, noise, objective, result)
     result.best = incumbent
     result.launches = launches
     return result
+
+
+def _compound(measure: Callable[..., Measurement | None], incumbent: Measurement, incumbent_score: float,
+              tentative: dict[str, tuple[float, dict[str, Any]]], noise: float, objective: str,
+              result: AxisSearch) -> Measurement:
+    """Gains each smaller than the noise may add up to one beyond it: the values that measured ahead of
+    the incumbent on their own are launched together, and kept together if that clears the band twice."""
+    if len(tentative) < 2:
+        return incumbent
+    values = {name: value for name, (_, value) in tentative.items()}
+    candidate = dataclasses.replace(incumbent.candidate, **{k: v for value in values.values() for k, v in value.items()})
+    first = measure(candidate)
+    again = first and measure(candidate, again=True)
+    scores = [score(m, objective) if m else None for m in (first, again)]
+    kept = all(s and s > incumbent_score * (1 + noise) for s in scores)
+    result.compound = {"values": values, "scores": [_rounded(s) for s in scores], "kept": kept}
+    if not kept:
+        return incumbent
+    for name, value in values.items():
+        result.evidence[name]["kept"] = value
+    return first
 
 
 def _grid(measure: Callable[[Candidate], Measurement | None], start: Candidate, axes: list[Axis], objective: str,

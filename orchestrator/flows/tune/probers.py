@@ -81,7 +81,8 @@ def _measure(candidate: Candidate, calls: dict[str, Callable[[], Any]], pid: Cal
         with ResourceSampler(pid, nvml) as sampler, ThreadPoolExecutor(streams) as pool:
             for _ in range(PROBE_CALLS):
                 started = time.monotonic()
-                results = list(pool.map(lambda _: free(), range(streams)))
+                # One stream runs in this thread, so an interrupt ends the call at once rather than after it.
+                results = list(pool.map(lambda _: free(), range(streams))) if streams > 1 else [free()]
                 rounds.append((results, time.monotonic() - started))
                 if repetitive is not None:
                     repeated.append(repetitive())
@@ -170,13 +171,13 @@ def ollama_prober(plan: Plan, running: Any, tag: str, nvml: Any = None,
     def prober(candidate: Candidate) -> Measurement:
         options = {options_of["num_ctx"]: plan.num_ctx,
                    **{options_of[k]: v for k, v in candidate.knobs().items()}}
-        request = _probe_request(running.base_url, "ollama", tag, frozen, "free", plan, running.defn, options)
         try:
             ollama.unload(running.base_url, tag)
         except WeeyugaError as exc:  # this candidate cannot be measured; the session goes on
             result = Measurement(candidate, False, failure="unload", log_tail=str(exc))
             on_result(result)
             return result
+        request = _probe_request(running.base_url, "ollama", tag, frozen, "free", plan, running.defn, options)
         offset = running.log_path.stat().st_size if running.log_path.exists() else 0
 
         def read_log() -> str:
