@@ -1,4 +1,4 @@
-"""Auto's per-axis time budget (orchestrator/budget.py): floors, shares, skips with reasons, rate sources."""
+"""Auto's per-axis time budget (orchestrator/flows/budget.py): floors, shares, skips with reasons, rate sources."""
 
 import json
 import os

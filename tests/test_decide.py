@@ -7,7 +7,8 @@ from hypothesis import strategies as st
 
 from orchestrator.core import datafiles
 from orchestrator.cli import main
-from orchestrator.plan.decide import KNOB_ORDER, decide, fit_model
+from orchestrator.plan.decide import decide, fit_model
+from orchestrator.plan.knobs import knob_names
 from orchestrator.core.errors import BadInput, NothingFits
 from orchestrator.plan.hwhints import gpu_vendor, load_hints
 from orchestrator.core.paths import REPO_ROOT
@@ -37,7 +38,7 @@ def test_goldens_cover_every_tier():
 
 def test_plan_explains_every_knob():
     plan = decide(golden("linux-gtx1060-6gb"), PROFILES)
-    assert [r.knob for r in plan.reasons] == KNOB_ORDER
+    assert [r.knob for r in plan.reasons] == knob_names()
     assert all(r.why and r.rule_id for r in plan.reasons)
     assert plan.reason("keep_alive").rule_id == "laptop-keep-alive"
 
@@ -147,7 +148,7 @@ def test_property_plan_within_budget_and_explained(hw):
         plan = decide(hw, PROFILES)
     except NothingFits:
         return
-    assert [r.knob for r in plan.reasons] == KNOB_ORDER
+    assert [r.knob for r in plan.reasons] == knob_names()
     assert all(r.why and r.rule_id for r in plan.reasons)
     if plan.ngl == 0:
         assert plan.est_memory_gb <= plan.budget.usable_ram_gb + 1e-6

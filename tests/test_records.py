@@ -11,7 +11,7 @@ from orchestrator.core.ledger import Ledger, call_key, read_records, read_state
 from orchestrator.measure.phases import PHASE_MODES, PhaseContext, load_phase
 from orchestrator.core.progress import quiet
 from orchestrator.core.records import RECORD_TYPES, CallKey, EndRecord, SkippedRecord
-from orchestrator.core.runspec import Cell, RunOptions, RunResult, Target
+from orchestrator.core.runspec import Cell, RunOptions, RunTally, Target
 from orchestrator.measure.suites import PHASES, load_suite
 from tests.fakes.openai_server import start_in_thread
 
@@ -61,7 +61,7 @@ def test_context_chat_records_a_multi_turn_tool_call_with_step_and_attempt(tmp_p
     options = RunOptions(phases=["agent"])
     ledger = Ledger(tmp_path / "run.jsonl", schema="run-record")
     ctx = PhaseContext([target], options, tmp_path, "run-1", read_state(tmp_path / "run.jsonl"), ledger,
-                       RunResult("run-1", tmp_path), lambda: 0.0, quiet)
+                       RunTally("run-1", tmp_path), lambda: 0.0, quiet)
     tools = [{"type": "function", "function": {"name": "read_file", "parameters": {"type": "object"}}}]
     try:
         key = CallKey(target.cell.cell_id, "agent", "task-1", step=0, attempt=1)

@@ -12,7 +12,7 @@ from orchestrator.flows.tune import Axis, Candidate, Kld, Measurement, resolve_a
 from orchestrator.flows.tune.axes import NOISE_LAUNCHES, score
 from orchestrator.flows.tune.files import render_markdown
 from orchestrator.plan.decide import decide
-from orchestrator.plan.decide.plan import KNOB_CHOICES, LAUNCH_KNOBS
+from orchestrator.plan.knobs import knob, launch_knobs
 from orchestrator.plan.probe import Hardware
 from orchestrator.plan.profiles import load_profiles, load_tuned
 from orchestrator.plan.rulecheck import GOLDEN_DIR
@@ -46,8 +46,8 @@ class SimulatedAxesRuntime:
         if any(getattr(candidate, k) == v for k, v in self.fails):
             return Measurement(candidate, False, failure="exited", log_tail="quantized V cache requires flash_attn")
         decode, prefill = 50.0, 400.0
-        for knob in LAUNCH_KNOBS:
-            d, p = EFFECTS.get((knob, getattr(candidate, knob)), (1.0, 1.0))
+        for name in launch_knobs():
+            d, p = EFFECTS.get((name, getattr(candidate, name)), (1.0, 1.0))
             decode, prefill = decode * d, prefill * p
         wobble = lambda: 1 + self.rng.uniform(-self.jitter, self.jitter)  # noqa: E731
         return Measurement(candidate, True, tokens_per_sec=decode * wobble(), prefill_tokens_per_sec=prefill * wobble(),
@@ -152,9 +152,9 @@ def test_axes_are_data_resolved_for_this_machine():
 def test_every_axis_value_is_a_value_the_knob_takes():
     for name, spec in LLAMA.tune_axes.items():
         for value in spec["values"]:
-            for knob, v in value.items():
-                assert knob in LLAMA.knobs and "flag" in LLAMA.knobs[knob], (name, knob)
-                assert v in KNOB_CHOICES.get(knob, ()) or isinstance(v, int) or v in ("physical_cores", "logical_cores")
+            for knob_name, v in value.items():
+                assert knob_name in LLAMA.knobs and "flag" in LLAMA.knobs[knob_name], (name, knob_name)
+                assert knob(knob_name).problem(v) is None or v in ("physical_cores", "logical_cores"), (knob_name, v)
 
 
 FLAGS = [

@@ -6,12 +6,11 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import re
 from pathlib import Path
 from typing import Any, Callable
 
 from orchestrator.core.methodology import methodology
-from orchestrator.plan.decide.plan import KNOB_CHOICES, KNOB_ORDER
+from orchestrator.plan.knobs import DURATION, knob, knob_names, knob_table
 
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {}
 
@@ -38,17 +37,12 @@ def bounded(kind: type, low: float, high: float) -> Callable[[str], Any]:
 
 def keep_alive(text: str) -> str:
     """Ollama's keep-alive spelling: a duration such as 30m, 1h30m or 2400h, seconds, or -1 (forever)."""
-    if not re.fullmatch(r"(?:[0-9]{1,9}(?:ms|s|m|h))+|[0-9]{1,9}|-1", text):
+    if not DURATION.fullmatch(text):
         raise argparse.ArgumentTypeError(f"{text!r} is not a duration such as 30m, 2400h, 0 or -1")
     return text
 
 
 COUNT = bounded(int, 1, 1_000_000)
-CONTEXT = bounded(int, 256, 100_000_000)
-SLOTS = bounded(int, 1, 4096)
-THREADS = bounded(int, 1, 16384)
-LAYERS = bounded(int, 0, 10_000)
-TEMPERATURE = bounded(float, 0, 2)
 WARM_RUNS = bounded(int, 0, 1000)
 MINUTES = bounded(float, 0.1, 7 * 24 * 60)
 RUNS = methodology().runs_per_prompt
@@ -84,34 +78,35 @@ class RegistryChoices:
 MANAGED_RUNTIMES, ENGINES = RegistryChoices("managed_names"), RegistryChoices("engine_names")
 
 
+def knob_type(name: str) -> Callable[[str], Any]:
+    """The argparse type of a knob of profiles/knobs.yaml (its range is the table's)."""
+    entry = knob(name)
+    if entry.type in ("integer", "number"):
+        kind = int if entry.type == "integer" else float
+        return bounded(kind, kind(entry.low), kind(entry.high))
+    return keep_alive if entry.type == "duration" else str
+
+
+# Flags elsewhere that take a knob's value have the knob's range.
+CONTEXT, SLOTS, TEMPERATURE = knob_type("num_ctx"), knob_type("num_parallel"), knob_type("temperature")
+
+
 def add_knob_overrides(parser: argparse.ArgumentParser) -> None:
-    """Plan knobs a user may set; each one set becomes a recorded deviation."""
+    """Plan knobs a user may set (profiles/knobs.yaml); each one set becomes a recorded deviation."""
     group = parser.add_argument_group("knob overrides (recorded as deviations)")
-    group.add_argument("--model", help="catalogue model id")
-    group.add_argument("--quant", help="quantisation of --model (default: the catalogue's)")
-    group.add_argument("--runtime", choices=MANAGED_RUNTIMES, metavar="RUNTIME", help="one of %(choices)s")
-    group.add_argument("--backend", choices=["cuda", "rocm", "metal", "vulkan", "cpu"])
-    group.add_argument("--ngl", type=LAYERS, help="GPU layers (llama.cpp counts the output layer)")
-    group.add_argument("--num-parallel", type=SLOTS)
-    group.add_argument("--keep-alive", type=keep_alive, help="e.g. 30m, 2400h; 0 unloads at once, -1 keeps forever")
-    group.add_argument("--max-loaded-models", type=SLOTS)
-    group.add_argument("--num-ctx", type=CONTEXT)
-    group.add_argument("--threads", type=THREADS)
-    group.add_argument("--temperature", type=TEMPERATURE)
-    group.add_argument("--num-predict", type=COUNT)
-    # Launch knobs: left to the runtime's own default unless set (weeyuga tune measures them).
-    group.add_argument("--flash-attn", choices=KNOB_CHOICES["flash_attn"])
-    group.add_argument("--batch", type=COUNT, help="logical batch size (llama-server -b)")
-    group.add_argument("--ubatch", type=COUNT, help="physical batch size (llama-server -ub)")
-    group.add_argument("--threads-batch", type=THREADS, help="threads for prompt processing (llama-server -tb)")
-    group.add_argument("--cache-type-k", choices=KNOB_CHOICES["cache_type_k"], help="KV cache type for K")
-    group.add_argument("--cache-type-v", choices=KNOB_CHOICES["cache_type_v"], help="KV cache type for V")
-    group.add_argument("--load-mode", choices=KNOB_CHOICES["load_mode"])
-    group.add_argument("--spec-type", choices=KNOB_CHOICES["spec_type"], help="n-gram speculative decoding")
+    for entry in knob_table():
+        options: dict[str, Any] = {"help": entry.help} if entry.help else {}
+        if entry.choices == "runtimes":
+            options |= {"choices": MANAGED_RUNTIMES, "metavar": "RUNTIME"}
+        elif entry.choices:
+            options["choices"] = list(entry.choices)
+        elif entry.type != "string":
+            options["type"] = knob_type(entry.name)
+        group.add_argument(entry.flag, **options)
 
 
 def knob_overrides(args: argparse.Namespace) -> dict[str, Any]:
-    return {n: getattr(args, n) for n in KNOB_ORDER if getattr(args, n, None) is not None}
+    return {n: getattr(args, n) for n in knob_names() if getattr(args, n, None) is not None}
 
 
 def print_json(document: Any) -> None:

@@ -16,7 +16,7 @@ def canonical_options(profiles, args: argparse.Namespace) -> tuple[dict[str, Any
     """(options in effect, overrides of the canonical table) for temperature, num_ctx, num_predict."""
     canonical = profiles.canonical["request_options"]
     effective, overrides = {}, {}
-    for name in ("temperature", "num_ctx", "num_predict"):
+    for name in canonical:
         given = getattr(args, name, None)
         effective[name] = canonical[name] if given is None else given
         if given is not None and given != canonical[name]:

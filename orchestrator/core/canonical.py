@@ -40,3 +40,8 @@ def prompt_cache_policy() -> PromptCachePolicy:
 
 def contention_marks() -> ContentionMarks:
     return ContentionMarks(**_canonical()["contention"])
+
+
+def request_option_names() -> tuple[str, ...]:
+    """The per-request options the methodology fixes (temperature, num_ctx, num_predict), in the table's order."""
+    return tuple(_canonical()["request_options"])

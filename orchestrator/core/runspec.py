@@ -80,7 +80,7 @@ class RunOptions:
     quality: dict[str, Any] = field(default_factory=lambda: {"mode": "quick", "packs": None, "repeat": 1})
     # the agent phase's settings (workflow, tasks, languages, budgets; phases/agent.py); empty: its auto defaults
     agent: dict[str, Any] = field(default_factory=dict)
-    # where model-written code runs (sandbox_docker/choice.py SandboxChoice.record()); empty: the process sandbox
+    # where model-written code runs (evaluate/sandbox/docker/choice.py SandboxChoice.record()); empty: the process sandbox
     sandbox: dict[str, Any] = field(default_factory=dict)
     # phase -> seconds it may keep starting units (auto's time budget, budget.py); a phase past it stops
     # after its current unit, with a `skipped` line saying how far it got
@@ -101,7 +101,28 @@ class RunOptions:
 
 
 @dataclass
+class RunTally:
+    """What a run has done so far, counted while its phases run (the runner's and the phases' one
+    mutable record); `result()` freezes it when the run ends."""
+
+    run_id: str
+    run_dir: Path
+    calls: int = 0
+    errors: int = 0
+    skipped: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def ledger_path(self) -> Path:
+        return self.run_dir / LEDGER_NAME
+
+    def result(self, finished: bool = False, failure: str | None = None) -> "RunResult":
+        return RunResult(self.run_id, self.run_dir, self.calls, self.errors, list(self.skipped), finished, failure)
+
+
+@dataclass(frozen=True)
 class RunResult:
+    """A run's outcome: what `run_suites` returns."""
+
     run_id: str
     run_dir: Path
     calls: int = 0

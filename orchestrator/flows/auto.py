@@ -46,7 +46,7 @@ class PhaseEstimate:
     seconds: float
 
 
-@dataclass
+@dataclass(frozen=True)
 class AutoPlan:
     """Everything auto will do, before it does any of it (what --dry-run prints)."""
 
@@ -62,7 +62,7 @@ class AutoPlan:
     budget: BudgetPlan | None = None  # per axis: what runs, what is skipped and why (None on a resume)
 
 
-@dataclass
+@dataclass(frozen=True)
 class AutoResult:
     run_dir: Path
     run_id: str

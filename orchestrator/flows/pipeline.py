@@ -77,7 +77,7 @@ def byo_targets(target_url: str, models: list[str], engine: str | None, cell_id_
     return [byo_target(runtime, f"{prefix}:{model}", model, base_url, pid) for model in models]
 
 
-@dataclass
+@dataclass(frozen=True)
 class RecordedRun:
     result: RunResult
     manifest: Path

@@ -40,7 +40,7 @@ from orchestrator.core.procs import run_captured
 from orchestrator.core.progress import Progress, quiet
 from orchestrator.core.records import EndRecord, MetaRecord, ResumeRecord, utc_now
 from orchestrator.measure.resources import ResourceSampler
-from orchestrator.core.runspec import Cell, RunOptions, RunResult, Target
+from orchestrator.core.runspec import Cell, RunOptions, RunResult, RunTally, Target
 from orchestrator.runtime import runtime_for_engine
 from orchestrator.core.runfolder import LEDGER_NAME, SAMPLES_NAME
 
@@ -118,8 +118,8 @@ class Runner:
         self.targets, self.options, self.run_dir, self.run_id, self.nvml = targets, options, run_dir, run_id, nvml
         validating = options.for_publication or ledger_lines.validate_on_write
         self.ledger = Ledger(run_dir / LEDGER_NAME, schema="run-record" if validating else None)
-        self.result = RunResult(run_id, run_dir)
-        self.ctx = PhaseContext(targets, options, run_dir, run_id, state, self.ledger, self.result, clock, progress)
+        self.tally = RunTally(run_id, run_dir)
+        self.ctx = PhaseContext(targets, options, run_dir, run_id, state, self.ledger, self.tally, clock, progress)
         self.schedule_start: float | None = None  # when the first budgeted phase began (phase_deadline)
 
     def check_cells(self) -> tuple[list[Target], dict[str, str]]:
@@ -170,16 +170,15 @@ class Runner:
         order = [phase for phase in self.options.phases if phase in seconds]
         return self.schedule_start + sum(seconds[phase] for phase in order[:order.index(name) + 1])
 
-    def run(self, phases: list[Phase], available: list[Target]) -> RunResult:
+    def run(self, phases: list[Phase], available: list[Target]) -> None:
         if self.options.probe_only or not available:
-            return self.result
+            return
         with ResourceSampler(lambda: self._sampled_pid(available), self.nvml, self.run_dir / SAMPLES_NAME,
                              label={"run_id": self.run_id}, contention=True) as sampler:
             self.ctx.sampler = sampler
             for index, phase in enumerate(phases, 1):
                 self.run_phase(phase, available, f"[{index}/{len(phases)}] {phase.name}")
         self.ctx.sampler = None
-        return self.result
 
     def _sampled_pid(self, targets: list[Target]) -> int | None:
         for target in targets:
@@ -295,12 +294,11 @@ def run_suites(targets: list[Target], options: RunOptions, run_dir: Path, run_id
         for cell_id, reason in reasons.items():
             runner.ctx.skip(cell_id, None, reason)
         runner.run(phases, available)
-        records = list(read_records(runner.result.ledger_path))
-        runner.result.failure = run_failure(records, not options.probe_only) or publication_refusal(options, records)
-        runner.ctx.write(EndRecord(utc_now(), load_average(), runner.result.calls, runner.result.errors,
-                                   "failed" if runner.result.failure else "complete", runner.result.failure))
-        runner.result.finished = True
+        records = list(read_records(runner.tally.ledger_path))
+        failure = run_failure(records, not options.probe_only) or publication_refusal(options, records)
+        runner.ctx.write(EndRecord(utc_now(), load_average(), runner.tally.calls, runner.tally.errors,
+                                   "failed" if failure else "complete", failure))
     finally:
         runner.close()
         unregister(entry)
-    return runner.result
+    return runner.tally.result(finished=True, failure=failure)

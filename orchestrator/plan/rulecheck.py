@@ -15,11 +15,11 @@ from orchestrator.plan.decide import decide
 from orchestrator.core.errors import WeeyugaError
 from orchestrator.core.paths import REPO_ROOT
 from orchestrator.plan.probe import Hardware
+from orchestrator.plan.knobs import golden_knobs
 from orchestrator.plan.profiles import Profiles
 
 GOLDEN_DIR = REPO_ROOT / "tests" / "fixtures" / "hardware"
-GOLDEN_KNOBS = ["tier", "runtime", "backend", "model", "quant", "ngl", "num_parallel", "keep_alive",
-                "max_loaded_models", "num_ctx", "threads"]
+GOLDEN_KNOBS = ["tier", *golden_knobs()]
 
 
 @dataclass(frozen=True)

@@ -87,7 +87,7 @@ def build_command(defn: RuntimeDefinition, plan: Plan, binary: str, port: int, m
 
     Knobs in `leave_to_runtime` are not passed (and neither are the pinned args), so the runtime
     picks them itself: how `weeyuga tune` measures the runtime's defaults. `variant_args` are the
-    flags the binary's self-test on this CPU found it needs (verify.py); they always go last.
+    flags the binary's self-test on this CPU found it needs (runtime/selftest.py); they always go last.
     """
     values = {"host": HOST, "port": str(port), "model_path": model_path or "", "model_id": model_id}
     argv = [binary] + [arg.format(**values) for arg in defn.serve_args]

@@ -15,7 +15,9 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from orchestrator.core import datafiles
-from orchestrator.plan.decide import KNOB_ORDER, Plan
+from orchestrator.plan.decide import Plan
+from orchestrator.plan.knobs import knob_names
+from orchestrator.core.canonical import request_option_names
 from orchestrator.core.errors import BadInput, os_failure
 from orchestrator.core.ledger import read_state
 from orchestrator.core.urls import strip_url_credentials
@@ -68,7 +70,7 @@ def knob_table(plan: Plan) -> dict[str, Any]:
     deviations = {d.knob: d for d in plan.deviations}
     reasons = {r.knob: r for r in plan.reasons}
     table = {}
-    for knob in KNOB_ORDER:
+    for knob in knob_names():
         reason = reasons.get(knob)
         source = "tuned" if reason and reason.rule_id == "tuned" else "rule"  # tuned, equal to the rule's value
         entry = {"value": getattr(plan, knob), "source": source, "rule_id": reason.rule_id if reason else None,
@@ -140,7 +142,7 @@ def build_manifest(run_dir: Path, context: RunContext, status: str) -> dict[str,
         "finished_at_utc": next((r["finished_at_utc"] for r in reversed(events) if r["type"] == "end"), None),
         "resumed": sum(r["type"] == "resume" for r in events),
         "canonical_options": context.canonical.get("request_options", {}),
-        "options_in_effect": {k: options.get(k) for k in ("temperature", "num_ctx", "num_predict", "runs")},
+        "options_in_effect": {k: options.get(k) for k in (*request_option_names(), "runs")},
         "canonical_options_overrides": overrides,
         "knobs": knob_table(plan) if plan else None,
         "plan": {"tier": plan.tier, "est_memory_gb": plan.est_memory_gb, "est_gpu_memory_gb": plan.est_gpu_memory_gb}

@@ -25,10 +25,10 @@ from orchestrator.plan.decide.facts import hardware_class
 from orchestrator.plan.decide import decide
 from orchestrator.core.errors import WeeyugaError
 from orchestrator.plan.probe import Hardware
+from orchestrator.plan.knobs import tunable_knobs
 from orchestrator.plan.profiles import Profiles
 from orchestrator.core.runfolder import HARDWARE_NAME
 
-PIN_KNOBS = ("ngl", "num_parallel", "threads")
 
 
 @dataclass
@@ -90,7 +90,7 @@ def suggest_rules(submissions: Path, profiles: Profiles, min_runs: int = 1) -> S
     groups: dict[tuple[str, str, str], dict[str, Any]] = {}
     unreadable, tuned_runs = [], 0
     for entry in catalogue["runs"]:
-        tuned = {k: v["value"] for k, v in entry["tuned"].items() if k in PIN_KNOBS}
+        tuned = {k: v["value"] for k, v in entry["tuned"].items() if k in tunable_knobs()}
         if not tuned:
             continue
         tuned_runs += 1

@@ -1,7 +1,7 @@
 """Runtimes: everything that differs between llama.cpp, Ollama and a server the user started.
 
 Each runtime is one module here plus, when weeyuga launches it, its runtimes/<name>.yaml (the
-knob -> flag/env/request table that launch.build_command reads). A runtime owns: preparing it
+knob -> flag/env/request table that plan.runtimes.build_command reads). A runtime owns: preparing it
 (install or self-test, and the model), what it says once ready (version, digest), the request
 target, making a call cold (restart, unload, or only "first call"), health, identifying a server
 someone else started, and tune's measuring session. RUNTIMES is the registry, and the CLI's

@@ -4,8 +4,8 @@ The build is cached outside the repository, versioned by sdist version and backe
     <cache>/runtimes/llama.cpp-<version>-<backend>/bin/llama-server   (+ llama-fit-params)
     <cache>/runtimes/llama.cpp-<version>-<backend>/build-info.json
 so every clone, test run and CI run on the machine reuses it. A fallback build that the
-self-test needed (verify.py: no AMX, portable) lives beside it as `…-<backend>+<build id>`.
-Nothing here is trusted before verify.py has seen it run on this CPU.
+self-test needed (selftest.py: no AMX, portable) lives beside it as `…-<backend>+<build id>`.
+Nothing here is trusted before selftest.py has seen it run on this CPU.
 """
 
 from __future__ import annotations
@@ -61,7 +61,7 @@ class RuntimeInstall:
     build_info: dict = field(default_factory=dict)
     build_id: str = "native"  # which build of runtimes/llama.cpp.yaml self_test.builds this is
     variant_args: tuple[str, ...] = ()  # flags its self-test on this CPU found it needs
-    self_test: dict = field(default_factory=dict)  # the verification record (verify.py), empty before one
+    self_test: dict = field(default_factory=dict)  # the verification record (selftest.py), empty before one
 
     def to_dict(self) -> dict:
         return asdict(self)

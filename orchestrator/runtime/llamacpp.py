@@ -1,4 +1,4 @@
-"""llama.cpp's llama-server: built or found by install.py, self-tested on this CPU by verify.py
+"""llama.cpp's llama-server: built or found by install.py, self-tested on this CPU by selftest.py
 (its variant flags go into every launch), launched from runtimes/llama.cpp.yaml with a model file
 weeyuga fetches, and restarted for every cold call."""
 

@@ -28,13 +28,12 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping
 
 from orchestrator.evaluate.agent.gate import GateResult, cleaned_output, run_gate
-from orchestrator.evaluate.sandbox.process import Sandbox, clip
+from orchestrator.evaluate.sandbox.process import ProcessSandbox, Sandbox, clip
 from orchestrator.evaluate.agent.tasks import AgentTask, harness_config, toolchain_missing
 from orchestrator.evaluate.agent.tools import MAX_FAILED_DONES, PROGRESS_FILE, TEST_OUTPUT_CHARS, Toolbox, ToolStats
 
 ChatFn = Callable[[list[dict], list[dict], int], tuple[Any, Any, Any, Any]]
 OnRecord = Callable[[dict], None]
-WORKFLOWS = ("ralph", "two-try")
 OUTCOMES = ("completed", "stagnated", "budget", "fault", "skipped", "interrupted")
 # Not progress: caches, dependencies and build output the tools or test runners leave behind.
 FINGERPRINT_SKIP_DIRS = {"__pycache__", ".pytest_cache", "node_modules", "build", ".cache"}
@@ -85,7 +84,7 @@ class AgentSummary:
     interrupted: bool
 
     def to_json(self) -> dict[str, Any]:
-        return {"workflow": self.workflow, "results": [asdict(r) for r in self.results],
+        return {"workflow": self.session.workflow, "results": [asdict(r) for r in self.results],
                 "already_done": list(self.already_done), "interrupted": self.interrupted}
 
 
@@ -135,19 +134,28 @@ class PassEnd:
     error: str
 
 
+@dataclass(frozen=True)
+class AgentSession:
+    """What every task of a run shares: the model, the workflow and its budgets, where records go."""
+
+    chat: ChatFn
+    workflow: str  # a key of WORKFLOWS
+    budgets: Budgets
+    sandbox_factory: Callable[[], Sandbox]
+    on_record: OnRecord
+    sampling: Mapping[str, Any]
+    should_stop: Callable[[], bool]
+    clock: Callable[[], float]
+
+
 @dataclass
 class TaskRun:
     """One attempt at one task: its sandbox, counters, and the records it emits."""
 
     task: AgentTask
-    workflow: str
     attempt: int
     sandbox: Sandbox
-    chat: ChatFn
-    budgets: Budgets
-    on_record: OnRecord
-    should_stop: Callable[[], bool]
-    clock: Callable[[], float]
+    session: AgentSession
     tools: ToolStats = field(default_factory=ToolStats)
     model_calls: int = 0
     call_errors: int = 0
@@ -157,18 +165,18 @@ class TaskRun:
     pass_reasons: list = field(default_factory=list)
 
     def emit(self, kind: str, **fields: Any) -> None:
-        self.on_record({"record": kind, "task": self.task.id, "task_version": self.task.version,
-                        "workflow": self.workflow, "attempt": self.attempt, **fields})
+        self.session.on_record({"record": kind, "task": self.task.id, "task_version": self.task.version,
+                        "workflow": self.session.workflow, "attempt": self.attempt, **fields})
 
     def toolbox(self, gated_done: bool) -> Toolbox:
-        return Toolbox(self.sandbox, self.task, self.budgets.command_timeout_s, gated_done, self.tools)
+        return Toolbox(self.sandbox, self.task, self.session.budgets.command_timeout_s, gated_done, self.tools)
 
     def call_model(self, messages: list[dict], toolbox: Toolbox, pass_index: int, step: int) -> tuple[dict | None, int | None, str]:
         """(message, context tokens the call reported, error); message is None when the call failed."""
-        if self.should_stop():
+        if self.session.should_stop():
             raise AgentInterrupted()
-        started = self.clock()
-        message, finish, usage, error = self.chat(messages, toolbox.specs(), self.budgets.max_tokens)
+        started = self.session.clock()
+        message, finish, usage, error = self.session.chat(messages, toolbox.specs(), self.session.budgets.max_tokens)
         usage = usage if isinstance(usage, dict) else {}
         self.model_calls += 1
         prompt, completion = int(usage.get("prompt_tokens") or 0), int(usage.get("completion_tokens") or 0)
@@ -176,7 +184,7 @@ class TaskRun:
         self.completion_tokens += completion
         failed = bool(error) or not isinstance(message, dict)
         self.call_errors += failed
-        self.emit("agent_call", pass_index=pass_index, step=step, duration_s=round(self.clock() - started, 4),
+        self.emit("agent_call", pass_index=pass_index, step=step, duration_s=round(self.session.clock() - started, 4),
                   finish_reason=finish if isinstance(finish, str) else None, error=str(error or "no message") if failed else None,
                   prompt_tokens=prompt, completion_tokens=completion,
                   tool_calls=0 if failed else len(message.get("tool_calls") or []))
@@ -184,13 +192,13 @@ class TaskRun:
             return None, None, str(error or "the client returned no message")
         return message, int(usage.get("total_tokens") or prompt + completion) or None, ""
 
-    def session(self, messages: list[dict], toolbox: Toolbox, pass_index: int) -> PassEnd:
+    def converse(self, messages: list[dict], toolbox: Toolbox, pass_index: int) -> PassEnd:
         """One context: call, run the tool calls, feed results back, until a stop or a budget."""
         steps = calls = 0
         gate: GateResult | None = None
         writes_at_gate = toolbox.stats.writes
         while True:
-            if steps >= self.budgets.steps_per_pass:
+            if steps >= self.session.budgets.steps_per_pass:
                 return PassEnd("max_steps", steps, gate, toolbox.stats.writes > writes_at_gate, "")
             calls += 1
             message, context_tokens, error = self.call_model(messages, toolbox, pass_index, calls)
@@ -211,11 +219,11 @@ class TaskRun:
                     return PassEnd("completed" if toolbox.gated_done else "done", steps, gate, False, "")
             if toolbox.failed_dones >= MAX_FAILED_DONES:
                 return PassEnd("done_loop", steps, gate, False, "")
-            if (context_tokens or estimated_tokens(messages)) >= self.budgets.context_tokens:
+            if (context_tokens or estimated_tokens(messages)) >= self.session.budgets.context_tokens:
                 return PassEnd("context", steps, gate, toolbox.stats.writes > writes_at_gate, "")
 
     def gate(self) -> GateResult:
-        result = run_gate(self.sandbox, self.task, self.budgets.command_timeout_s)
+        result = run_gate(self.sandbox, self.task, self.session.budgets.command_timeout_s)
         self.gate_s += result.duration_s
         return result
 
@@ -229,7 +237,7 @@ class TaskRun:
                   tool_counts=dict(self.tools.counts - counts_before),
                   prompt_tokens=self.prompt_tokens - tokens_before[0],
                   completion_tokens=self.completion_tokens - tokens_before[1],
-                  duration_s=round(self.clock() - started, 4), error=end.error or None)
+                  duration_s=round(self.session.clock() - started, 4), error=end.error or None)
 
     def system_prompt(self, key: str) -> dict:
         text = harness_config()["prompts"][key].replace("{editable}", ", ".join(self.task.editable))
@@ -237,17 +245,17 @@ class TaskRun:
 
 
 def run_ralph(run: TaskRun) -> tuple[str, str, int | None, dict]:
-    budgets = run.budgets
+    budgets = run.session.budgets
     previous = fingerprint(run.sandbox.workspace)
     stale = error_streak = 0
     last_error = ""
     for index in range(1, budgets.passes + 1):
-        if run.should_stop():
+        if run.session.should_stop():
             raise AgentInterrupted()
-        started, counts_before, tokens_before = run.clock(), Counter(run.tools.counts), (run.prompt_tokens, run.completion_tokens)
+        started, counts_before, tokens_before = run.session.clock(), Counter(run.tools.counts), (run.prompt_tokens, run.completion_tokens)
         toolbox = run.toolbox(gated_done=True)
         messages = [run.system_prompt("ralph_system"), {"role": "user", "content": run.task.prompt}]
-        end = run.session(messages, toolbox, index)
+        end = run.converse(messages, toolbox, index)
         fp = fingerprint(run.sandbox.workspace)
         changed = fp != previous
         gate, probe = end.gate, False
@@ -281,8 +289,8 @@ def run_two_try(run: TaskRun) -> tuple[str, str, int | None, dict]:
             retry = harness_config()["prompts"]["two_try_retry"]
             text = retry.replace("{editable}", ", ".join(run.task.editable)).replace("{output}", output)
             messages.append({"role": "user", "content": text})
-        started, counts_before, tokens_before = run.clock(), Counter(run.tools.counts), (run.prompt_tokens, run.completion_tokens)
-        end = run.session(messages, run.toolbox(gated_done=False), attempt)
+        started, counts_before, tokens_before = run.session.clock(), Counter(run.tools.counts), (run.prompt_tokens, run.completion_tokens)
+        end = run.converse(messages, run.toolbox(gated_done=False), attempt)
         fp = fingerprint(run.sandbox.workspace)
         gate = run.gate()
         run.emit_pass(attempt, end, fp, fp != previous, gate, False, started, counts_before, tokens_before)
@@ -294,50 +302,48 @@ def run_two_try(run: TaskRun) -> tuple[str, str, int | None, dict]:
     return "budget", f"both tries failed the gate ({gate.reason})", None, {"pass_at_1": False, "pass_at_2": False}
 
 
-def run_task(task: AgentTask, attempt: int, chat: ChatFn, workflow: str, budgets: Budgets,
-             sandbox_factory: Callable[[], Sandbox], on_record: OnRecord, sampling: Mapping[str, Any],
-             should_stop: Callable[[], bool], clock: Callable[[], float]) -> dict:
+# The workflows by name: each runs one attempt and returns (outcome, reason, completed at pass/try, extra fields).
+WORKFLOWS: dict[str, Callable[[TaskRun], tuple[str, str, int | None, dict]]] = {"ralph": run_ralph, "two-try": run_two_try}
+
+
+def run_task(task: AgentTask, attempt: int, session: AgentSession) -> dict:
     """One attempt at one task from its pristine seed; returns (and emits) its agent_run record."""
-    started = clock()
-    sandbox = sandbox_factory()
-    run = TaskRun(task, workflow, attempt, sandbox, chat, budgets, on_record, should_stop, clock)
+    started = session.clock()
+    sandbox = session.sandbox_factory()
+    run = TaskRun(task, attempt, sandbox, session)
     extra: dict = {}
     completed_at = None
     try:
         sandbox.prepare(task)
-        workflow_fn = run_ralph if workflow == "ralph" else run_two_try
-        outcome, reason, completed_at, extra = workflow_fn(run)
+        outcome, reason, completed_at, extra = WORKFLOWS[session.workflow](run)
     except (AgentInterrupted, KeyboardInterrupt):
         outcome, reason = "interrupted", "stopped by the operator before the task ended"
     finally:
         sandbox.destroy()
-    record = run_record(task, workflow, attempt, outcome, reason, budgets, sampling, sandbox)
-    record.update(
-        completed_at=completed_at, passes=len(run.pass_reasons), pass_reasons=run.pass_reasons,
-        duration_s=round(clock() - started, 4), gate_s=round(run.gate_s, 4), model_calls=run.model_calls,
-        model_call_errors=run.call_errors, tool_calls=sum(run.tools.counts.values()), tool_counts=dict(run.tools.counts),
-        tool_errors=run.tools.errors, bytes_read=run.tools.bytes_read, prompt_tokens=run.prompt_tokens,
-        completion_tokens=run.completion_tokens, total_tokens=run.prompt_tokens + run.completion_tokens,
-        pass_at_1=extra.get("pass_at_1"), pass_at_2=extra.get("pass_at_2"))
-    on_record(record)
+    record = agent_run_record(task, attempt, session, outcome, reason, sandbox, run, completed_at, extra,
+                              round(session.clock() - started, 4))
+    session.on_record(record)
     return record
 
 
-def run_record(task: AgentTask, workflow: str, attempt: int, outcome: str, reason: str, budgets: Budgets,
-               sampling: Mapping[str, Any], sandbox: Sandbox | None) -> dict:
-    return {"record": "agent_run", "task": task.id, "task_version": task.version, "workflow": workflow,
+def agent_run_record(task: AgentTask, attempt: int, session: AgentSession, outcome: str, reason: str,
+                     sandbox: Sandbox | None, run: TaskRun | None, completed_at: int | None = None,
+                     extra: Mapping[str, Any] | None = None, duration_s: float = 0.0) -> dict:
+    """The agent_run line, for an attempt that ran (`run`) or one skipped before it started (None: zeros)."""
+    extra = extra or {}
+    tools = run.tools if run else ToolStats()
+    prompt, completion = (run.prompt_tokens, run.completion_tokens) if run else (0, 0)
+    return {"record": "agent_run", "task": task.id, "task_version": task.version, "workflow": session.workflow,
             "attempt": attempt, "language": task.language, "size": task.size, "kind": task.kind,
-            "outcome": outcome, "reason": reason, "budgets": budgets.to_json(), "sampling": dict(sampling),
-            "sandbox": sandbox.kind if sandbox else None, "net_isolated": sandbox.net_isolated if sandbox else None}
-
-
-def skipped_record(task: AgentTask, workflow: str, attempt: int, reason: str, budgets: Budgets,
-                   sampling: Mapping[str, Any]) -> dict:
-    record = run_record(task, workflow, attempt, "skipped", reason, budgets, sampling, None)
-    record.update(completed_at=None, passes=0, pass_reasons=[], duration_s=0.0, gate_s=0.0, model_calls=0,
-                  model_call_errors=0, tool_calls=0, tool_counts={}, tool_errors=0, bytes_read=0, prompt_tokens=0,
-                  completion_tokens=0, total_tokens=0, pass_at_1=None, pass_at_2=None)
-    return record
+            "outcome": outcome, "reason": reason, "budgets": session.budgets.to_json(), "sampling": dict(session.sampling),
+            "sandbox": sandbox.kind if sandbox else None, "net_isolated": sandbox.net_isolated if sandbox else None,
+            "completed_at": completed_at, "passes": len(run.pass_reasons) if run else 0,
+            "pass_reasons": run.pass_reasons if run else [], "duration_s": duration_s,
+            "gate_s": round(run.gate_s, 4) if run else 0.0, "model_calls": run.model_calls if run else 0,
+            "model_call_errors": run.call_errors if run else 0, "tool_calls": sum(tools.counts.values()),
+            "tool_counts": dict(tools.counts), "tool_errors": tools.errors, "bytes_read": tools.bytes_read,
+            "prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion,
+            "pass_at_1": extra.get("pass_at_1"), "pass_at_2": extra.get("pass_at_2")}
 
 
 def run_agent_tasks(tasks: Iterable[AgentTask], chat: ChatFn, workflow: str = "ralph", budgets: Budgets | None = None,
@@ -350,11 +356,8 @@ def run_agent_tasks(tasks: Iterable[AgentTask], chat: ChatFn, workflow: str = "r
     from its pristine seed with attempt = previous attempts + 1). Stops at an interruption."""
     if workflow not in WORKFLOWS:
         raise ValueError(f"workflow must be one of {', '.join(WORKFLOWS)}, not {workflow!r}")
-    if sandbox_factory is None:
-        from orchestrator.evaluate.sandbox.process import ProcessSandbox
-        sandbox_factory = ProcessSandbox
-    budgets = budgets or Budgets.defaults()
-    sampling = sampling or {}
+    session = AgentSession(chat, workflow, budgets or Budgets.defaults(), sandbox_factory or ProcessSandbox, on_record,
+                           sampling or {}, should_stop, clock)
     previous_attempts = previous_attempts or {}
     results, already_done = [], []
     interrupted = False
@@ -368,10 +371,10 @@ def run_agent_tasks(tasks: Iterable[AgentTask], chat: ChatFn, workflow: str = "r
         attempt = previous_attempts.get(task.id, 0) + 1
         missing = toolchain_check(task.language)
         if missing:
-            record = skipped_record(task, workflow, attempt, f"toolchain missing: {missing}", budgets, sampling)
+            record = agent_run_record(task, attempt, session, "skipped", f"toolchain missing: {missing}", None, None)
             on_record(record)
         else:
-            record = run_task(task, attempt, chat, workflow, budgets, sandbox_factory, on_record, sampling, should_stop, clock)
+            record = run_task(task, attempt, session)
         results.append(AgentTaskResult(task.id, task.language, record["outcome"], record["reason"], record["pass_at_1"],
                                        record["pass_at_2"], record["passes"], record["tool_calls"], record["duration_s"]))
         if record["outcome"] == "interrupted":

@@ -1,6 +1,6 @@
 """Where an agent's code runs: the small `Sandbox` interface and `ProcessSandbox`, the default.
 
-The loop only sees the interface; `orchestrator/sandbox_docker/` has the Docker one beside this one. A
+The loop only sees the interface; `orchestrator/evaluate/sandbox/docker/` has the Docker one beside this one. A
 ProcessSandbox is a fresh temp folder per attempt holding `workspace/` (seed + pristine tests)
 and `scratch/` (reports, build output, HOME and TMPDIR of the commands; outside the workspace so
 file tools never see it). Commands run in their own process group with a scrubbed environment,

@@ -13,7 +13,7 @@ from orchestrator.core import datafiles
 from orchestrator.core.errors import WeeyugaError
 from orchestrator.core.paths import data_dir
 from orchestrator.flows.tune.search import Candidate, TuneReport
-from orchestrator.plan.decide.plan import LAUNCH_KNOBS
+from orchestrator.plan.knobs import launch_knobs, tunable_knobs
 
 
 def write_tuned_profile(report: TuneReport, directory: Path | None = None) -> Path:
@@ -27,13 +27,13 @@ def write_tuned_profile(report: TuneReport, directory: Path | None = None) -> Pa
     doc = doc or {"schema_version": "tuned-1", "device_tag": report.device_tag, "models": {}}
     entry = doc["models"].setdefault(report.model, {})
     if report.axes is not None:  # a new launch-knob search replaces what an earlier one kept
-        for knob in (*LAUNCH_KNOBS, "evidence", "objective"):
+        for knob in (*launch_knobs(), "evidence", "objective"):
             entry.pop(knob, None)
         entry["objective"] = report.objective
         search = {k: report.axes[k] for k in ("start", "noise", "start_scores", "max_kld", "launches", "skipped")}
         evidence = {"search": search, **report.axes["axes"]}
         entry["evidence"] = json.loads(json.dumps(evidence))  # plain copies: weeyuga's YAML refuses aliases
-    for knob in ("ngl", "threads", "num_parallel", *LAUNCH_KNOBS):
+    for knob in tunable_knobs():
         if knob in report.recommended:
             entry[knob] = report.recommended[knob]
     entry["tokens_per_sec"] = report.recommended["tokens_per_sec"]

@@ -18,7 +18,7 @@ from orchestrator.core.canonical import prompt_cache_policy
 from orchestrator.core.progress import Progress
 from orchestrator.core.records import CallKey, CallRecord, Record, SkippedRecord, rounded, utc_now
 from orchestrator.measure.resources import ResourceSampler
-from orchestrator.core.runspec import RunOptions, RunResult, Target
+from orchestrator.core.runspec import RunOptions, RunTally, Target
 from orchestrator.runtime import runtime_for_engine
 from orchestrator.core.runfolder import RESPONSES_NAME
 
@@ -27,10 +27,10 @@ Grade = Callable[[str], tuple[bool | None, float | None]]  # answer text -> (for
 
 class PhaseContext:
     def __init__(self, targets: list[Target], options: RunOptions, run_dir: Path, run_id: str, state: LedgerState,
-                 ledger: Ledger, result: RunResult, clock: Clock, progress: Progress) -> None:
+                 ledger: Ledger, tally: RunTally, clock: Clock, progress: Progress) -> None:
         self.targets = {t.cell.cell_id: t for t in targets}
         self.options, self.run_dir, self.run_id, self.state = options, run_dir, run_id, state
-        self.ledger, self.result, self.clock, self.progress = ledger, result, clock, progress
+        self.ledger, self.tally, self.clock, self.progress = ledger, tally, clock, progress
         self.responses = Ledger(run_dir / RESPONSES_NAME)
         self.http = httpx.Client(limits=httpx.Limits(max_connections=32))
         self.write_lock = threading.Lock()
@@ -58,7 +58,7 @@ class PhaseContext:
             return
         self.state.skipped.add(record.key)
         self.write(record)
-        self.result.skipped.append(record.to_json())
+        self.tally.skipped.append(record.to_json())
 
     def request(self, key: CallKey, messages: list[dict[str, Any]], max_tokens: int, cache_prompt: bool | None = None,
                 **fields: Any) -> CallRequest:
@@ -110,8 +110,8 @@ class PhaseContext:
             self.responses.write({"key": list(record.key.as_tuple()), "text": result.text,
                                   **({"decode_profile": profile} if profile else {})})
             self.state.done.add(record.key.as_tuple())
-            self.result.calls += 1
-            self.result.errors += bool(result.error)
+            self.tally.calls += 1
+            self.tally.errors += bool(result.error)
             self.done_in_phase += 1
             rate = f", {result.tokens_per_sec:.1f} tok/s" if result.tokens_per_sec else (f", error: {result.error[:60]}" if result.error else "")
             self.progress(f"{self.label} {self.done_in_phase}/{self.total_in_phase}{rate}",

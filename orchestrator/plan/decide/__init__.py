@@ -3,12 +3,14 @@
 Pure: no probing, no launching. Every knob in the plan carries the rule that set it and
 why; every user override or tuned value is recorded as a deviation naming what it replaced.
 
-Memory estimate (GiB), used for both fit and `est_memory_gb`:
+Memory estimate (GiB; memory.estimate, the one used both to fit a model and to report the plan's
+est_memory_gb / est_gpu_memory_gb):
     weights  = GGUF file size
     kv_cache = 2 (K and V) x layers x kv_heads x head_dim x bytes_per_element x num_ctx x num_parallel
     est      = weights + kv_cache + runtime_overhead_gb
-With partial offload each GPU layer costs weights/(layers+1) + kv_cache/layers (llama.cpp
-counts the output layer as one more offloadable layer, so full offload is ngl = layers + 1).
+With partial offload each GPU layer costs weights/(layers+1) + kv_cache/layers and the GPU also holds
+the runtime overhead (llama.cpp counts the output layer as one more offloadable layer, so full
+offload is ngl = layers + 1).
 """
 
 from __future__ import annotations
@@ -20,12 +22,12 @@ from orchestrator.plan import runtimes as runtime_definitions  # a module: it im
 from orchestrator.plan.probe import Hardware
 from orchestrator.plan.profiles import ModelSpec, Profiles
 from orchestrator.plan.decide.facts import BUDGET_FIELDS, fields_tested, hardware_facts, inferred_notes, rule_matches
-from orchestrator.plan.decide.memory import Fit, fit_model, memory_budget
-from orchestrator.plan.decide.plan import (INTEGER_LAUNCH_KNOBS, KNOB_CHOICES, KNOB_ORDER, LAUNCH_KNOBS, OVERRIDABLE, Deviation,
-                                          MemoryBudget, Plan, Reason)
+from orchestrator.plan.decide.memory import Fit, estimate, fit_model, memory_budget
+from orchestrator.plan.decide.plan import Deviation, MemoryBudget, Plan, Reason
+from orchestrator.plan.knobs import check_override, knob_names, launch_knobs, rules_stage_knobs, tunable_knobs
 
 # The package's public names, imported from here across weeyuga.
-__all__ = ["KNOB_ORDER", "Deviation", "MemoryBudget", "Plan", "Reason", "decide", "fit_model", "hardware_facts"]
+__all__ = ["Deviation", "MemoryBudget", "Plan", "Reason", "decide", "fit_model", "hardware_facts"]
 
 
 class _Knobs:
@@ -75,18 +77,8 @@ def _resolve_threads(value: Any, hw: Hardware) -> int:
 
 
 def _check_overrides(overrides: dict[str, Any]) -> None:
-    for knob, value in overrides.items():
-        if knob not in OVERRIDABLE:
-            raise BadInput(f"override {knob!r}: not a plan knob (knobs: {', '.join(KNOB_ORDER)})")
-        if knob in ("ngl", "threads", "num_parallel", "max_loaded_models", "num_ctx", "num_predict"):
-            if not isinstance(value, int) or isinstance(value, bool) or value < (0 if knob == "ngl" else 1):
-                raise BadInput(f"override {knob}={value!r}: must be an integer >= {0 if knob == 'ngl' else 1}")
-        if knob in INTEGER_LAUNCH_KNOBS and (not isinstance(value, int) or isinstance(value, bool) or value < 1):
-            raise BadInput(f"override {knob}={value!r}: must be an integer >= 1")
-        if knob in KNOB_CHOICES and value not in KNOB_CHOICES[knob]:
-            raise BadInput(f"override {knob}={value!r}: must be one of {', '.join(KNOB_CHOICES[knob])}")
-        if knob == "temperature" and (not isinstance(value, (int, float)) or not 0 <= value <= 2):
-            raise BadInput(f"override temperature={value!r}: must be a number from 0 to 2")
+    for name, value in overrides.items():
+        check_override(name, value)
 
 
 def _choose_model(profiles: Profiles, knobs: _Knobs, offload: str, mem: MemoryBudget, budget: dict[str, float],
@@ -107,24 +99,19 @@ def _choose_model(profiles: Profiles, knobs: _Knobs, offload: str, mem: MemoryBu
             return spec, spec.default_quant, fit, (f"nothing in the tier's {lo:g}-{hi:g}B range fits the free memory; "
                                                    f"stepped down to the largest model that does, {fit.how}")
     smallest = min(candidates, key=lambda m: m.quant().file_size_bytes)
-    need = fit_model(smallest, smallest.default_quant, num_ctx, 1, "none",
-                     MemoryBudget(1e9, 0, "none"), budget).est_memory_gb
+    need = estimate(smallest, smallest.default_quant, num_ctx, 1, 0, "none", budget).total_gb
     raise NothingFits(
         f"no catalogue model fits: the smallest ({smallest.id}) needs {need:.2f} GB; this machine offers "
         f"{mem.usable_ram_gb:.2f} GB of RAM and {mem.usable_gpu_gb:.2f} GB of GPU memory after margins")
 
 
-def decide(hw: Hardware, profiles: Profiles, overrides: dict[str, Any] | None = None,
-           use_tuned: bool = True) -> Plan:
-    """The plan for this hardware: rules (tier, adjustments, model pins) first, then tuned values,
-    then the user's overrides."""
-    overrides = {k: v for k, v in (overrides or {}).items() if v is not None}
-    _check_overrides(overrides)
+def _rule_values(hw: Hardware, profiles: Profiles, facts: dict[str, Any]) -> tuple[_Knobs, dict[str, Any], set[str]]:
+    """The canonical table, the defaults, the first matching tier and every matching adjustment, in that order;
+    returns the knobs, the tier, and the hardware fields the tier choice rests on."""
     rules = profiles.rules
-    budget = rules["budget"]
-    facts = hardware_facts(hw)
     knobs = _Knobs()
-
+    for knob in launch_knobs():
+        knobs.set(knob, None, "runtime-default", "not set: the runtime's own default")
     canonical = profiles.canonical
     for knob, value in {**canonical["request_options"], **canonical["runtime_defaults"]}.items():
         knobs.set(knob, value, "canonical", "canonical methodology value")
@@ -143,30 +130,21 @@ def decide(hw: Hardware, profiles: Profiles, overrides: dict[str, Any] | None = 
                 knobs.set(knob, value, rule["id"], rule["why"] + inferred_notes(hw, fields_tested([rule])))
     knobs.set("threads", _resolve_threads(knobs.values["threads"], hw), knobs.reasons["threads"].rule_id,
               knobs.reasons["threads"].why)
+    return knobs, tier, tier_fields
 
-    for knob in ("runtime", "backend", "num_parallel", "keep_alive", "max_loaded_models", "num_ctx", "threads",
-                 "temperature", "num_predict"):
-        if knob in overrides:
-            knobs.override(knob, overrides[knob], "user")
 
-    if "backend" not in overrides:
-        _record_unused_gpus(knobs, hw)
-    mem = memory_budget(hw, facts, budget)
-    offload = knobs.values["offload"]
-    if knobs.values["backend"] == "cpu":
-        offload = "none"
-    runtime = knobs.values["runtime"]
-    budget_notes = inferred_notes(hw, tier_fields | (BUDGET_FIELDS if offload != "none" else set()))
-
+def _place_model(profiles: Profiles, knobs: _Knobs, overrides: dict[str, Any], offload: str, mem: MemoryBudget,
+                 budget: dict[str, float], tier: dict[str, Any], notes: str) -> tuple[ModelSpec, str, Fit]:
+    """The largest catalogue model that fits (or the user's), its quant and its placement."""
     try:
-        chosen = _choose_model(profiles, knobs, offload, mem, budget, runtime)
+        chosen = _choose_model(profiles, knobs, offload, mem, budget, knobs.values["runtime"])
     except NothingFits:
         if "model" not in overrides:
             raise
         chosen = None
     if chosen:
         spec, quant, fit, why = chosen
-        knobs.set("model", spec.id, tier["id"], why + budget_notes)
+        knobs.set("model", spec.id, tier["id"], why + notes)
         knobs.set("quant", quant, tier["id"], "the catalogue's default quant for the model")
     if "model" in overrides:
         spec = profiles.model(overrides["model"])
@@ -177,51 +155,71 @@ def decide(hw: Hardware, profiles: Profiles, overrides: dict[str, Any] | None = 
         fit = fit_model(spec, quant, knobs.values["num_ctx"], knobs.values["num_parallel"],
                         "partial" if offload != "none" else "none", mem, budget)
         if fit is None and "ngl" not in overrides:
-            need = fit_model(spec, quant, knobs.values["num_ctx"], knobs.values["num_parallel"], "none",
-                             MemoryBudget(1e9, 0, "none"), budget).est_memory_gb
+            need = estimate(spec, quant, knobs.values["num_ctx"], knobs.values["num_parallel"], 0, "none",
+                            budget).total_gb
             raise NothingFits(f"model {spec.id} ({quant}) needs about {need:.2f} GB; this machine offers "
                               f"{mem.usable_ram_gb:.2f} GB of RAM and {mem.usable_gpu_gb:.2f} GB of GPU memory after margins")
-        fit = fit or Fit(0, 0.0, 0.0, "")
+        fit = fit or Fit(0, "")
     elif "quant" in overrides:
         raise BadInput("override quant: give --model with --quant")
+    return spec, quant, fit
 
-    full = spec.layers + 1
-    if fit.ngl == 0:
-        ngl_why = "CPU-only plan: no layers on a GPU"
-    elif fit.ngl >= full:
-        ngl_why = f"all {spec.layers} layers plus the output layer fit the {mem.usable_gpu_gb:.1f} GB GPU budget"
-    else:
-        ngl_why = f"{fit.ngl} of {full} layers fit the {mem.usable_gpu_gb:.1f} GB GPU budget; the rest run on the CPU"
-    knobs.set("ngl", fit.ngl, tier["id"], ngl_why + budget_notes)
-    pin = next((p for p in rules.get("model_pins", []) if p["model"] == spec.id and p.get("quant", quant) == quant
-                and rule_matches(p, facts)), None)
+
+def _ngl_why(ngl: int, layers: int, mem: MemoryBudget) -> str:
+    full = layers + 1
+    if ngl == 0:
+        return "CPU-only plan: no layers on a GPU"
+    if ngl >= full:
+        return f"all {layers} layers plus the output layer fit the {mem.usable_gpu_gb:.1f} GB GPU budget"
+    return f"{ngl} of {full} layers fit the {mem.usable_gpu_gb:.1f} GB GPU budget; the rest run on the CPU"
+
+
+def _measured_values(knobs: _Knobs, profiles: Profiles, hw: Hardware, facts: dict[str, Any], spec: ModelSpec,
+                     quant: str, overrides: dict[str, Any], use_tuned: bool) -> None:
+    """A model pin's measured values replace the estimate; this machine's tuned values and the user's replace both."""
+    pin = next((p for p in profiles.rules.get("model_pins", []) if p["model"] == spec.id
+                and p.get("quant", quant) == quant and rule_matches(p, facts)), None)
     for knob, value in (pin or {}).get("set", {}).items():
         if knob not in overrides:  # a measured pin replaces the estimate, not the user
             knobs.set(knob, value, pin["id"], pin["why"])
-
-    for knob in LAUNCH_KNOBS:
-        knobs.set(knob, None, "runtime-default", "not set: the runtime's own default")
     tuned = profiles.tuned_for(hw.device_tag).get("models", {}).get(spec.id, {}) if use_tuned else {}
-    for knob in ("ngl", "threads", "num_parallel", *LAUNCH_KNOBS):
+    for knob in tunable_knobs():
         if knob in tuned and knob not in overrides:
             knobs.override(knob, tuned[knob], "tuned")
-    for knob in ("ngl", *LAUNCH_KNOBS):
+    if "ngl" in overrides:
+        knobs.override("ngl", overrides["ngl"], "user")
+
+
+def decide(hw: Hardware, profiles: Profiles, overrides: dict[str, Any] | None = None,
+           use_tuned: bool = True) -> Plan:
+    """The plan for this hardware: rules (tier, adjustments, model pins) first, then tuned values,
+    then the user's overrides."""
+    overrides = {k: v for k, v in (overrides or {}).items() if v is not None}
+    _check_overrides(overrides)
+    budget = profiles.rules["budget"]
+    facts = hardware_facts(hw)
+    knobs, tier, tier_fields = _rule_values(hw, profiles, facts)
+    for knob in rules_stage_knobs():
         if knob in overrides:
             knobs.override(knob, overrides[knob], "user")
+    if "backend" not in overrides:
+        _record_unused_gpus(knobs, hw)
+    mem = memory_budget(hw, facts, budget)
+    offload = "none" if knobs.values["backend"] == "cpu" else knobs.values["offload"]
+    budget_notes = inferred_notes(hw, tier_fields | (BUDGET_FIELDS if offload != "none" else set()))
+    spec, quant, fit = _place_model(profiles, knobs, overrides, offload, mem, budget, tier, budget_notes)
+    knobs.set("ngl", fit.ngl, tier["id"], _ngl_why(fit.ngl, spec.layers, mem) + budget_notes)
+    _measured_values(knobs, profiles, hw, facts, spec, quant, overrides, use_tuned)
 
     values = knobs.values
-    weights = spec.quant(quant).size_gb
-    kv = spec.kv_cache_gb(values["num_ctx"] * values["num_parallel"], budget["kv_bytes_per_element"])
-    est = weights + kv + budget["runtime_overhead_gb"]
-    ngl = values["ngl"]
-    gpu_share = 0.0 if ngl == 0 else min(1.0, ngl / full)
+    memory = estimate(spec, quant, values["num_ctx"], values["num_parallel"], values["ngl"], mem.gpu_pool, budget)
     return Plan(
-        runtime=runtime, backend=values["backend"], model=spec.id, quant=quant,
-        model_size_gb=round(weights, 3), ngl=ngl, num_parallel=values["num_parallel"],
+        runtime=values["runtime"], backend=values["backend"], model=spec.id, quant=quant,
+        model_size_gb=round(spec.quant(quant).size_gb, 3), ngl=values["ngl"], num_parallel=values["num_parallel"],
         keep_alive=values["keep_alive"], max_loaded_models=values["max_loaded_models"], num_ctx=values["num_ctx"],
         threads=values["threads"], temperature=values["temperature"], num_predict=values["num_predict"],
-        est_memory_gb=round(est, 3), est_gpu_memory_gb=round(est * gpu_share if mem.gpu_pool != "unified" else (est if ngl else 0), 3),
-        layers_offloadable=full, tier=tier["id"], device_tag=hw.device_tag, budget=mem,
-        reasons=[knobs.reasons[k] for k in KNOB_ORDER], deviations=knobs.deviations,
-        **{k: values[k] for k in LAUNCH_KNOBS},
+        est_memory_gb=round(memory.total_gb, 3), est_gpu_memory_gb=round(memory.gpu_gb, 3),
+        layers_offloadable=spec.layers + 1, tier=tier["id"], device_tag=hw.device_tag, budget=mem,
+        reasons=[knobs.reasons[k] for k in knob_names()], deviations=knobs.deviations,
+        **{k: values[k] for k in launch_knobs()},
     )

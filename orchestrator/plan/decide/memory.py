@@ -29,37 +29,59 @@ def memory_budget(hw: Hardware, facts: dict[str, Any], budget: dict[str, float])
 
 
 @dataclass(frozen=True)
+class MemoryEstimate:
+    """What a model needs at a placement, in GiB: the whole, and the GPU's part of it."""
+
+    total_gb: float  # weights + KV cache + runtime overhead
+    gpu_gb: float  # the offloaded layers' share plus the overhead, or all of it on unified memory
+    per_layer_gb: float  # one offloadable layer: weights/(layers+1) + kv/layers
+
+
+def estimate(spec: ModelSpec, quant: str, num_ctx: int, num_parallel: int, ngl: int, gpu_pool: str,
+             budget: dict[str, float]) -> MemoryEstimate:
+    """The one memory estimate (pure): decide fits models with it and the plan reports it."""
+    weights = spec.quant(quant).size_gb
+    kv = spec.kv_cache_gb(num_ctx * num_parallel, budget["kv_bytes_per_element"])
+    overhead = budget["runtime_overhead_gb"]
+    total = weights + kv + overhead
+    full_ngl = spec.layers + 1
+    per_layer = weights / full_ngl + kv / spec.layers
+    if ngl <= 0:
+        gpu = 0.0
+    elif gpu_pool == "unified" or ngl >= full_ngl:
+        gpu = total
+    else:
+        gpu = min(total, ngl * per_layer + overhead)
+    return MemoryEstimate(total, gpu, per_layer)
+
+
+@dataclass(frozen=True)
 class Fit:
     ngl: int
-    est_memory_gb: float
-    est_gpu_memory_gb: float
     how: str
 
 
 def fit_model(spec: ModelSpec, quant: str, num_ctx: int, num_parallel: int, offload: str,
               mem: MemoryBudget, budget: dict[str, float]) -> Fit | None:
     """Place the model in this budget under an offload mode, or None if it does not fit."""
-    weights = spec.quant(quant).size_gb
-    kv = spec.kv_cache_gb(num_ctx * num_parallel, budget["kv_bytes_per_element"])
-    overhead = budget["runtime_overhead_gb"]
-    est = weights + kv + overhead
     full_ngl = spec.layers + 1
+    whole = estimate(spec, quant, num_ctx, num_parallel, full_ngl, mem.gpu_pool, budget)
     if mem.gpu_pool == "unified":
-        if offload != "none" and est <= mem.usable_gpu_gb:
-            return Fit(full_ngl, est, est, "fully on the GPU in unified memory")
+        if offload != "none" and whole.total_gb <= mem.usable_gpu_gb:
+            return Fit(full_ngl, "fully on the GPU in unified memory")
         return None
     if offload == "none" or mem.gpu_pool == "none":
-        return Fit(0, est, 0.0, "on the CPU") if est <= mem.usable_ram_gb else None
-    if est <= mem.usable_gpu_gb:
-        return Fit(full_ngl, est, est, "fully offloaded")
+        return Fit(0, "on the CPU") if whole.total_gb <= mem.usable_ram_gb else None
+    if whole.total_gb <= mem.usable_gpu_gb:
+        return Fit(full_ngl, "fully offloaded")
     if offload != "partial":
         return None
-    per_layer = weights / full_ngl + kv / spec.layers
-    ngl = min(spec.layers, math.floor((mem.usable_gpu_gb - overhead) / per_layer)) if mem.usable_gpu_gb > overhead else 0
+    overhead = budget["runtime_overhead_gb"]
+    ngl = (min(spec.layers, math.floor((mem.usable_gpu_gb - overhead) / whole.per_layer_gb))
+           if mem.usable_gpu_gb > overhead else 0)
     if ngl < 1:
         return None
-    gpu_part = ngl * per_layer + overhead
-    host_part = est - ngl * per_layer
-    if host_part > mem.usable_ram_gb:
+    placed = estimate(spec, quant, num_ctx, num_parallel, ngl, mem.gpu_pool, budget)
+    if placed.total_gb - placed.gpu_gb + overhead > mem.usable_ram_gb:  # the host keeps the rest (and its own overhead)
         return None
-    return Fit(ngl, est, gpu_part, f"partially offloaded ({ngl} of {full_ngl} layers on the GPU)")
+    return Fit(ngl, f"partially offloaded ({ngl} of {full_ngl} layers on the GPU)")

@@ -8,21 +8,6 @@ from typing import Any
 from orchestrator.core.errors import BadInput
 
 PLAN_VERSION = "plan-1"
-# Launch knobs a runtime has its own default for: None leaves the choice to it (no flag is given).
-# `weeyuga tune` measures them (runtimes/<name>.yaml tune_axes); a user or a tuned profile may set them.
-LAUNCH_KNOBS = ["flash_attn", "batch", "ubatch", "threads_batch", "cache_type_k", "cache_type_v", "load_mode", "spec_type"]
-# The values a string launch knob takes (llama-server's spelling; a runtime maps or refuses them).
-KNOB_CHOICES = {
-    "flash_attn": ("on", "off", "auto"),
-    "cache_type_k": ("f32", "f16", "bf16", "q8_0", "q5_1", "q5_0", "q4_1", "q4_0", "iq4_nl"),
-    "cache_type_v": ("f32", "f16", "bf16", "q8_0", "q5_1", "q5_0", "q4_1", "q4_0", "iq4_nl"),
-    "load_mode": ("auto", "none", "mmap", "mlock", "mmap+mlock", "dio"),
-    "spec_type": ("none", "ngram-simple", "ngram-map-k", "ngram-map-k4v", "ngram-mod", "ngram-cache"),
-}
-INTEGER_LAUNCH_KNOBS = ("batch", "ubatch", "threads_batch")
-KNOB_ORDER = ["runtime", "backend", "model", "quant", "ngl", "num_parallel", "keep_alive", "max_loaded_models",
-              "num_ctx", "threads", "temperature", "num_predict", *LAUNCH_KNOBS]
-OVERRIDABLE = set(KNOB_ORDER)
 
 
 @dataclass(frozen=True)
@@ -53,6 +38,8 @@ class MemoryBudget:
 
 @dataclass(frozen=True)
 class Plan:
+    """A knob of profiles/knobs.yaml is a field here of the same name (a test holds them equal)."""
+
     runtime: str
     backend: str
     model: str
@@ -75,7 +62,7 @@ class Plan:
     reasons: list[Reason]
     deviations: list[Deviation] = field(default_factory=list)
     schema_version: str = PLAN_VERSION
-    flash_attn: str | None = None  # LAUNCH_KNOBS: None = the runtime's default
+    flash_attn: str | None = None  # knobs.yaml runtime_default: None = the runtime's own default
     batch: int | None = None
     ubatch: int | None = None
     threads_batch: int | None = None

@@ -7,7 +7,7 @@ maintainers' queries. Analysts need neither: the export is plain Parquet
 
 The export is a folder of EXPORT_SHARDS files, `rows-NN.parquet`, each holding the rows of the runs
 whose path hashes to it, in catalogue order: adding a run rewrites one shard, not the whole export.
-Columns and their meaning: catalogue_rows.COLUMNS.
+Columns and their meaning: rows.COLUMNS.
 """
 
 from __future__ import annotations
