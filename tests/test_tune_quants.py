@@ -180,3 +180,21 @@ def test_the_quant_report_is_json(tmp_path):
 
     stem = write_quant_report(run_fake_quants(tmp_path), tmp_path, "dev")
     assert json.loads(Path(f"{stem}.json").read_text())["chosen"] == "Q4_K_M"
+
+
+@pytest.mark.parametrize("argv,message", [
+    (["--speed-target", "3"], "--speed-target chooses among --quants"),
+    (["--quants", "Q4 K"], "--quants 'Q4 K'"),
+    (["--axes", "flash_attn,warp_drive"], "--axes: warp_drive is not an axis of llama.cpp"),
+    (["--runtime", "ollama", "--axes", "kv_cache_type"], "is not an axis of ollama (runtimes/ollama.yaml tune_axes: none)"),
+    (["--max-kld", "0"], "--max-kld"),
+    (["--objective", "latency"], "--objective"),
+])
+def test_tunes_new_flags_refuse_bad_input_in_one_line(argv, message):
+    import os
+    import sys
+
+    done = subprocess.run([sys.executable, "-m", "orchestrator.cli", "tune", "--model", "smollm2-135m-instruct", *argv],
+                          capture_output=True, text=True, timeout=120, cwd=Path(__file__).resolve().parent.parent,
+                          env={**os.environ, "WEEYUGA_CACHE": "/nonexistent-weeyuga-cache"})
+    assert done.returncode == 2 and message in done.stderr and len(done.stderr.strip().splitlines()) == 1, done.stderr

@@ -8,6 +8,7 @@ from pathlib import Path
 from orchestrator.cli.common import CONTEXT, COUNT, MANAGED_RUNTIMES, SLOTS, bounded, command, load_or_probe
 from orchestrator.core.errors import BadInput
 from orchestrator.flows.tune.axes import OBJECTIVES
+from orchestrator.plan.runtimes import load_runtime
 
 KLD_BUDGET = bounded(float, 1e-6, 10.0)
 RATE = bounded(float, 0.001, 1e9)
@@ -30,6 +31,10 @@ def cmd_tune(args: argparse.Namespace) -> int:
     if args.speed_target is not None and not quants:
         raise BadInput("--speed-target chooses among --quants; give --quants too")
     axes = None if args.axes is None else [a for a in args.axes.split(",") if a and a != "none"]
+    known = load_runtime(args.runtime).tune_axes
+    if axes and (unknown := sorted(set(axes) - set(known))):
+        raise BadInput(f"--axes: {', '.join(unknown)} is not an axis of {args.runtime} "
+                       f"(runtimes/{args.runtime}.yaml tune_axes: {', '.join(known) or 'none'})")
     hardware = load_or_probe(args.hardware, args.device_tag)
     profiles = load_profiles()
     overrides = {"model": args.model, "runtime": args.runtime, "num_ctx": args.ctx, "num_parallel": args.parallel}
