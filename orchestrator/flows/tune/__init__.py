@@ -93,8 +93,8 @@ def tune(plan: Plan, prober: Prober, physical_cores: int, logical_threads: int, 
         report.recommended = {**choice.knobs, "tokens_per_sec": round(choice.tokens_per_sec, 2),
                               "ttft_ms": choice.ttft_ms, "why": choice.why}
         knobs = choice.knobs
-        if axes or axes_skipped:
-            found = search_axes(counted, Candidate(**choice.knobs), axes or [], objective, kld, max_kld, exhaustive, left())
+        if axes:
+            found = search_axes(counted, Candidate(**choice.knobs), axes, objective, kld, max_kld, exhaustive, left())
             found.skipped.update(axes_skipped or {})
             report.axes = found.to_dict()
             if found.best is not None and found.chosen_knobs() != choice.knobs:
