@@ -59,7 +59,7 @@ def _knobs_text(knobs: dict[str, Any]) -> str:
 def _axes_section(axes: dict[str, Any]) -> list[str]:
     """The launch-knob search: each value measured, with its rates, spread and KLD, and what was kept."""
     lines = [f"## Launch knobs ({'grid' if axes['exhaustive'] else 'coordinate descent'}, objective {axes['objective']})", "",
-             f"Start: {_knobs_text(axes['start'])}, measured {len(axes['start_scores'])} times: {axes['start_scores']} "
+             f"Start: {_knobs_text(axes['start'])}, launched {len(axes['start_scores'])}×: {axes['start_scores']} "
              f"(noise {axes['noise']:.1%}: a change is kept only when it scores above the incumbent by more). "
              f"Chosen: {_knobs_text(axes['chosen'])} at {axes['chosen_score']}. Launches: {axes['launches']}."
              + (f" KLD budget {axes['max_kld']:g}." if axes["max_kld"] is not None else "")]
