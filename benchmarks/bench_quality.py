@@ -3,9 +3,12 @@ wall time and the host's load average, plus the negative control.
 
     python3 benchmarks/bench_quality.py                                  # SmolLM2-135M, quick and medium
     python3 benchmarks/bench_quality.py --model gemma3-270m-it --modes medium --max-tokens 128
+    python3 benchmarks/bench_quality.py --modes quick --out /tmp/quality-runs   # keep the folders for fit_budget.py
 
 Each mode is one run folder (hello with no warm repeats, to measure the decode rate that scales the
-timeouts, then the quality phase) under a temporary directory. Prints figures; asserts nothing.
+timeouts, then the quality phase) under a temporary directory (or --out). Per pack: pass rate with
+its 95% Wilson interval, check-level accuracy and each tier, from run.md's table. Prints figures;
+asserts nothing. `benchmarks/fit_budget.py <run folders>` fits the budget's cost model to them.
 """
 
 from __future__ import annotations
@@ -40,6 +43,7 @@ def main() -> None:
     parser.add_argument("--modes", default="quick,medium")
     parser.add_argument("--max-tokens", type=int, default=128, help="cap on every answer (the run's num_predict)")
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--out", type=Path, help="where the run folders go (default: a new temporary folder)")
     args = parser.parse_args()
 
     control = negative_control(load_packs(MODES["full"]))
@@ -49,7 +53,8 @@ def main() -> None:
     model = get_model(profiles.model(args.model))
     plan = decide(Hardware.load(GOLDEN_DIR / "linux-vps-cpu-4c-8gb.json"), profiles,
                   {"model": args.model, "threads": args.threads, "num_ctx": 4096})
-    out = Path(tempfile.mkdtemp(prefix="bench-quality-"))
+    out = args.out or Path(tempfile.mkdtemp(prefix="bench-quality-"))
+    out.mkdir(parents=True, exist_ok=True)
     with launch(plan, runtime.binary, model.path, out / "llama.log", variant_args=runtime.variant_args) as running:
         print(f"llama-server {running.engine_version} ({' '.join(runtime.variant_args) or 'native'}), "
               f"--jinja in argv: {'--jinja' in running.command.argv}, {args.model}, max_tokens {args.max_tokens}")
@@ -61,7 +66,8 @@ def main() -> None:
                        RunOptions(phases=["hello", "quality"], runs=0, num_ctx=4096, num_predict=args.max_tokens,
                                   force_load=True, quality={"mode": mode, "packs": None, "repeat": 1}), run_dir, f"bench-{mode}")
             wall = time.monotonic() - started
-            summary = report(run_dir, plots=False).metadata["quality"][0]
+            done = report(run_dir, plots=False)
+            summary = done.metadata["quality"][0]
             modes = {}
             for failure in summary["failures"]:
                 modes[failure["failure_mode"]] = modes.get(failure["failure_mode"], 0) + 1
@@ -72,6 +78,8 @@ def main() -> None:
             print(f"{mode}: {summary['summary']}\n  wall {wall:.0f} s (hello + quality; seconds per pack {seconds}), load average before "
                   f"{'/'.join(f'{x:.2f}' for x in load_before)}, after {'/'.join(f'{x:.2f}' for x in os.getloadavg())}; "
                   f"failure modes {modes}; run folder {run_dir}")
+            table = done.markdown.split("## Quality", 1)[1].split("\n\n")[2]
+            print(table)
 
 
 if __name__ == "__main__":

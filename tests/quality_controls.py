@@ -1,19 +1,26 @@
 """Goldens and junk answers for the quality packs, shared by the quality tests.
 
-The goldens live in tests/fixtures/quality/goldens.json, never in a pack, so a model is never
-shown them. A golden is `{"content": …}` or `{"tool_calls": [{"name", "arguments": {…}}]}`.
+The goldens live in tests/fixtures/quality/goldens.json (generated scenarios: beside them in their
+generator), never in a pack, so a model is never shown them. A golden is `{"content": …}` or `{"tool_calls": [{"name", "arguments": {…}}]}`.
 """
 
 import json
 
 from orchestrator.core.paths import REPO_ROOT
+from orchestrator.evaluate.quality.packs import GENERATORS, PACK_ORDER, load_packs
 
 GOLDENS_PATH = REPO_ROOT / "tests" / "fixtures" / "quality" / "goldens.json"
 JUNK_TEXTS = ("", "(no answer)", "{}")
 
 
 def goldens() -> dict:
-    return json.loads(GOLDENS_PATH.read_text(encoding="utf-8"))
+    """pack -> scenario -> golden: the written scenarios' from the fixture, the generated ones' from their generator."""
+    out = json.loads(GOLDENS_PATH.read_text(encoding="utf-8"))
+    for pack in load_packs(PACK_ORDER):
+        if pack.generated:
+            made = GENERATORS[pack.id].generate(pack.generated["seed"], pack.generated["sets"]["full"])
+            out[pack.id].update({g.scenario["id"]: g.golden for g in made})
+    return out
 
 
 def message(golden: dict) -> dict:

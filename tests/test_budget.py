@@ -3,6 +3,7 @@
 import json
 import os
 from dataclasses import replace
+from unittest import mock
 
 import pytest
 
@@ -17,6 +18,10 @@ from orchestrator.plan.probe import Hardware
 from orchestrator.plan.profiles import load_profiles
 from orchestrator.plan.rulecheck import GOLDEN_DIR
 from orchestrator.measure.suites import PHASES
+from orchestrator.core.runspec import RunOptions
+from orchestrator.evaluate.quality.packs import MODES, load_packs
+from orchestrator.measure.cost import agent_seconds, quality_seconds
+from orchestrator.measure.phases.quality import QualityPhase
 
 PROFILES = load_profiles()
 CPU_BOX = GOLDEN_DIR / "linux-vps-cpu-4c-8gb.json"
@@ -32,6 +37,11 @@ def plan_at(tokens_per_sec: float, minutes: float = 15, named=None, **more):
 
 def axis(plan, name):
     return next(a for a in plan.axes if a.axis == name)
+
+
+def scenarios_run(plan):
+    """N of the quality axis's "…: N scenarios"."""
+    return int(axis(plan, "quality").runs[0].rsplit(": ", 1)[1].split()[0])
 
 
 def test_the_budget_file_validates_and_names_real_packs_and_tasks():
@@ -58,10 +68,10 @@ def test_a_faster_machine_buys_more_on_every_axis():
     slow, fast = plan_at(25.0), plan_at(2500.0)
     assert len(axis(fast, "speed").runs) > len(axis(slow, "speed").runs)
     assert set(PHASES) <= set(fast.phases)
-    slow_q = quality_candidates(load_budget(), 25.0, 2048, False)
-    labels = [c.label for c in slow_q]
-    assert labels.index(axis(fast, "quality").runs[0]) < labels.index(axis(slow, "quality").runs[0])
-    assert fast.quality == {"mode": "full", "packs": None, "repeat": 1}
+    assert scenarios_run(fast) > scenarios_run(slow) and fast.quality["mode"] == "full"
+    # the largest set within its allowance: one more generated scenario a pack would not fit
+    bigger = load_packs(MODES["full"], generated=fast.quality["generated"] + 1)
+    assert quality_seconds(bigger, 2500.0, PLAN.num_predict) > axis(fast, "quality").allowance_s
     assert len(fast.agent["tasks"]) > len(slow.agent["tasks"])
     assert fast.agent["budgets"]["steps_per_pass"] > slow.agent["budgets"]["steps_per_pass"]
 
@@ -101,6 +111,47 @@ def test_quality_mode_fixes_the_quality_set_and_num_predict_caps_agent_tokens():
     assert plan.quality == {"mode": "quick", "packs": None, "repeat": 1}
     capped = plan_budget(900, DecodeRate(2500.0, "estimate", "t"), lambda runs: [], None, 64)
     assert capped.agent["budgets"]["max_tokens"] == 64
+
+
+def test_a_filling_quality_candidate_takes_as_many_generated_scenarios_as_its_allowance_holds():
+    budget = load_budget()
+    filling = next(c for c in quality_candidates(budget, 25.0, 512, False) if c.fit and c.settings["mode"] == "medium")
+    assert filling.fit(filling.seconds - 1) is None  # not even the written scenarios
+    sized = filling.fit(filling.seconds * 3)
+    generated = sized.settings["generated"]
+    assert sized.seconds <= filling.seconds * 3 and generated > 0 and sized.settings["mode"] == "medium"
+    packs = load_packs(MODES["medium"], generated=generated + 1)
+    assert quality_seconds(packs, 25.0, 512) > filling.seconds * 3  # one more a pack would not fit
+    phase = QualityPhase.from_options(RunOptions(phases=["quality"], quality=sized.settings))
+    assert all(len(p.scenarios) == p.written + generated for p in phase.packs.values())
+    assert f"{sum(len(p.scenarios) for p in phase.packs.values())} scenarios" in sized.label
+
+
+def test_what_the_agent_set_leaves_goes_to_quality_and_the_schedule_stays_within_the_usable_budget():
+    plan = plan_at(25.0)
+    usable = plan.budget_s * load_budget().headroom
+    assert sum(plan.phase_seconds.values()) <= usable + 1
+    quality, agent = axis(plan, "quality"), axis(plan, "agent")
+    spent = sum(s for phase, s in plan.phase_seconds.items() if phase not in ("quality", "agent"))
+    # quality took what was left after the agent's estimate, up to its next scenario step
+    assert plan.phase_seconds["quality"] == pytest.approx(quality.seconds, abs=0.1)
+    assert plan.phase_seconds["agent"] == pytest.approx(agent.seconds, abs=0.1)
+    left = usable - spent - quality.seconds - agent.seconds
+    assert 0 <= left < 60, "more than a scenario step of the usable budget is unplanned"
+
+
+def test_step_fill_and_verifier_time_enter_the_cost_models():
+    base = load_budget()
+    packs = load_packs(("codeexec",), mode="quick")
+
+    def at(**cost):
+        return mock.patch("orchestrator.measure.cost.load_budget", return_value=replace(base, cost={**base.cost, **cost}))
+
+    with at(agent_step_fill=1.0, verify_s={}):
+        ceiling, plain = agent_seconds(2, 2, 6, 256, 2048, 20.0), quality_seconds(packs, 20.0, 512)
+    with at(agent_step_fill=0.5, verify_s={"codeexec": 3.0}):
+        assert agent_seconds(2, 2, 6, 256, 2048, 20.0) == pytest.approx(ceiling / 2)
+        assert quality_seconds(packs, 20.0, 512) - plain == pytest.approx(3.0 * len(packs[0].scenarios))
 
 
 def test_shares_and_candidates_come_from_the_data_file():

@@ -112,7 +112,7 @@ def test_every_row_carries_the_run_and_quality_and_agent_lines_flow_in(runs, tmp
 
 @pytest.mark.parametrize("ledger_tail, reason", [
     (json.dumps(quality_record("c", 1, True) | {"score": "high"}) + "\n", "run.jsonl line {n}: field for quality_score"),
-    ('{"type": "quality", "pack_id": \n{"type": "end"}\n', "run.jsonl (line {n}): not valid JSON"),
+    ('{"type": "quality", "pack": \n{"type": "end"}\n', "run.jsonl (line {n}): not valid JSON"),
     ('{"type": "agent_run", "task": "t", "passes": 99999999999}\n', "run.jsonl line {n}: field for agent_passes"),
     ('{"record": "agent_run", "task": "\\ud800"}\n', "not Unicode text (a lone surrogate)"),
 ])
@@ -128,7 +128,7 @@ def test_a_hostile_ledger_line_makes_its_run_invalid_with_the_line_named(runs, t
 def test_a_torn_last_line_is_ignored_as_the_ledger_ignores_it(runs, tmp_path):
     run = runs.write(tmp_path / "subs", 1, axes=True)
     with open(run / "run.jsonl", "a") as fh:
-        fh.write('{"type": "quality", "pack_id": "tool')
+        fh.write('{"type": "quality", "pack": "tool')
     result = update_catalogue(tmp_path / "subs", tmp_path / "catalogue.json")
     assert result.counts == {"runs": 1, "complete": 0, "partial": 1, "invalid": 0, "failed": 0}
     assert query(result.export_dir, "SELECT count(*) FROM catalogue WHERE record_kind = 'quality'").rows == [(4,)]

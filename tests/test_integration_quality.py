@@ -26,7 +26,7 @@ def test_quick_mode_judges_every_scenario_with_its_call_in_the_same_ledger(serve
     assert result.finished
     records = list(read_records(tmp_path / "run.jsonl"))
     verdicts = [r for r in records if r["type"] == "quality"]
-    expected = Counter((p.id, s.id) for p in load_packs(MODES["quick"]) for s in p.scenarios)
+    expected = Counter((p.id, s.id) for p in load_packs(MODES["quick"], mode="quick") for s in p.scenarios)
     assert Counter((v["pack"], v["scenario"]) for v in verdicts) == expected
     calls = {c["prompt_id"]: c for c in records if c["type"] == "call" and c["phase"] == "quality"}
     for verdict in verdicts:

@@ -8,6 +8,7 @@ test's tmp folder (its path is printed; pytest keeps the last three runs' folder
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -82,6 +83,7 @@ def test_the_page_filters_sorts_and_links_each_row_to_its_run(chromium, page_dir
         page.select_option("#filter-axes", "quality")
         rows = table(page)
         assert len(rows) == 6 and all("quality" in r["Axes"] and r["Quality score"].endswith("%") for r in rows)
+        assert all(re.fullmatch(r"\d+ % \(\d+–\d+\)", r["Quality pass rate (95% CI)"]) for r in rows)
         page.click("th[data-sort=agent_pass_rate]")
         rates = numbers(table(page), "Agent pass rate")
         assert rates == sorted(rates, reverse=True) and len(rates) == 6

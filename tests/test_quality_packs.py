@@ -11,19 +11,21 @@ import shutil
 import pytest
 
 from orchestrator.core.errors import BadInput
-from orchestrator.evaluate.quality.packs import MODES, PACK_ORDER, load_pack, load_packs, pack_ids, packs_dir
+from orchestrator.evaluate.quality.generators import TIERS
+from orchestrator.evaluate.quality.packs import GENERATORS, MODES, PACK_ORDER, load_pack, load_packs, pack_ids, packs_dir
+from orchestrator.evaluate.quality.scoring import wilson
 from orchestrator.evaluate.quality.runner import JUNK_KINDS, junk_message, negative_control, run_pack_scenarios
 from orchestrator.evaluate.quality.verifiers import verify
 from tests.quality_controls import goldens, junk_messages, message
 
 # A changed pack needs a new version: bump it in the meta line, then update its pin here.
 PINS = {
-    "toolcall": (1, "c9cb7f7ff9a9396012d0c3716a96f33d51eb46aaf1b28194e324a0bd0c2c6272"),
-    "instruct": (1, "77153d034e29b4ae3f284aa9d3c0d74136201325e2278fdec21df1a107f20d43"),
-    "struct": (2, "2b87fa0da8ce25ad4c80157ff18c94942a19e5f9a12e481f4375bc053f68517c"),
-    "extract": (1, "3b8574cb293f344007b6056ae89e2002538c455e7ee5c9dd4af4fc3af6476e6a"),
-    "math": (1, "0191cc03ab5b8a270df5b96a3132dd73860f869d223af25d1f5e3eeb137610ff"),
-    "codeexec": (1, "60dab41155d78d89978f1b8a99e25b2756a2888a5080aad81a6b3fd30bc7e1a7"),
+    "toolcall": (2, "d6e772f505dba34e89a8b00be1ade0fe50787ddf87adee98ef611a80f31bc89b"),
+    "instruct": (2, "cfb92c2162855c84dd79ee9b22bb1819cb05d0865e9d9c02890aa013b75c008f"),
+    "struct": (3, "5dddb8a7f211a94d4f0bfa96f8734c4b2d7b1c9c35859731ae601070155f882e"),
+    "extract": (2, "e259340fabbc13b7143e0ba6a3e443fc7dd25f12abcd238b6c196e8c6880e549"),
+    "math": (2, "a4d06988c628e7403cc66ac005e42451b8dcde59c0aaa7e80a85b6d423564c53"),
+    "codeexec": (2, "1fdd64df5c1fbe9e3d888344bd0236461e7ff9848fc019684bf814dde0a0a6d0"),
 }
 PACKS = load_packs(PACK_ORDER)
 GOLDENS = goldens()
@@ -39,12 +41,41 @@ def test_pack_is_pinned_by_version_and_checksum(pack):
 
 @pytest.mark.parametrize("pack", PACKS, ids=PACK_ORDER)
 def test_pack_size_levels_and_kind(pack):
-    assert len(pack.scenarios) >= 12
-    levels = [s.level for s in pack.scenarios]
+    assert pack.written >= 12
+    levels = [s.level for s in pack.scenarios[:pack.written]]
     assert levels.count("easy") >= 3, "a 135M-270M model must be able to pass some"
     assert levels.count("hard") >= 4, "a 30B model must not be at 100%"
     kinds = {s.kind for s in pack.scenarios}
     assert len(kinds) == 1 and pack.sampling["temperature"] == 0
+
+
+@pytest.mark.parametrize("pack", PACKS, ids=PACK_ORDER)
+def test_full_is_large_enough_to_measure_and_every_mode_is_a_balanced_prefix(pack):
+    assert len(pack.scenarios) >= 200
+    assert wilson(len(pack.scenarios) // 2, len(pack.scenarios)).half_width <= 0.07  # the widest, at 50%
+    assert pack.for_mode("quick").scenarios == pack.scenarios[:pack.written]  # quick keeps its two minutes
+    medium = pack.for_mode("medium").scenarios[pack.written:]
+    assert len(medium) == pack.generated["sets"]["medium"] and medium == pack.scenarios[pack.written:][:len(medium)]
+    assert all(s.level == TIERS[i % 3] for i, s in enumerate(pack.scenarios[pack.written:]))
+
+
+@pytest.mark.parametrize("pack", PACKS, ids=PACK_ORDER)
+def test_generation_is_frozen_by_version_and_seed(pack):
+    module, spec = GENERATORS[pack.id], pack.generated
+    first, again = module.generate(spec["seed"], 30), module.generate(spec["seed"], 60)
+    assert first == again[:30]  # a smaller set is a prefix of a larger one
+    assert module.generate(spec["seed"] + 1, 30) != first
+    assert spec["generator_version"] == module.VERSION
+
+
+def test_a_changed_generator_needs_a_new_pack_version(tmp_path):
+    path = _copy_pack(tmp_path, "math")
+    lines = path.read_text().splitlines()
+    meta = json.loads(lines[0])
+    meta["generated"]["generator_version"] += 1
+    path.write_text("\n".join([json.dumps(meta)] + lines[1:]) + "\n")
+    with pytest.raises(BadInput, match=r"math.jsonl:1: field generated.generator_version"):
+        load_pack("math", tmp_path)
 
 
 def test_modes_and_pack_selection():

@@ -36,7 +36,7 @@ def lines(run_dir, kind):
 
 
 def quick_scenarios():
-    return [(p.id, s.id) for p in load_packs(("toolcall", "instruct")) for s in p.scenarios]
+    return [(p.id, s.id) for p in load_packs(("toolcall", "instruct"), mode="quick") for s in p.scenarios]
 
 
 def test_hello_and_quality_share_one_ledger_every_scenario_judged_and_its_call_timed(fake, tmp_path):
@@ -58,7 +58,7 @@ def test_hello_and_quality_share_one_ledger_every_scenario_judged_and_its_call_t
     saved = {tuple(line["key"]) for line in read_records(tmp_path / "responses.jsonl")}
     assert all(tuple(v["response_ref"]) in saved for v in verdicts)
     meta = lines(tmp_path, "meta")[0]
-    assert meta["options"]["quality"] == QUICK and meta["suites"]["quality"]["version"] == "toolcall@1,instruct@1"
+    assert meta["options"]["quality"] == QUICK and meta["suites"]["quality"]["version"] == "toolcall@2,instruct@2"
 
 
 def test_timeouts_scale_with_the_speed_calls_decode_rate_and_a_stall_is_a_timeout_verdict(fake, tmp_path, monkeypatch):
@@ -66,7 +66,7 @@ def test_timeouts_scale_with_the_speed_calls_decode_rate_and_a_stall_is_a_timeou
     state.fixed_rate = 5.0
     run_suites(targets(url, "fake"), RunOptions(phases=["hello", "quality"], runs=1,
                                                  quality={**QUICK, "packs": ["toolcall"]}), tmp_path, "run-1")
-    pack = load_packs(("toolcall",))[0]
+    pack = load_packs(("toolcall",), mode="quick")[0]
     rates = [c["tokens_per_sec"] for c in lines(tmp_path, "call") if c["phase"] == "hello"]
     assert all(v["timeout_s"] > pack.case_seconds for v in lines(tmp_path, "quality")) and rates
 
@@ -90,7 +90,7 @@ def test_resume_after_a_kill_runs_only_the_scenarios_without_a_verdict(fake, tmp
     ledger.write_text("\n".join(kept[:cut + 2]) + "\n")
     before = len(state.requests)
     run_suites(targets(url), options, tmp_path, resume=True)
-    total = len(load_packs(("toolcall",))[0].scenarios)
+    total = len(load_packs(("toolcall",), mode="quick")[0].scenarios)
     assert len(state.requests) - before == total - 4
     verdicts = lines(tmp_path, "quality")
     assert len(verdicts) == total and len({(v["scenario"], v["repeat_idx"]) for v in verdicts}) == total
@@ -150,7 +150,7 @@ def test_an_ollama_cell_gets_the_tools_in_its_native_api(tmp_path):
         srv.shutdown()
     chats = [body for path, body in state.requests if path == "/api/chat"]
     assert chats and all(body.get("tools") for body in chats if body["messages"][-1]["content"].startswith("What's the weather"))
-    assert len(lines(tmp_path, "quality")) == len(load_packs(("toolcall",))[0].scenarios)
+    assert len(lines(tmp_path, "quality")) == len(load_packs(("toolcall",), mode="quick")[0].scenarios)
 
 
 def test_report_has_the_quality_section_and_metadata_and_uses_the_newest_verdict(fake, tmp_path):
@@ -165,9 +165,9 @@ def test_report_has_the_quality_section_and_metadata_and_uses_the_newest_verdict
     assert "never saw the tool declarations" in done.markdown
     datafiles.validate(done.metadata, "metadata", "test")
     (cell,) = done.metadata["quality"]
-    assert cell["summary"].startswith("Quality: toolcall 1/") and "(quick, packs v1, " in cell["summary"]
+    assert cell["summary"].startswith("Quality: toolcall 1/") and "(quick, packs v2, " in cell["summary"]
     assert "## Speed per cell and phase" in done.markdown and "## Quality" in done.markdown
-    assert "| toolcall (v1) |" in done.markdown and "- toolcall TC-02: " in done.markdown
+    assert "| toolcall (v2) |" in done.markdown and "- toolcall TC-02: " in done.markdown
     # a rescore by a newer verifier wins in the report; the call's own line stays as it was
     rescore_run(tmp_path)
     ledger = tmp_path / "run.jsonl"
@@ -211,5 +211,16 @@ def test_auto_dry_run_plans_the_quality_phase_of_the_chosen_mode(capsys):
     assert main(args + ["--quality-mode", "quick"]) == 0
     assert "run  mode quick (toolcall, instruct): 31 scenarios" in capsys.readouterr().out
     assert main(args + ["--quality-mode", "medium"]) == 0
-    medium = sum(len(p.scenarios) for p in load_packs(("toolcall", "instruct", "struct", "extract", "math")))
+    medium = sum(len(p.scenarios) for p in load_packs(("toolcall", "instruct", "struct", "extract", "math"), mode="medium"))
     assert f"run  mode medium (toolcall, instruct, struct, extract, math): {medium} scenarios" in capsys.readouterr().out
+
+
+def test_units_go_scenario_by_scenario_across_packs_so_a_cut_leaves_every_pack_a_balanced_prefix():
+    options = RunOptions(phases=["quality"], quality={"mode": "medium", "packs": None, "repeat": 1, "generated": 3})
+    phase = load_phase("quality", options=options)
+    order = [unit.keys[0].prompt_id for unit in phase.units(["c"], options)]
+    packs = list(phase.packs.values())
+    assert order[:len(packs)] == [f"{p.id}/{p.scenarios[0].id}" for p in packs]
+    assert sorted(order) == sorted(f"{p.id}/{s.id}" for p in packs for s in p.scenarios)
+    cut = Counter(prompt.split("/")[0] for prompt in order[:len(order) // 2])
+    assert max(cut.values()) - min(cut.values()) <= 3  # packs differ only in how many written scenarios they have

@@ -10,12 +10,12 @@ from orchestrator.core.errors import BadInput
 from orchestrator.evaluate.quality.packs import PACK_ORDER, load_pack, load_packs
 from orchestrator.evaluate.quality.records import effective, rescore
 from orchestrator.evaluate.quality.runner import ChatError, run_pack_scenarios
-from orchestrator.evaluate.quality.scoring import (case_timeout, classify, failure_breakdown, inspect, markdown_table, one_liner,
-                                          pack_scores, percentile)
+from orchestrator.evaluate.quality.scoring import (Interval, case_timeout, classify, difference_interval, failure_breakdown,
+                                                   inspect, markdown_table, one_liner, pack_scores, percentile, wilson)
 from tests.quality_controls import goldens, message
 
 GOLDENS = goldens()
-QUICK = load_packs(("toolcall", "instruct"))
+QUICK = load_packs(("toolcall", "instruct"), mode="quick")
 
 
 def golden_chat(wrong=(), errors=None):
@@ -125,13 +125,14 @@ def quick_records():
 def test_markdown_table_breakdown_and_one_liner():
     scores = pack_scores(quick_records())
     assert markdown_table(scores) == "\n".join([
-        "| Pack | Pass / Total | Score | p50 latency | p95 latency | Status |",
-        "|---|---|---|---|---|---|",
-        "| toolcall (v1) | 9 / 12 | 75% | 7.0s | 11.0s | ok |",
-        "| instruct (v1) | 3 / 5 | 60% | 2.0s | 2.0s | 1 serving error(s) |",
-        "| TOTAL | 12 / 17 | 71% |  |  |  |",
+        "| Pack | Pass / Total | Score | 95% CI | Checks met | Easy | Medium | Hard | p50 latency | p95 latency | Status |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "| toolcall (v1) | 9 / 12 | 75% | 47%–91% | – | – | – | – | 7.0s | 11.0s | ok |",
+        "| instruct (v1) | 3 / 5 | 60% | 23%–88% | – | – | – | – | 2.0s | 2.0s | 1 serving error(s) |",
+        "| TOTAL | 12 / 17 | 71% | 47%–87% |  |  |  |  |  |  |  |",
     ])
-    assert one_liner(scores, "quick", "2026-11-29") == "Quality: toolcall 9/12 (75%) · instruct 3/5 (60%) (quick, packs v1, 2026-11-29)"
+    assert one_liner(scores, "quick", "2026-11-29") == (
+        "Quality: toolcall 9/12 (75%, 95% CI 47%–91%) · instruct 3/5 (60%, 95% CI 23%–88%) (quick, packs v1, 2026-11-29)")
     assert failure_breakdown(quick_records()) == [
         "- toolcall TC-03: wrong_answer (expected 4, got 5)",
         "- toolcall TC-07: wrong_answer (expected 4, got 5)",
@@ -141,11 +142,38 @@ def test_markdown_table_breakdown_and_one_liner():
     ]
 
 
+def test_wilson_interval_is_honest_at_the_edges_and_narrows_with_n():
+    assert (wilson(0, 10).low, round(wilson(0, 10).high, 4)) == (0.0, 0.2775)  # never the 0–0 of p ± z·se
+    assert wilson(10, 10).low == pytest.approx(0.7225, abs=1e-4) and wilson(10, 10).high == pytest.approx(1.0)
+    assert (round(wilson(5, 10).low, 4), round(wilson(5, 10).high, 4)) == (0.2366, 0.7634)
+    assert wilson(100, 200).half_width < 0.07 < wilson(50, 100).half_width
+    assert wilson(0, 0) == Interval(0.0, 1.0)
+
+
+def test_difference_interval_calls_only_significant_differences():
+    assert difference_interval(50, 100, 65, 100).excludes_zero()  # +15 points on 100 each
+    assert not difference_interval(5, 16, 8, 16).excludes_zero()  # +19 points on 16 each: noise
+    assert difference_interval(65, 100, 50, 100).high < 0  # the sign follows b − a
+
+
+def test_tiers_and_check_level_accuracy_show_partial_compliance():
+    rows = [{**record("instruct", f"IF-G00{i}", ok), "level": level, "checks_met": met, "checks_asked": 4}
+            for i, (ok, level, met) in enumerate([(True, "easy", 4), (False, "easy", 3), (False, "medium", 2),
+                                                  (False, "hard", 1), (False, "hard", 0)])]
+    rows.append(record("instruct", "IF-01", True))  # an old record: no tier, no check counts
+    (score,) = pack_scores(rows)
+    assert (score.checks_met, score.checks_asked, score.check_accuracy) == (10, 20, 0.5)
+    assert score.tiers == {"easy": {"passed": 1, "total": 2}, "medium": {"passed": 0, "total": 1},
+                           "hard": {"passed": 0, "total": 2}}
+    assert (score.low, score.high) == (round(wilson(2, 6).low, 4), round(wilson(2, 6).high, 4))
+    assert "| instruct (v1) | 2 / 6 | 33% | 10%–70% | 10/20 (50%) | 1/2 | 0/1 | 0/2 |" in markdown_table([score])
+
+
 def test_table_with_repeats_and_serving_errors():
     records = [record("toolcall", "TC-01", True, 0), record("toolcall", "TC-01", False, 1, mode="server_error")]
     table = markdown_table(pack_scores(records))
     assert table.splitlines()[0].endswith("| Status | Std | CV |")
-    assert "| toolcall (v1) | 1 / 2 | 50% | 1.0s | 1.0s | 1 serving error(s) | 0.500 | 1.000 |" in table
+    assert "| toolcall (v1) | 1 / 2 | 50% | 9%–91% | – | – | – | – | 1.0s | 1.0s | 1 serving error(s) | 0.500 | 1.000 |" in table
     assert failure_breakdown(records) == ["- toolcall TC-01 #1: server_error (expected 4, got 5)"]
 
 

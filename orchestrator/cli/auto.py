@@ -68,7 +68,7 @@ def cmd_auto(args: argparse.Namespace) -> int:
         hardware = replace(hardware, device_tag=validate_device_tag(ask("device tag", hardware.device_tag, args.yes)))
     auto_plan = plan_auto(hardware, profiles, knob_overrides(args), parse_phases(args.phases) if args.phases else None,
                           args.runs, args.time_budget or DEFAULT_TIME_BUDGET_MIN, submissions_root(args.submissions_dir),
-                          handle, args.resume, args.quality_mode, args.smoke)
+                          handle, args.resume, args.quality_mode, args.smoke, args.model_path)
     print(render_auto_plan(auto_plan), flush=True)
     if args.dry_run:
         print(f"\ndry run: nothing installed, fetched, launched or written (run folder would be {auto_plan.run_dir})")
@@ -132,6 +132,8 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--quality-mode", choices=QUALITY_MODES,
                    help="packs of the quality phase (default: the largest set that fits --time-budget)")
     add_sandbox_option(p, "auto")
+    p.add_argument("--model-path", metavar="GGUF", help="serve this local GGUF: with --model it stands for that "
+                   "catalogue model, without it it is planned from its own metadata (a recorded deviation)")
     add_knob_overrides(p)
 
     p = sub.add_parser("doctor", help="check everything auto needs and say how to fix what is missing")

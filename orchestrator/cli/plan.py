@@ -41,10 +41,11 @@ def render_plan(plan) -> str:
 @command("decide")
 def cmd_decide(args: argparse.Namespace) -> int:
     from orchestrator.plan.decide import decide
-    from orchestrator.plan.profiles import load_profiles
+    from orchestrator.plan.profiles import load_profiles, with_model_file
 
     hw = load_or_probe(args.hardware, args.device_tag)
-    plan = decide(hw, load_profiles(), knob_overrides(args), use_tuned=not args.no_tuned)
+    profiles, overrides, _ = with_model_file(load_profiles(), knob_overrides(args), args.model_path)
+    plan = decide(hw, profiles, overrides, use_tuned=not args.no_tuned)
     if args.out:
         from orchestrator.publish.manifest import write_json_atomic
         write_json_atomic(Path(args.out), plan.to_dict())
@@ -105,6 +106,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--json", action="store_true")
     p.add_argument("--out", help="also write the plan JSON here")
     p.add_argument("--no-tuned", action="store_true", help="ignore profiles/local/<device-tag>.yaml")
+    p.add_argument("--model-path", metavar="GGUF", help="plan for this local GGUF (its shape and size from its metadata)")
     add_knob_overrides(p)
 
     p = sub.add_parser("rules", help="maintain the rule tables")

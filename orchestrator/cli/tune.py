@@ -20,7 +20,7 @@ def cmd_tune(args: argparse.Namespace) -> int:
     from orchestrator.plan.decide import decide
     from orchestrator.runtime.launch import install_signal_handlers
     from orchestrator.core.paths import state_dir
-    from orchestrator.plan.profiles import load_profiles
+    from orchestrator.plan.profiles import load_profiles, with_model_file
     from orchestrator.core.progress import progress_reporter
     from orchestrator.plan.probe import load_nvml
     from orchestrator.flows.tune import (parse_quants, render_markdown, render_quants, report_json, tune_on_this_machine,
@@ -37,7 +37,11 @@ def cmd_tune(args: argparse.Namespace) -> int:
                        f"(runtimes/{args.runtime}.yaml tune_axes: {', '.join(known) or 'none'})")
     hardware = load_or_probe(args.hardware, args.device_tag)
     profiles = load_profiles()
-    overrides = {"model": args.model, "runtime": args.runtime, "num_ctx": args.ctx, "num_parallel": args.parallel}
+    if not (args.model or args.model_path):
+        raise BadInput("tune: give --model ID (a catalogue model) or --model-path GGUF (a local one)")
+    overrides = {name: value for name, value in (("model", args.model), ("runtime", args.runtime), ("num_ctx", args.ctx),
+                                                 ("num_parallel", args.parallel)) if value is not None}
+    profiles, overrides, _ = with_model_file(profiles, overrides, args.model_path)
     plan = decide(hardware, profiles, overrides, use_tuned=False)
     prepared = prepare_runtime(plan, args.model_path)
     runtime = prepared.install
@@ -73,8 +77,9 @@ def cmd_tune(args: argparse.Namespace) -> int:
 def add_parsers(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("tune", help="measure launches to find the fastest NGL (GPU) or threads (CPU) that fit, then the launch "
                                        "knobs (flash attention, batch sizes, KV type within a KLD budget ...), or the quant")
-    p.add_argument("--model", required=True, help="catalogue model id")
-    p.add_argument("--model-path", help="use this local GGUF for the model instead of the cache")
+    p.add_argument("--model", help="catalogue model id")
+    p.add_argument("--model-path", help="use this local GGUF for --model instead of the cache; alone, a local model "
+                   "planned from its own metadata")
     p.add_argument("--runtime", choices=MANAGED_RUNTIMES, metavar="RUNTIME", default="llama.cpp",
                    help="one of %(choices)s; ollama: one server, each candidate reloads the model with its num_gpu / num_thread")
     p.add_argument("--ctx", type=CONTEXT, help="context per slot to tune for (default: the plan's)")

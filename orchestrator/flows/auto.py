@@ -25,7 +25,7 @@ from orchestrator.measure.phases import load_phase
 from orchestrator.flows.pipeline import ensure_writable, find_run_dir, new_run_dir, run_recorded
 from orchestrator.publish.privacy import Finding, scan
 from orchestrator.plan.probe import Hardware
-from orchestrator.plan.profiles import Profiles
+from orchestrator.plan.profiles import ModelSpec, Profiles, with_model_file
 from orchestrator.core.progress import Progress, quiet
 from orchestrator.publish.manifest import RunContext, load_context
 from orchestrator.publish.report import report
@@ -60,6 +60,8 @@ class AutoPlan:
     steps: list[str] = field(default_factory=list)
     install_fallback: dict[str, Any] | None = None  # what the dry run can already tell
     budget: BudgetPlan | None = None  # per axis: what runs, what is skipped and why (None on a resume)
+    model_path: str | None = None  # --model-path: a local GGUF served instead of a fetched one
+    local_model: ModelSpec | None = None  # that file's own description, when it is not a catalogue model
 
 
 @dataclass(frozen=True)
@@ -113,7 +115,7 @@ def estimate_phases(plan: Plan, rate: float, phases: list[str], runs: int, **mor
 
 def plan_auto(hw: Hardware, profiles: Profiles, overrides: dict[str, Any], phases: list[str] | None,
               runs: int | None, time_budget_min: float, root: Path, handle: str, resume: str | None,
-              quality_mode: str | None = None, smoke: bool = False) -> AutoPlan:
+              quality_mode: str | None = None, smoke: bool = False, model_path: str | None = None) -> AutoPlan:
     """The speed phases, quality set and agent task set that fit the time budget (budget.py);
     `phases` (--phases) fixes which run, `quality_mode` (--quality-mode) the quality set, `runs` (--runs)
     the warm repeats (None: the most that fit)."""
@@ -127,6 +129,7 @@ def plan_auto(hw: Hardware, profiles: Profiles, overrides: dict[str, Any], phase
         speed = [p for p in phases or PHASES if p not in AXES]
         estimates = estimate_phases(plan, rate.tokens_per_sec, speed, RUNS if runs is None else runs, smoke=smoke)
         return AutoPlan(hw, plan, phases or PHASES, estimates, {}, run_dir, run_id)
+    profiles, overrides, local_model = with_model_file(profiles, overrides, model_path)
     plan = plan_with_fallback(hw, profiles, overrides)
     rate = planning_rate(plan, hw, profiles, root)
     speed = [p for p in phases or PHASES if p not in AXES]
@@ -135,9 +138,9 @@ def plan_auto(hw: Hardware, profiles: Profiles, overrides: dict[str, Any], phase
     estimates = estimate_phases(plan, rate.tokens_per_sec, speed, budget.runs, smoke=smoke)
     run_dir, run_id = new_run_dir(root, handle, hw.device_tag)
     runtime = managed_runtime(plan.runtime).locate(plan)
-    steps = describe_steps(plan, profiles, run_dir, runtime)
+    steps = describe_steps(plan, profiles, run_dir, runtime, model_path)
     return AutoPlan(hw, plan, budget.phases, estimates, budget.phase_notes, run_dir, run_id, steps,
-                    install_fallback(plan, runtime), budget)
+                    install_fallback(plan, runtime), budget, model_path, local_model)
 
 
 def install_fallback(plan: Plan, runtime: RuntimeInstall | None) -> dict[str, Any] | None:
@@ -150,8 +153,10 @@ def describe_install_fallback(deviation: dict[str, Any]) -> str:
             "(an install_fallback deviation in the manifest)")
 
 
-def describe_steps(plan: Plan, profiles: Profiles, run_dir: Path, runtime: RuntimeInstall | None) -> list[str]:
+def describe_steps(plan: Plan, profiles: Profiles, run_dir: Path, runtime: RuntimeInstall | None,
+                   local_file: str | None = None) -> list[str]:
     model_path, record, install_step = managed_runtime(plan.runtime).dry_run_facts(plan, profiles, runtime)
+    model_path = local_file or model_path
     binary = runtime.binary if runtime else "<llama-server to be built>"
     variant_args = tuple(record.chosen.args) if record and record.chosen else ()
     command = build_command(load_runtime(plan.runtime), plan, binary, 0, model_path or "<model.gguf>", plan.model,
@@ -162,7 +167,7 @@ def describe_steps(plan: Plan, profiles: Profiles, run_dir: Path, runtime: Runti
         f"runtime: {'use ' + runtime.binary if runtime else install_step}",
         "self-test it on this CPU: " + (f"verified, variant {record.chosen.variant}" if record and record.chosen
                                                  else "on first use (about half a minute)"),
-        f"model: {'use cached ' + model_path if model_path else 'fetch ' + plan.model + ' ' + plan.quant}",
+        f"model: {'use local file ' + local_file if local_file else 'use cached ' + model_path if model_path else 'fetch ' + plan.model + ' ' + plan.quant}",
         "launch: " + " ".join(command.argv).replace(" --port 0", " --port <free port>"),
         f"run the phases below, writing {run_dir}/run.jsonl",
         "report: metadata.json, run.md, plots",
@@ -213,7 +218,8 @@ def execute(auto_plan: AutoPlan, profiles: Profiles, runs: int | None, handle: s
     plan, hw = auto_plan.plan, auto_plan.hardware
     ensure_writable(auto_plan.run_dir.parent)
     kind = managed_runtime(plan.runtime)
-    prepared = kind.prepare(plan, profiles, progress)
+    profiles = profiles.with_model(auto_plan.local_model) if auto_plan.local_model else profiles
+    prepared = kind.prepare(plan, profiles, progress, auto_plan.model_path)
     runtime = prepared.install
     plan = with_runtime_deviation(plan, prepared.deviation)
     log_path = state_dir() / "logs" / f"{plan.runtime}-{auto_plan.run_id}.log"

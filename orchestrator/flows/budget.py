@@ -16,14 +16,19 @@ planned axis has a result.
 
 from __future__ import annotations
 
+import bisect
+import itertools
 import json
-from dataclasses import asdict, dataclass, field
+import math
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable
 
-from orchestrator.measure.cost import Budget, load_budget, quality_seconds
+from orchestrator.evaluate.quality.packs import selected_packs
+from orchestrator.measure.cost import Budget, load_budget, quality_seconds, scenario_seconds
 
 AXES = ("speed", "quality", "agent")
+EVERY_GENERATED = 10**6  # Pack.for_mode caps it at the pack's full generated set
 
 
 @dataclass(frozen=True)
@@ -110,19 +115,52 @@ def decode_rate(tuned: float | None, measured: tuple[float, str] | None, estimat
 class Candidate:
     label: str
     settings: dict[str, Any]
-    seconds: float
+    seconds: float  # a filling candidate: its smallest size
+    fit: Callable[[float], "Candidate | None"] | None = None  # a filling candidate sized to an allowance, or None
+
+
+def filling_candidate(entry: dict[str, Any], rate: float, num_predict: int) -> Candidate:
+    """`fill`: the mode's (or the listed) packs with as many generated scenarios a pack (a prefix, tiers alternating) as the
+    allowance holds, so the quality set takes up what its time allows rather than the rung below it. A pack
+    without generated scenarios (bfcl) runs as the mode has it."""
+    mode, text = entry.get("mode", "quick"), None if "mode" in entry else ",".join(entry["packs"])
+    packs = selected_packs(text, mode, EVERY_GENERATED)
+    ids = tuple(p.id for p in packs)
+    name = f"mode {mode}" if "mode" in entry else "packs"
+    fixed = [(p, s) for p in packs for s in (p.scenarios[:p.written] if p.generated else p.scenarios)]
+    written = sum(scenario_seconds(p, s, rate, num_predict) for p, s in fixed)
+    extra = [p for p in packs if p.generated]
+    most = max((len(p.scenarios) - p.written for p in extra), default=0)
+    steps = [sum(scenario_seconds(p, p.scenarios[p.written + g], rate, num_predict)
+                 for p in extra if p.written + g < len(p.scenarios)) for g in range(most)]
+    totals = list(itertools.accumulate(steps, initial=written))  # totals[g]: with g generated a pack
+
+    def sized(generated: int) -> Candidate:
+        scenarios = len(fixed) + sum(min(len(p.scenarios) - p.written, generated) for p in extra)
+        return Candidate(f"{name} ({', '.join(ids)}) with {generated} generated a pack: {scenarios} scenarios",
+                         {"mode": mode, "packs": None if "mode" in entry else list(ids), "repeat": 1,
+                          "generated": generated}, totals[generated])
+
+    def fit(allowance: float) -> Candidate | None:
+        fitting = bisect.bisect_right(totals, allowance) - 1
+        return sized(fitting) if fitting >= 0 else None
+
+    return replace(sized(0), label=f"{name} ({', '.join(ids)}), filled with generated scenarios", fit=fit)
 
 
 def quality_candidates(budget: Budget, rate: float, num_predict: int, smoke: bool,
                        entries: tuple[dict[str, Any], ...] | None = None) -> list[Candidate]:
     """`entries`: budget.yaml's candidates unless the user fixed one (--quality-mode)."""
-    from orchestrator.evaluate.quality.packs import MODES, load_packs
-
     out = []
     for entry in entries or budget.quality_candidates:
-        ids = tuple(MODES[entry["mode"]]) if "mode" in entry else tuple(entry["packs"])
-        packs = load_packs(ids)
-        settings = {"mode": entry.get("mode", "quick"), "packs": None if "mode" in entry else list(ids), "repeat": 1}
+        text = None if "mode" in entry else ",".join(entry["packs"])
+        if entry.get("fill") and not smoke:  # a smoke run calls one scenario a pack: nothing to fill
+            out.append(filling_candidate(entry, rate, num_predict))
+            continue
+        settings = {"mode": entry.get("mode", "quick"), "packs": None, "repeat": 1}
+        packs = selected_packs(text, settings["mode"])  # as the phase will load them (a --packs list runs as quick)
+        ids = tuple(p.id for p in packs)
+        settings["packs"] = None if "mode" in entry else list(ids)
         label = f"mode {entry['mode']} ({', '.join(ids)})" if "mode" in entry else f"packs {', '.join(ids)}"
         scenarios = sum(1 if smoke else len(p.scenarios) for p in packs)
         out.append(Candidate(f"{label}: {scenarios} scenarios", settings,
@@ -147,8 +185,13 @@ def agent_candidates(budget: Budget, rate: float, num_predict: int) -> list[Cand
 
 
 def largest_fitting(candidates: list[Candidate], allowance: float) -> Candidate:
-    """The first (largest) candidate within the allowance, else the smallest (its floor was reserved)."""
-    return next((c for c in candidates if c.seconds <= allowance), candidates[-1])
+    """The first (largest) candidate within the allowance (a filling one sized to it), else the smallest
+    (its floor was reserved)."""
+    for candidate in candidates:
+        chosen = candidate.fit(allowance) if candidate.fit else candidate if candidate.seconds <= allowance else None
+        if chosen:
+            return chosen
+    return candidates[-1]
 
 
 def minutes(seconds: float) -> str:
@@ -219,10 +262,39 @@ def plan_budget(budget_s: float, rate: DecodeRate, speed_estimates: Callable[[in
             seconds[axis] = round(max(allowance, choice.seconds), 1)
         axes.append(plan)
         carry = allowance - plan.seconds
+    if named is None and "quality" in chosen:
+        refill_quality(axes, chosen, seconds, candidates["quality"], usable)
     if named is not None:  # --phases keeps its own order
         phases = [p for p in named if p in phases]
     return BudgetPlan(budget_s, rate, tuple(axes), phases, warm_runs, notes, chosen.get("quality"), chosen.get("agent"),
                       seconds if named is None else {})  # phases the user named run whole
+
+
+def refill_quality(axes: list[AxisPlan], chosen: dict[str, Any], seconds: dict[str, float], candidates: list[Candidate],
+                   usable: float) -> None:
+    """What the axes after quality left of the usable budget (a discrete agent set rarely fills its share) goes back
+    to quality, the one axis that can take any amount: its set is sized again with it, and the phases after it
+    keep their estimates' seconds, so the schedule still ends within the usable budget."""
+    index = next(i for i, a in enumerate(axes) if a.axis == "quality")
+    later = [a for a in axes[index + 1:] if a.runs]
+    speed = sum(s for phase, s in seconds.items() if phase not in AXES)  # speed's slots, stretched as planned
+    left = usable - speed - axes[index].seconds - sum(a.seconds for a in later)
+    if left <= 0:
+        return
+    quality = axes[index]
+    bigger = largest_fitting(candidates, quality.seconds + left)
+    if bigger.seconds <= quality.seconds:
+        return
+    axes[index] = replace(quality, allowance_s=quality.seconds + left, seconds=bigger.seconds, runs=[bigger.label])
+    chosen["quality"] = bigger.settings
+    seconds["quality"] = tenths_up(bigger.seconds)
+    for axis in later:
+        seconds[axis.axis] = tenths_up(axis.seconds)
+
+
+def tenths_up(seconds: float) -> float:
+    """Rounded up to a tenth: a slot never shorter than its estimate."""
+    return math.ceil(seconds * 10) / 10
 
 
 def plan_speed(ladder: dict[int, list[Any]], allowance: float, named: list[str] | None) -> tuple[int, AxisPlan]:

@@ -38,22 +38,27 @@ def load_budget(path: Path | None = None) -> Budget:
 
 
 
-def quality_seconds(packs: Any, rate: float, num_predict: int, repeat: int = 1, smoke: bool = False) -> float:
-    """Each scenario: its prompt (messages and tools) prefilled, its capped answer partly decoded, one overhead."""
+def scenario_seconds(pack: Any, scenario: Any, rate: float, num_predict: int) -> float:
+    """One scenario: its prompt (messages and tools) prefilled, its capped answer partly decoded, one overhead,
+    and its verifier's own time where it runs something (codeexec's sandbox)."""
     cost = load_budget().cost
-    seconds = 0.0
-    for pack in packs:
-        for scenario in pack.scenarios[:1] if smoke else pack.scenarios:
-            answer = min(scenario.max_tokens or pack.max_tokens, num_predict) * cost["answer_fill"]["quality"]
-            prompt = len(json.dumps([scenario.messages, scenario.tools])) / cost["chars_per_token"]
-            seconds += (answer + prompt / cost["prefill_per_decode"]) / rate + cost["call_overhead_s"]
-    return repeat * seconds
+    answer = min(scenario.max_tokens or pack.max_tokens, num_predict) * cost["answer_fill"]["quality"]
+    prompt = len(json.dumps([scenario.messages, scenario.tools])) / cost["chars_per_token"]
+    return ((answer + prompt / cost["prefill_per_decode"]) / rate + cost["call_overhead_s"]
+            + cost.get("verify_s", {}).get(scenario.kind, 0.0))
+
+
+def quality_seconds(packs: Any, rate: float, num_predict: int, repeat: int = 1, smoke: bool = False) -> float:
+    """Every scenario of the packs (smoke: each pack's first), `repeat` times."""
+    return repeat * sum(scenario_seconds(pack, scenario, rate, num_predict)
+                        for pack in packs for scenario in (pack.scenarios[:1] if smoke else pack.scenarios))
 
 
 def agent_seconds(task_count: int, tries: int, steps_per_pass: int, max_tokens: int, context_tokens: int,
                   rate: float) -> float:
-    """At the budgets' ceiling: every step of every try a call, with its context part full, then the gate per try."""
+    """The budgets' ceiling (every step of every try a call, its context part full, the gate per try), times the
+    share of that ceiling runs take (`agent_step_fill`: tasks pass or stop early, and a passed try has no second)."""
     cost = load_budget().cost
     prompt = context_tokens * cost["agent_context_fill"] / cost["prefill_per_decode"]
     per_call = (max_tokens * cost["answer_fill"]["agent"] + prompt) / rate + cost["call_overhead_s"]
-    return task_count * tries * (steps_per_pass * per_call + cost["agent_gate_s"])
+    return task_count * tries * cost.get("agent_step_fill", 1.0) * (steps_per_pass * per_call + cost["agent_gate_s"])

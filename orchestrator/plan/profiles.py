@@ -5,15 +5,22 @@ Data only: loading, validation and typed views. Decisions live in the decide pac
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import math
+import re
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from orchestrator.core import datafiles
 from orchestrator.core.errors import BadInput
+from orchestrator.core.gguf import read_header
 from orchestrator.core.paths import data_dir
 
 GIB = 2**30
+# general.file_type (llama.cpp's LLAMA_FTYPE) -> the quant name the catalogue uses
+FILE_TYPES = {0: "F32", 1: "F16", 2: "Q4_0", 3: "Q4_1", 7: "Q8_0", 8: "Q5_0", 9: "Q5_1", 10: "Q2_K", 11: "Q3_K_S",
+              12: "Q3_K_M", 13: "Q3_K_L", 14: "Q4_K_S", 15: "Q4_K_M", 16: "Q5_K_S", 17: "Q5_K_M", 18: "Q6_K",
+              32: "BF16"}
 
 
 @dataclass(frozen=True)
@@ -74,6 +81,50 @@ class Profiles:
 
     def tuned_for(self, device_tag: str) -> dict[str, Any]:
         return self.tuned.get(device_tag, {})
+
+    def with_model(self, spec: ModelSpec) -> "Profiles":
+        """These profiles with one more model (a local GGUF outside the catalogue)."""
+        return replace(self, models=[*(m for m in self.models if m.id != spec.id), spec])
+
+
+def with_model_file(profiles: Profiles, overrides: dict[str, Any], path: str | None
+                    ) -> tuple[Profiles, dict[str, Any], ModelSpec | None]:
+    """`--model-path`: with `--model` the file stands for that catalogue model (its sha256 is still checked);
+    without it the file is a model of its own, planned from its metadata and recorded as the user's model.
+    Returns the profiles and overrides to plan with, and the local model's spec (None for a catalogue one)."""
+    if path is None or "model" in overrides:
+        return profiles, overrides, None
+    spec = local_model_spec(Path(path))
+    return profiles.with_model(spec), {**overrides, "model": spec.id}, spec
+
+
+def local_model_spec(path: Path) -> ModelSpec:
+    """A GGUF outside the catalogue, described by its own metadata: shape for the memory estimate, file size
+    for the weights, the file type as its quant. Its id is `local-<file stem>`."""
+    header = read_header(path)
+    meta = header.metadata
+    arch = meta.get("general.architecture")
+
+    def number(key: str, default: Any = None) -> Any:
+        value = meta.get(f"{arch}.{key}", default)
+        return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else default
+
+    layers, heads, width = number("block_count"), number("attention.head_count"), number("embedding_length")
+    if not isinstance(arch, str) or not (layers and heads and width):
+        raise BadInput(f"{path}: the GGUF does not say its architecture's block_count, attention.head_count and "
+                       "embedding_length; weeyuga cannot estimate its memory")
+    size = path.stat().st_size
+    quant = FILE_TYPES.get(meta.get("general.file_type"), "local")
+    params = meta.get("general.parameter_count")
+    if not isinstance(params, int):
+        params = sum(math.prod(tensor.shape) for tensor in header.tensors)
+    stem = re.sub(r"[^a-z0-9.-]+", "-", path.stem.lower()).strip("-.")[:60] or "model"
+    return ModelSpec(id=f"local-{stem}", family=arch,
+                     params_b=round(params / 1e9, 3),
+                     layers=layers, heads=heads, kv_heads=number("attention.head_count_kv", heads),
+                     head_dim=number("attention.key_length", width // heads),
+                     context_length=number("context_length", 4096), license="unknown (a local file)",
+                     default_quant=quant, quants={quant: QuantFile(quant, size)})
 
 
 def _model_spec(entry: dict[str, Any]) -> ModelSpec:

@@ -4,6 +4,9 @@ Per (cell, phase): warm TTFT p50 or warm total p50 at least 30% slower, or warm 
 least 30% lower, is a regression; success rate under 0.95 is a red flag, and so is a phase
 other processes contended in either run (metadata.json `contended_phases`); 30% better on any
 of them is a win; an agent task a baseline completed and the candidate did not is a regression.
+A pack's quality pass rate (metadata.json `quality`) differs only when the 95% interval on the
+difference excludes zero (quality/scoring.difference_interval): a significant drop is a regression,
+anything else "no detectable difference".
 A baseline of several runs uses each metric's median, and the spread the
 baseline runs showed is reported as the noise band.
 """
@@ -20,6 +23,7 @@ from orchestrator.evaluate.agent.summary import stopped_completing
 from orchestrator.core.errors import BadInput
 from orchestrator.core.methodology import methodology
 from orchestrator.core.runfolder import METADATA_NAME
+from orchestrator.evaluate.quality.scoring import difference_interval
 
 # The methodology's thresholds and metric directions (profiles/methodology.yaml)
 THRESHOLD = methodology().relative_threshold
@@ -51,6 +55,20 @@ class CellComparison:
         return {m.verdict for m in self.metrics}
 
 
+NO_DIFFERENCE = "no detectable difference"
+
+
+@dataclass
+class PackDifference:
+    key: str  # the cell (same machine) or engine:model (across machines)
+    pack: str
+    baseline: tuple[int, int]  # (passed, total): the median baseline run's
+    candidate: tuple[int, int]
+    low: float  # 95% interval on the candidate's pass rate minus the baseline's
+    high: float
+    verdict: str  # better | worse | no detectable difference
+
+
 @dataclass
 class Comparison:
     baseline_runs: list[str]
@@ -61,6 +79,7 @@ class Comparison:
     quality_note: str | None = None  # why quality was not compared
 
     tasks_stopped_completing: list[str] = field(default_factory=list)  # agent tasks (agent/summary.py)
+    quality_packs: list[PackDifference] = field(default_factory=list)  # pass rate per pack, tested
 
     @property
     def quality_regressions(self) -> int:
@@ -68,7 +87,8 @@ class Comparison:
 
     @property
     def regressions(self) -> int:
-        return sum("regression" in c.verdicts for c in self.cells) + len(self.tasks_stopped_completing)
+        return (sum("regression" in c.verdicts for c in self.cells) + len(self.tasks_stopped_completing)
+                + sum(p.verdict == "worse" for p in self.quality_packs))
 
     @property
     def red_flags(self) -> int:
@@ -85,7 +105,8 @@ class Comparison:
                 "cells": [asdict(c) for c in self.cells], "unmatched": self.unmatched,
                 "quality_regressions": self.quality_regressions, "quality": [asdict(d) for d in self.quality],
                 "quality_note": self.quality_note,
-                "tasks_stopped_completing": self.tasks_stopped_completing}
+                "tasks_stopped_completing": self.tasks_stopped_completing,
+                "quality_packs": [asdict(p) for p in self.quality_packs]}
 
 
 def load_metadata(path: Path) -> dict[str, Any]:
@@ -140,7 +161,34 @@ def compare(baselines: list[dict[str, Any]], candidate: dict[str, Any]) -> Compa
                                              round(noise, 4) if noise is not None else None, verdict))
         cells.append(cell)
     return Comparison([b["run_id"] for b in baselines], candidate["run_id"], cells, unmatched,
-                      tasks_stopped_completing=stopped_completing(baselines, candidate, by_model))
+                      tasks_stopped_completing=stopped_completing(baselines, candidate, by_model),
+                      quality_packs=pack_differences(baselines, candidate, by_model))
+
+
+def _pack_counts(doc: dict[str, Any], by_model: bool) -> dict[tuple[str, str], tuple[int, int]]:
+    """(key, pack) -> (passed, total) from metadata.json's `quality`."""
+    out = {}
+    for cell in doc.get("quality") or []:
+        key = ":".join(cell["cell_id"].split(":")[1:]) if by_model else cell["cell_id"]
+        for pack in cell["packs"]:
+            out[(key, pack["pack"])] = (pack["passed"], pack["total"])
+    return out
+
+
+def pack_differences(baselines: list[dict[str, Any]], candidate: dict[str, Any], by_model: bool) -> list[PackDifference]:
+    """Each pack both sides scored, tested. The baseline is its median run, not the runs pooled: greedy reruns of
+    the same scenarios are not new samples, and pooling them would narrow the interval for nothing."""
+    base = [_pack_counts(b, by_model) for b in baselines]
+    out = []
+    for key, (passed, total) in sorted(_pack_counts(candidate, by_model).items()):
+        runs = sorted((counts[key] for counts in base if key in counts), key=lambda c: c[0] / c[1])
+        if not runs:
+            continue
+        median = runs[(len(runs) - 1) // 2]
+        interval = difference_interval(*median, passed, total)
+        verdict = NO_DIFFERENCE if not interval.excludes_zero() else "better" if interval.low > 0 else "worse"
+        out.append(PackDifference(key[0], key[1], median, (passed, total), round(interval.low, 4), round(interval.high, 4), verdict))
+    return out
 
 
 def render_markdown(result: Comparison) -> str:
@@ -166,8 +214,15 @@ def render_markdown(result: Comparison) -> str:
         lines += [f"- **{line}**" for line in result.tasks_stopped_completing]
     if result.unmatched:
         lines += ["", "Not in the baseline: " + ", ".join(result.unmatched)]
+    if result.quality_packs:
+        lines += ["", "Quality pass rate per pack (a difference only where the 95% interval on it excludes 0):", "",
+                  "| cell | pack | baseline | candidate | difference (95% CI) | verdict |", "|---|---|---|---|---|---|"]
+        lines += [f"| {p.key} | {p.pack} | {p.baseline[0]}/{p.baseline[1]} | {p.candidate[0]}/{p.candidate[1]} | "
+                  f"{p.candidate[0] / p.candidate[1] - p.baseline[0] / p.baseline[1]:+.0%} ({p.low:+.0%} to {p.high:+.0%}) | "
+                  f"{'**worse**' if p.verdict == 'worse' else p.verdict} |" for p in result.quality_packs]
     if result.quality or result.quality_note:
-        lines += ["", f"Quality: {result.quality_note or f'{result.quality_regressions} regression(s)'}"]
+        lines += ["", f"Quality per scenario (flips, not tests of significance): "
+                      f"{result.quality_note or f'{result.quality_regressions} regression(s)'}"]
         lines += ["", "| pack | scenario | baseline pass rate | candidate pass rate | class |", "|---|---|---|---|---|"] if result.quality else []
         lines += [f"| {d.pack} | {d.scenario} | {'–' if d.baseline_rate is None else f'{d.baseline_rate:.0%}'} | "
                   f"{'–' if d.candidate_rate is None else f'{d.candidate_rate:.0%}'} | {d.status} |" for d in result.quality]

@@ -25,9 +25,11 @@ def run_id(i: int) -> str:
 
 
 def quality_record(cell_id: str, scenario: int, passed: bool) -> dict[str, Any]:
-    return {"type": "quality", "cell_id": cell_id, "phase": "quality", "pack_id": "toolcall", "pack_version": "1",
-            "scenario_id": f"toolcall-{scenario:02d}", "repeat_idx": 0, "verifier": "tool_call", "passed": passed,
-            "score": 1.0 if passed else 0.25, "failure_mode": None if passed else "wrong_function"}
+    """The fields a `quality` line has (quality/records.py) that the catalogue reads."""
+    return {"type": "quality", "cell_id": cell_id, "pack": "toolcall", "pack_version": 1,
+            "scenario": f"toolcall-{scenario:02d}", "repeat_idx": 0, "verifier": "tool_call", "passed": passed,
+            "failure_mode": "passed" if passed else "wrong_answer", "score": 1.0 if passed else 0.25,
+            "level": "easy", "checks_met": 2 if passed else 1, "checks_asked": 2}
 
 
 def agent_record(cell_id: str, task: str, passed: bool) -> dict[str, Any]:

@@ -50,6 +50,9 @@ class FakeServerState:
     # calls as above; an empty list answers in text), whatever the last message was
     tool_turns: list[list[tuple[str, dict]]] = field(default_factory=list)
     prompt_chars_per_token: float | None = None  # report prompt tokens as the messages' characters / this (else 10)
+    # calls per question, keyed by the last message's text (BFCL tests); arguments given as a str are
+    # streamed as they are (broken JSON too); an empty list answers in text
+    replies: dict[str, list[tuple[str, dict | str]]] = field(default_factory=dict)
 
 
 def tool_call_fragments(calls: list[tuple[str, dict]]) -> list[dict]:
@@ -57,7 +60,7 @@ def tool_call_fragments(calls: list[tuple[str, dict]]) -> list[dict]:
     name, then the arguments in two pieces; every piece carries the call's index."""
     fragments = []
     for index, (name, arguments) in enumerate(calls):
-        text = json.dumps(arguments)
+        text = arguments if isinstance(arguments, str) else json.dumps(arguments)
         half, cut = len(name) // 2, len(text) // 2
         fragments += [{"index": index, "id": f"call_fake_{index}", "type": "function", "function": {"name": name[:half]}},
                       {"index": index, "function": {"name": name[half:]}},
@@ -115,7 +118,7 @@ def make_handler(state: FakeServerState):
                     time.sleep(state.chunk_delay_s)
                     self._event({**base, "choices": [{"index": 0, "delta": {"reasoning_content": word}}]})
             scripted = state.tool_turns.pop(0) if model == "fake-tools" and body.get("tools") and state.tool_turns else None
-            calls = scripted if scripted is not None else (
+            calls = scripted if scripted is not None else state.replies[prompt] if prompt in state.replies else (
                 state.tool_calls if model == "fake-tools" and body.get("tools") and body["messages"][-1].get("role") != "tool" else [])
             if calls:
                 for fragment in tool_call_fragments(calls):

@@ -17,6 +17,9 @@ response) are plain dicts with a fixed key order, checked by quality-record.sche
     response_ref    the `key` of the response's line in responses.jsonl:
                     ["quality", cell_id, pack, scenario, repeat_idx]
     previous_failure_mode, rescored_at   (quality_rescore only)
+    level           the scenario's tier: easy | medium | hard (added with the generated packs)
+    checks_met, checks_asked   the scenario's checks met and asked, where it has several (instruct,
+                    struct, tool_call; extract: atomic fields), else null: check-level accuracy
 
 A responses.jsonl line is {"key": response_ref, "message": {...}, "finish_reason": ...}.
 """
@@ -65,7 +68,15 @@ def quality_record(judged: Judged, timeout_s: float, latency_s: float | None, fi
     return {**_common(judged, "quality"), "timeout_s": round(timeout_s, 3),
             "latency_s": None if latency_s is None else round(latency_s, 3), "finish_reason": finish_reason,
             "net_isolated": net_isolated,
-            "response_ref": response_ref(judged.cell_id, judged.pack.id, judged.scenario, judged.repeat_idx)}
+            "response_ref": response_ref(judged.cell_id, judged.pack.id, judged.scenario, judged.repeat_idx),
+            **_tail(judged)}
+
+
+def _tail(judged: Judged) -> dict[str, Any]:
+    """The fields added since the first record layout: at the end, as the ledger's rule asks."""
+    checks = judged.verdict.checks
+    return {"level": judged.pack.scenario(judged.scenario).level, "checks_met": checks[0] if checks else None,
+            "checks_asked": checks[1] if checks else None}
 
 
 def response_line(ref: list, message: dict[str, Any], finish_reason: str | None) -> dict[str, Any]:
@@ -103,9 +114,10 @@ def rescore(records: Iterable[dict[str, Any]], responses: Iterable[dict[str, Any
             continue
         scenario = pack.scenario(record["scenario"])
         verdict = verify(scenario, saved["message"], saved.get("finish_reason"), code_runner)
-        rescored = {**_common(Judged(record["cell_id"], pack, scenario.id, record["repeat_idx"], verdict), "quality_rescore"),
+        judged = Judged(record["cell_id"], pack, scenario.id, record["repeat_idx"], verdict)
+        rescored = {**_common(judged, "quality_rescore"),
                     "previous_failure_mode": record["failure_mode"], "rescored_at": at,
-                    "response_ref": response_ref(*arm_key(record))}
+                    "response_ref": response_ref(*arm_key(record)), **_tail(judged)}
         changed += rescored["failure_mode"] != record["failure_mode"]
         out.append(rescored)
     return Rescore(tuple(out), changed, tuple(skipped))

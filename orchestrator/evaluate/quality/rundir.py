@@ -12,7 +12,7 @@ from typing import Any
 from orchestrator.core.errors import BadInput
 from orchestrator.core.ledger import Ledger, read_records
 from orchestrator.core.records import QualityRescoreRecord, utc_now
-from orchestrator.evaluate.quality.packs import PACK_ORDER, load_packs
+from orchestrator.evaluate.quality.packs import available_pack_ids, load_packs
 from orchestrator.evaluate.quality.records import Rescore, effective, rescore
 from orchestrator.evaluate.quality.scoring import MIN_BASELINE_RUNS, InspectRow, ScenarioDelta, classify, inspect
 from orchestrator.core.runfolder import LEDGER_NAME, RESPONSES_NAME
@@ -39,7 +39,7 @@ def rescore_run(run_dir: Path) -> Rescore:
     """Today's verifiers on the run's saved responses; the new verdicts are appended to run.jsonl."""
     path = _ledger(run_dir)
     records = list(read_records(path))
-    ids = [p for p in PACK_ORDER if any(r.get("pack") == p for r in records if r.get("type") == "quality")]
+    ids = [p for p in available_pack_ids() if any(r.get("pack") == p for r in records if r.get("type") == "quality")]
     if not ids:
         raise BadInput(f"{path}: no quality records to rescore")
     result = rescore(records, _responses(run_dir), load_packs(ids), utc_now())

@@ -9,7 +9,7 @@ talks to the runtime (the run phase passes the real client); `message` is the as
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Callable, Iterable
 
 from orchestrator.evaluate.quality.packs import Pack, Scenario
@@ -128,6 +128,10 @@ def junk_message(kind: str, messages: list[dict], tools: list[dict] | None) -> d
     return {"content": text, "reasoning_content": None, "tool_calls": []}
 
 
+def junk_may_pass(scenario: Scenario) -> bool:
+    return scenario.kind == "bfcl" and scenario.verifier["check"] in ("irrelevance", "relevance")
+
+
 @dataclass(frozen=True)
 class NegativeControl:
     checked: int  # scenario calls judged, over every junk kind
@@ -136,8 +140,10 @@ class NegativeControl:
 
 def negative_control(packs: Iterable[Pack], kinds: Iterable[str] = JUNK_KINDS,
                      code_runner: CodeRunner | None = None) -> NegativeControl:
-    """Every scenario answered by a server that only says junk of each kind; no endpoint."""
-    packs = tuple(packs)
+    """Every scenario answered by a server that only says junk of each kind; no endpoint. BFCL's
+    (ir)relevance questions are left out: by BFCL's definition any answer without a call passes
+    irrelevance, and any call passes relevance."""
+    packs = tuple(replace(p, scenarios=tuple(s for s in p.scenarios if not junk_may_pass(s))) for p in packs)
     checked, passes = 0, []
     for kind in kinds:
         def junk_chat(messages, tools, max_tokens, timeout_s, kind=kind):

@@ -1,15 +1,19 @@
 """Pure scoring and reporting helpers over `quality` / `quality_rescore` records.
 
-Strict pass@1 per pack; with `--repeat N` the per-pack mean, population std and CV of the
-arms' pass rates; per-case timeouts scaled by the measured decode rate; latency p50/p95; the
+Strict pass@1 per pack with its 95% Wilson interval, per tier (easy/medium/hard) and at check
+level (IFEval-style: checks met over checks asked, so partial compliance shows); the interval on
+a difference between two pass rates (Newcombe's, from the two Wilson intervals) behind compare;
+with `--repeat N` the per-pack mean, population std and CV of the arms' pass rates; per-case timeouts scaled by the measured decode rate; latency p50/p95; the
 Markdown table, failure breakdown and one-line summary for run.md; the compare classification
 against n ≥ 3 baseline runs; and the filters behind `quality inspect`.
 """
 
 from __future__ import annotations
 
+import math
 import statistics
 from collections import defaultdict
+import dataclasses
 from dataclasses import dataclass
 from typing import Any, Iterable, Sequence
 
@@ -35,6 +39,44 @@ def percentile(values: Sequence[float], fraction: float) -> float | None:
     return ordered[round(fraction * (len(ordered) - 1))]
 
 
+Z95 = 1.959964  # the normal quantile of a two-sided 95% interval
+TIERS = ("easy", "medium", "hard")
+
+
+@dataclass(frozen=True)
+class Interval:
+    low: float
+    high: float
+
+    @property
+    def half_width(self) -> float:
+        return (self.high - self.low) / 2
+
+    def excludes_zero(self) -> bool:
+        return self.low > 0 or self.high < 0
+
+
+def wilson(passed: int, total: int, z: float = Z95) -> Interval:
+    """The Wilson score interval of a pass rate: honest at 0%, 100% and small n, where p ± z·se is not.
+    Repeated arms of one scenario are not independent draws, so with --repeat it is narrower than it should be."""
+    if total <= 0:
+        return Interval(0.0, 1.0)
+    p = passed / total
+    centre = (p + z * z / (2 * total)) / (1 + z * z / total)
+    spread = z * math.sqrt(p * (1 - p) / total + z * z / (4 * total * total)) / (1 + z * z / total)
+    return Interval(max(0.0, centre - spread), min(1.0, centre + spread))
+
+
+def difference_interval(passed_a: int, total_a: int, passed_b: int, total_b: int) -> Interval:
+    """95% interval on rate_b − rate_a (Newcombe's hybrid score method, from the two Wilson intervals):
+    a difference is significant when it excludes 0."""
+    a, b = passed_a / total_a, passed_b / total_b
+    wa, wb = wilson(passed_a, total_a), wilson(passed_b, total_b)
+    d = b - a
+    return Interval(d - math.sqrt((b - wb.low) ** 2 + (wa.high - a) ** 2),
+                    d + math.sqrt((wb.high - b) ** 2 + (a - wa.low) ** 2))
+
+
 @dataclass(frozen=True)
 class PackScore:
     pack: str
@@ -49,6 +91,12 @@ class PackScore:
     mean: float | None = None  # with repeat > 1: of the arms' pass rates
     std: float | None = None  # population std
     cv: float | None = None  # std / mean; None when the mean is 0
+    low: float | None = None  # the score's 95% Wilson interval
+    high: float | None = None
+    checks_met: int = 0  # over the calls whose scenario has several checks (records carry them since the v2 verifiers)
+    checks_asked: int = 0
+    check_accuracy: float | None = None  # checks_met / checks_asked
+    tiers: dict[str, dict[str, int]] = dataclasses.field(default_factory=dict)  # tier -> {"passed", "total"}
 
     @property
     def status(self) -> str:
@@ -77,9 +125,17 @@ def pack_scores(records: Iterable[dict[str, Any]]) -> tuple[PackScore, ...]:
         if len(rates) > 1:
             mean, std = statistics.fmean(rates), statistics.pstdev(rates)
             cv = std / mean if mean > 0 else None
+        interval = wilson(passed, len(rows))
+        met = sum(r.get("checks_met") or 0 for r in rows if r.get("checks_asked"))
+        asked = sum(r.get("checks_asked") or 0 for r in rows)
+        tiers = {tier: {"passed": sum(r["passed"] for r in rows if r.get("level") == tier),
+                        "total": sum(r.get("level") == tier for r in rows)} for tier in TIERS}
         scores.append(PackScore(pack_id, max(r["pack_version"] for r in rows), passed, len(rows), passed / len(rows),
                                 percentile(latencies, 0.5) if latencies else None, percentile(latencies, 0.95),
-                                sum(r["failure_mode"] in INFRA_MODES for r in rows), len(rates), mean, std, cv))
+                                sum(r["failure_mode"] in INFRA_MODES for r in rows), len(rates), mean, std, cv,
+                                round(interval.low, 4), round(interval.high, 4), met, asked,
+                                round(met / asked, 4) if asked else None,
+                                {tier: n for tier, n in tiers.items() if n["total"]}))
     return tuple(scores)
 
 
@@ -87,20 +143,35 @@ def _seconds(value: float | None) -> str:
     return "–" if value is None else f"{value:.1f}s"
 
 
+def _tier(counts: dict[str, int] | None) -> str:
+    return f"{counts['passed']}/{counts['total']}" if counts else "–"
+
+
 def markdown_table(scores: Sequence[PackScore]) -> str:
+    """Per pack: pass rate with its 95% Wilson interval, check-level accuracy, each tier, latency."""
     repeats = any(s.repeat > 1 for s in scores)
-    head = ["Pack", "Pass / Total", "Score", "p50 latency", "p95 latency", "Status"] + (["Std", "CV"] if repeats else [])
+    head = (["Pack", "Pass / Total", "Score", "95% CI", "Checks met", "Easy", "Medium", "Hard", "p50 latency",
+             "p95 latency", "Status"] + (["Std", "CV"] if repeats else []))
     lines = ["| " + " | ".join(head) + " |", "|" + "|".join("---" for _ in head) + "|"]
     for s in scores:
-        row = [f"{s.pack} (v{s.version})", f"{s.passed} / {s.total}", f"{s.score:.0%}", _seconds(s.p50_s), _seconds(s.p95_s), s.status]
+        checks = f"{s.checks_met}/{s.checks_asked} ({s.check_accuracy:.0%})" if s.checks_asked else "–"
+        row = [f"{s.pack} (v{s.version})", f"{s.passed} / {s.total}", f"{s.score:.0%}", interval_text(s.low, s.high),
+               checks, *(_tier(s.tiers.get(t)) for t in TIERS), _seconds(s.p50_s), _seconds(s.p95_s), s.status]
         if repeats:
             row += ["–" if s.std is None else f"{s.std:.3f}", "–" if s.cv is None else f"{s.cv:.3f}"]
         lines.append("| " + " | ".join(row) + " |")
     passed, total = sum(s.passed for s in scores), sum(s.total for s in scores)
     if total:
-        lines.append("| " + " | ".join(["TOTAL", f"{passed} / {total}", f"{passed / total:.0%}", "", "", ""]
+        overall = wilson(passed, total)
+        lines.append("| " + " | ".join(["TOTAL", f"{passed} / {total}", f"{passed / total:.0%}",
+                                       interval_text(overall.low, overall.high)] + [""] * 7
                                        + (["", ""] if repeats else [])) + " |")
     return "\n".join(lines)
+
+
+def interval_text(low: float | None, high: float | None) -> str:
+    """`41–59%`: a 95% interval in percent, `–` when there is none."""
+    return "–" if low is None or high is None else f"{low:.0%}–{high:.0%}"
 
 
 def failure_breakdown(records: Iterable[dict[str, Any]]) -> list[str]:
@@ -116,9 +187,10 @@ def failure_breakdown(records: Iterable[dict[str, Any]]) -> list[str]:
 
 
 def one_liner(scores: Sequence[PackScore], mode: str, date: str) -> str:
-    """`Quality: toolcall 9/12 (75%) · instruct … (quick, packs v1, 2026-11-29)`."""
+    """`Quality: toolcall 9/12 (75%, 95% CI 47–91%) · instruct … (quick, packs v1, 2026-11-29)`."""
     versions = sorted({s.version for s in scores})
-    packs = " · ".join(f"{s.pack} {s.passed}/{s.total} ({s.score:.0%})" for s in scores)
+    packs = " · ".join(f"{s.pack} {s.passed}/{s.total} ({s.score:.0%}, 95% CI {interval_text(s.low, s.high)})"
+                       for s in scores)
     return f"Quality: {packs} ({mode}, packs {'/'.join(f'v{v}' for v in versions)}, {date})"
 
 

@@ -39,6 +39,7 @@ class Verdict:
     failure_mode: str
     detail: str
     score: float | None = None  # a partial score in [0, 1] where the kind has one (extract)
+    checks: tuple[int, int] | None = None  # (met, asked) where the scenario has several checks: IFEval-style check level
 
     def __post_init__(self) -> None:
         if self.failure_mode not in FAILURE_MODES:
@@ -47,12 +48,12 @@ class Verdict:
             raise ValueError("passed and failure_mode disagree")
 
 
-def ok(detail: str = "all checks passed", score: float | None = None) -> Verdict:
-    return Verdict(True, PASSED, detail, score)
+def ok(detail: str = "all checks passed", score: float | None = None, checks: tuple[int, int] | None = None) -> Verdict:
+    return Verdict(True, PASSED, detail, score, checks)
 
 
-def fail(mode: str, detail: str, score: float | None = None) -> Verdict:
-    return Verdict(False, mode, clip(detail), score)
+def fail(mode: str, detail: str, score: float | None = None, checks: tuple[int, int] | None = None) -> Verdict:
+    return Verdict(False, mode, clip(detail), score, checks)
 
 
 def clip(text: str, limit: int = DETAIL_LIMIT) -> str:
@@ -89,7 +90,7 @@ def reclassify_truncated(verdict: Verdict, finish_reason: str | None) -> Verdict
     if verdict.passed or verdict.failure_mode in INFRA_MODES or finish_reason != "length":
         return verdict
     return fail(TOKEN_LIMIT, f"cut off at the token limit; would be {verdict.failure_mode}: {verdict.detail}",
-                verdict.score)
+                verdict.score, verdict.checks)
 
 
 _FENCE = re.compile(r"```[ \t]*([A-Za-z0-9_+.-]*)[ \t]*\n(.*?)```", re.S)

@@ -13,13 +13,14 @@ verdict never landed (killed in between) is called again as attempt 1.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import statistics
 from dataclasses import replace
 from typing import Any
 
 from orchestrator.measure.cost import quality_seconds
 from orchestrator.core.ledger import read_records
-from orchestrator.evaluate.quality.packs import Pack, load_packs, pack_ids
+from orchestrator.evaluate.quality.packs import Pack, selected_packs
 from orchestrator.evaluate.quality.records import arm_key
 from orchestrator.evaluate.quality.runner import ChatError, run_arm
 from orchestrator.core.records import CallKey, QualityRecord
@@ -45,21 +46,28 @@ class QualityPhase:
 
     @classmethod
     def from_options(cls, options: RunOptions | None) -> "QualityPhase":
-        """The phase for the run's quality settings: a mode's packs, or --packs, `repeat` times."""
+        """The phase for the run's quality settings: a mode's packs, or --packs, `repeat` times; each pack
+        cut to the mode's scenarios (its written ones, plus the mode's share of the generated, or the
+        `generated` count auto's budget bought)."""
         settings: dict[str, Any] = (options.quality if options else None) or {"mode": "quick", "packs": None, "repeat": 1}
         mode, packs = settings.get("mode") or "quick", settings.get("packs")
-        return cls(load_packs(pack_ids(",".join(packs) if packs else None, mode)), mode, int(settings.get("repeat") or 1))
+        return cls(selected_packs(",".join(packs) if packs else None, mode, settings.get("generated")), mode,
+                   int(settings.get("repeat") or 1))
 
     def groups(self, available: list[Target]) -> tuple[list[list[Target]], str | None]:
         return [[target] for target in available], None
 
     def units(self, cells: list[str], options: RunOptions) -> list[Unit]:
+        """Scenario by scenario across the packs (each pack's first, then each one's second, …), so a phase the
+        budget's schedule cuts short still has a balanced prefix of every pack, tiers alternating."""
         units = []
+        sets = [pack.scenarios[:1] if options.smoke else pack.scenarios for pack in self.packs.values()]
         for repeat_idx in range(self.repeat):
-            for pack in self.packs.values():
-                for scenario in pack.scenarios[:1] if options.smoke else pack.scenarios:
-                    key = CallKey(cells[0], self.name, f"{pack.id}/{scenario.id}", None, repeat_idx)
-                    units.append(Unit(self.name, (cells[0],), (key,)))
+            for scenarios in itertools.zip_longest(*sets):
+                for pack, scenario in zip(self.packs.values(), scenarios):
+                    if scenario is not None:
+                        key = CallKey(cells[0], self.name, f"{pack.id}/{scenario.id}", None, repeat_idx)
+                        units.append(Unit(self.name, (cells[0],), (key,)))
         return units
 
     def max_tokens(self, pack: Pack, scenario_id: str, num_predict: int) -> int:

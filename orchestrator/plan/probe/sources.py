@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
+from orchestrator.plan.probe.recorded_nvml import ENV as RECORDING_ENV, RecordedNVML
 from orchestrator.core.procs import run_captured
 from orchestrator.plan.probe.bandwidth import HostBandwidth, measure_host_bandwidth
 
@@ -64,6 +65,11 @@ def cpu_identity() -> tuple[str, list[str]]:
 
 
 def load_nvml():
+    """pynvml, initialised; None without an NVIDIA GPU. A recording named by WEEYUGA_NVML_RECORDING stands in
+    for it (recorded_nvml.py: rehearsals of the GPU paths, replays)."""
+    recording = os.environ.get(RECORDING_ENV)
+    if recording:
+        return RecordedNVML.load(Path(recording))
     try:
         import pynvml
 

@@ -88,6 +88,9 @@ COLUMNS: list[tuple[str, str, str]] = [
     ("contended", "BOOLEAN", "other processes contended this row's cell and phase (metadata.json contended_phases; "
                              "`weeyuga catalogue --exclude-contended` leaves such rows out of --query and --html)"),
     ("decode_roofline_fraction", "DOUBLE", "phase: median decode tok/s / the memory-bandwidth roofline at the call's context"),
+    ("quality_level", "VARCHAR", "quality: the scenario's tier: easy, medium or hard"),
+    ("quality_checks_met", "INTEGER", "quality: checks met, where the scenario has several (check-level accuracy)"),
+    ("quality_checks_asked", "INTEGER", "quality: checks the scenario asks"),
 ]
 COLUMN_TYPES = {name: kind for name, kind, _ in COLUMNS}
 ROW_KINDS = ("phase", "quality", "agent_task")
@@ -100,9 +103,10 @@ PHASE_FIELDS = {"n_calls": "n_calls", "n_errors": "n_errors", "success_rate": "s
                 "warm_total_duration_ms_p50": "warm_total_duration_ms_p50",
                 "completion_tokens_total": "completion_tokens_total", "format_ok_rate": "format_ok_rate"}
 # run.jsonl `quality` and `agent_run` record fields (issues #14, #15) each column reads.
-QUALITY_FIELDS = {"quality_pack": "pack_id", "quality_pack_version": "pack_version", "quality_scenario": "scenario_id",
+QUALITY_FIELDS = {"quality_pack": "pack", "quality_pack_version": "pack_version", "quality_scenario": "scenario",
                   "quality_repeat": "repeat_idx", "quality_verifier": "verifier", "quality_passed": "passed",
-                  "quality_score": "score", "quality_failure_mode": "failure_mode"}
+                  "quality_score": "score", "quality_failure_mode": "failure_mode", "quality_level": "level",
+                  "quality_checks_met": "checks_met", "quality_checks_asked": "checks_asked"}
 AGENT_FIELDS = {"agent_task": "task", "agent_task_version": "task_version", "agent_language": "language",
                 "agent_workflow": "workflow", "agent_attempt": "attempt", "agent_outcome": "outcome",
                 "agent_pass_at_1": "pass_at_1", "agent_pass_at_2": "pass_at_2", "agent_completed_at": "completed_at",

@@ -14,7 +14,8 @@
     ["hardware_class", "Hardware class"], ["gpu_name", "GPU"], ["model", "Model"], ["quant", "Quant"],
     ["runtime", "Runtime"], ["axes", "Axes"],
     ["decode_tps", "Decode tok/s", true, true], ["ttft_ms", "TTFT ms", true, false],
-    ["quality_score", "Quality score", true, true], ["agent_pass_rate", "Agent pass rate", true, true],
+    ["quality_score", "Quality score", true, true], ["quality_pass_rate", "Quality pass rate (95% CI)", true, true],
+    ["agent_pass_rate", "Agent pass rate", true, true],
     ["device_tag", "Device"], ["started_at_utc", "Date"], ["run_path", "Run"],
   ];
   const state = { filters: {}, sort: { key: "decode_tps", dir: -1 }, shown: PAGE, view: [] };
@@ -82,6 +83,10 @@
     if (key === "axes") return `<td>${(v || []).map((a) => `<span class="axis">${esc(a)}</span>`).join("")}</td>`;
     if (key === "runtime") return `<td title="${esc(get(row, "engine_version") || "")} ${esc(get(row, "backend") || "")}">${esc(v || "")}</td>`;
     if (key === "started_at_utc") return `<td>${esc(String(v || "").slice(0, 10))}</td>`;
+    if (key === "quality_pass_rate" && v !== null && v !== undefined) {
+      const ci = `${fmt(get(row, "quality_ci_low") * 100, 0)}–${fmt(get(row, "quality_ci_high") * 100, 0)}`;
+      return `<td class="num" title="95% Wilson interval over ${esc(get(row, "quality_calls"))} scenario calls">${fmt(v * 100, 0)} % (${ci})</td>`;
+    }
     if (numeric) {
       const text = key.endsWith("rate") || key === "quality_score" ? (v === null ? "" : fmt(v * 100, 0) + " %") : fmt(v, 1);
       return `<td class="num${text ? "" : " empty"}">${text || "–"}</td>`;

@@ -5,6 +5,7 @@ quality section (pack table, failure breakdown, the one-line summary), from the 
 from __future__ import annotations
 
 import dataclasses
+from collections import Counter
 from typing import Any
 
 from orchestrator.evaluate.quality.records import effective
@@ -40,10 +41,21 @@ def quality_section(run: "RunReport") -> list[str]:
         mine = [v for v in verdicts if v["cell_id"] == cell["cell_id"]]
         scores = pack_scores(mine)
         lines += [f"**{cell['cell_id']}** — {cell['summary']}", "", markdown_table(scores), ""]
-        if cell["cell_id"] in no_tools and any(v["verifier"] == "tool_call" for v in mine):
+        if cell["cell_id"] in no_tools and any(v["verifier"] in ("tool_call", "bfcl") for v in mine):
             lines += ["The model's chat template does not render tools (llama-server's chat_template_caps): the "
-                      "model never saw the tool declarations, so its toolcall score measures restraint only.", ""]
-        failures = failure_breakdown(mine)
+                      "model never saw the tool declarations, so its toolcall and bfcl scores measure restraint only.", ""]
+        failures = failure_breakdown([v for v in mine if v["verifier"] != "bfcl"]) + bfcl_failure_counts(mine)
         if failures:
             lines += ["Failures (pack, scenario, failure mode, detail):", "", *failures, ""]
     return lines
+
+
+def bfcl_failure_counts(verdicts: list[dict]) -> list[str]:
+    """BFCL packs run to thousands of questions: their failures are counted by mode, one line a pack
+    (`weeyuga quality inspect RUN_DIR --failed` lists them one by one)."""
+    counts: dict[str, Counter] = {}
+    for v in verdicts:
+        if v["verifier"] == "bfcl" and not v["passed"]:
+            counts.setdefault(v["pack"], Counter())[v["failure_mode"]] += 1
+    return [f"- {pack}: {sum(modes.values())} failed ({', '.join(f'{mode} {n}' for mode, n in modes.most_common())})"
+            for pack, modes in counts.items()]

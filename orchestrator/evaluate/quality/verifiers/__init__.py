@@ -11,10 +11,10 @@ from typing import Any
 from orchestrator.evaluate.quality.packs import Scenario
 from orchestrator.evaluate.sandbox.code import CodeRunner
 from orchestrator.evaluate.quality.verdict import Verdict, reclassify_truncated
-from orchestrator.evaluate.quality.verifiers import codeexec, extract, instruct, math, struct, tool_call
+from orchestrator.evaluate.quality.verifiers import bfcl, codeexec, extract, instruct, math, struct, tool_call
 
 MODULES = {"tool_call": tool_call, "instruct": instruct, "struct": struct, "extract": extract, "math": math,
-           "codeexec": codeexec}
+           "codeexec": codeexec, "bfcl": bfcl}
 VERSIONS = {kind: module.VERSION for kind, module in MODULES.items()}
 
 

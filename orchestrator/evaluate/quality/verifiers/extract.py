@@ -16,21 +16,22 @@ from orchestrator.core import datafiles
 from orchestrator.evaluate.quality.packs import Scenario
 from orchestrator.evaluate.quality.verdict import EXTRA_FIELDS, INVALID_JSON, NO_ANSWER_FOUND, VERIFIER_FAIL, Verdict, answer_text, fail, ok, unfenced
 
-VERSION = 1
+VERSION = 2  # 2: the verdict carries (fields right, fields asked) as its check counts
 THRESHOLD = 0.85
 NUMBER_TOLERANCE = 0.01
 
 
 def check(scenario: Scenario, message: dict[str, Any]) -> Verdict:
     text = answer_text(message)
+    none_right = (0, _compare(scenario.expected, {}, "$", scenario.verifier.get("anchors", {}), [])[1])
     if not text:
-        return fail(NO_ANSWER_FOUND, "no answer text")
+        return fail(NO_ANSWER_FOUND, "no answer text", checks=none_right)
     try:
         answer = datafiles.parse_json(unfenced(text))
     except ValueError as exc:
-        return fail(INVALID_JSON, f"not JSON: {exc}")
+        return fail(INVALID_JSON, f"not JSON: {exc}", checks=none_right)
     if not isinstance(answer, dict):
-        return fail(INVALID_JSON, f"a JSON {type(answer).__name__}, not an object")
+        return fail(INVALID_JSON, f"a JSON {type(answer).__name__}, not an object", checks=none_right)
     config = scenario.verifier
     misses: list[str] = []
     got, total = _compare(scenario.expected, answer, "$", config.get("anchors", {}), misses)
@@ -41,10 +42,10 @@ def check(scenario: Scenario, message: dict[str, Any]) -> Verdict:
     if config.get("no_extra_fields"):
         extra = sorted(set(answer) - set(scenario.expected))
         if extra:
-            return fail(EXTRA_FIELDS, f"extra field(s) {extra}; {detail}", score)
+            return fail(EXTRA_FIELDS, f"extra field(s) {extra}; {detail}", score, (got, total))
     if score >= config.get("threshold", THRESHOLD):
-        return ok(detail, score)
-    return fail(VERIFIER_FAIL, detail, score)
+        return ok(detail, score, (got, total))
+    return fail(VERIFIER_FAIL, detail, score, (got, total))
 
 
 def _compare(expected: Any, got: Any, where: str, anchors: dict[str, str], misses: list[str]) -> tuple[int, int]:

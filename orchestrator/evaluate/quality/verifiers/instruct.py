@@ -12,7 +12,7 @@ from typing import Any
 from orchestrator.evaluate.quality.packs import Scenario
 from orchestrator.evaluate.quality.verdict import NO_ANSWER_FOUND, VERIFIER_FAIL, WRONG_STRUCTURE, Verdict, answer_text, fail, ok
 
-VERSION = 1
+VERSION = 2  # 2: every check is judged and counted (check-level accuracy); the verdict is the first failure's, as before
 
 _WORD = re.compile(r"[^\W_]+(?:['’-][^\W_]+)*")
 _SENTENCE_END = re.compile(r"[.!?]+(?=[\s\"')\]]|$)")
@@ -36,13 +36,15 @@ def words(text: str) -> list[str]:
 
 def check(scenario: Scenario, message: dict[str, Any]) -> Verdict:
     text = answer_text(message)
+    specs = scenario.verifier["checks"]
     if not words(text):
-        return fail(NO_ANSWER_FOUND, "no answer text")
-    for spec in scenario.verifier["checks"]:
-        problem = _problem(spec, text)
-        if problem:
-            return fail(WRONG_STRUCTURE if spec["check"] in ("bullets", "headers", "lines") else VERIFIER_FAIL, problem)
-    return ok()
+        return fail(NO_ANSWER_FOUND, "no answer text", checks=(0, len(specs)))
+    problems = [(spec, problem) for spec in specs if (problem := _problem(spec, text))]
+    met = (len(specs) - len(problems), len(specs))
+    if problems:
+        spec, problem = problems[0]
+        return fail(WRONG_STRUCTURE if spec["check"] in ("bullets", "headers", "lines") else VERIFIER_FAIL, problem, checks=met)
+    return ok(checks=met)
 
 
 def _bounded(what: str, count: int, spec: dict[str, Any]) -> str | None:

@@ -19,7 +19,7 @@ from orchestrator.evaluate.quality.packs import Scenario
 from orchestrator.evaluate.quality.verdict import (EXTRA_FIELDS, INVALID_JSON, MISSING_FIELD, NO_ANSWER_FOUND, SCHEMA_VIOLATION, WRONG_ANSWER,
                        WRONG_STRUCTURE, Verdict, answer_text, fail, ok, range_problem, same_json, unfenced)
 
-VERSION = 1
+VERSION = 2  # 2: every check is judged and counted (check-level accuracy); the verdict is the first failure's, as before
 
 _PATH_STEP = re.compile(r"\.([A-Za-z_][A-Za-z0-9_-]*)|\[(\d+)\]")
 _MISSING = object()
@@ -27,17 +27,17 @@ _MISSING = object()
 
 def check(scenario: Scenario, message: dict[str, Any]) -> Verdict:
     text = answer_text(message)
+    specs = scenario.verifier["checks"]
     if not text:
-        return fail(NO_ANSWER_FOUND, "no answer text")
+        return fail(NO_ANSWER_FOUND, "no answer text", checks=(0, len(specs)))
     fmt = scenario.verifier["format"]
     parsed = _parse(fmt, unfenced(text))
     if isinstance(parsed, Verdict):
-        return parsed
-    for spec in scenario.verifier["checks"]:
-        problem = _document_problem(spec, parsed) if fmt in ("json", "yaml") else _table_problem(spec, *parsed)
-        if problem:
-            return fail(*problem)
-    return ok()
+        return fail(parsed.failure_mode, parsed.detail, checks=(0, len(specs)))
+    problems = [problem for spec in specs
+                if (problem := _document_problem(spec, parsed) if fmt in ("json", "yaml") else _table_problem(spec, *parsed))]
+    met = (len(specs) - len(problems), len(specs))
+    return fail(*problems[0], checks=met) if problems else ok(checks=met)
 
 
 def _parse(fmt: str, body: str) -> Any:

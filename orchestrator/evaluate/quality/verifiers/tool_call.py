@@ -14,7 +14,7 @@ from typing import Any
 from orchestrator.evaluate.quality.packs import Scenario
 from orchestrator.evaluate.quality.verdict import (INVALID_JSON, MISSING_FIELD, NO_ANSWER_FOUND, WRONG_ANSWER, Verdict, answer_text, fail, ok, range_problem)
 
-VERSION = 1
+VERSION = 2  # 2: every check is judged and counted (check-level accuracy); the verdict is the first failure's, as before
 
 
 def _calls(message: dict[str, Any]) -> list[tuple[str, Any]]:
@@ -37,15 +37,16 @@ def check(scenario: Scenario, message: dict[str, Any]) -> Verdict:
     text = answer_text(message)
     restraint = any(c["check"] == "no_call" for c in checks)
     if not restraint and not calls:
-        return fail(WRONG_ANSWER if text else NO_ANSWER_FOUND, "no tool call")
+        return fail(WRONG_ANSWER if text else NO_ANSWER_FOUND, "no tool call", checks=(0, len(checks)))
     for name, args in calls:
         if not isinstance(args, dict):
-            return fail(INVALID_JSON, f"arguments of {name or '(unnamed)'} are not a JSON object: {str(args)[:80]!r}")
-    for spec in checks:
-        problem = _problem(spec, calls, text)
-        if problem:
-            return fail(*problem)
-    return ok(f"{len(calls)} call(s): {', '.join(n for n, _ in calls) or 'none, as asked'}")
+            return fail(INVALID_JSON, f"arguments of {name or '(unnamed)'} are not a JSON object: {str(args)[:80]!r}",
+                        checks=(0, len(checks)))
+    problems = [problem for spec in checks if (problem := _problem(spec, calls, text))]
+    met = (len(checks) - len(problems), len(checks))
+    if problems:
+        return fail(*problems[0], checks=met)
+    return ok(f"{len(calls)} call(s): {', '.join(n for n, _ in calls) or 'none, as asked'}", checks=met)
 
 
 def _problem(spec: dict[str, Any], calls: list[tuple[str, dict]], text: str) -> tuple[str, str] | None:

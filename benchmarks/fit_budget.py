@@ -1,0 +1,168 @@
+"""Fit the budget planner's cost model (profiles/budget.yaml `cost`) to measured run folders (#27 §5).
+
+    python3 benchmarks/fit_budget.py RUN_DIR [RUN_DIR …]          # folders holding run.jsonl
+    python3 benchmarks/fit_budget.py submissions/*/*/run-*           # every run here
+
+Reads each run's ledger (nothing is launched; a second or two a run) and prints, per run and pooled
+(the median over the runs that have the figure):
+- the decode rate of its speed calls (the rate the planner plans with) and the prefill rate: their ratio
+  is `prefill_per_decode`;
+- quality: the share of each answer's cap the model used (`answer_fill.quality`), prompt characters per
+  token (`chars_per_token`), and the per-call overhead left once the model's own time is taken out of the
+  phase's wall time (`call_overhead_s`; codeexec's sandbox separately as `verify_s.codeexec`);
+- agent: `answer_fill.agent`, `agent_context_fill` (prompt tokens over the context budget), `agent_step_fill`
+  (calls over the budgets' ceiling of steps) and the gate's seconds a try (`agent_gate_s`);
+- per phase: the wall time measured beside the cost model's estimate with today's coefficients and with
+  the fitted ones;
+- for an auto run (its manifest has `budget_plan`): the share of --time-budget the run used (the issue's
+  target: at least 85%, never more than 105%).
+Then the fitted `cost:` block to paste into profiles/budget.yaml. Asserts nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+import sys
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from orchestrator.core.ledger import read_records  # noqa: E402
+from orchestrator.core.methodology import methodology  # noqa: E402
+from orchestrator.core.runfolder import LEDGER_NAME, MANIFEST_NAME  # noqa: E402
+from orchestrator.evaluate.quality.packs import PACK_ORDER, load_packs  # noqa: E402
+from orchestrator.measure.cost import load_budget  # noqa: E402
+
+
+def when(stamp: str) -> float:
+    return datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp()
+
+
+def phase_spans(records: list[dict[str, Any]]) -> dict[str, float]:
+    """Wall seconds per phase: from its first call to the next phase's first call (or the run's end)."""
+    starts: dict[str, float] = {}
+    for r in records:
+        if r.get("type") == "call":
+            starts.setdefault(r["phase"], when(r["started_at_utc"]))
+    end = next((when(r["finished_at_utc"]) for r in reversed(records) if r.get("type") == "end"), None)
+    ordered = sorted(starts.items(), key=lambda item: item[1])
+    spans = {}
+    for (phase, start), following in zip(ordered, ordered[1:] + [(None, end)]):
+        if following[1] is not None:
+            spans[phase] = following[1] - start
+    return spans
+
+
+def rates(calls: list[dict[str, Any]]) -> tuple[float | None, float | None]:
+    """(decode tok/s over the speed calls, as budget.measured_rate reads it; median prefill tok/s over all calls)."""
+    speed = set(methodology().phases)
+    timed = [c for c in calls if c["phase"] in speed and c.get("tokens_per_sec") and c.get("completion_tokens")]
+    tokens = sum(c["completion_tokens"] for c in timed)
+    seconds = sum(c["completion_tokens"] / c["tokens_per_sec"] for c in timed)
+    prefill = [c["prefill_tokens_per_sec"] for c in calls if c.get("prefill_tokens_per_sec")]
+    return (tokens / seconds if seconds else None), (statistics.median(prefill) if prefill else None)
+
+
+def fit_run(run_dir: Path, scenarios: dict[str, Any]) -> dict[str, Any]:
+    records = list(read_records(run_dir / LEDGER_NAME))
+    meta = records[0]
+    calls = [r for r in records if r.get("type") == "call" and not r.get("error")]
+    decode, prefill = rates(calls)
+    spans = phase_spans(records)
+    out: dict[str, Any] = {"run": run_dir.name, "decode_tps": decode, "prefill_tps": prefill, "spans": spans,
+                           "num_predict": meta["options"].get("num_predict")}
+    if decode and prefill:
+        out["prefill_per_decode"] = prefill / decode
+    quality = [c for c in calls if c["phase"] == "quality"]
+    if quality:  # token shares need no timing: a run cut short still gives them
+        out["answer_fill_quality"] = sum(c["completion_tokens"] or 0 for c in quality) / sum(c["max_tokens"] for c in quality)
+        sized = [(scenarios[c["prompt_id"]], c["prompt_tokens"]) for c in quality
+                 if c["prompt_id"] in scenarios and c.get("prompt_tokens")]
+        if sized:
+            out["chars_per_token"] = sum(len(json.dumps([s.messages, s.tools])) for s, _ in sized) / sum(t for _, t in sized)
+    if quality and decode and prefill and "quality" in spans:
+        model_s = sum((c["completion_tokens"] or 0) / decode + (c["prompt_tokens"] or 0) / prefill for c in quality)
+        code = [c for c in quality if c["prompt_id"].startswith("codeexec/")]
+        verdicts = {(r["pack"], r["scenario"]): r for r in records if r.get("type") == "quality"}
+        out["quality_calls"] = len(quality)
+        # codeexec's sandbox: the gap after its calls beyond the other calls' gap is its verifier's time
+        out["call_overhead_s"] = (spans["quality"] - model_s) / len(quality)
+        if code and len(code) < len(quality):
+            by_start = sorted(quality, key=lambda c: when(c["started_at_utc"]))
+            gaps = {c["prompt_id"]: when(n["started_at_utc"]) - when(c["started_at_utc"]) - (c["total_duration_ms"] or 0) / 1000
+                    for c, n in zip(by_start, by_start[1:])}
+            plain = [g for k, g in gaps.items() if not k.startswith("codeexec/")]
+            coded = [g for k, g in gaps.items() if k.startswith("codeexec/")]
+            if plain and coded:
+                out["verify_codeexec_s"] = max(0.0, statistics.median(coded) - statistics.median(plain))
+        out["quality_judged"] = len(verdicts)
+    agent = [c for c in calls if c["phase"] == "agent"]
+    settings = meta["options"].get("agent") or {}
+    budgets = settings.get("budgets") or {}
+    if agent and decode and "agent" in spans and budgets:
+        out["answer_fill_agent"] = sum(c["completion_tokens"] or 0 for c in agent) / sum(c["max_tokens"] for c in agent)
+        prompts = [c["prompt_tokens"] for c in agent if c.get("prompt_tokens")]
+        if prompts and budgets.get("context_tokens"):
+            out["agent_context_fill"] = statistics.fmean(prompts) / budgets["context_tokens"]
+        tries = 2 if settings.get("workflow") == "two-try" else budgets.get("passes", 1)
+        ceiling = len(settings.get("tasks") or []) * tries * budgets.get("steps_per_pass", 1)
+        if ceiling:
+            out["agent_step_fill"] = min(1.0, len(agent) / ceiling)
+        passes = [r for r in records if r.get("record") == "agent_pass" or r.get("type") == "agent_pass"]
+        if passes:
+            calls_s = sum((c["total_duration_ms"] or 0) / 1000 for c in agent)
+            out["agent_gate_s"] = max(0.0, (spans["agent"] - calls_s) / len(passes))
+    manifest = run_dir / MANIFEST_NAME
+    if manifest.is_file():
+        plan = json.loads(manifest.read_text(encoding="utf-8")).get("budget_plan")
+        end = next((when(r["finished_at_utc"]) for r in reversed(records) if r.get("type") == "end"), None)
+        if plan and end:
+            out["budget_used"] = (end - when(meta["started_at_utc"])) / plan["budget_s"]
+    return out
+
+
+FIELDS = {"prefill_per_decode": ("prefill_per_decode",), "answer_fill_quality": ("answer_fill", "quality"),
+          "answer_fill_agent": ("answer_fill", "agent"), "chars_per_token": ("chars_per_token",),
+          "call_overhead_s": ("call_overhead_s",), "agent_context_fill": ("agent_context_fill",),
+          "agent_step_fill": ("agent_step_fill",), "agent_gate_s": ("agent_gate_s",),
+          "verify_codeexec_s": ("verify_s", "codeexec")}
+
+
+def fitted_cost(runs: list[dict[str, Any]], current: dict[str, Any]) -> dict[str, Any]:
+    """Today's `cost` with each figure the runs measured replaced by its median over them."""
+    cost = json.loads(json.dumps(current))
+    for name, path in FIELDS.items():
+        values = [run[name] for run in runs if run.get(name) is not None]
+        if values:
+            node = cost
+            for key in path[:-1]:
+                node = node.setdefault(key, {})
+            node[path[-1]] = round(statistics.median(values), 3)
+    return cost
+
+
+def main() -> None:
+    dirs = [Path(a) for a in sys.argv[1:] if (Path(a) / LEDGER_NAME).is_file()]
+    if not dirs:
+        sys.exit("usage: fit_budget.py RUN_DIR [RUN_DIR …] (folders holding run.jsonl)")
+    packs = load_packs(PACK_ORDER)
+    scenarios = {f"{p.id}/{s.id}": s for p in packs for s in p.scenarios}
+    runs = [fit_run(d, scenarios) for d in dirs]
+    for run in runs:
+        shown = {k: (round(v, 3) if isinstance(v, float) else v) for k, v in run.items() if k != "spans"}
+        print(f"{run['run']}: {shown}")
+        print(f"  phase wall seconds: { {k: round(v) for k, v in run['spans'].items()} }")
+        if "budget_used" in run:
+            print(f"  used {run['budget_used']:.0%} of --time-budget (target 85%..105%)")
+    cost = fitted_cost(runs, load_budget().cost)
+    print("\nfitted (replace profiles/budget.yaml's cost: block with it):")
+    print(yaml.safe_dump({"cost": cost}, sort_keys=False, default_flow_style=None), end="")
+
+
+if __name__ == "__main__":
+    main()
