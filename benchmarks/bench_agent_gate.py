@@ -1,6 +1,8 @@
-"""Cost of the agent suite's sandbox and gate per task (#15): for every task, the time to prepare
-a fresh ProcessSandbox from the seed, one test run on the seed, and the 3-run gate on the
-reference solution; then the medians per language.
+"""Cost of the agent suite's sandbox and gate per task (#15): first the overhead of one command
+through the sandbox, contained (bwrap, #25) side by side with the old uncontained process sandbox
+(unshare -rn) and a bare process group; then, for every task, the time to prepare a fresh
+ProcessSandbox from the seed, one test run on the seed, and the 3-run gate on the reference
+solution, and the medians per language.
 
     python3 benchmarks/bench_agent_gate.py [repeats]     # default 3
 """
@@ -15,7 +17,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from orchestrator.evaluate.agent import ProcessSandbox, load_tasks  # noqa: E402
+from orchestrator.evaluate.agent import load_tasks  # noqa: E402
+from orchestrator.evaluate.sandbox.contain import Containment, probe_containment, uncontained  # noqa: E402
+from orchestrator.evaluate.sandbox.process import ProcessSandbox  # noqa: E402
 from orchestrator.evaluate.agent.gate import run_gate, verify_once  # noqa: E402
 
 SOLUTIONS = Path(__file__).resolve().parent.parent / "tests" / "fixtures" / "agent_solutions"
@@ -39,9 +43,9 @@ def measure(task) -> dict[str, float]:
             "gate_3_runs_s": gated - seed_run, "gate_passed": float(gate.passed), "net_isolated": float(sandbox.net_isolated)}
 
 
-def command_overhead(task, isolate_network: bool, repeats: int = 20) -> float:
-    """Median wall time of /bin/true through the sandbox: process group, rlimits, unshare."""
-    sandbox = ProcessSandbox(isolate_network=isolate_network)
+def command_overhead(task, containment, repeats: int = 20) -> float:
+    """Median wall time of /bin/true through the sandbox: process group, rlimits, and its containment."""
+    sandbox = ProcessSandbox(containment=containment)
     sandbox.prepare(task)
     times = [sandbox.run(["/bin/true"], 10).duration_s for _ in range(repeats)]
     sandbox.destroy()
@@ -50,8 +54,13 @@ def command_overhead(task, isolate_network: bool, repeats: int = 20) -> float:
 
 def main(repeats: int) -> None:
     tasks = load_tasks()
-    print(f"one command through the sandbox: {command_overhead(tasks[0], True) * 1000:.1f} ms with unshare -rn, "
-          f"{command_overhead(tasks[0], False) * 1000:.1f} ms without")
+    contained, old = probe_containment(), uncontained()
+    bare = Containment("none", False, "a process group with rlimits only")
+    figures = {name: command_overhead(tasks[0], how) for name, how in
+               (("contained", contained), ("old (unshare -rn)", old), ("bare", bare))}
+    print(f"one command through the sandbox ({contained.detail}):")
+    for name, seconds in figures.items():
+        print(f"  {name:18} {seconds * 1000:6.1f} ms  ({seconds / figures['old (unshare -rn)']:.2f}x the old)")
     per_language: dict[str, list[dict[str, float]]] = defaultdict(list)
     for task in tasks:
         runs = [measure(task) for _ in range(repeats)]

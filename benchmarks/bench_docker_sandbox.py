@@ -22,7 +22,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from orchestrator.evaluate.agent import ProcessSandbox, load_tasks  # noqa: E402
+from orchestrator.evaluate.agent import load_tasks  # noqa: E402
+from orchestrator.evaluate.sandbox.process import ProcessSandbox  # noqa: E402
 from orchestrator.evaluate.agent.gate import run_gate  # noqa: E402
 from orchestrator.evaluate.sandbox.docker.config import load_config  # noqa: E402
 from orchestrator.evaluate.sandbox.docker.engine import Container, connect  # noqa: E402

@@ -12,6 +12,7 @@ import pytest
 from orchestrator.measure import contention, run
 from orchestrator.core import paths, records
 from orchestrator.core.procs import run_captured
+from orchestrator.evaluate.sandbox.contain import probe_containment
 from orchestrator.evaluate.sandbox.docker import choice as sandbox_choice
 from tests.fakes.processes import FakeProcessTable
 
@@ -102,6 +103,18 @@ def chromium() -> Path:
     if problem:
         (pytest.fail if in_ci() else pytest.skip)(f"headless Chromium unavailable: {problem}")
     return CHROMIUM
+
+
+@pytest.fixture(scope="session", autouse=True)
+def bubblewrap():
+    """The process sandbox contains model-written code with bwrap: installed when missing (Debian's
+    bubblewrap). Where it cannot be had, the tests that run code fail saying so (NoContainment)."""
+    if not shutil.which("bwrap"):
+        problem = apt_install(["bubblewrap"])
+        if problem:
+            print(f"bubblewrap unavailable: {problem}")
+        probe_containment.cache_clear()
+    yield
 
 
 # Docker: unit tests never ask the engine (auto and doctor see "not ready"); the integration tests

@@ -6,7 +6,8 @@ import json
 
 import pytest
 
-from orchestrator.evaluate.agent import ProcessSandbox, load_tasks
+from orchestrator.evaluate.agent import load_tasks
+from orchestrator.evaluate.sandbox.process import ProcessSandbox
 from orchestrator.evaluate.agent.gate import junit_counts, run_gate, tap_counts
 from orchestrator.evaluate.agent.tools import Toolbox
 

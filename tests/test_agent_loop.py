@@ -8,6 +8,7 @@ import pytest
 
 from orchestrator.core import datafiles
 from orchestrator.evaluate.agent import Budgets, load_tasks, resume_state, run_agent_tasks
+from orchestrator.evaluate.sandbox.process import ProcessSandbox
 from orchestrator.evaluate.agent.loop import fingerprint
 from tests.fakes.agent_model import FAIL, ScriptedModel, solution_files, solver_turns
 
@@ -20,7 +21,7 @@ NO_TOOLCHAIN_CHECK = {"toolchain_check": lambda language: None}
 def run(task_id: str, turns: list, workflow: str = "ralph", budgets: Budgets = BUDGETS, **kwargs):
     records: list[dict] = []
     model = kwargs.pop("model", None) or ScriptedModel(turns)
-    summary = run_agent_tasks([TASKS[task_id]], model, workflow, budgets, on_record=records.append,
+    summary = run_agent_tasks([TASKS[task_id]], model, workflow, budgets, ProcessSandbox, on_record=records.append,
                               sampling={"temperature": 0.0}, **NO_TOOLCHAIN_CHECK, **kwargs)
     for record in records:
         datafiles.validate(record, "agent-record", f"{record['record']} record")
@@ -174,7 +175,7 @@ def test_two_try_never_completes_the_unsatisfiable_task():
 
 def test_missing_toolchain_is_skipped_with_the_reason():
     records: list[dict] = []
-    summary = run_agent_tasks([TASKS["cpp-gcd"]], ScriptedModel([]), "ralph", BUDGETS, on_record=records.append,
+    summary = run_agent_tasks([TASKS["cpp-gcd"]], ScriptedModel([]), "ralph", BUDGETS, ProcessSandbox, on_record=records.append,
                               toolchain_check=lambda language: "g++ not found on PATH")
     assert summary.results[0].outcome == "skipped"
     assert records[0]["reason"] == "toolchain missing: g++ not found on PATH" and records[0]["net_isolated"] is None
@@ -188,7 +189,7 @@ def test_resume_skips_finished_tasks_and_restarts_half_done_ones_with_the_next_a
     assert finished == {"js-roman"} and attempts == {"js-roman": 1, "py-slugify": 2}
     records: list[dict] = []
     summary = run_agent_tasks([TASKS["js-roman"], TASKS["py-slugify"]], ScriptedModel([]), "ralph", BUDGETS,
-                              on_record=records.append, completed_tasks=finished, previous_attempts=attempts,
+                              ProcessSandbox, on_record=records.append, completed_tasks=finished, previous_attempts=attempts,
                               **NO_TOOLCHAIN_CHECK)
     assert summary.already_done == ("js-roman",)
     assert {r["attempt"] for r in records} == {3} and {r["task"] for r in records} == {"py-slugify"}

@@ -13,10 +13,11 @@ import time
 
 import pytest
 
-from orchestrator.evaluate.agent import Budgets, ProcessSandbox, load_tasks, run_agent_tasks
+from orchestrator.evaluate.agent import Budgets, load_tasks, run_agent_tasks
 from orchestrator.evaluate.agent.gate import run_gate
 from orchestrator.core.procs import spawn_options
-from orchestrator.evaluate.sandbox.code import SubprocessSandbox
+from orchestrator.evaluate.sandbox.code import ProcessCodeRunner
+from orchestrator.evaluate.sandbox.process import ProcessSandbox
 from orchestrator.evaluate.sandbox.docker.choice import choose_sandbox, run_sandbox
 from orchestrator.evaluate.sandbox.docker.engine import labelled_containers, reap_leftovers
 from orchestrator.evaluate.sandbox.docker.sandbox import DockerCodeRunner, DockerSandbox
@@ -158,7 +159,7 @@ CODEEXEC_CASES = {"good": GOOD, "wrong": "def add(a, b):\n    return a * b if a 
 def test_codeexec_gives_the_same_verdict_in_both_sandboxes(docker_engine):
     runner = DockerCodeRunner(docker_engine)
     for case, code in CODEEXEC_CASES.items():
-        docker, process = judge(code, runner), judge(code, SubprocessSandbox())
+        docker, process = judge(code, runner), judge(code, ProcessCodeRunner())
         assert (docker.passed, docker.failure_mode, docker.score) == (process.passed, process.failure_mode, process.score), case
     assert all_removed(docker_engine)  # a container per program, each removed
 

@@ -1,4 +1,5 @@
-"""The codeexec sandbox: a correct solution passes; escapes and runaways are contained and fail."""
+"""The codeexec runner (the process sandbox, contained by bwrap; conftest installs bubblewrap): a
+correct solution passes; escapes and runaways are contained and fail."""
 
 import socket
 import time
@@ -6,7 +7,8 @@ import time
 import psutil
 
 from orchestrator.evaluate.quality.packs import Scenario
-from orchestrator.evaluate.sandbox.code import RunOutcome, SubprocessSandbox, unshare_works
+from orchestrator.evaluate.sandbox.code import ProcessCodeRunner, RunOutcome
+from orchestrator.evaluate.sandbox.contain import Containment, probe_containment
 from orchestrator.evaluate.quality.verifiers import verify
 
 TESTS = "from solution import add\n\ndef test_add():\n    assert add(2, 3) == 5\n\ndef test_negative():\n    assert add(-1, 1) == 0\n"
@@ -77,28 +79,27 @@ def test_network_access_fails():
         port = server.getsockname()[1]
         code = f"import socket\nsocket.create_connection(('127.0.0.1', {port}), timeout=2)\n" + GOOD
         assert not judge(code).passed
-        # Without the audit hook only the namespace stands: the connection must still fail.
-        if unshare_works():
-            outcome = SubprocessSandbox().run({"probe.py": f"import socket\nsocket.create_connection(('127.0.0.1', {port}), timeout=2)\n"},
-                                              "probe.py", 5)
-            assert outcome.net_isolated and outcome.exit_code != 0 and "Error" in outcome.stderr
+        # Without the audit hook only the containment stands: the connection must still fail.
+        outcome = ProcessCodeRunner().run({"probe.py": f"import socket\nsocket.create_connection(('127.0.0.1', {port}), timeout=2)\n"},
+                                          "probe.py", 5)
+        assert outcome.net_isolated and outcome.exit_code != 0 and "Error" in outcome.stderr
 
 
 def test_net_isolated_is_recorded_honestly():
-    sandbox = SubprocessSandbox(isolate_network=False)
-    assert sandbox.net_isolated is False
-    assert "network not namespace-isolated" in judge(GOOD, sandbox).detail
-    assert SubprocessSandbox().net_isolated is unshare_works()
+    bare = ProcessCodeRunner(containment=Containment("none", False, "test: nothing"))
+    assert bare.net_isolated is False
+    assert "network not namespace-isolated" in judge(GOOD, bare).detail
+    assert ProcessCodeRunner().net_isolated is probe_containment().net_isolated is True
 
 
 def test_the_environment_is_scrubbed(monkeypatch):
     monkeypatch.setenv("WEEYUGA_SECRET_FOR_TEST", "leak")
-    outcome = SubprocessSandbox().run({"env.py": "import os\nprint(sorted(os.environ))"}, "env.py", 5)
+    outcome = ProcessCodeRunner().run({"env.py": "import os\nprint(sorted(os.environ))"}, "env.py", 5)
     assert "WEEYUGA_SECRET_FOR_TEST" not in outcome.stdout and "HOME" in outcome.stdout
 
 
 def test_output_is_capped_by_the_file_size_limit():
-    outcome = SubprocessSandbox(file_bytes=64 * 1024).run({"spam.py": "while True:\n    print('x' * 1000)"}, "spam.py", 5)
+    outcome = ProcessCodeRunner(file_size_mb=1).run({"spam.py": "while True:\n    print('x' * 1000)"}, "spam.py", 5)
     assert outcome.exit_code != 0 and not outcome.timed_out and len(outcome.stdout) <= 64 * 1024
 
 
@@ -123,5 +124,5 @@ def test_the_runner_is_replaceable():
 
 
 def test_no_core_dumps():
-    outcome = SubprocessSandbox().run({"core.py": "import resource\nprint(resource.getrlimit(resource.RLIMIT_CORE))"}, "core.py", 5)
+    outcome = ProcessCodeRunner().run({"core.py": "import resource\nprint(resource.getrlimit(resource.RLIMIT_CORE))"}, "core.py", 5)
     assert "(0, 0)" in outcome.stdout

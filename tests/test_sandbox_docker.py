@@ -17,8 +17,10 @@ from orchestrator.evaluate.sandbox.docker.choice import DockerReadiness, choose_
 from orchestrator.evaluate.sandbox.docker.config import CONFIG_PATH, load_config
 from orchestrator.evaluate.sandbox.docker.engine import (COMMAND_WRAPPER, LABEL_KIND, LABEL_OWNER, Container, container_spec,
                                                 owner_label, reap_leftovers)
+from orchestrator.evaluate.sandbox.docker import engine as engine_module
+from orchestrator.evaluate.sandbox.docker.engine import wait_removed
 from orchestrator.evaluate.sandbox.docker.image import build_image, dockerfile, image_labels
-from orchestrator.evaluate.sandbox.docker.sandbox import DockerSandbox
+from orchestrator.evaluate.sandbox.docker.sandbox import DOCKER, DockerSandbox
 from tests.fakes.docker_engine import FakeContainer, FakeEngine, FakeImage
 
 CONFIG = load_config()
@@ -110,6 +112,27 @@ def test_a_container_that_stopped_between_commands_is_replaced(engine):
         sandbox.destroy()
 
 
+def test_weeyuga_waits_at_exit_until_the_engine_has_deleted_its_containers(engine, tmp_path, monkeypatch):
+    """`agent run --sandbox docker` must not exit while its containers still exist."""
+    from docker.errors import NotFound
+
+    container = Container(engine, CONFIG, tmp_path, "agent")
+    container.ensure_started()
+    lookups = []
+
+    def still_there_twice(container_id):
+        lookups.append(container_id)
+        if len(lookups) < 3:
+            return object()  # killed, not yet deleted (auto-remove takes seconds on vfs)
+        raise NotFound("gone")
+
+    monkeypatch.setattr(engine.containers, "get", still_there_twice)
+    container.remove()
+    assert not lookups and container.container is None  # removing does not wait for each container
+    wait_removed()  # registered with atexit
+    assert len(lookups) == 3 and not engine_module._KILLED
+
+
 def test_leftovers_whose_owner_is_gone_are_reaped_once_per_engine_at_the_first_start(engine, tmp_path):
     alive = FakeContainer(engine, "a" * 64, {"labels": {LABEL_KIND: "agent", LABEL_OWNER: owner_label()}})
     dead = FakeContainer(engine, "d" * 64, {"labels": {LABEL_KIND: "agent", LABEL_OWNER: f"{2**22 + 7}:1.00"}})
@@ -138,9 +161,11 @@ def test_the_choice_auto_docker_process_and_what_it_records():
     assert choose_sandbox("process", unready).kind == "process"
     picked = choose_sandbox("auto", ready)
     assert picked.record() == {"kind": "docker", "requested": "auto", "reason": "Docker is ready: weeyuga-sandbox:1 ready",
-                               "image": CONFIG.tag, "digest": "sha256:" + "c" * 64, "built_from": "debootstrap trixie"}
+                               "image": CONFIG.tag, "digest": "sha256:" + "c" * 64, "built_from": "debootstrap trixie",
+                               "strength": "container", "containment": DOCKER.detail}
     fallback = choose_sandbox("auto", unready)
     assert fallback.kind == "process" and "not reachable: no socket" in fallback.reason
+    assert fallback.strength == "namespaces"
     with pytest.raises(BadInput, match="--sandbox docker: the Docker engine is not reachable"):
         choose_sandbox("docker", unready)
     with pytest.raises(BadInput, match="not one of"):
@@ -207,3 +232,18 @@ def test_cli_agent_run_records_the_process_sandbox_in_the_manifest(tmp_path):
     _, recorded = solve_by_cli(tmp_path, "auto")
     assert (recorded["kind"], recorded["requested"], recorded["image"]) == ("process", "auto", None)
     assert "pinned off" in recorded["reason"]
+
+
+def test_waiting_at_exit_is_quiet_when_the_engine_is_already_gone(engine, tmp_path, monkeypatch):
+    import requests
+
+    container = Container(engine, CONFIG, tmp_path, "codeexec")
+    container.ensure_started()
+    container.remove()
+
+    def engine_gone(container_id):
+        raise requests.exceptions.ConnectionError("Connection aborted.")
+
+    monkeypatch.setattr(engine.containers, "get", engine_gone)
+    wait_removed()
+    assert not engine_module._KILLED

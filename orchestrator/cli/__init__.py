@@ -11,10 +11,10 @@ import sys
 
 from orchestrator import __version__
 from orchestrator.core.errors import WeeyugaError
-from orchestrator.cli import agent, auto, plan, publish, quality, run, runtime, sandbox, tune
+from orchestrator.cli import agent, auto, plan, publish, quality, review, run, runtime, sandbox, tune
 from orchestrator.cli.common import COMMANDS, OneLineParser
 
-GROUPS = [plan, runtime, run, agent, auto, tune, publish, quality, sandbox]  # in the order `weeyuga --help` lists them
+GROUPS = [plan, runtime, run, agent, auto, tune, publish, review, quality, sandbox]  # in the order `weeyuga --help` lists them
 
 
 def build_parser() -> OneLineParser:

@@ -50,7 +50,7 @@ def render_auto_plan(auto_plan) -> str:
 
 @command("auto")
 def cmd_auto(args: argparse.Namespace) -> int:
-    from orchestrator.flows.auto import DEFAULT_TIME_BUDGET_MIN, execute, plan_auto
+    from orchestrator.flows.auto import DEFAULT_TIME_BUDGET_MIN, execute, plan_auto, without_model_code
     from orchestrator.runtime.launch import install_signal_handlers
     from orchestrator.core.paths import submissions_root
     from orchestrator.flows.pipeline import default_handle
@@ -73,10 +73,12 @@ def cmd_auto(args: argparse.Namespace) -> int:
     if args.dry_run:
         print(f"\ndry run: nothing installed, fetched, launched or written (run folder would be {auto_plan.run_dir})")
         return 0
+    sandbox = sandbox_record(args) if {"agent", "quality"} & set(auto_plan.phases) else {}
+    auto_plan = without_model_code(auto_plan, sandbox)
     # temperature, num_ctx and num_predict come from the plan, whose deviations already record any override
     options = dict(force_load=args.force_load,
                    for_publication=args.for_publication, allow_dirty=args.allow_dirty, smoke=args.smoke,
-                   sandbox=sandbox_record(args) if {"agent", "quality"} & set(auto_plan.phases) else {})
+                   sandbox=sandbox)
     try:
         with progress_reporter() as progress:
             result = execute(auto_plan, profiles, args.runs, handle, options, portable_command(["weeyuga"] + sys.argv[1:]), progress,

@@ -10,10 +10,11 @@ from orchestrator.cli.common import command
 
 
 def add_sandbox_option(p: argparse.ArgumentParser, default: str) -> None:
-    p.add_argument("--sandbox", choices=["process", "docker", "auto"], default=default,
-                   help="where model-written code runs: process (temp folder, rlimits, no network where unshare "
-                        "works), docker (a container; needs `weeyuga sandbox build`), auto (docker when ready) "
-                        f"(default {default})")
+    p.add_argument("--sandbox", choices=["process", "docker", "auto", "none"], default=default,
+                   help="where model-written code runs: process (contained by bwrap, or sandbox-exec on macOS), "
+                        "docker (a container; needs `weeyuga sandbox build`), auto (docker when ready, else process); "
+                        "where neither contains, agent tasks and codeexec do not run unless `none` (uncontained, "
+                        f"recorded) is asked for (default {default})")
 
 
 def sandbox_record(args: argparse.Namespace) -> dict[str, Any]:
@@ -23,7 +24,10 @@ def sandbox_record(args: argparse.Namespace) -> dict[str, Any]:
     if getattr(args, "resume", None):
         return {}
     choice = choose_sandbox(args.sandbox)
-    print(f"sandbox: {choice.kind} ({choice.reason})")
+    if choice.runs_code:
+        print(f"sandbox: {choice.kind}, {choice.strength} ({choice.reason})")
+    else:
+        print(f"sandbox: none: {choice.reason}")
     return choice.record()
 
 
@@ -50,7 +54,8 @@ def sandbox_build(args: argparse.Namespace) -> int:
 
 
 def sandbox_status(args: argparse.Namespace) -> int:
-    from orchestrator.evaluate.sandbox.docker.choice import docker_readiness
+    from orchestrator.evaluate.sandbox.contain import probe_containment
+    from orchestrator.evaluate.sandbox.docker.choice import choose_sandbox, docker_readiness
     from orchestrator.evaluate.sandbox.docker.engine import EngineUnavailable, connect, reap_leftovers
 
     readiness = docker_readiness()
@@ -63,16 +68,19 @@ def sandbox_status(args: argparse.Namespace) -> int:
             reaped = []
         if reaped:
             print(f"removed {len(reaped)} sandbox container(s) left by a weeyuga that died: {', '.join(reaped)}")
-    print(f"--sandbox auto uses: {'docker' if readiness.ready else 'process'}")
+    chosen = choose_sandbox("auto", lambda: readiness)
+    print(f"process sandbox: {chosen.containment if chosen.kind != 'docker' else probe_containment().detail}")
+    print(f"--sandbox auto uses: {chosen.kind}" + ("" if chosen.runs_code else f" ({chosen.reason})"))
     return 0 if readiness.ready else 1
 
 
 def add_parsers(sub: argparse._SubParsersAction) -> None:
-    group = sub.add_parser("sandbox", help="the Docker sandbox for model-written code: build its image, check it")
+    group = sub.add_parser("sandbox", help="where model-written code runs: build the Docker image, check what contains it")
     sandbox = group.add_subparsers(dest="sandbox_command", required=True, metavar="SUBCOMMAND")
     p = sandbox.add_parser("build", help="make the image weeyuga-sandbox:<version> (profiles/sandbox.yaml)")
     p.add_argument("--method", choices=["auto", "registry", "offline"], default="auto",
                    help="registry: a Dockerfile on the official base image; offline: debootstrap from Debian's "
                         "archive, imported; auto: registry when one answers (default auto)")
     p.add_argument("--force", action="store_true", help="rebuild even when a current image is there")
-    sandbox.add_parser("status", help="is Docker reachable, which image is present, what --sandbox auto uses")
+    sandbox.add_parser("status", help="is Docker reachable, which image is present, what contains the process sandbox, "
+                                      "what --sandbox auto uses")

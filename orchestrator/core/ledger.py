@@ -4,13 +4,23 @@ Line types: `meta` (first line), `call`, `skipped`, `lanes` (a parallel phase's 
 `resume` (a later invocation continuing the run) and `end` (closing line). A line torn by
 a crash (kill -9 mid-write) is the only thing ever removed, and only from the tail.
 Each line's shape is declared once, in records.py.
+
+The chain (tamper evidence): a chained ledger's every line ends with `"chain": sha256(previous
+line's chain + "\n" + the line without it)`; the first line chains from "" and the first chained line
+of an older, unchained ledger (a resume) from the sha256 of every byte before it. A resume continues
+the chain, so the last line (the end line of a finished run) carries the head. `verify_chain`
+recomputes it from the file's bytes. It shows an edit made without re-running the chain; it cannot
+stop someone who runs this code from sealing a forged file (review's other checks are for that).
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
+import re
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
@@ -21,6 +31,9 @@ from orchestrator.core.urls import strip_url_credentials
 from orchestrator.core.records import CallKey, Record
 from orchestrator.core.runfolder import LEDGER_NAME
 
+CHAIN_FIELD = "chain"
+CHAIN_SUFFIX = re.compile(rb', "chain": "([0-9a-f]{64})"}$')
+
 JSON_KINDS = {list: "an array", str: "a string", int: "a number", float: "a number", bool: "true or false",
               type(None): "null"}
 
@@ -28,6 +41,74 @@ JSON_KINDS = {list: "an array", str: "a string", int: "a number", float: "a numb
 def call_key(record: dict[str, Any]) -> tuple:
     """A call line's key (records.CallKey) as the tuple resume compares and responses.jsonl stores."""
     return CallKey.of(record).as_tuple()
+
+
+def chain_hash(previous: str, body: bytes) -> str:
+    """A line's link: its text without the chain field, bound to the link before it."""
+    return hashlib.sha256(previous.encode("ascii") + b"\n" + body).hexdigest()
+
+
+def chain_start(data: bytes) -> str:
+    """What the next line chains from, given the ledger's bytes so far (whole lines)."""
+    if not data:
+        return ""
+    last = data.rstrip(b"\n").rsplit(b"\n", 1)[-1]
+    link = CHAIN_SUFFIX.search(last)
+    return link.group(1).decode("ascii") if link else hashlib.sha256(data).hexdigest()
+
+
+def sealed_line(record: dict[str, Any], previous: str) -> tuple[bytes, str]:
+    """The record as one chained ledger line (with its newline) and its link."""
+    body = strip_url_credentials(json.dumps(record, sort_keys=False, ensure_ascii=False, allow_nan=False)).encode("utf-8")
+    link = chain_hash(previous, body)
+    return body[:-1] + f', "{CHAIN_FIELD}": "{link}"}}\n'.encode("ascii"), link
+
+
+def seal(records: list[dict[str, Any]]) -> bytes:
+    """A whole chained ledger from its records (any chain field they carry is replaced)."""
+    lines, link = [], ""
+    for record in records:
+        line, link = sealed_line({k: v for k, v in record.items() if k != CHAIN_FIELD}, link)
+        lines.append(line)
+    return b"".join(lines)
+
+
+@dataclass(frozen=True)
+class ChainCheck:
+    chained_lines: int  # lines carrying a link
+    unchained_prefix: int  # lines before the first link (an older ledger, resumed)
+    broken_at: int | None  # the first line (1-based) whose link does not follow, or that lost its link
+    head: str | None  # the last line's link
+
+    @property
+    def intact(self) -> bool:
+        return self.chained_lines > 0 and self.broken_at is None
+
+
+def verify_chain(data: bytes) -> ChainCheck:
+    """Recompute every link from the ledger's bytes (a torn last line is left out, as readers do)."""
+    lines = data.split(b"\n")
+    if data and not data.endswith(b"\n"):
+        lines = lines[:-1]
+    link: str | None = None
+    offset, chained, prefix = 0, 0, 0
+    for number, raw in enumerate(lines, 1):
+        if not raw.strip():
+            offset += len(raw) + 1
+            continue
+        found = CHAIN_SUFFIX.search(raw)
+        if found is None:
+            if link is not None:
+                return ChainCheck(chained, prefix, number, link)
+            prefix += 1
+        else:
+            previous = link if link is not None else (hashlib.sha256(data[:offset]).hexdigest() if offset else "")
+            body = raw[:found.start()] + b"}"
+            if chain_hash(previous, body) != found.group(1).decode("ascii"):
+                return ChainCheck(chained, prefix, number, link)
+            link, chained = found.group(1).decode("ascii"), chained + 1
+        offset += len(raw) + 1
+    return ChainCheck(chained, prefix, None, link)
 
 
 @dataclass
@@ -93,13 +174,16 @@ def read_state(path: Path) -> LedgerState:
 
 class Ledger:
     """Opened for append; each `write` is one durable line, and a write the disk refuses leaves no torn line.
-    With `schema`, every line is checked against it first (a line that does not fit is never written)."""
+    With `schema`, every line is checked against it first (a line that does not fit is never written).
+    `chained` (run.jsonl): every line carries its link in the chain, continuing the file's."""
 
-    def __init__(self, path: Path, schema: str | None = None) -> None:
+    def __init__(self, path: Path, schema: str | None = None, chained: bool = False) -> None:
         self.path, self.schema = path, schema
+        self._lock = threading.Lock()  # a line's link depends on the line before it
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             self._drop_torn_tail()
+            self._head = chain_start(path.read_bytes() if path.exists() else b"") if chained else None
             self._fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
         except OSError as exc:
             raise os_failure(path, exc) from None
@@ -123,9 +207,19 @@ class Ledger:
         if self.schema:
             for record in records:
                 datafiles.validate(record, self.schema, f"{self.path} (line being written)")
-        data = b"".join((strip_url_credentials(json.dumps(r, sort_keys=False, ensure_ascii=False, allow_nan=False))
-                         + "\n").encode("utf-8")
-                        for r in records)
+        with self._lock:
+            head, lines = self._head, []
+            for record in records:
+                if head is None:
+                    lines.append((strip_url_credentials(json.dumps(record, sort_keys=False, ensure_ascii=False,
+                                                                   allow_nan=False)) + "\n").encode("utf-8"))
+                else:
+                    line, head = sealed_line(record, head)
+                    lines.append(line)
+            self._append(b"".join(lines))
+            self._head = head
+
+    def _append(self, data: bytes) -> None:
         start = os.lseek(self._fd, 0, os.SEEK_END)
         try:
             view = memoryview(data)

@@ -143,6 +143,17 @@ def plan_auto(hw: Hardware, profiles: Profiles, overrides: dict[str, Any], phase
                     install_fallback(plan, runtime), budget, model_path, local_model)
 
 
+def without_model_code(auto_plan: AutoPlan, sandbox: dict[str, Any]) -> AutoPlan:
+    """Where nothing contains model-written code (the sandbox choice is `unavailable`): no agent phase,
+    its reason noted; the quality phase leaves codeexec out itself (QualityPhase.units)."""
+    if sandbox.get("kind") != "unavailable":
+        return auto_plan
+    phases = [phase for phase in auto_plan.phases if phase != "agent"]
+    notes = {**auto_plan.phase_notes, "agent": f"not run: {sandbox['reason']}"}
+    budget = auto_plan.budget and dataclasses.replace(auto_plan.budget, phases=phases, phase_notes=notes, agent=None)
+    return dataclasses.replace(auto_plan, phases=phases, phase_notes=notes, budget=budget)
+
+
 def install_fallback(plan: Plan, runtime: RuntimeInstall | None) -> dict[str, Any] | None:
     """The deviation when the installed (or to-be-built) runtime cannot serve the planned backend."""
     return managed_runtime(plan.runtime).install_fallback(plan, runtime)

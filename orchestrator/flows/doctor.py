@@ -15,6 +15,7 @@ from orchestrator.core.paths import cache_dir
 from orchestrator.plan.probe import Hardware, load_nvml
 from orchestrator.plan.profiles import load_profiles
 from orchestrator.measure.run import LOAD_AVG_LIMIT, load_average
+from orchestrator.evaluate.sandbox.contain import HOW_TO_CONTAIN, Containment, probe_containment
 from orchestrator.evaluate.sandbox.docker import choice as sandbox_choice
 from orchestrator.evaluate.sandbox.docker.choice import DockerReadiness
 
@@ -87,13 +88,21 @@ def run_checks(hw: Hardware) -> list[Check]:
                             "an NVIDIA GPU is present but NVML does not answer: install or repair the NVIDIA driver"))
     else:
         checks.append(Check("gpu", True, "no NVIDIA GPU: " + (", ".join(g.name for g in hw.gpu) or "CPU plan")))
-    checks += docker_checks(sandbox_choice.docker_readiness())
+    checks += sandbox_checks(sandbox_choice.docker_readiness(), probe_containment())
     return checks
 
 
-def docker_checks(docker: DockerReadiness) -> list[Check]:
-    """Optional: agent tasks and codeexec use the process sandbox without Docker (never a FIX)."""
+def sandbox_checks(docker: DockerReadiness, process: Containment) -> list[Check]:
+    """Docker is optional: without it the process sandbox contains agent tasks and codeexec. Only where
+    neither contains them is it a FIX: auto then runs speed and quality and skips that code."""
     if docker.engine is None:
-        return [Check("docker", True, f"not in use: {docker.reason}; model-written code runs in the process sandbox")]
-    used = "--sandbox auto uses it" if docker.ready else "the process sandbox is used until then"
-    return [Check("docker", True, docker.engine), Check("sandbox", True, f"{docker.reason}; {used}")]
+        checks = [Check("docker", True, f"not in use: {docker.reason}")]
+    else:
+        used = "--sandbox auto uses it" if docker.ready else "the process sandbox is used until then"
+        checks = [Check("docker", True, docker.engine), Check("sandbox", True, f"{docker.reason}; {used}")]
+    if process.contained:
+        checks.append(Check("contain", True, f"process sandbox: {process.detail}"))
+    elif not docker.ready:
+        checks.append(Check("contain", False, f"nothing contains model-written code here ({process.detail}): "
+                                              f"{HOW_TO_CONTAIN}; until then auto skips the agent tasks and codeexec"))
+    return checks

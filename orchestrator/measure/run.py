@@ -117,7 +117,7 @@ class Runner:
                  progress: Progress = quiet) -> None:
         self.targets, self.options, self.run_dir, self.run_id, self.nvml = targets, options, run_dir, run_id, nvml
         validating = options.for_publication or ledger_lines.validate_on_write
-        self.ledger = Ledger(run_dir / LEDGER_NAME, schema="run-record" if validating else None)
+        self.ledger = Ledger(run_dir / LEDGER_NAME, schema="run-record" if validating else None, chained=True)
         self.tally = RunTally(run_id, run_dir)
         self.ctx = PhaseContext(targets, options, run_dir, run_id, state, self.ledger, self.tally, clock, progress)
         self.schedule_start: float | None = None  # when the first budgeted phase began (phase_deadline)

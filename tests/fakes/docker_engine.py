@@ -76,6 +76,12 @@ class FakeContainers:
         self.engine.running[container.id] = container
         return container
 
+    def get(self, container_id: str) -> FakeContainer:
+        """A killed container is gone at once (the engine's auto-remove, done)."""
+        if container_id not in self.engine.running:
+            raise NotFound("no such container")
+        return self.engine.running[container_id]
+
     def list(self, all: bool = False, sparse: bool = False, filters: dict | None = None) -> list[FakeContainer]:
         return list(self.engine.listed)
 

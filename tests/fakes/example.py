@@ -15,7 +15,7 @@ from pathlib import Path
 
 from orchestrator.flows.auto import managed_context
 from orchestrator.plan.decide import decide
-from orchestrator.core.ledger import read_records
+from orchestrator.core.ledger import read_records, seal
 from orchestrator.core.paths import REPO_ROOT
 from orchestrator.flows.pipeline import run_recorded
 from orchestrator.plan.probe import Hardware
@@ -60,11 +60,13 @@ def _normalise(record: dict) -> dict:
     return out
 
 
-def _rewrite_jsonl(path: Path, sort_parallel: bool) -> None:
+def _rewrite_jsonl(path: Path, ledger: bool) -> None:
     records = [_normalise(r) for r in read_records(path)]
-    if sort_parallel:  # lanes interleave in time; order them by lane for a stable file
+    if ledger:  # lanes interleave in time; order them by lane for a stable file, and chain the lines anew
         records.sort(key=lambda r: (0, 0) if r.get("type") != "call" or r.get("lane") is None else (1, r["lane"]))
-    path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records), encoding="utf-8")
+        path.write_bytes(seal(records))
+    else:
+        path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records), encoding="utf-8")
 
 
 def generate(dest: Path) -> Path:
@@ -92,8 +94,8 @@ def generate(dest: Path) -> Path:
         run_module.host_load, contention.process_table = host_load, process_table
         server.shutdown()
     (run_dir / "samples.jsonl").unlink(missing_ok=True)
-    _rewrite_jsonl(run_dir / "run.jsonl", sort_parallel=True)
-    _rewrite_jsonl(run_dir / "responses.jsonl", sort_parallel=False)
+    _rewrite_jsonl(run_dir / "run.jsonl", ledger=True)
+    _rewrite_jsonl(run_dir / "responses.jsonl", ledger=False)
     responses = sorted((run_dir / "responses.jsonl").read_text().splitlines(), key=lambda l: json.loads(l)["key"][2:])
     (run_dir / "responses.jsonl").write_text("\n".join(responses) + "\n")
     record(run_dir, context, "complete")

@@ -6,9 +6,9 @@ It does not depend on the runner: the runner passes in `chat`, a sandbox factory
 """
 
 from orchestrator.evaluate.agent.loop import AgentSummary, AgentTaskResult, Budgets, fingerprint, resume_state, run_agent_tasks
-from orchestrator.evaluate.sandbox.process import CommandResult, ProcessSandbox, Sandbox
+from orchestrator.evaluate.sandbox.base import CommandResult, Sandbox
 from orchestrator.evaluate.agent.summary import agent_table, pass_rates
 from orchestrator.evaluate.agent.tasks import AgentTask, load_tasks
 
-__all__ = ["AgentSummary", "AgentTaskResult", "AgentTask", "Budgets", "CommandResult", "ProcessSandbox", "Sandbox",
+__all__ = ["AgentSummary", "AgentTaskResult", "AgentTask", "Budgets", "CommandResult", "Sandbox",
            "agent_table", "fingerprint", "load_tasks", "pass_rates", "resume_state", "run_agent_tasks"]

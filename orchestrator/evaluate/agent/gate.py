@@ -19,7 +19,7 @@ import time
 import xml.etree.ElementTree as ElementTree
 from dataclasses import dataclass
 
-from orchestrator.evaluate.sandbox.process import CommandResult, Sandbox
+from orchestrator.evaluate.sandbox.base import CommandResult, Sandbox
 from orchestrator.evaluate.agent.tasks import AgentTask
 
 GATE_RUNS = 3

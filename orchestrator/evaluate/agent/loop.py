@@ -27,8 +27,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping
 
+from orchestrator.core.errors import WeeyugaError
 from orchestrator.evaluate.agent.gate import GateResult, cleaned_output, run_gate
-from orchestrator.evaluate.sandbox.process import ProcessSandbox, Sandbox, clip
+from orchestrator.evaluate.sandbox.base import Sandbox, clip
 from orchestrator.evaluate.agent.tasks import AgentTask, harness_config, toolchain_missing
 from orchestrator.evaluate.agent.tools import MAX_FAILED_DONES, PROGRESS_FILE, TEST_OUTPUT_CHARS, Toolbox, ToolStats
 
@@ -309,17 +310,22 @@ WORKFLOWS: dict[str, Callable[[TaskRun], tuple[str, str, int | None, dict]]] = {
 def run_task(task: AgentTask, attempt: int, session: AgentSession) -> dict:
     """One attempt at one task from its pristine seed; returns (and emits) its agent_run record."""
     started = session.clock()
-    sandbox = session.sandbox_factory()
-    run = TaskRun(task, attempt, sandbox, session)
+    sandbox: Sandbox | None = None
+    run: TaskRun | None = None
     extra: dict = {}
     completed_at = None
     try:
+        sandbox = session.sandbox_factory()
+        run = TaskRun(task, attempt, sandbox, session)
         sandbox.prepare(task)
         outcome, reason, completed_at, extra = WORKFLOWS[session.workflow](run)
     except (AgentInterrupted, KeyboardInterrupt):
         outcome, reason = "interrupted", "stopped by the operator before the task ended"
+    except (OSError, WeeyugaError) as exc:  # the harness failed (sandbox, disk): this task's fault line, the run goes on
+        outcome, reason = "fault", f"the harness failed: {exc}"
     finally:
-        sandbox.destroy()
+        if sandbox is not None:
+            sandbox.destroy()
     record = agent_run_record(task, attempt, session, outcome, reason, sandbox, run, completed_at, extra,
                               round(session.clock() - started, 4))
     session.on_record(record)
@@ -346,18 +352,21 @@ def agent_run_record(task: AgentTask, attempt: int, session: AgentSession, outco
             "pass_at_1": extra.get("pass_at_1"), "pass_at_2": extra.get("pass_at_2")}
 
 
-def run_agent_tasks(tasks: Iterable[AgentTask], chat: ChatFn, workflow: str = "ralph", budgets: Budgets | None = None,
-                    sandbox_factory: Callable[[], Sandbox] | None = None, on_record: OnRecord = lambda record: None,
+def run_agent_tasks(tasks: Iterable[AgentTask], chat: ChatFn, workflow: str, budgets: Budgets | None,
+                    sandbox_factory: Callable[[], Sandbox], on_record: OnRecord = lambda record: None,
                     *, sampling: Mapping[str, Any] | None = None, completed_tasks: frozenset[str] = frozenset(),
                     previous_attempts: Mapping[str, int] | None = None, should_stop: Callable[[], bool] = lambda: False,
                     clock: Callable[[], float] = time.monotonic,
-                    toolchain_check: Callable[[str], str | None] = toolchain_missing) -> AgentSummary:
+                    toolchain_check: Callable[[str], str | None] = toolchain_missing,
+                    skip_reason: str | None = None) -> AgentSummary:
     """Run each task once (resume: tasks in `completed_tasks` are left out; any other task starts
-    from its pristine seed with attempt = previous attempts + 1). Stops at an interruption."""
+    from its pristine seed with attempt = previous attempts + 1). Stops at an interruption.
+    `skip_reason`: why no task may run here (no sandbox contains model-written code); each is
+    recorded `skipped` with it."""
     if workflow not in WORKFLOWS:
         raise ValueError(f"workflow must be one of {', '.join(WORKFLOWS)}, not {workflow!r}")
-    session = AgentSession(chat, workflow, budgets or Budgets.defaults(), sandbox_factory or ProcessSandbox, on_record,
-                           sampling or {}, should_stop, clock)
+    session = AgentSession(chat, workflow, budgets or Budgets.defaults(), sandbox_factory, on_record, sampling or {},
+                           should_stop, clock)
     previous_attempts = previous_attempts or {}
     results, already_done = [], []
     interrupted = False
@@ -369,9 +378,10 @@ def run_agent_tasks(tasks: Iterable[AgentTask], chat: ChatFn, workflow: str = "r
             interrupted = True
             break
         attempt = previous_attempts.get(task.id, 0) + 1
-        missing = toolchain_check(task.language)
-        if missing:
-            record = agent_run_record(task, attempt, session, "skipped", f"toolchain missing: {missing}", None, None)
+        missing = None if skip_reason else toolchain_check(task.language)
+        if skip_reason or missing:
+            why = f"no sandbox: {skip_reason}" if skip_reason else f"toolchain missing: {missing}"
+            record = agent_run_record(task, attempt, session, "skipped", why, None, None)
             on_record(record)
         else:
             record = run_task(task, attempt, session)

@@ -1,7 +1,7 @@
 """The agent's file tools, `run_tests` and `done`, as OpenAI function tools.
 
-Every path is relative to the workspace; absolute paths, `..` and symlinks that lead outside are
-refused. Tests (and the few files that steer test runners) cannot be written, and only the
+Every path is relative to the workspace; absolute paths, `..`, NUL bytes, and symlinks or hard
+links that lead outside are refused. Tests (and the few files that steer test runners) cannot be written, and only the
 task's editable files (plus PROGRESS.md) can. A tool error is returned to the model as the
 tool's result, starting with `ERROR:`; it never ends the loop.
 """
@@ -16,7 +16,7 @@ from pathlib import PurePosixPath
 from typing import Any, Callable
 
 from orchestrator.evaluate.agent.gate import GateResult, cleaned_output, run_gate, verify_once
-from orchestrator.evaluate.sandbox.process import Sandbox, SandboxEscape, clip
+from orchestrator.evaluate.sandbox.base import Sandbox, SandboxEscape, clip
 from orchestrator.evaluate.agent.tasks import TESTS_FOLDER, AgentTask
 
 PROGRESS_FILE = "PROGRESS.md"
@@ -71,6 +71,8 @@ def relative_path(raw: Any) -> str:
     """A clean relative path, or ToolError for absolute paths and `..` (symlinks are checked by the sandbox)."""
     if not isinstance(raw, str) or not raw.strip():
         raise ToolError("path must be a non-empty string")
+    if "\0" in raw:
+        raise ToolError(f"{raw!r}: a path cannot hold a NUL byte")
     path = PurePosixPath(raw.strip())
     if path.is_absolute():
         raise ToolError(f"{raw}: absolute paths are not allowed; use a path relative to the workspace")
@@ -111,7 +113,7 @@ class Toolbox:
         except (ToolError, SandboxEscape) as exc:
             self.stats.errors += 1
             return ToolOutcome(f"ERROR: {exc}", error=True)
-        except (OSError, UnicodeError) as exc:
+        except (OSError, ValueError) as exc:  # ValueError: UnicodeError, and what os refuses in an argument
             self.stats.errors += 1
             return ToolOutcome(f"ERROR: {exc.strerror if isinstance(exc, OSError) and exc.strerror else exc}", error=True)
 

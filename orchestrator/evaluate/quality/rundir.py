@@ -44,7 +44,7 @@ def rescore_run(run_dir: Path) -> Rescore:
         raise BadInput(f"{path}: no quality records to rescore")
     result = rescore(records, _responses(run_dir), load_packs(ids), utc_now())
     if result.records:
-        with Ledger(path, schema="run-record") as ledger:
+        with Ledger(path, schema="run-record", chained=True) as ledger:
             ledger.write_many([QualityRescoreRecord(r) for r in result.records])
     return result
 

@@ -105,7 +105,7 @@ class AgentPhase:
             [task], self.chat_for(ctx, cell_id, task.id, attempt), settings.workflow, settings.budgets,
             sandbox.agent_factory, on_record=lambda record: self.write(ctx, cell_id, record),
             sampling={"temperature": ctx.options.temperature}, previous_attempts=attempts,
-            toolchain_check=sandbox.toolchain_check)
+            toolchain_check=sandbox.toolchain_check, skip_reason=sandbox.skip_reason)
         if summary.interrupted:  # the agent_run line says `interrupted`; the run stops here as any run does
             raise KeyboardInterrupt
 

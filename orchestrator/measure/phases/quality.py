@@ -59,9 +59,12 @@ class QualityPhase:
 
     def units(self, cells: list[str], options: RunOptions) -> list[Unit]:
         """Scenario by scenario across the packs (each pack's first, then each one's second, …), so a phase the
-        budget's schedule cuts short still has a balanced prefix of every pack, tiers alternating."""
+        budget's schedule cuts short still has a balanced prefix of every pack, tiers alternating. Without a
+        sandbox that contains model-written code (kind `unavailable`), no codeexec scenario runs."""
+        runs_code = (options.sandbox or {}).get("kind") != "unavailable"
         units = []
-        sets = [pack.scenarios[:1] if options.smoke else pack.scenarios for pack in self.packs.values()]
+        sets = [[s for s in (pack.scenarios[:1] if options.smoke else pack.scenarios) if runs_code or s.kind != "codeexec"]
+                for pack in self.packs.values()]
         for repeat_idx in range(self.repeat):
             for scenarios in itertools.zip_longest(*sets):
                 for pack, scenario in zip(self.packs.values(), scenarios):

@@ -15,7 +15,7 @@ import secrets
 from typing import Any
 
 from orchestrator.evaluate.quality.packs import Scenario
-from orchestrator.evaluate.sandbox.code import CodeRunner, SubprocessSandbox
+from orchestrator.evaluate.sandbox.code import CodeRunner, ProcessCodeRunner
 from orchestrator.evaluate.quality.verdict import NO_ANSWER_FOUND, VERIFIER_FAIL, WRONG_ANSWER, Verdict, answer_text, fail, fenced_blocks, ok
 
 VERSION = 1
@@ -98,7 +98,7 @@ def check(scenario: Scenario, message: dict[str, Any], runner: CodeRunner | None
     harness = HARNESS.replace("main(NONCE, ENTRY)", f"main({nonce!r}, {entry!r})")
     files = {"solution.py": code, "hidden_tests.py": scenario.verifier["tests"], "harness.py": harness}
     outcome = (runner or default_runner()).run(files, "harness.py", scenario.verifier.get("seconds", DEFAULT_SECONDS))
-    where = "" if outcome.net_isolated else " (network not namespace-isolated)"
+    where = "" if outcome.net_isolated else " (network not namespace-isolated)"  # only uncontained (--sandbox none)
     if outcome.timed_out:
         return fail(VERIFIER_FAIL, f"code still running after {outcome.wall_s:.1f}s; killed{where}")
     result = re.findall(rf"^{RESULT_MARK} {nonce} (\d+) (\d+)$", outcome.stdout, re.M)
@@ -117,7 +117,7 @@ _DEFAULT: list[CodeRunner] = []
 
 
 def default_runner() -> CodeRunner:
-    """One SubprocessSandbox per process (it probes `unshare` once)."""
+    """One ProcessCodeRunner per process, contained as probed (NoContainment where nothing contains code)."""
     if not _DEFAULT:
-        _DEFAULT.append(SubprocessSandbox())
+        _DEFAULT.append(ProcessCodeRunner())
     return _DEFAULT[0]

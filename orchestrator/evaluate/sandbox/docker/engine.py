@@ -2,14 +2,15 @@
 long-lived container whose commands run through exec, and the reaping of leftovers.
 
 Every container carries LABEL_KIND and LABEL_OWNER (pid and start time of the weeyuga process that
-made it). Removal is in `finally` on every path weeyuga controls; a kill -9 leaves the container
-behind, and the next sandbox start (or `weeyuga sandbox status`) removes every labelled container
+made it). Removal is in `finally` on every path weeyuga controls, and weeyuga waits at exit until
+the engine has deleted what it killed; a kill -9 leaves the container behind, and the next sandbox start (or `weeyuga sandbox status`) removes every labelled container
 whose owner is gone. The container's init sleeps `lifetime_s` at most and the container removes
 itself when it stops, so even an unreaped leftover ends.
 """
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import os
 import threading
@@ -19,10 +20,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import psutil
-
 from orchestrator.core.errors import WeeyugaError
 from orchestrator.evaluate.sandbox.docker.config import SandboxConfig
+from orchestrator.evaluate.sandbox.contain import hand_over, owner_alive, owner_label
 
 LABEL_KIND = "org.weeyuga.sandbox"  # agent | codeexec
 LABEL_OWNER = "org.weeyuga.owner"  # "<pid>:<process start time>"
@@ -30,6 +30,7 @@ LABEL_BUILT_FROM = "org.weeyuga.built-from"  # on the image: how `sandbox build`
 LABEL_CONFIG = "org.weeyuga.config-sha256"  # on the image: the profiles/sandbox.yaml it was built from
 CONNECT_TIMEOUT_S = 10
 API_TIMEOUT_S = 120
+REMOVAL_WAIT_S = 30  # at exit, for the engine to delete killed containers (seconds each on vfs)
 OUTPUT_KEEP_BYTES = 64 * 1024  # of each stream, head and tail, while a command runs
 CONTAINER_PATH = "/usr/local/bin:/usr/bin:/bin"
 # Runs each command, then kills whatever it left running as the sandbox user (never PID 1, which
@@ -56,19 +57,6 @@ def connect(timeout_s: float = CONNECT_TIMEOUT_S) -> Any:
         raise EngineUnavailable(f"the Docker engine is not reachable: {reason}") from exc
     client.api.timeout = API_TIMEOUT_S
     return client
-
-
-def owner_label(pid: int | None = None) -> str:
-    process = psutil.Process(pid or os.getpid())
-    return f"{process.pid}:{process.create_time():.2f}"
-
-
-def owner_alive(label: str) -> bool:
-    try:
-        pid, started = label.split(":", 1)
-        return owner_label(int(pid)) == f"{int(pid)}:{float(started):.2f}"
-    except (ValueError, psutil.Error):
-        return False
 
 
 def labelled_containers(client: Any) -> list[Any]:
@@ -171,7 +159,7 @@ class Container:
     def exec(self, argv: list[str], workdir: Path, env: dict[str, str], timeout_s: float) -> ExecResult:
         from docker.errors import APIError
 
-        hand_over(self.mount, self.config.exec_user())
+        hand_over(self.mount, *(int(part) for part in self.config.exec_user().split(":")))
         api = self.client.api
         started = time.monotonic()
         command = ["/bin/sh", "-c", COMMAND_WRAPPER, "sh", *argv]
@@ -212,27 +200,44 @@ class Container:
         return ExecResult(code, outputs[0].value(), outputs[1].value(), timed_out, time.monotonic() - started)
 
     def remove(self) -> None:
+        """Kill the container; the engine deletes it (auto-remove) moments later, and weeyuga waits
+        for that before it exits (`wait_removed`, at exit), not after every codeexec program."""
         from docker.errors import APIError, NotFound
 
         container, self.container = self.container, None
         if container is None:
             return
-        try:  # the engine deletes an auto-removed container once it stops: killing it is enough, and quick
+        try:
             container.kill()
         except NotFound:
-            pass
+            return
         except APIError as exc:
             if exc.status_code != 409:  # 409: it is not running (already stopping)
                 raise
+        _KILLED.append((self.client, container))
 
 
-def hand_over(folder: Path, user: str) -> None:
-    """When weeyuga is root, the mounted folder belongs to the sandbox user before each command
-    (the host side wrote files as root since the last one); root on the host can still read it."""
-    if os.geteuid() != 0:
-        return
-    uid, gid = (int(part) for part in user.split(":"))
-    os.chown(folder, uid, gid)
-    for root, dirs, files in os.walk(folder):
-        for name in dirs + files:
-            os.lchown(os.path.join(root, name), uid, gid)
+_KILLED: list[tuple[Any, Any]] = []  # (client, container) killed and maybe not yet deleted by the engine
+
+
+def wait_removed(within_s: float = REMOVAL_WAIT_S) -> None:
+    """Until every container this process killed is gone from the engine; a straggler is removed by force."""
+    from docker.errors import APIError, NotFound
+
+    deadline = time.monotonic() + within_s
+    while _KILLED:
+        client, container = _KILLED[0]
+        try:
+            client.containers.get(container.id)
+        except (NotFound, APIError, OSError):  # OSError: the engine is gone (requests' errors are OSErrors)
+            _KILLED.pop(0)
+            continue
+        if time.monotonic() > deadline:
+            with contextlib.suppress(NotFound, APIError, OSError):
+                container.remove(force=True)
+            _KILLED.pop(0)
+            continue
+        time.sleep(0.1)
+
+
+atexit.register(wait_removed)

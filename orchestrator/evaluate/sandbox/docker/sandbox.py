@@ -10,15 +10,18 @@ its host path, so the gate's report and build paths read the same on both sides.
 from __future__ import annotations
 
 import shutil
-import tempfile
-from pathlib import Path
 from typing import Any
 
-from orchestrator.evaluate.sandbox.process import CommandResult, ProcessSandbox, clip, killed_note
+from orchestrator.evaluate.sandbox.contain import CODE_PREFIX, Containment, attempt_folder
+from orchestrator.evaluate.sandbox.base import CommandResult, clip, killed_note
+from orchestrator.evaluate.sandbox.process import ProcessSandbox
 from orchestrator.evaluate.agent.tasks import fill
 from orchestrator.evaluate.sandbox.code import OUTPUT_LIMIT, RunOutcome
 from orchestrator.evaluate.sandbox.docker.config import SandboxConfig, load_config
 from orchestrator.evaluate.sandbox.docker.engine import Container, connect
+
+
+DOCKER = Containment("docker", True, "a Docker container: no network, read-only root, memory and pids limits")
 
 
 class DockerSandbox(ProcessSandbox):
@@ -26,8 +29,7 @@ class DockerSandbox(ProcessSandbox):
 
     def __init__(self, client: Any = None, config: SandboxConfig | None = None) -> None:
         self.config = config or load_config()
-        super().__init__(isolate_network=False)  # its limits are the container's (profiles/sandbox.yaml)
-        self.net_isolated = True  # network_mode none: no interface but loopback
+        super().__init__(containment=DOCKER)  # its limits are the container's (profiles/sandbox.yaml)
         self.container = Container(client or connect(), self.config, self.base, "agent")
 
     def resolve_program(self, argv: tuple[str, ...], substitutions: dict[str, str]) -> list[str] | None:
@@ -59,8 +61,9 @@ class DockerCodeRunner:
         self.client = client or connect()
 
     def run(self, files: dict[str, str], script: str, seconds: float) -> RunOutcome:
-        with tempfile.TemporaryDirectory(prefix="weeyuga-code-") as holder:
-            work = Path(holder) / "work"
+        holder = attempt_folder(CODE_PREFIX)
+        try:
+            work = holder / "work"
             work.mkdir()
             for name, text in files.items():
                 (work / name).write_text(text, encoding="utf-8")
@@ -70,6 +73,8 @@ class DockerCodeRunner:
                 result = container.exec([self.config.python, "-I", "-B", script], work, env, seconds)
             finally:
                 container.remove()
+        finally:
+            shutil.rmtree(holder, ignore_errors=True)
         return RunOutcome(result.exit_code, tail(result.stdout), tail(result.stderr), result.timed_out,
                           result.duration_s, self.net_isolated)
 
