@@ -96,6 +96,8 @@ class CallResult:
     delta_ms: list[float] = field(default_factory=list)  # arrival of each chunk that carried a delta (decode_profile)
     finished_ms: float | None = None
     tokens_per_sec_after_first: float | None = None
+    draft_tokens: int | None = None  # speculative decoding: tokens drafted (llama.cpp timings.draft_n)
+    draft_accepted: int | None = None  # ... and accepted by the model (timings.draft_n_accepted)
 
     @property
     def response_preview(self) -> str:
@@ -240,6 +242,7 @@ def _feed_openai(stream: _Stream, event: dict[str, Any]) -> bool:
         if timings.get("cache_n") is not None:
             result.prompt_cached_tokens = timings["cache_n"]
         result.prefill_tokens_per_sec = per_second(timings.get("prompt_n"), timings.get("prompt_ms"), 1e3)
+        result.draft_tokens, result.draft_accepted = timings.get("draft_n"), timings.get("draft_n_accepted")
     return False
 
 

@@ -28,6 +28,7 @@ class Knob:
     high: float | None = None
     choices: tuple[str, ...] | str | None = None  # a tuple, or "runtimes" (the registry's managed runtimes)
     help: str | None = None
+    runtime_default: bool = False  # the rules leave it None: the runtime's own default (no flag given)
 
     @property
     def flag(self) -> str:
@@ -56,7 +57,8 @@ class Knob:
 def knob_table() -> tuple[Knob, ...]:
     doc = datafiles.load(data_dir("profiles") / "knobs.yaml", "knobs")
     knobs = tuple(Knob(k["name"], k["type"], k["stage"], k["golden"], k["tunable"], k.get("min"), k.get("max"),
-                       tuple(k["choices"]) if isinstance(k.get("choices"), list) else k.get("choices"), k.get("help"))
+                       tuple(k["choices"]) if isinstance(k.get("choices"), list) else k.get("choices"), k.get("help"),
+                       k.get("runtime_default", False))
                   for k in doc["knobs"])
     names = [k.name for k in knobs]
     if len(set(names)) != len(names):
@@ -84,6 +86,11 @@ def golden_knobs() -> list[str]:
 
 def tunable_knobs() -> list[str]:
     return [k.name for k in knob_table() if k.tunable]
+
+
+def launch_knobs() -> list[str]:
+    """Knobs the rules leave to the runtime's own default unless a user or a tuned profile sets them."""
+    return [k.name for k in knob_table() if k.runtime_default]
 
 
 def check_override(name: str, value: Any) -> None:

@@ -35,6 +35,8 @@ class RuntimeDefinition:
     tools: dict[str, dict[str, Any]] = field(default_factory=dict)  # extra programs from the same build
     serves: dict[str, Any] = field(default_factory=dict)  # {requires_model_field: a ModelSpec field, or None}
     tune: dict[str, str] = field(default_factory=dict)  # {session: fresh_server|reload, ngl_bounds: fit_params|none}
+    tune_axes: dict[str, dict[str, Any]] = field(default_factory=dict)  # axis -> {why, values, gate?, requires?}
+    tune_quality: dict[str, Any] = field(default_factory=dict)  # the KLD tool, reference and budgets
 
     def serves_model(self, spec: Any) -> bool:
         """Whether this runtime can run a catalogue model at all (decide's candidates)."""
@@ -65,6 +67,7 @@ def load_runtime(name: str, directory: Path | None = None) -> RuntimeDefinition:
         crash_markers=doc.get("crash_markers", []), self_test=doc.get("self_test", {}),
         prompt_cache=doc.get("prompt_cache", {}),
         tools=doc.get("tools", {}), serves=doc["serves"], tune=doc["tune"],
+        tune_axes=doc.get("tune_axes", {}), tune_quality=doc.get("tune_quality", {}),
     )
 
 
@@ -112,7 +115,7 @@ def build_command(defn: RuntimeDefinition, plan: Plan, binary: str, port: int, m
     unsupported: dict[str, str] = {}
     for knob, mapping in defn.knobs.items():
         value = getattr(plan, knob)
-        if knob in leave_to_runtime:
+        if knob in leave_to_runtime or value is None:  # None: the runtime's own default
             continue
         if "unsupported" in mapping:
             unsupported[knob] = mapping["unsupported"]

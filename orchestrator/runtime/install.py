@@ -10,6 +10,7 @@ Nothing here is trusted before selftest.py has seen it run on this CPU.
 
 from __future__ import annotations
 
+import fcntl
 import os
 import platform
 import re
@@ -269,6 +270,9 @@ def build_llama_cpp(backend: str = "cpu", version: str | None = None, progress: 
     return RuntimeInstall("llama.cpp", str(final), info["llama_cpp_version"], backend, "built", info, build_id)
 
 
+TOOL_BUILD_LOCK = Path("/tmp/weeyuga-build.lock")
+
+
 def install_tool(runtime: RuntimeInstall, tool: str, progress: Progress = quiet, jobs: int | None = None,
                  build_step: Callable[[list[str], Path, Progress, str], None] = _run_logged) -> str:
     """A program of runtimes/llama.cpp.yaml `tools` beside the runtime's llama-server: built (an
@@ -290,11 +294,17 @@ def install_tool(runtime: RuntimeInstall, tool: str, progress: Progress = quiet,
                            f"(no cmake tree to build {tool} from); put {tool} there, or "
                            f"`weeyuga runtime install llama.cpp --rebuild`")
     target = tools[tool]["target"]
-    build_step(["cmake", "--build", str(build_dir), "--config", "Release", "--target", target,
-                f"-j{jobs or os.cpu_count() or 2}"], log, progress, f"building {tool}")
-    staging = program.with_name(program.name + ".tmp")
-    shutil.copy2(build_dir / "bin" / target, staging)
-    staging.replace(program)
+    # One cmake tree, shared by every weeyuga on the machine: a second build into it at once would
+    # corrupt it, so tool builds take turns (and the one that waited may find its tool already made).
+    with open(TOOL_BUILD_LOCK, "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if program.exists():
+            return str(program)
+        build_step(["cmake", "--build", str(build_dir), "--config", "Release", "--target", target,
+                    f"-j{jobs or os.cpu_count() or 2}"], log, progress, f"building {tool}")
+        staging = program.with_name(program.name + ".tmp")
+        shutil.copy2(build_dir / "bin" / target, staging)
+        staging.replace(program)
     return str(program)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 from typing import Any
@@ -13,7 +14,7 @@ from orchestrator.core.errors import WeeyugaError
 from orchestrator.core.paths import data_dir
 from orchestrator.flows.tune.search import Candidate, TuneReport
 from orchestrator.core.atomic import write_text_atomic
-from orchestrator.plan.knobs import tunable_knobs
+from orchestrator.plan.knobs import launch_knobs, tunable_knobs
 
 
 def write_tuned_profile(report: TuneReport, directory: Path | None = None) -> Path:
@@ -26,6 +27,13 @@ def write_tuned_profile(report: TuneReport, directory: Path | None = None) -> Pa
     doc = datafiles.read_document(path) if path.exists() else None
     doc = doc or {"schema_version": "tuned-1", "device_tag": report.device_tag, "models": {}}
     entry = doc["models"].setdefault(report.model, {})
+    if report.axes is not None:  # a new launch-knob search replaces what an earlier one kept
+        for knob in (*launch_knobs(), "evidence", "objective"):
+            entry.pop(knob, None)
+        entry["objective"] = report.objective
+        search = {k: report.axes[k] for k in ("start", "noise", "start_scores", "max_kld", "launches", "skipped")}
+        evidence = {"search": search, **report.axes["axes"]}
+        entry["evidence"] = json.loads(json.dumps(evidence))  # plain copies: weeyuga's YAML refuses aliases
     for knob in tunable_knobs():
         if knob in report.recommended:
             entry[knob] = report.recommended[knob]
@@ -38,10 +46,44 @@ def write_tuned_profile(report: TuneReport, directory: Path | None = None) -> Pa
 def _table(rows: list[dict[str, Any]]) -> list[str]:
     lines = ["| candidate | ok | tok/s | TTFT ms | RSS MB | VRAM MB | failure |", "|---|---|---|---|---|---|---|"]
     for c in rows:
-        label = Candidate(c["ngl"], c["threads"], c["num_parallel"]).label()
+        label = Candidate(**{f.name: c.get(f.name) for f in dataclasses.fields(Candidate)}).label()
         rate = f"{c['tokens_per_sec']:.1f}" if c["tokens_per_sec"] else "–"
         lines.append(f"| {label} | {'yes' if c['ok'] else 'no'} | {rate} | {c['ttft_ms'] or '–'} | "
                      f"{c['peak_rss_mb'] or '–'} | {c['peak_vram_mb'] or '–'} | {c['failure'] or ''} |")
+    return lines
+
+
+def _knobs_text(knobs: dict[str, Any]) -> str:
+    return ", ".join(f"{k}={v}" for k, v in knobs.items() if v is not None) or "the runtime's default"
+
+
+def _axes_section(axes: dict[str, Any]) -> list[str]:
+    """The launch-knob search: each value measured, with its rates, spread and KLD, and what was kept."""
+    lines = [f"## Launch knobs ({'grid' if axes['exhaustive'] else 'coordinate descent'}, objective {axes['objective']})", "",
+             f"Start: {_knobs_text(axes['start'])}, launched {len(axes['start_scores'])}×: {axes['start_scores']} "
+             f"(noise {axes['noise']:.1%}: a change is kept only when it scores above the incumbent by more). "
+             f"Chosen: {_knobs_text(axes['chosen'])} at {axes['chosen_score']}. Launches: {axes['launches']}."
+             + (f" KLD budget {axes['max_kld']:g}." if axes["max_kld"] is not None else "")]
+    header = ["| value | score | decode tok/s (spread) | prefill tok/s | repetitive tok/s | drafts accepted | load s | KLD | note |",
+              "|---|---|---|---|---|---|---|---|---|"]
+
+    def row(r: dict[str, Any]) -> str:
+        def cell(key: str) -> str:
+            return "–" if r.get(key) is None else f"{r[key]}"
+        spread = f" (±{r['decode_spread'] / 2:.0%})" if r.get("decode_spread") is not None else ""
+        kld = "–" if r["kld"] is None else f"{r['kld']:.4g}" + (f" ± {r['kld_plus_minus']:.2g}" if r.get("kld_plus_minus") else "")
+        note = r["refused"] or r.get("failure") or ""
+        return (f"| {_knobs_text(r['value'])} | {cell('score')} | {cell('decode')}{spread} | {cell('prefill')} | "
+                f"{cell('repetitive')} | {cell('draft_acceptance')} | {cell('load_s')} | {kld} | {note} |")
+
+    for name, axis in axes["axes"].items():
+        lines += ["", f"### {name}: {axis['why']}" + (" (gated by KLD)" if axis["gate"] else ""), "",
+                  f"Kept: {_knobs_text(axis['kept']) if axis['kept'] else 'no change (nothing beat the incumbent beyond the noise)'}", "",
+                  *header, *[row(r) for r in axis["values"]]]
+    if axes["grid"]:
+        lines += ["", "### Grid", "", *header, *[row(r) for r in axes["grid"]]]
+    if axes["skipped"]:
+        lines += ["", "Axes not searched: " + "; ".join(f"{k} ({v})" for k, v in axes["skipped"].items())]
     return lines
 
 
@@ -55,6 +97,8 @@ def render_markdown(report: TuneReport) -> str:
               "## Search", ""] + _table(sorted(report.candidates, key=order))
     if report.confirmations:
         lines += ["", "## Re-measured against the defaults", ""] + _table(report.confirmations)
+    if report.axes:
+        lines += ["", *_axes_section(report.axes)]
     if report.slots:
         lines += ["", "## Slots (tok/s is the aggregate of all concurrent streams)", ""] + _table(sorted(report.slots, key=order))
     return "\n".join(lines) + "\n"

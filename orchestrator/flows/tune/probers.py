@@ -3,25 +3,32 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import re
 import statistics
 import subprocess
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Callable
 
-from orchestrator.plan.decide import Plan
 from orchestrator.core.errors import WeeyugaError
+from orchestrator.core.procs import run_captured
+from orchestrator.measure.client import CallRequest, stream_chat
+from orchestrator.measure.resources import ResourceSampler
+from orchestrator.plan.decide import Plan
+from orchestrator.runtime import ollama_api as ollama
+from orchestrator.runtime.launch import LOG_TAIL_LINES, LaunchError, RunningRuntime, build_command, free_port, load_runtime
+from orchestrator.flows.tune.kld import FrozenText, load_frozen_text
 from orchestrator.flows.tune.search import SEARCHED_KNOBS, Candidate, Measurement, NglBounds, Prober
 
 PROBE_CALLS = 3
-PROBE_TOKENS = 128
 
 
 def gguf_offloadable_layers(model_path: str) -> int | None:
     """`<arch>.block_count` + 1 from the GGUF header, or None when it cannot be read."""
     try:
-        from gguf import GGUFReader
+        from gguf import GGUFReader  # deferred: numpy-heavy, and only tune reads GGUF headers
 
         fields = GGUFReader(model_path).fields
         arch_field = fields["general.architecture"]
@@ -34,8 +41,6 @@ def gguf_offloadable_layers(model_path: str) -> int | None:
 
 def fit_params_ngl(fit_binary: str, model_path: str, plan: Plan, margin_mb: int, top: int) -> int | None:
     """llama-fit-params' NGL for this context and slot count (its -1 means every layer), or None."""
-    from orchestrator.core.procs import run_captured
-
     argv = [fit_binary, "-m", model_path, "-c", str(plan.num_ctx * plan.num_parallel), "-np", str(plan.num_parallel),
             "--fit-target", str(margin_mb)]
     try:
@@ -57,47 +62,65 @@ def ngl_bounds(plan: Plan, model_path: str | None, fit_binary: str | None, margi
     return NglBounds(min(plan.ngl, top), top, "the plan's memory estimate (llama-fit-params unavailable)")
 
 
-def _measure(candidate: Candidate, call: Callable[[], Any], pid: Callable[[], int | None], nvml: Any,
-             defn: Any, read_log: Callable[[], str]) -> Measurement:
-    """Warm-up, then PROBE_CALLS rounds of `num_parallel` (or 1) concurrent calls, sampled for peaks;
+def _decode_rate(result: Any) -> float | None:
+    return result.server_tokens_per_sec or result.tokens_per_sec  # the runtime's own count over its own time
+
+
+def _measure(candidate: Candidate, calls: dict[str, Callable[[], Any]], pid: Callable[[], int | None], nvml: Any,
+             defn: Any, read_log: Callable[[], str], load_s: float | None = None) -> Measurement:
+    """Warm-up, then PROBE_CALLS rounds of `num_parallel` (or 1) concurrent free-text calls at depth,
+    each single-stream round followed by a repetitive one where the prober has it; sampled for peaks;
     failures classified by the runtime definition's markers, its own choices read from the log."""
-    from concurrent.futures import ThreadPoolExecutor
-
-    from orchestrator.runtime.launch import LOG_TAIL_LINES
-    from orchestrator.measure.resources import ResourceSampler
-
     streams = candidate.num_parallel or 1
-    warm_up = call()  # the first call after a load is not a steady-state figure (and Ollama loads here)
+    free, repetitive = calls["free"], None if candidate.num_parallel else calls.get("repetitive")
+    warm_up = free()  # the first call after a load is not a steady-state figure (and Ollama loads here)
     rounds: list[tuple[list[Any], float]] = []
+    repeated: list[Any] = []
     peaks: dict[str, Any] = {"peak_rss_mb": None, "peak_gpu_mem_used_mb": None}
     if not warm_up.error:
         with ResourceSampler(pid, nvml) as sampler, ThreadPoolExecutor(streams) as pool:
             for _ in range(PROBE_CALLS):
                 started = time.monotonic()
-                results = list(pool.map(lambda _: call(), range(streams)))
+                # One stream runs in this thread, so an interrupt ends the call at once rather than after it.
+                results = list(pool.map(lambda _: free(), range(streams))) if streams > 1 else [free()]
                 rounds.append((results, time.monotonic() - started))
+                if repetitive is not None:
+                    repeated.append(repetitive())
             peaks = sampler.peaks(0, float("inf"))
-    calls = [r for results, _ in rounds for r in results]
-    errors = [r.error for r in [warm_up, *calls] if r.error]
+    calls_made = [r for results, _ in rounds for r in results]
+    errors = [r.error for r in [warm_up, *calls_made, *repeated] if r.error]
     log_text = read_log()
     tail = "\n".join(log_text.splitlines()[-LOG_TAIL_LINES:])
     if errors:
         text = f"{errors[0]}\n{tail}"
         kind = "oom" if any(m.lower() in text.lower() for m in defn.oom_markers) else "http_error"
-        return Measurement(candidate, False, failure=kind, log_tail=text)
-    per_stream = statistics.median(r.tokens_per_sec for r in calls)
+        return Measurement(candidate, False, failure=kind, log_tail=text, load_s=load_s)
+    decode = [_decode_rate(r) for r in calls_made]
+    per_stream = statistics.median(decode)
     aggregate = statistics.median(sum(r.completion_tokens or 0 for r in results) / wall for results, wall in rounds)
+    prefill = [r.prefill_tokens_per_sec for r in [*calls_made, *repeated] if r.prefill_tokens_per_sec]
+    drafted = sum(r.draft_tokens or 0 for r in [*calls_made, *repeated])
+    spread = (max(decode) - min(decode)) / per_stream if len(decode) > 1 and per_stream else None
     return Measurement(candidate, True, tokens_per_sec=aggregate if candidate.num_parallel else per_stream,
-                       ttft_ms=round(statistics.median(r.first_delta_ms for r in calls), 1),
+                       ttft_ms=round(statistics.median(r.first_delta_ms for r in calls_made), 1),
                        peak_rss_mb=peaks["peak_rss_mb"], peak_vram_mb=peaks["peak_gpu_mem_used_mb"],
                        per_stream_tokens_per_sec=per_stream if candidate.num_parallel else None,
-                       effective=defn.effective_values(log_text))
+                       effective=defn.effective_values(log_text),
+                       prefill_tokens_per_sec=round(statistics.median(prefill), 1) if prefill else None,
+                       decode_spread=spread and round(spread, 4),
+                       repetitive_tokens_per_sec=statistics.median(_decode_rate(r) for r in repeated) if repeated else None,
+                       draft_acceptance=round(sum(r.draft_accepted or 0 for r in [*calls_made, *repeated]) / drafted, 3)
+                       if drafted else None, load_s=load_s)
 
 
-def _probe_messages() -> list[dict[str, str]]:
-    from orchestrator.measure.suites import load_prompts
-
-    return [{"role": "user", "content": load_prompts()["P-MEDIUM"].text}]
+def _probe_request(base_url: str, api: str, model: str, frozen: FrozenText, kind: str, plan: Plan, defn: Any,
+                   options: dict[str, Any] | None = None) -> Any:
+    """One probe call at depth: the frozen text, then the free or repetitive question; the prompt cache
+    off where the runtime has a switch, so every call prefills the whole depth."""
+    switch = defn.prompt_cache.get("request")
+    return CallRequest(base_url, api, model, frozen.probe_messages(kind, plan.num_ctx), frozen.probe["answer_tokens"],
+                       plan.temperature, request_fields={switch: False} if switch else {}, options=options or {},
+                       cache_prompt=False if switch else None)
 
 
 def real_prober(plan: Plan, binary: str, model_path: str | None, log_dir: Path, nvml: Any = None,
@@ -105,11 +128,8 @@ def real_prober(plan: Plan, binary: str, model_path: str | None, log_dir: Path, 
                 variant_args: tuple[str, ...] = ()) -> Prober:
     """llama.cpp: a fresh llama-server per candidate, stopped whatever happens. `variant_args` are
     the flags the binary's self-test needs on this CPU: every candidate, the defaults too, gets them."""
-    from orchestrator.measure.client import CallRequest, stream_chat
-    from orchestrator.runtime.launch import LaunchError, RunningRuntime, build_command, free_port, load_runtime
-
     defn = load_runtime(plan.runtime)
-    messages = _probe_messages()
+    frozen = load_frozen_text()
 
     def prober(candidate: Candidate) -> Measurement:
         own_defaults = candidate == Candidate()
@@ -121,12 +141,16 @@ def real_prober(plan: Plan, binary: str, model_path: str | None, log_dir: Path, 
         log = log_dir / f"tune-{candidate.label().replace(', ', '_').replace('=', '').replace(' ', '-')}.log"
         log.unlink(missing_ok=True)  # a re-measurement reads only its own launch's log
         runtime = RunningRuntime(defn, command, port, log, plan.model)
-        request = CallRequest(runtime.base_url, "openai", plan.model, messages, PROBE_TOKENS, plan.temperature)
+        requests = {kind: _probe_request(runtime.base_url, "openai", plan.model, frozen, kind, variant, defn)
+                    for kind in ("free", "repetitive")}
         try:
+            started = time.monotonic()
             runtime.start()
             runtime.wait_ready(timeout_s=180)
-            result = _measure(candidate, lambda: stream_chat(request, "llamacpp"), lambda: runtime.pid, nvml,
-                              defn, lambda: log.read_text(encoding="utf-8", errors="replace"))
+            load_s = round(time.monotonic() - started, 2)
+            result = _measure(candidate, {k: functools.partial(stream_chat, r, "llamacpp") for k, r in requests.items()},
+                              lambda: runtime.pid, nvml, defn, lambda: log.read_text(encoding="utf-8", errors="replace"),
+                              load_s)
         except LaunchError as exc:
             result = Measurement(candidate, False, failure=exc.kind, log_tail=exc.log_tail)
         finally:
@@ -141,22 +165,19 @@ def ollama_prober(plan: Plan, running: Any, tag: str, nvml: Any = None,
                   on_result: Callable[[Measurement], None] = lambda m: None) -> Prober:
     """Ollama: one server for the session; each candidate unloads the model and loads it again
     with its num_gpu / num_thread request options (leaving them out = Ollama's own choice)."""
-    from orchestrator.runtime import ollama_api as ollama
-    from orchestrator.measure.client import CallRequest, stream_chat
-
     options_of = {name: mapping["option"] for name, mapping in running.defn.knobs.items() if "option" in mapping}
-    messages = _probe_messages()
+    frozen = load_frozen_text()
 
     def prober(candidate: Candidate) -> Measurement:
         options = {options_of["num_ctx"]: plan.num_ctx,
                    **{options_of[k]: v for k, v in candidate.knobs().items()}}
-        request = CallRequest(running.base_url, "ollama", tag, messages, PROBE_TOKENS, plan.temperature, options=options)
         try:
             ollama.unload(running.base_url, tag)
         except WeeyugaError as exc:  # this candidate cannot be measured; the session goes on
             result = Measurement(candidate, False, failure="unload", log_tail=str(exc))
             on_result(result)
             return result
+        request = _probe_request(running.base_url, "ollama", tag, frozen, "free", plan, running.defn, options)
         offset = running.log_path.stat().st_size if running.log_path.exists() else 0
 
         def read_log() -> str:
@@ -164,8 +185,8 @@ def ollama_prober(plan: Plan, running: Any, tag: str, nvml: Any = None,
                 fh.seek(offset)
                 return fh.read().decode("utf-8", errors="replace")
 
-        result = _measure(candidate, lambda: stream_chat(request, "ollama"), lambda: running.pid, nvml,
-                          running.defn, read_log)
+        result = _measure(candidate, {"free": functools.partial(stream_chat, request, "ollama")}, lambda: running.pid,
+                          nvml, running.defn, read_log)
         on_result(result)
         return result
 

@@ -19,12 +19,21 @@ class Candidate:
     ngl: int | None = None  # None = the runtime's default (flag not given)
     threads: int | None = None
     num_parallel: int | None = None  # set = a slots probe with that many concurrent streams
+    # The plan's launch knobs (profiles/knobs.yaml runtime_default), searched as tune_axes (None = the runtime's default).
+    flash_attn: str | None = None
+    batch: int | None = None
+    ubatch: int | None = None
+    threads_batch: int | None = None
+    cache_type_k: str | None = None
+    cache_type_v: str | None = None
+    load_mode: str | None = None
+    spec_type: str | None = None
 
     def label(self) -> str:
         parts = [f"{k}={v}" for k, v in asdict(self).items() if v is not None]
         return ", ".join(parts) or "runtime defaults"
 
-    def knobs(self) -> dict[str, int]:
+    def knobs(self) -> dict[str, Any]:
         return {k: v for k, v in asdict(self).items() if v is not None}
 
 
@@ -40,6 +49,11 @@ class Measurement:
     log_tail: str | None = None
     per_stream_tokens_per_sec: float | None = None  # slots probes only
     effective: dict[str, int] = field(default_factory=dict)  # values the runtime reported choosing
+    prefill_tokens_per_sec: float | None = None  # the runtime's own prompt rate at the probe's depth
+    decode_spread: float | None = None  # (max - min) / median of the decode rate over the probe's rounds
+    repetitive_tokens_per_sec: float | None = None  # decode when the answer repeats the prompt (n-gram drafts pay off)
+    draft_acceptance: float | None = None  # accepted / drafted tokens (speculative decoding), None without drafts
+    load_s: float | None = None  # launch to ready
 
 
 class Prober(Protocol):
@@ -57,7 +71,7 @@ class NglBounds:
 class Choice:
     """What tune recommends, and why, after settling against the defaults."""
 
-    knobs: dict[str, int]
+    knobs: dict[str, Any]
     tokens_per_sec: float
     ttft_ms: float | None
     why: str
@@ -77,6 +91,8 @@ class TuneReport:
     launches: int = 0
     exhaustive: bool = False
     start: dict[str, Any] | None = None
+    objective: str = "decode"
+    axes: dict[str, Any] | None = None  # the launch-knob search (flows/tune/axes.py AxisSearch.to_dict)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

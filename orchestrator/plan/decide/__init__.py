@@ -24,7 +24,7 @@ from orchestrator.plan.profiles import ModelSpec, Profiles
 from orchestrator.plan.decide.facts import BUDGET_FIELDS, fields_tested, hardware_facts, inferred_notes, rule_matches
 from orchestrator.plan.decide.memory import Fit, estimate, fit_model, memory_budget
 from orchestrator.plan.decide.plan import Deviation, MemoryBudget, Plan, Reason
-from orchestrator.plan.knobs import check_override, knob_names, rules_stage_knobs, tunable_knobs
+from orchestrator.plan.knobs import check_override, knob_names, launch_knobs, rules_stage_knobs, tunable_knobs
 
 # The package's public names, imported from here across weeyuga.
 __all__ = ["Deviation", "MemoryBudget", "Plan", "Reason", "decide", "fit_model", "hardware_facts"]
@@ -110,6 +110,8 @@ def _rule_values(hw: Hardware, profiles: Profiles, facts: dict[str, Any]) -> tup
     returns the knobs, the tier, and the hardware fields the tier choice rests on."""
     rules = profiles.rules
     knobs = _Knobs()
+    for knob in launch_knobs():
+        knobs.set(knob, None, "runtime-default", "not set: the runtime's own default")
     canonical = profiles.canonical
     for knob, value in {**canonical["request_options"], **canonical["runtime_defaults"]}.items():
         knobs.set(knob, value, "canonical", "canonical methodology value")
@@ -219,4 +221,5 @@ def decide(hw: Hardware, profiles: Profiles, overrides: dict[str, Any] | None = 
         est_memory_gb=round(memory.total_gb, 3), est_gpu_memory_gb=round(memory.gpu_gb, 3),
         layers_offloadable=spec.layers + 1, tier=tier["id"], device_tag=hw.device_tag, budget=mem,
         reasons=[knobs.reasons[k] for k in knob_names()], deviations=knobs.deviations,
+        **{k: values[k] for k in launch_knobs()},
     )

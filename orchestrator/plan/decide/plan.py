@@ -62,6 +62,14 @@ class Plan:
     reasons: list[Reason]
     deviations: list[Deviation] = field(default_factory=list)
     schema_version: str = PLAN_VERSION
+    flash_attn: str | None = None  # knobs.yaml runtime_default: None = the runtime's own default
+    batch: int | None = None
+    ubatch: int | None = None
+    threads_batch: int | None = None
+    cache_type_k: str | None = None
+    cache_type_v: str | None = None
+    load_mode: str | None = None
+    spec_type: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
