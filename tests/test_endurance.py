@@ -173,8 +173,10 @@ def test_an_endurance_run_on_a_throttling_machine_tags_calls_and_says_so(fake, t
     manifest = {"run_id": "run-1", "cells": [], "knobs": {}}
     rows = run_rows("h/d/run-1", manifest, done.metadata, [], "complete", None)
     assert {r["phase"]: r["thermal_throttling"] for r in rows} == {"endurance": True}
-    assert [c for c, _, _ in COLUMNS][-4:] == ["thermal_throttling", "capacity_users", "capacity_ttft_p95_s",
-                                               "capacity_user_tokens_per_sec"]
+    names = [c for c, _, _ in COLUMNS]  # appended together, after the columns that came before them
+    at = names.index("thermal_throttling")
+    assert names[at:at + 4] == ["thermal_throttling", "capacity_users", "capacity_ttft_p95_s", "capacity_user_tokens_per_sec"]
+    assert names.index("quality_checks_asked") < at
 
 
 def test_a_cool_machine_with_sensors_says_no_throttling_and_an_unsensed_one_says_it_cannot_tell(fake, tmp_path, monkeypatch):
