@@ -47,14 +47,15 @@ def cmd_model(args: argparse.Namespace) -> int:
     return 0
 
 
-def prepare_runtime(plan, model_path: str | None = None):
-    """The runtime binary and model file a plan needs, installing or fetching what is missing."""
+def prepare_runtime(plan, model_path: str | None = None, profiles=None):
+    """The runtime binary and model file a plan needs, installing or fetching what is missing. `profiles`: the
+    ones the plan was made with (a local GGUF's model is in them), else the repository's."""
     from orchestrator.plan.profiles import load_profiles
     from orchestrator.core.progress import progress_reporter
     from orchestrator.runtime import managed_runtime
 
     with progress_reporter() as progress:
-        return managed_runtime(plan.runtime).prepare(plan, load_profiles(), progress, model_path)
+        return managed_runtime(plan.runtime).prepare(plan, profiles or load_profiles(), progress, model_path)
 
 
 @command("launch")

@@ -43,7 +43,7 @@ def cmd_tune(args: argparse.Namespace) -> int:
                                                  ("num_parallel", args.parallel)) if value is not None}
     profiles, overrides, _ = with_model_file(profiles, overrides, args.model_path)
     plan = decide(hardware, profiles, overrides, use_tuned=False)
-    prepared = prepare_runtime(plan, args.model_path)
+    prepared = prepare_runtime(plan, args.model_path, profiles)
     runtime = prepared.install
     out_dir = Path(args.out) if args.out else state_dir() / "tune"
     out_dir.mkdir(parents=True, exist_ok=True)
