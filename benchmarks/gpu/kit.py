@@ -17,6 +17,7 @@ Every llama-server and the ballast are stopped on every exit path (their process
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import shutil
@@ -106,10 +107,11 @@ def best(rows: list[dict[str, Any]]) -> dict[str, Any] | None:
     return max(ok, key=lambda r: r["tokens_per_sec"]) if ok else None
 
 
-def sweep(plan_doc: dict, model: Path, step: int, env: dict[str, str], work: Path) -> list[dict]:
-    """Every `step`-th NGL (and the top): one fresh llama-server each, through tune's own prober."""
+def sweep(plan_doc: dict, model: Path, step: int, env: dict[str, str], work: Path, ctx: int | None) -> list[dict]:
+    """Every `step`-th NGL (and the top): one fresh llama-server each, through tune's own prober (at `ctx`, as tune)."""
     os.environ.update(env)  # the prober reads NVML (a rehearsal's recording) in this process
     plan = Plan.from_dict(plan_doc, "decide --json")
+    plan = dataclasses.replace(plan, num_ctx=ctx) if ctx else plan
     install = locate_llama_server(plan.backend) or locate_llama_server()
     if install is None:
         raise StepFailed("no llama-server to sweep with")
@@ -145,33 +147,31 @@ def tune_summary(device: str, shape: str, free_vram_mb: float, tuned: dict, rows
 
 def auto_summary(device: str, shape: str, run_dir: Path | None, plan: dict) -> dict:
     metadata = json.loads((run_dir / "metadata.json").read_text()) if run_dir and (run_dir / "metadata.json").exists() else {}
-    samples = run_dir / "samples.jsonl" if run_dir else None
-    peak = None
-    if samples and samples.exists():
-        values = [json.loads(line).get("gpu_mem_used_mb") for line in samples.read_text().splitlines() if line.strip()]
-        peak = max((v for v in values if isinstance(v, (int, float))), default=None)
-    roofline = (metadata.get("roofline") or {}) if isinstance(metadata.get("roofline"), dict) else {}
+    speed = next((h.get("speed") or {} for h in metadata.get("headline") or [] if isinstance(h, dict)), {})
+    fractions = [u.get("utilisation") for u in metadata.get("memory_bandwidth_utilisation") or []
+                 if isinstance(u, dict) and isinstance(u.get("utilisation"), (int, float))]
     return {"experiment": "auto-full-offload", "device": device, "model_shape": shape, "free_vram_mb": None,
-            "tuned_ngl": plan.get("ngl"), "tuned_tokens_per_sec": (metadata.get("headline") or {}).get("decode_tokens_per_sec"),
+            "tuned_ngl": plan.get("ngl"), "tuned_tokens_per_sec": speed.get("decode_tokens_per_sec"),
             "sweep_best_ngl": None, "sweep_best_tokens_per_sec": None, "fit_on_ngl": None, "fit_on_tokens_per_sec": None,
-            "fit_params_ngl": None, "tune_launches": None, "sweep_launches": None, "vram_peak_mb": peak,
+            "fit_params_ngl": None, "tune_launches": None, "sweep_launches": None,
+            "vram_peak_mb": (metadata.get("resource_peaks") or {}).get("peak_gpu_mem_used_mb"),
             "vram_estimate_mb": round(plan.get("est_gpu_memory_gb", 0) * 1024) if plan else None,
-            "bandwidth_fraction": roofline.get("fraction"), "run_folder": run_dir.name if run_dir else None}
+            "bandwidth_fraction": max(fractions) if fractions else None, "run_folder": run_dir.name if run_dir else None}
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rehearsal", action="store_true", help="CPU build, a recorded H100, scaled-down shapes")
     parser.add_argument("--scale", type=int, help="shrink the shapes (default 1; in a rehearsal 32 for the small model and "
-                        "4 for the big one, whose share of the free memory must outweigh the probe's 0.1 GB rounding)")
+                        "16 for the big one)")
     parser.add_argument("--sweep-step", type=int, help="sweep every N-th NGL (default 4; a third of the layers in a rehearsal)")
-    parser.add_argument("--tune-launches", type=int, help="cap tune's launches (default none; 4 in a rehearsal)")
+    parser.add_argument("--tune-launches", type=int, help="cap tune's launches (default 10; 4 in a rehearsal)")
     parser.add_argument("--work", type=Path, help="scratch folder (default: a folder in the cache)")
     args = parser.parse_args(argv)
     out = Path(os.environ.get("WEEYUGA_GPU_OUT") or os.environ.get("OUT") or "gpu-out")
     out.mkdir(parents=True, exist_ok=True)
     small_scale = args.scale or (32 if args.rehearsal else 1)
-    big_scale = args.scale or (4 if args.rehearsal else 1)
+    big_scale = args.scale or (16 if args.rehearsal else 1)
     backend = "cpu" if args.rehearsal else "cuda"
     work = args.work or Path(os.environ.get("WEEYUGA_CACHE", Path.home() / ".cache" / "weeyuga")) / "gpu-kit"
     work.mkdir(parents=True, exist_ok=True)
@@ -201,8 +201,17 @@ def main(argv: list[str] | None = None) -> int:
         if tokenizer is None:
             weeyuga(["model", "get", "smollm2-135m-instruct"], LIMITS["models"], env, log)
             tokenizer = next((Path(env.get("WEEYUGA_CACHE", Path.home() / ".cache" / "weeyuga")) / "models").glob("smollm2-*.gguf"))
-        small = write_random_gguf(work / "random-llama-8b.gguf", SHAPES["llama-8b"].scaled(small_scale), tokenizer)
-        big = write_random_gguf(work / "random-llama-32b.gguf", SHAPES["llama-32b"].scaled(big_scale), tokenizer)
+        small_path, big_path = work / "random-llama-8b.gguf", work / "random-llama-32b.gguf"
+        small = write_random_gguf(small_path, SHAPES["llama-8b"].scaled(small_scale), tokenizer)
+        big = write_random_gguf(big_path, SHAPES["llama-32b"].scaled(big_scale), tokenizer)
+        if args.rehearsal:
+            # Random weights are a fine subject for a GPU, whose speed does not depend on values; a CPU's does
+            # (activations that decay into denormals run 30-100x slower), so the rehearsal serves the real
+            # embedded model in both experiments, under names that stay local models.
+            for path in (small_path, big_path):
+                shutil.copyfile(tokenizer, path)
+            small = {**small, "model_shape": "smollm2-135m (rehearsal)", "bytes": small_path.stat().st_size}
+            big = {**big, "model_shape": "smollm2-135m (rehearsal)", "bytes": big_path.stat().st_size}
 
         step("probe")
         if args.rehearsal:
@@ -210,29 +219,32 @@ def main(argv: list[str] | None = None) -> int:
         hardware = work / "hardware.json"
         weeyuga(["probe", "--out", str(hardware), "--no-bandwidth"], LIMITS["probe"], env, log)
         doc = json.loads(hardware.read_text())
+        if args.rehearsal:  # the probe rounds free memory to 0.1 GB, more than a scaled model's share of it
+            doc["gpu"][0]["vram_free_gb"] = partial_free_bytes(big["bytes"]) / 1e9
+            hardware.write_text(json.dumps(doc, indent=2))
         gpu = (doc.get("gpu") or [{}])[0]
         device = gpu.get("name") or doc.get("cpu", {}).get("model") or "unknown"
 
         step("decide")
         big_plan = read_report(weeyuga(["decide", "--hardware", str(hardware), "--model-path",
-                                        str(work / "random-llama-32b.gguf"), "--json"], LIMITS["decide"], env, log))
+                                        str(big_path), "--json"], LIMITS["decide"], env, log))
 
         step("tune")
         if not args.rehearsal:
             ballast = start_ballast(partial_free_bytes(big["bytes"]), log)
             weeyuga(["probe", "--out", str(hardware), "--no-bandwidth"], LIMITS["probe"], env, log)  # free memory now
             big_plan = read_report(weeyuga(["decide", "--hardware", str(hardware), "--model-path",
-                                            str(work / "random-llama-32b.gguf"), "--json"], LIMITS["decide"], env, log))
+                                            str(big_path), "--json"], LIMITS["decide"], env, log))
         free_mb = ((json.loads(hardware.read_text()).get("gpu") or [{}])[0].get("vram_free_gb") or 0) * 1024
-        launches = args.tune_launches or (4 if args.rehearsal else None)
-        tuned = read_report(weeyuga(["tune", "--model-path", str(work / "random-llama-32b.gguf"), "--hardware",
-                                     str(hardware), "--json", "--no-write", "--out", str(work / "tune"),
-                                     *(["--max-launches", str(launches)] if launches else [])],
+        launches = args.tune_launches or (4 if args.rehearsal else 10)  # NGL only (--axes none): knobs would not fit the lease
+        tuned = read_report(weeyuga(["tune", "--model-path", str(big_path), "--hardware",
+                                     str(hardware), "--json", "--no-write", "--out", str(work / "tune"), "--axes", "none",
+                                     "--max-launches", str(launches), *(["--ctx", "512"] if args.rehearsal else [])],
                                     LIMITS["tune"], env, log))
         step("sweep")
         top = big_plan.get("layers_offloadable", 1)
-        rows = sweep(big_plan, work / "random-llama-32b.gguf", args.sweep_step or (max(1, top // 3) if args.rehearsal else 4),
-                     env, work)
+        rows = sweep(big_plan, big_path, args.sweep_step or (max(1, top // 3) if args.rehearsal else 4),
+                     env, work, 512 if args.rehearsal else None)
         summaries.append(tune_summary(device, big["model_shape"], free_mb, tuned, rows, big_plan))
         if ballast is not None:
             kill_group(ballast)
@@ -245,11 +257,11 @@ def main(argv: list[str] | None = None) -> int:
         submissions = work / "submissions"
         shutil.rmtree(submissions, ignore_errors=True)
         phases = ",".join(p for p in ("hello", "depth", "capacity") if p == "hello" or p in NAMED_PHASES)
-        weeyuga(["auto", "--yes", "--model-path", str(work / "random-llama-8b.gguf"), "--phases", phases,
+        weeyuga(["auto", "--yes", "--model-path", str(small_path), "--phases", phases,
                  "--submissions-dir", str(submissions), "--hardware", str(hardware), "--time-budget", "2",
                  "--num-predict", "64", "--num-ctx", "2048", "--force-load"], LIMITS["auto"], env, log)
         small_plan = read_report(weeyuga(["decide", "--hardware", str(hardware), "--model-path",
-                                          str(work / "random-llama-8b.gguf"), "--json"], LIMITS["decide"], env, log))
+                                          str(small_path), "--json"], LIMITS["decide"], env, log))
         run_dir = next(iter(sorted(submissions.glob("*/*/run-*"))), None)
         summaries.append(auto_summary(device, small["model_shape"], run_dir, small_plan))
         if run_dir:

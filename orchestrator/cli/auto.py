@@ -59,6 +59,7 @@ def cmd_auto(args: argparse.Namespace) -> int:
     from orchestrator.plan.profiles import load_profiles
     from orchestrator.core.progress import progress_reporter
     from orchestrator.measure.suites import parse_phases
+    from orchestrator.plan.probe import load_nvml
 
     install_signal_handlers()
     profiles = load_profiles()
@@ -83,7 +84,7 @@ def cmd_auto(args: argparse.Namespace) -> int:
     try:
         with progress_reporter() as progress:
             result = execute(auto_plan, profiles, args.runs, handle, options, portable_command(["weeyuga"] + sys.argv[1:]), progress,
-                             on_launch=lambda line: print(line, flush=True))
+                             nvml=load_nvml(), on_launch=lambda line: print(line, flush=True))
     except KeyboardInterrupt:
         print(f"\ninterrupted: the runtime is stopped and the ledger kept in {auto_plan.run_dir}\n"
               f"continue with: weeyuga auto --resume {auto_plan.run_id} --submitter-handle {handle} "
