@@ -760,3 +760,16 @@ def test_the_atomic_writer_never_writes_through_a_link_or_onto_a_non_regular_fil
         write_text_atomic(target, "new")
     assert outside.read_text() == "keep" and [p.name for p in tmp_path.iterdir()] == sorted(["out.json", "outside"]) or \
         sorted(p.name for p in tmp_path.iterdir()) == ["out.json", "outside"]
+
+
+def test_a_ledger_past_the_record_limit_is_refused_in_one_line_before_it_fills_memory(run, capsys, monkeypatch):
+    """report and resume hold a run's records in memory: past the limit they stop reading at once
+    (a 1e6-line ledger then costs what the limit costs, not 6 KB a line)."""
+    lines = (run / "run.jsonl").read_bytes().splitlines(keepends=True)
+    monkeypatch.setattr(datafiles, "LEDGER_RECORD_LIMIT", len(lines) - 1)
+    code, out, err = run_cli(["report", str(run), "--no-plots"], capsys)
+    check_one_line(code, out, err, 2, f"more than {len(lines) - 1:,} records")
+    with pytest.raises(BadInput, match="records"):
+        read_state(run / "run.jsonl")
+    monkeypatch.setattr(datafiles, "LEDGER_RECORD_LIMIT", len(lines))
+    assert len(read_state(run / "run.jsonl").records) == len(lines)

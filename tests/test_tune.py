@@ -156,6 +156,25 @@ def test_slots_pick_the_fewest_within_the_gain_threshold():
     assert choose_slots(flat).candidate.num_parallel == 1
 
 
+def test_slots_probes_are_capacity_levels_with_the_capacity_sentence():
+    """tune --parallel: the k-stream probe on k slots is the capacity phase's closed-loop level for k users."""
+    from orchestrator.flows.tune import slots_capacity
+    from orchestrator.flows.tune.probers import capacity_level
+    from orchestrator.measure.client import CallResult
+
+    def calls(k, ttft_ms, rate):
+        return [CallResult(first_delta_ms=ttft_ms, server_prompt_ms=ttft_ms / 2, tokens_per_sec=rate, completion_tokens=64)
+                for _ in range(3 * k)]
+
+    probes = [Measurement(Candidate(num_parallel=k), True, tokens_per_sec=agg,
+                          capacity_level=capacity_level(k, calls(k, ttft, rate), agg, 3 * 64 * k / agg))
+              for k, ttft, rate, agg in ((1, 400.0, 40.0, 40.0), (2, 900.0, 30.0, 60.0), (4, 2500.0, 18.0, 72.0))]
+    summary = slots_capacity(probes)
+    assert [(lv["users"], lv["meets_slo"]) for lv in summary["levels"]] == [(1, True), (2, True), (4, False)]
+    assert summary["users"] == 2 and summary["sentence"].startswith("serves 2 concurrent users with TTFT p95 ≤ 0.90 s")
+    assert slots_capacity([Measurement(Candidate(num_parallel=1), False, failure="oom")]) is None
+
+
 def test_slots_are_tuned_when_asked_and_written_to_the_profile(tmp_path):
     plan = plan_for("linux-vps-cpu-4c-8gb", model="smollm2-135m-instruct", num_parallel=4)
     sim = SimulatedRuntime(31, 31, default_threads=4, thread_speed={1: 0.5, 2: 0.8, 3: 0.9, 4: 1.0}, slot_scaling=0.2)
@@ -240,6 +259,10 @@ def test_real_thread_tune_on_smollm2(llama_server, smollm2, tmp_path):
     assert report.recommended["tokens_per_sec"] > 0 and all(c["ok"] for c in report.candidates + report.slots)
     assert report.recommended["num_parallel"] in (1, 2) and [c["num_parallel"] for c in report.slots] == [1, 2]
     assert report.launches == 1 + len(report.candidates) + len(report.confirmations) + len(report.slots)
+    # each slot count is a capacity level, judged by the capacity phase's SLO and sentence
+    assert [level["users"] for level in report.capacity["levels"]] == [1, 2]
+    assert all(level["ttft_ms_p95"] and level["aggregate_tokens_per_sec"] for level in report.capacity["levels"])
+    assert report.capacity["sentence"].startswith(("serves ", "meets the SLO")) and "## Capacity" in render_markdown(report)
     assert_every_pidfile_removed()
 
 

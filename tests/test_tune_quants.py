@@ -11,7 +11,7 @@ import pytest
 from orchestrator.core.errors import BadInput, WeeyugaError
 from orchestrator.flows.tune import Candidate, Kld, Measurement, parse_quants, render_quants
 from orchestrator.flows.tune.kld import PerplexityKld, load_frozen_text, parse_mean_kld
-from orchestrator.flows.tune.quants import choose_quant, dequantize_to_f16, quantize, tune_quants
+from orchestrator.flows.tune.quants import choose_quant, dequantize_to_f16, quant_row, quantize, tune_quants
 from orchestrator.runtime.launch import load_runtime
 
 LLAMA = load_runtime("llama.cpp")
@@ -198,3 +198,16 @@ def test_tunes_new_flags_refuse_bad_input_in_one_line(argv, message):
                           capture_output=True, text=True, timeout=120, cwd=Path(__file__).resolve().parent.parent,
                           env={**os.environ, "WEEYUGA_CACHE": "/nonexistent-weeyuga-cache"})
     assert done.returncode == 2 and message in done.stderr and len(done.stderr.strip().splitlines()) == 1, done.stderr
+
+
+def test_a_quant_whose_answers_end_at_once_is_a_failed_row_not_a_crash():
+    """Q2_K of a 135M model can answer with one token: no decode rate, so the candidate fails with a reason."""
+    from orchestrator.flows.tune.probers import _measure
+    from orchestrator.measure.client import CallResult
+
+    one_token = {"free": lambda: CallResult(first_delta_ms=30.0, completion_tokens=1),
+                 "repetitive": lambda: CallResult(first_delta_ms=30.0, completion_tokens=1)}
+    m = _measure(Candidate(), one_token, lambda: None, None, load_runtime("llama.cpp"), lambda: "log line")
+    assert not m.ok and m.failure == "no_rate" and "log line" in m.log_tail
+    row = quant_row("Q2_K", None, None, m, "decode")
+    assert row["failure"] == "no_rate" and row["score"] is None

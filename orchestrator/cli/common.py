@@ -4,6 +4,7 @@ knob overrides and run options, and reading hardware.json or probing."""
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import math
 from pathlib import Path
@@ -55,18 +56,18 @@ def command(name: str):
     return register
 
 
-class RegistryChoices:
-    """argparse `choices` read from the runtimes registry when a command first needs them: importing the
-    registry (httpx, every runtime) at startup would cost every command, `catalogue` too, most of a second.
-    Give each such argument a `metavar`: argparse lists the choices of one without it while building the parser."""
+class LazyChoices:
+    """argparse `choices` read when a command first needs them: importing what holds them (the runtimes
+    registry: httpx and every runtime; tune's search) at startup would cost every command, `catalogue`
+    too, most of a second. Give each such argument a `metavar`: argparse lists the choices of one
+    without it while building the parser."""
 
-    def __init__(self, lister: str) -> None:
-        self.lister = lister  # managed_names | engine_names
+    def __init__(self, module: str, name: str) -> None:
+        self.module, self.name = module, name  # a tuple of names, or a function returning them
 
     def names(self) -> list[str]:
-        from orchestrator import runtime  # deferred: the registry imports httpx and every runtime (see above)
-
-        return getattr(runtime, self.lister)()
+        found = getattr(importlib.import_module(self.module), self.name)
+        return list(found() if callable(found) else found)
 
     def __contains__(self, value: object) -> bool:
         return value in self.names()
@@ -75,7 +76,8 @@ class RegistryChoices:
         return iter(self.names())
 
 
-MANAGED_RUNTIMES, ENGINES = RegistryChoices("managed_names"), RegistryChoices("engine_names")
+MANAGED_RUNTIMES = LazyChoices("orchestrator.runtime", "managed_names")
+ENGINES = LazyChoices("orchestrator.runtime", "engine_names")
 
 
 def knob_type(name: str) -> Callable[[str], Any]:

@@ -5,14 +5,12 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from orchestrator.cli.common import CONTEXT, COUNT, MANAGED_RUNTIMES, SLOTS, bounded, command, load_or_probe
+from orchestrator.cli.common import CONTEXT, COUNT, MANAGED_RUNTIMES, SLOTS, LazyChoices, bounded, command, load_or_probe
+from orchestrator.cli.runtime import prepare_runtime
 from orchestrator.core.errors import BadInput
-from orchestrator.flows.tune.axes import OBJECTIVES
-from orchestrator.plan.runtimes import load_runtime
 
 KLD_BUDGET = bounded(float, 1e-6, 10.0)
 RATE = bounded(float, 0.001, 1e9)
-from orchestrator.cli.runtime import prepare_runtime
 
 
 @command("tune")
@@ -23,6 +21,7 @@ def cmd_tune(args: argparse.Namespace) -> int:
     from orchestrator.plan.profiles import load_profiles, with_model_file
     from orchestrator.core.progress import progress_reporter
     from orchestrator.plan.probe import load_nvml
+    from orchestrator.plan.runtimes import load_runtime
     from orchestrator.flows.tune import (parse_quants, render_markdown, render_quants, report_json, tune_on_this_machine,
                                          tune_quants_on_this_machine, write_quant_report, write_report_files, write_tuned_profile)
 
@@ -88,7 +87,8 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--max-launches", type=COUNT, help="stop measuring after this many launches")
     p.add_argument("--exhaustive", action="store_true",
                    help="measure every value, and the grid of the launch-knob axes (for comparison; writes no profile)")
-    p.add_argument("--objective", choices=OBJECTIVES, default="decode",
+    p.add_argument("--objective", choices=LazyChoices("orchestrator.flows.tune.axes", "OBJECTIVES"), default="decode",
+                   metavar="OBJECTIVE",
                    help="what the launch-knob search maximises: decode tok/s, prefill tok/s, or their geometric mean")
     p.add_argument("--axes", metavar="LIST",
                    help="launch-knob axes to search, comma-separated (default: all of the runtime's tune_axes; 'none': none)")

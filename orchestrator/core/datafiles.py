@@ -28,6 +28,8 @@ SCHEMA_DIR = Path(__file__).resolve().parent / "schemas"
 DOCUMENT_LIMIT_BYTES = 16 * 2**20  # rule tables, hardware.json, manifests: kilobytes in practice
 LEDGER_LIMIT_BYTES = 1 * 2**30  # run.jsonl / responses.jsonl of a long run
 LINE_LIMIT_BYTES = 16 * 2**20  # one ledger line: a response with its reasoning is kilobytes
+LEDGER_RECORD_LIMIT = 50_000  # records a reader holds at once (report, review, resume: ~6 KB each in memory);
+# a run writes hundreds to a few thousand, and the catalogue streams past this
 MAX_JSON_DEPTH = 64  # weeyuga's own documents nest a handful of levels; deeper is hostile (RecursionError)
 
 

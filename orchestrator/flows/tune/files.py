@@ -101,6 +101,13 @@ def render_markdown(report: TuneReport) -> str:
         lines += ["", *_axes_section(report.axes)]
     if report.slots:
         lines += ["", "## Slots (tok/s is the aggregate of all concurrent streams)", ""] + _table(sorted(report.slots, key=order))
+    if report.capacity:
+        columns = ("users", "aggregate_tokens_per_sec", "user_tokens_per_sec_p50", "ttft_ms_p50", "ttft_ms_p95",
+                   "queue_ms_p50", "meets_slo", "pareto")
+        lines += ["", "## Capacity (k users on k slots, closed loop)", "", f"This configuration {report.capacity['sentence']}.", ""]
+        lines += ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+        lines += ["| " + " | ".join("–" if level[k] is None else str(level[k]) for k in columns) + " |"
+                  for level in report.capacity["levels"]]
     return "\n".join(lines) + "\n"
 
 

@@ -14,13 +14,15 @@ from typing import Any, Callable
 
 from orchestrator.core.errors import WeeyugaError
 from orchestrator.core.procs import run_captured
+from orchestrator.core.canonical import capacity_slo
 from orchestrator.measure.client import CallRequest, stream_chat
+from orchestrator.measure.phases.capacity import Level, closed_id, level_of
 from orchestrator.measure.resources import ResourceSampler
 from orchestrator.plan.decide import Plan
 from orchestrator.runtime import ollama_api as ollama
 from orchestrator.runtime.launch import LOG_TAIL_LINES, LaunchError, RunningRuntime, build_command, free_port, load_runtime
 from orchestrator.flows.tune.kld import FrozenText, load_frozen_text
-from orchestrator.flows.tune.search import SEARCHED_KNOBS, Candidate, Measurement, NglBounds, Prober
+from orchestrator.flows.tune.search import SEARCHED_KNOBS, TUNE_CELL, Candidate, Measurement, NglBounds, Prober
 
 PROBE_CALLS = 3
 
@@ -95,12 +97,18 @@ def _measure(candidate: Candidate, calls: dict[str, Callable[[], Any]], pid: Cal
         text = f"{errors[0]}\n{tail}"
         kind = "oom" if any(m.lower() in text.lower() for m in defn.oom_markers) else "http_error"
         return Measurement(candidate, False, failure=kind, log_tail=text, load_s=load_s)
-    decode = [_decode_rate(r) for r in calls_made]
+    decode = [rate for r in calls_made if (rate := _decode_rate(r)) is not None]
+    if not decode:  # every answer ended at once (a 2-bit quant can): a failed candidate, not a crash
+        return Measurement(candidate, False, failure="no_rate", log_tail=f"no call decoded 2 tokens or more\n{tail}",
+                           load_s=load_s)
     per_stream = statistics.median(decode)
     aggregate = statistics.median(sum(r.completion_tokens or 0 for r in results) / wall for results, wall in rounds)
+    # a slots probe is k users in a closed loop on k slots: the capacity phase's level, judged by its SLO
+    level = capacity_level(streams, calls_made, aggregate, sum(wall for _, wall in rounds)) if candidate.num_parallel else None
     prefill = [r.prefill_tokens_per_sec for r in [*calls_made, *repeated] if r.prefill_tokens_per_sec]
     drafted = sum(r.draft_tokens or 0 for r in [*calls_made, *repeated])
     spread = (max(decode) - min(decode)) / per_stream if len(decode) > 1 and per_stream else None
+    repeat_rates = [rate for r in repeated if (rate := _decode_rate(r)) is not None]
     return Measurement(candidate, True, tokens_per_sec=aggregate if candidate.num_parallel else per_stream,
                        ttft_ms=round(statistics.median(r.first_delta_ms for r in calls_made), 1),
                        peak_rss_mb=peaks["peak_rss_mb"], peak_vram_mb=peaks["peak_gpu_mem_used_mb"],
@@ -108,9 +116,17 @@ def _measure(candidate: Candidate, calls: dict[str, Callable[[], Any]], pid: Cal
                        effective=defn.effective_values(log_text),
                        prefill_tokens_per_sec=round(statistics.median(prefill), 1) if prefill else None,
                        decode_spread=spread and round(spread, 4),
-                       repetitive_tokens_per_sec=statistics.median(_decode_rate(r) for r in repeated) if repeated else None,
+                       repetitive_tokens_per_sec=statistics.median(repeat_rates) if repeat_rates else None,
                        draft_acceptance=round(sum(r.draft_accepted or 0 for r in [*calls_made, *repeated]) / drafted, 3)
-                       if drafted else None, load_s=load_s)
+                       if drafted else None, load_s=load_s, capacity_level=level)
+
+
+def capacity_level(users: int, calls: list[Any], aggregate: float, wall_s: float) -> Level:
+    """`users` concurrent streams' calls as one closed-loop capacity level (canonical.yaml's SLO)."""
+    good = [{"first_delta_ms": r.first_delta_ms, "server_prompt_ms": r.server_prompt_ms, "tokens_per_sec": r.tokens_per_sec}
+            for r in calls]
+    return level_of(TUNE_CELL, closed_id(users), "closed", users, None, len(calls), 0, round(aggregate, 2),
+                    round(len(calls) / wall_s, 3) if wall_s > 0 else None, good, capacity_slo())
 
 
 def _probe_request(base_url: str, api: str, model: str, frozen: FrozenText, kind: str, plan: Plan, defn: Any,

@@ -8,6 +8,10 @@ import statistics
 from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol
 
+from orchestrator.measure.phases.capacity import Level
+
+TUNE_CELL = "tune"  # the cell id of the slots probes' capacity levels
+
 CLEAR_WIN = 0.03  # a winner this much faster than the defaults is taken without re-measuring
 CONFIRM_ROUNDS = 2  # alternate re-measurements of winner and defaults when it is closer than that
 SLOT_GAIN_MIN = 0.05
@@ -45,7 +49,7 @@ class Measurement:
     ttft_ms: float | None = None
     peak_rss_mb: float | None = None
     peak_vram_mb: float | None = None
-    failure: str | None = None  # oom | spilled | exited | timeout | http_error | unload
+    failure: str | None = None  # oom | spilled | exited | timeout | http_error | unload | no_rate
     log_tail: str | None = None
     per_stream_tokens_per_sec: float | None = None  # slots probes only
     effective: dict[str, int] = field(default_factory=dict)  # values the runtime reported choosing
@@ -54,6 +58,7 @@ class Measurement:
     repetitive_tokens_per_sec: float | None = None  # decode when the answer repeats the prompt (n-gram drafts pay off)
     draft_acceptance: float | None = None  # accepted / drafted tokens (speculative decoding), None without drafts
     load_s: float | None = None  # launch to ready
+    capacity_level: Level | None = None  # slots probes: its calls as a closed-loop capacity level (k users, k slots)
 
 
 class Prober(Protocol):
@@ -93,6 +98,9 @@ class TuneReport:
     start: dict[str, Any] | None = None
     objective: str = "decode"
     axes: dict[str, Any] | None = None  # the launch-knob search (flows/tune/axes.py AxisSearch.to_dict)
+    # --parallel: the slots probes as capacity levels and the sentence the capacity phase prints
+    # (measure/phases/capacity.py serving_capacity)
+    capacity: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -245,4 +253,5 @@ def settle(prober: Prober, winner: Measurement, defaults: Measurement | None, kn
 
 
 def measurement_row(m: Measurement) -> dict[str, Any]:
-    return {**asdict(m.candidate), **{k: v for k, v in asdict(m).items() if k != "candidate"}}
+    # the capacity level is the report's capacity section, not a column of the table
+    return {**asdict(m.candidate), **{k: v for k, v in asdict(m).items() if k not in ("candidate", "capacity_level")}}

@@ -266,19 +266,19 @@ class CatalogueIndex:
         return result
 
     def _refresh(self, export_dir: Path, result: Refresh, rescan: bool) -> None:
-        found = run_folders(self.root)
+        found = run_folders(self.root, folder_signature)  # path -> folder signature
         touched = self._forget_damaged_batches(export_dir, result)
         known = dict(self.db.execute("SELECT path, signature FROM runs"))  # two columns: 100,000 rows load fast
-        files_known = dict(self.db.execute("SELECT path, files_signature FROM runs")) if rescan else {}
         gone = known.keys() - found.keys()
         stale = set(self._batches(gone).values())
         touched |= self._forget(gone)
-        todo = []
-        for path, entry in found.items():
-            sig = folder_signature(entry)
-            if sig != known.get(path) or (rescan and signature(entry.path) != files_known.get(path)):
-                todo.append((path, Path(entry.path), sig, signature(entry.path)))
-        todo.sort()  # the walk's order is the file system's; the export's files are the same whatever it is
+        # the set difference runs in C: with nothing changed, a pass is the walk and this
+        differ = {path for path, _ in found.items() - known.items()}
+        if rescan:
+            files_known = dict(self.db.execute("SELECT path, files_signature FROM runs"))
+            differ |= {path for path in found if signature(f"{self.root}/{path}") != files_known.get(path)}
+        # sorted: the walk's order is the file system's; the export's files are the same whatever it is
+        todo = [(path, self.root / path, found[path], signature(f"{self.root}/{path}")) for path in sorted(differ)]
         hashes = self._hashes([path for path, *_ in todo])
         batches = self._batches([path for path, *_ in todo])
         writer = export.BatchWriter(export_dir, self._next_batch(), self.limits.batch_runs)

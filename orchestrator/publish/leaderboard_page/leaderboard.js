@@ -1,4 +1,5 @@
-// weeyuga leaderboard: data.js sets window.WEEYUGA_LEADERBOARD = {columns, rows, runs_href}.
+// weeyuga leaderboard: data.js sets window.WEEYUGA_LEADERBOARD = {columns, rows, dictionaries, runs_href}.
+// A column named in `dictionaries` holds, in each row, an index into that list of its values.
 // Vanilla JS and inline SVG; every value from a contribution goes in as text (escaped), never as HTML.
 // Rows the catalogue marked as outliers (column `outlier`: the reason) are hidden until asked for,
 // and never count in the chart's medians.
@@ -6,6 +7,8 @@
 (function () {
   const data = window.WEEYUGA_LEADERBOARD || { columns: [], rows: [], runs_href: "." };
   const col = Object.fromEntries(data.columns.map((name, i) => [name, i]));
+  const dictionaries = data.dictionaries || {};
+  const decoders = data.columns.map((name) => dictionaries[name]);
   const PAGE = 200;  // rows drawn at a time: the table's layout, not the data, is what costs
   const FILTERS = [
     ["hardware_class", "Hardware class"], ["gpu_name", "GPU"], ["model", "Model"],
@@ -21,19 +24,18 @@
     ["device_tag", "Device"], ["started_at_utc", "Date"], ["run_path", "Run"],
   ];
   const state = { filters: {}, sort: { key: "decode_tps", dir: -1 }, shown: PAGE, view: [], showOutliers: false };
-  const outliers = data.rows.reduce((n, row) => n + (row[col.outlier] ? 1 : 0), 0);
+  const get = (row, key) => { const i = col[key], values = decoders[i]; return values ? values[row[i]] : row[i]; };
+  const outliers = data.rows.reduce((n, row) => n + (get(row, "outlier") ? 1 : 0), 0);
 
   const esc = (v) => String(v).replace(/[&<>"']/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" }[c]));
-  const get = (row, key) => row[col[key]];
   const fmt = (v, digits) => (v === null || v === undefined ? "" : Number(v).toFixed(digits));
 
   function buildFilters() {
     const box = document.getElementById("filters");
     for (const [key, title] of FILTERS) {
-      const values = new Set();
-      for (const row of data.rows) {
-        const v = get(row, key);
-        if (Array.isArray(v)) v.forEach((x) => values.add(x)); else if (v !== null) values.add(v);
+      const values = new Set();  // a dictionary's values are exactly the column's: no scan of the rows
+      for (const v of dictionaries[key] || data.rows.map((row) => get(row, key))) {
+        if (Array.isArray(v)) v.forEach((x) => values.add(x)); else if (v !== null && v !== undefined) values.add(v);
       }
       const options = [...values].sort().map((v) => `<option value="${esc(v)}">${esc(v)}</option>`).join("");
       const label = document.createElement("label");
@@ -67,14 +69,22 @@
     });
   }
 
-  function matches(row) {
-    if (!state.showOutliers && get(row, "outlier")) return false;
+  // The rows' test for the current filters, built once per update: a dictionary column is tested
+  // by its codes, so 100,000 rows are compared as numbers.
+  function matcher() {
+    const tests = state.showOutliers ? [] : [(row) => !get(row, "outlier")];
     for (const [key, want] of Object.entries(state.filters)) {
       if (!want) continue;
-      const v = get(row, key);
-      if (Array.isArray(v) ? !v.includes(want) : v !== want) return false;
+      const i = col[key], values = decoders[i];
+      const wanted = (v) => (Array.isArray(v) ? v.includes(want) : v === want);
+      if (values) {
+        const codes = new Set(values.flatMap((v, code) => (wanted(v) ? [code] : [])));
+        tests.push((row) => codes.has(row[i]));
+      } else {
+        tests.push((row) => wanted(row[i]));
+      }
     }
-    return true;
+    return (row) => tests.every((test) => test(row));
   }
 
   function compare(a, b) {
@@ -165,7 +175,9 @@
   }
 
   function update() {
-    state.view = data.rows.filter(matches).sort(compare);
+    state.view = data.rows.filter(matcher());
+    // the rows come best decode rate first (write_leaderboard), and filtering keeps their order
+    if (state.sort.key !== "decode_tps" || state.sort.dir !== -1) state.view.sort(compare);
     renderTable();
     renderChart();
   }

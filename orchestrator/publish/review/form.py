@@ -10,7 +10,7 @@ from pathlib import Path
 
 from orchestrator.core import datafiles
 from orchestrator.core.errors import BadInput
-from orchestrator.core.ledger import read_ledger, read_records
+from orchestrator.core.ledger import held, read_ledger, read_records
 from orchestrator.core.runfolder import (HARDWARE_NAME, LEDGER_NAME, MANIFEST_NAME, METADATA_NAME, REPORT_NAME,
                                          RESPONSES_NAME, SAMPLES_NAME, check_regular_files, run_identity)
 from orchestrator.publish.privacy import scan
@@ -22,7 +22,7 @@ REGENERATED = (METADATA_NAME, REPORT_NAME)
 
 
 def _optional_lines(path: Path) -> tuple[dict, ...] | None:
-    return tuple(read_records(path)) if path.is_file() else None
+    return tuple(held(read_records(path), path)) if path.is_file() else None
 
 
 def load(run_dir: Path) -> tuple[RunUnderReview | None, list[Finding]]:
