@@ -10,6 +10,7 @@
 
     nice python3 benchmarks/bench_tune.py [--objective decode|prefill|balanced] [--rounds 5]
                                           [--grid-axes flash_attn,batch,kv_cache_type] [--simulated]
+                                          [--comparison-only]
 
 On a quiet 2-core machine with SmolLM2-135M: about 35 minutes (each launch ~20 s; the grid ~45 of them).
 """
@@ -18,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import math
 import statistics
 import sys
 import tempfile
@@ -54,12 +56,24 @@ def alternate(prober, arms: dict[str, Candidate], rounds: int, objective: str) -
 
 def compared(scores: dict[str, list[float]], mine: str, theirs: str) -> str:
     a, b = statistics.median(scores[mine]), statistics.median(scores[theirs])
+    paired = sorted(x / y for x, y in zip(scores[mine], scores[theirs]))
     return (f"{mine} {a:.1f} (spread ±{relative_spread(scores[mine]) / 2:.1%}) vs {theirs} {b:.1f} "
             f"(spread ±{relative_spread(scores[theirs]) / 2:.1%}): ratio {a / b:.3f}, medians of {len(scores[mine])} "
-            "alternating launches each")
+            f"alternating launches each; per round {mine}/{theirs} median {statistics.median(paired):.3f}"
+            f"{median_interval(paired)}, {mine} ahead in {sum(r > 1 for r in paired)} of {len(paired)} rounds")
 
 
-def real(objective: str, rounds: int, grid_axes: list[str]) -> None:
+def median_interval(ordered: list[float]) -> str:
+    """A distribution-free ~95% interval for the median of paired ratios (binomial order statistics),
+    where there are enough rounds for one."""
+    n = len(ordered)
+    # the k-th smallest and k-th largest bound the median with >= 95% confidence (sign test)
+    k = next((k for k in range(n // 2, 0, -1)
+              if sum(math.comb(n, i) for i in range(k)) * 2 / 2 ** n <= 0.05), None)
+    return f" (95% interval {ordered[k - 1]:.3f}..{ordered[n - k]:.3f})" if k else ""
+
+
+def real(objective: str, rounds: int, grid_axes: list[str], whole_search: bool) -> None:
     profiles = load_profiles()
     hw = probe()
     model_id = profiles.embedded_default
@@ -75,36 +89,46 @@ def real(objective: str, rounds: int, grid_axes: list[str]) -> None:
                                   plan.budget.usable_ram_gb >= 2 * plan.model_size_gb)
     with tempfile.TemporaryDirectory() as tmp:
         prober = real_prober(plan, server.binary, model.path, Path(tmp), variant_args=server.variant_args)
-        print(f"{model_id} on {hw.device_tag}, objective {objective}: the whole search ({len(every)} launch-knob axes "
-              f"+ {'NGL' if plan.backend != 'cpu' else 'threads'}; not searched: {skipped or 'none'})", flush=True)
-        searched = tune(plan, prober, hw.cpu.cores, hw.cpu.threads, axes=every, objective=objective, kld=kld,
-                        max_kld=budget, axes_skipped=skipped)
-        chosen = Candidate(**{k: v for k, v in searched.recommended.items() if k in CANDIDATE_FIELDS})
-        print(f"  chose {chosen.label()} in {searched.launches} launches ({searched.recommended['why']})")
-        for row in searched.axes["axes"].get("kv_cache_type", {}).get("values", []):
-            print(f"  KV {row['value']}: KLD {row['kld']} (budget {budget}) -> "
-                  f"{row['refused'] or ('launched, score ' + str(row.get('score')))}")
-        kept_kv = {k: chosen.__dict__[k] for k in ("cache_type_k", "cache_type_v") if chosen.__dict__[k]}
-        if kept_kv:
-            row = next(r for r in searched.axes["axes"]["kv_cache_type"]["values"] if r["value"] == kept_kv)
-            print(f"  kept KV {kept_kv} with KLD {row['kld']} {'<=' if row['kld'] <= budget else '> (A BUG)'} {budget}")
-        print("  chosen vs llama-server's defaults, alternately:", flush=True)
-        scores = alternate(prober, {"chosen": chosen, "defaults": Candidate()}, rounds, objective)
-        print("  " + compared(scores, "chosen", "defaults"))
-
+        if whole_search:
+            start = whole(plan, prober, hw, every, skipped, objective, kld, budget, rounds)
+        else:
+            start = Candidate(ngl=plan.ngl, threads=plan.threads)
         axes = [a for a in every if a.name in grid_axes]
-        start = Candidate(**{k: v for k, v in searched.recommended.items() if k in ("ngl", "threads")})
-        print(f"  descent vs grid on {', '.join(a.name for a in axes)} from {start.label()}:", flush=True)
-        descent = search_axes(prober, start, axes, objective, kld, budget)
-        grid = search_axes(prober, start, axes, objective, kld, budget, exhaustive=True, noise_launches=1)
+        # no n-gram axis here: the repetitive prompt set (what drafting is judged on) is left out of each launch
+        lean = real_prober(plan, server.binary, model.path, Path(tmp), variant_args=server.variant_args,
+                           repetitive=any(a.name == "spec_ngram" for a in axes))
+        print(f"  descent vs grid on {', '.join(a.name for a in axes)} from {start.label()}, objective {objective}:", flush=True)
+        descent = search_axes(lean, start, axes, objective, kld, budget)
+        grid = search_axes(lean, start, axes, objective, kld, budget, exhaustive=True, noise_launches=1)
         print(f"  launches: descent {descent.launches} vs grid {grid.launches} "
               f"({descent.launches / grid.launches:.2f} of the grid's); descent chose {descent.best.candidate.label()}, "
               f"the grid {grid.best.candidate.label()}")
         if descent.best.candidate == grid.best.candidate:
             print("  the same configuration: speed ratio 1.000 by construction")
         else:
-            scores = alternate(prober, {"descent": descent.best.candidate, "grid": grid.best.candidate}, rounds, objective)
+            scores = alternate(lean, {"descent": descent.best.candidate, "grid": grid.best.candidate}, rounds, objective)
             print("  " + compared(scores, "descent", "grid"))
+
+
+def whole(plan, prober, hw, every, skipped, objective, kld, budget, rounds) -> Candidate:
+    """The whole search and its choice against llama-server's defaults; returns the NGL/threads it chose."""
+    print(f"{plan.model} on {hw.device_tag}, objective {objective}: the whole search ({len(every)} launch-knob axes "
+          f"+ {'NGL' if plan.backend != 'cpu' else 'threads'}; not searched: {skipped or 'none'})", flush=True)
+    searched = tune(plan, prober, hw.cpu.cores, hw.cpu.threads, axes=every, objective=objective, kld=kld,
+                    max_kld=budget, axes_skipped=skipped)
+    chosen = Candidate(**{k: v for k, v in searched.recommended.items() if k in CANDIDATE_FIELDS})
+    print(f"  chose {chosen.label()} in {searched.launches} launches ({searched.recommended['why']})")
+    for row in searched.axes["axes"].get("kv_cache_type", {}).get("values", []):
+        print(f"  KV {row['value']}: KLD {row['kld']} (budget {budget}) -> "
+              f"{row['refused'] or ('launched, score ' + str(row.get('score')))}")
+    kept_kv = {k: chosen.__dict__[k] for k in ("cache_type_k", "cache_type_v") if chosen.__dict__[k]}
+    if kept_kv:
+        row = next(r for r in searched.axes["axes"]["kv_cache_type"]["values"] if r["value"] == kept_kv)
+        print(f"  kept KV {kept_kv} with KLD {row['kld']} {'<=' if row['kld'] <= budget else '> (A BUG)'} {budget}")
+    print("  chosen vs llama-server's defaults, alternately:", flush=True)
+    scores = alternate(prober, {"chosen": chosen, "defaults": Candidate()}, rounds, objective)
+    print("  " + compared(scores, "chosen", "defaults"))
+    return Candidate(**{k: v for k, v in searched.recommended.items() if k in ("ngl", "threads")})
 
 
 def simulated() -> None:
@@ -143,7 +167,9 @@ if __name__ == "__main__":
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--grid-axes", default="flash_attn,batch,kv_cache_type")
     parser.add_argument("--simulated", action="store_true", help="only the simulated searches (seconds)")
+    parser.add_argument("--comparison-only", action="store_true",
+                        help="only descent vs grid, from the plan's NGL and threads (not the whole search first)")
     args = parser.parse_args()
     simulated()
     if not args.simulated:
-        real(args.objective, args.rounds, args.grid_axes.split(","))
+        real(args.objective, args.rounds, args.grid_axes.split(","), not args.comparison_only)

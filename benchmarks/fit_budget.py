@@ -33,9 +33,9 @@ import yaml
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from orchestrator.core.ledger import read_records  # noqa: E402
-from orchestrator.core.methodology import methodology  # noqa: E402
-from orchestrator.core.runfolder import LEDGER_NAME, MANIFEST_NAME  # noqa: E402
+from orchestrator.core.runfolder import LEDGER_NAME, MANIFEST_NAME, METADATA_NAME  # noqa: E402
 from orchestrator.evaluate.quality.packs import PACK_ORDER, load_packs  # noqa: E402
+from orchestrator.flows.budget import speed_decoding  # noqa: E402
 from orchestrator.measure.cost import load_budget  # noqa: E402
 
 
@@ -58,21 +58,20 @@ def phase_spans(records: list[dict[str, Any]]) -> dict[str, float]:
     return spans
 
 
-def rates(calls: list[dict[str, Any]]) -> tuple[float | None, float | None]:
-    """(decode tok/s over the speed calls, as budget.measured_rate reads it; median prefill tok/s over all calls)."""
-    speed = set(methodology().phases)
-    timed = [c for c in calls if c["phase"] in speed and c.get("tokens_per_sec") and c.get("completion_tokens")]
-    tokens = sum(c["completion_tokens"] for c in timed)
-    seconds = sum(c["completion_tokens"] / c["tokens_per_sec"] for c in timed)
+def rates(run_dir: Path, calls: list[dict[str, Any]]) -> tuple[float | None, float | None]:
+    """(decode tok/s over the speed phases exactly as the planner reads it, from the run's metadata.json:
+    the coefficients fitted here go with that rate; median prefill tok/s over all calls)."""
+    metadata = run_dir / METADATA_NAME
+    decoded = speed_decoding(json.loads(metadata.read_text(encoding="utf-8")), None) if metadata.is_file() else None
     prefill = [c["prefill_tokens_per_sec"] for c in calls if c.get("prefill_tokens_per_sec")]
-    return (tokens / seconds if seconds else None), (statistics.median(prefill) if prefill else None)
+    return (decoded[0] / decoded[1] if decoded else None), (statistics.median(prefill) if prefill else None)
 
 
 def fit_run(run_dir: Path, scenarios: dict[str, Any]) -> dict[str, Any]:
     records = list(read_records(run_dir / LEDGER_NAME))
     meta = records[0]
     calls = [r for r in records if r.get("type") == "call" and not r.get("error")]
-    decode, prefill = rates(calls)
+    decode, prefill = rates(run_dir, calls)
     spans = phase_spans(records)
     out: dict[str, Any] = {"run": run_dir.name, "decode_tps": decode, "prefill_tps": prefill, "spans": spans,
                            "num_predict": meta["options"].get("num_predict")}
@@ -133,6 +132,10 @@ FIELDS = {"prefill_per_decode": ("prefill_per_decode",), "answer_fill_quality": 
           "verify_codeexec_s": ("verify_s", "codeexec")}
 
 
+# A per-call overhead below zero means the rates overstate the calls' time a little: the planner takes none.
+FLOORS = {"call_overhead_s": 0.0}
+
+
 def fitted_cost(runs: list[dict[str, Any]], current: dict[str, Any]) -> dict[str, Any]:
     """Today's `cost` with each figure the runs measured replaced by its median over them."""
     cost = json.loads(json.dumps(current))
@@ -142,7 +145,7 @@ def fitted_cost(runs: list[dict[str, Any]], current: dict[str, Any]) -> dict[str
             node = cost
             for key in path[:-1]:
                 node = node.setdefault(key, {})
-            node[path[-1]] = round(statistics.median(values), 3)
+            node[path[-1]] = round(max(statistics.median(values), FLOORS.get(name, float("-inf"))), 3)
     return cost
 
 

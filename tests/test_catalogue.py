@@ -69,30 +69,39 @@ def test_incremental_build_rereads_only_what_changed_and_equals_a_full_rebuild(r
 
     runs.write(root, 100)  # new
     shutil.rmtree(folders[3])  # removed
-    metadata = json.loads((folders[5] / "metadata.json").read_text())
-    metadata["cells"][0]["tokens_per_sec_mean"] = 123.0  # changed, as git changes a file: a new file in its place
+    replaced = folders[4].with_name(folders[4].name + ".new")  # a run folder replaced whole, as a PR's revert does
+    shutil.copytree(folders[4], replaced)
+    metadata = json.loads((replaced / "metadata.json").read_text())
+    metadata["cells"][0]["tokens_per_sec_mean"] = 123.0
+    (replaced / "metadata.json").write_text(json.dumps(metadata))
+    shutil.rmtree(folders[4])
+    os.replace(replaced, folders[4])
+    step = update_catalogue(root, out)
+    assert (step.reread, step.dropped, step.counts["runs"], step.unchanged) == (2, 1, 12, 10)
+    assert step.files_written == 2  # the new runs' file, and the one that held the removed and replaced runs
+    assert_equals_full_rebuild(root, tmp_path, out)
+
+    # Inside a run folder of an unchanged device folder (contributed folders are append-only): a file
+    # replaced or added, one edited in place, one touched. A default pass stats device folders only ...
+    metadata["cells"][0]["tokens_per_sec_mean"] = 99.0
     (folders[5] / "new.tmp").write_text(json.dumps(metadata))
-    os.replace(folders[5] / "new.tmp", folders[5] / "metadata.json")
+    os.replace(folders[5] / "new.tmp", folders[5] / "metadata.json")  # as git changes a file: a new one in its place
     shutil.copy(folders[7] / "manifest.json", folders[7] / "same.tmp")  # replaced by the same bytes: hashed, not parsed
     os.replace(folders[7] / "same.tmp", folders[7] / "manifest.json")
     (folders[8] / "notes.txt").symlink_to("/etc/os-release")  # now hostile
-    step = update_catalogue(root, out)
-    assert (step.reread, step.dropped, step.counts["runs"], step.counts["invalid"]) == (3, 1, 11, 1)
-    assert step.files_written == 2  # the new runs' file, and the one that held the removed and changed runs
-    assert "notes.txt: a symbolic link" in step.invalid[0]["reason"]
-    assert_equals_full_rebuild(root, tmp_path, out)
-
-    (folders[8] / "notes.txt").unlink()  # repaired
-    assert update_catalogue(root, out).counts["invalid"] == 0
-    assert_equals_full_rebuild(root, tmp_path, out)
-
     metadata["cells"][0]["tokens_per_sec_mean"] = 77.0
     (folders[6] / "metadata.json").write_text(json.dumps(metadata))  # edited in place: the folder does not change
     os.utime(folders[9] / "manifest.json")  # touched, same bytes
-    assert update_catalogue(root, out).reread == 0  # one stat a run does not see it ...
-    rescan = update_catalogue(root, out, rescan=True)  # ... a rescan does, and parses only what differs
-    assert (rescan.reread, rescan.unchanged) == (1, 11)
+    assert update_catalogue(root, out).reread == 0
+    rescan = update_catalogue(root, out, rescan=True)  # ... a rescan finds them all, and parses only what differs
+    assert (rescan.reread, rescan.unchanged, rescan.counts["invalid"]) == (3, 9, 1)
+    assert "notes.txt: a symbolic link" in rescan.invalid[0]["reason"]
     assert_equals_full_rebuild(root, tmp_path, out)
+
+    (folders[8] / "notes.txt").unlink()  # repaired
+    assert update_catalogue(root, out, rescan=True).counts["invalid"] == 0
+    assert_equals_full_rebuild(root, tmp_path, out)
+    assert update_catalogue(root, out).reread == 0  # and a default pass after a rescan has nothing to do
 
 
 def test_the_index_is_a_cache_another_folder_or_a_damaged_file_starts_again(runs, tmp_path):
@@ -226,14 +235,14 @@ def test_an_outlier_is_marked_with_its_reason_and_the_mark_follows_its_group(run
     assert entry["outliers"] and entry["outliers"][0]["reason"] == reason
 
     shutil.rmtree(group[0])  # n = 4: still a group; the mark is recomputed
-    scale_rates(group[2], 1 / 3.0)  # repaired: the mark goes, its file is rewritten
-    step = update_catalogue(root, out)
+    scale_rates(group[2], 1 / 3.0)  # repaired by a maintainer, inside the folder: the mark goes, its file is rewritten
+    step = update_catalogue(root, out, rescan=True)
     assert step.counts["outliers"] == 0 and not any(o for o, _ in marked(step.export_dir).values())
     assert_equals_full_rebuild(root, tmp_path, out)
 
     shutil.rmtree(group[1]), shutil.rmtree(group[3])  # n = 2: too few to judge
     scale_rates(group[4], 5.0)
-    assert update_catalogue(root, out).counts["outliers"] == 0
+    assert update_catalogue(root, out, rescan=True).counts["outliers"] == 0
 
 
 def test_a_run_above_its_roofline_is_never_catalogued(runs, tmp_path):

@@ -133,7 +133,8 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--query", metavar="SQL", help="run SQL over the export (table `catalogue`) and print the result")
     p.add_argument("--html", metavar="DIR", help="also write the leaderboard page (index.html and its assets) there")
     p.add_argument("--rescan", action="store_true",
-                   help="compare every input file's stat, not only each run folder's: also finds a file edited in place")
+                   help="list every run folder and stat its files, not only changed device folders: finds a file changed "
+                        "inside an existing run folder, edited in place too")
     p.add_argument("--exclude-contended", action="store_true",
                    help="leave rows of phases other processes contended out of --query and --html")
 

@@ -81,22 +81,31 @@ def measured_rate(submissions: Path, device_tag: str, model: str, newest: int) -
     this model (its metadata.json). A decode rate, as the estimate is: the cost models add prompts and
     first tokens themselves, and wall time would count them twice (edge_append's prefill-heavy calls
     made a wall-time rate 2.6x too slow here, and auto used a third of its budget)."""
-    from orchestrator.core.methodology import methodology
-
-    speed_phases = set(methodology().phases)
     found = [p for p in submissions.glob(f"*/{device_tag}/run-*/metadata.json") if p.is_file()]
     for path in sorted(found, key=lambda p: p.stat().st_mtime, reverse=True)[:newest]:
         try:
             doc = json.loads(path.read_text(encoding="utf-8"))
-            rows = [row for row in doc.get("cells") or [] if row["phase"] in speed_phases
-                    and row["cell_id"].endswith(f":{model}") and row["tokens_per_sec_mean"]]
-            tokens = sum(row["completion_tokens_total"] for row in rows)
-            seconds = sum(row["completion_tokens_total"] / row["tokens_per_sec_mean"] for row in rows)
+            decoded = speed_decoding(doc, model)
         except (OSError, ValueError, KeyError, TypeError):
             continue  # a damaged folder is the catalogue's business, not the budget's
-        if tokens and seconds:
+        if decoded:
+            tokens, seconds = decoded
             return tokens / seconds, f"{tokens} tokens decoded in {seconds:.0f} s of speed calls in run {doc.get('run_id')} here"
     return None
+
+
+def speed_decoding(metadata: dict[str, Any], model: str | None) -> tuple[int, float] | None:
+    """(completion tokens, seconds decoding them) over a run's speed phases for this model (None: any),
+    from its metadata.json's rows; None when it decoded nothing. benchmarks/fit_budget.py fits the
+    cost model at this same rate, so that the coefficients and the rate go together."""
+    from orchestrator.core.methodology import methodology
+
+    speed_phases = set(methodology().phases)
+    rows = [row for row in metadata.get("cells") or [] if row["phase"] in speed_phases
+            and (model is None or row["cell_id"].endswith(f":{model}")) and row["tokens_per_sec_mean"]]
+    tokens = sum(row["completion_tokens_total"] for row in rows)
+    seconds = sum(row["completion_tokens_total"] / row["tokens_per_sec_mean"] for row in rows)
+    return (tokens, seconds) if tokens and seconds else None
 
 
 def decode_rate(tuned: float | None, measured: tuple[float, str] | None, estimate: float) -> DecodeRate:
@@ -253,15 +262,18 @@ def plan_budget(budget_s: float, rate: DecodeRate, speed_estimates: Callable[[in
             phases += plan.runs
             notes.update({e.phase: plan.skipped[e.phase] for e in ladder[warm_runs] if e.phase in plan.skipped})
             stretch = max(1.0, allowance / plan.seconds) if plan.seconds else 1.0
-            seconds.update({e.phase: round(e.seconds * stretch, 1) for e in ladder[warm_runs] if e.phase in plan.runs})
+            slots = {e.phase: round(e.seconds * stretch, 1) for e in ladder[warm_runs] if e.phase in plan.runs}
         else:
             choice = largest_fitting(candidates[axis], allowance)
             plan = AxisPlan(axis, allowance, choice.seconds, [choice.label])
             phases.append(axis)
             chosen[axis] = choice.settings
-            seconds[axis] = round(max(allowance, choice.seconds), 1)
+            slots = {axis: round(max(allowance, choice.seconds), 1)}
+        seconds.update(slots)
         axes.append(plan)
-        carry = allowance - plan.seconds
+        # what its slots leave (nothing where they were stretched to the allowance): the slots laid end to
+        # end never pass the usable budget
+        carry = allowance - sum(slots.values())
     if named is None and "quality" in chosen:
         refill_quality(axes, chosen, seconds, candidates["quality"], usable)
     if named is not None:  # --phases keeps its own order

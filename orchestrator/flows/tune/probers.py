@@ -141,9 +141,10 @@ def _probe_request(base_url: str, api: str, model: str, frozen: FrozenText, kind
 
 def real_prober(plan: Plan, binary: str, model_path: str | None, log_dir: Path, nvml: Any = None,
                 on_result: Callable[[Measurement], None] = lambda m: None,
-                variant_args: tuple[str, ...] = ()) -> Prober:
+                variant_args: tuple[str, ...] = (), repetitive: bool = True) -> Prober:
     """llama.cpp: a fresh llama-server per candidate, stopped whatever happens. `variant_args` are
-    the flags the binary's self-test needs on this CPU: every candidate, the defaults too, gets them."""
+    the flags the binary's self-test needs on this CPU: every candidate, the defaults too, gets them.
+    `repetitive`: also the repetitive prompt set (what n-gram drafting is judged on), each round."""
     defn = load_runtime(plan.runtime)
     frozen = load_frozen_text()
 
@@ -158,7 +159,7 @@ def real_prober(plan: Plan, binary: str, model_path: str | None, log_dir: Path, 
         log.unlink(missing_ok=True)  # a re-measurement reads only its own launch's log
         runtime = RunningRuntime(defn, command, port, log, plan.model)
         requests = {kind: _probe_request(runtime.base_url, "openai", plan.model, frozen, kind, variant, defn)
-                    for kind in ("free", "repetitive")}
+                    for kind in ("free", "repetitive") if repetitive or kind == "free"}
         try:
             started = time.monotonic()
             runtime.start()

@@ -3,12 +3,15 @@ Parquet file of the export holds its rows.
 
 An SQLite file (the standard library's) holds one row per run folder (its input hashes, invalid
 reason and export file) and one per run cell (its outlier group, decode rate, leaderboard row and
-outlier mark): a few kilobytes a run, never the run's rows. A refresh walks the submissions folder
-and compares each run folder's stat signature with the stored one: by default the folder's own
-(inode and times, which change when an entry is added, removed or replaced: git, weeyuga and editors
-replace a file they change), one system call a run, so that a pass over 100,000 unchanged runs takes
-a fraction of a second; with `rescan`, each input file's too (inode, size and times), which also
-finds a file edited in place. Only where a signature differs are the files read and hashed, and only
+outlier mark): a few kilobytes a run, never the run's rows. Contributed run folders are append-only (a
+pull request adds a folder and changes nothing else: the review workflow refuses the rest), so a refresh
+looks for change one level up: it stats each device folder (`<handle>/<tag>/`, whose times change when a
+run folder in it is added, removed, renamed or replaced) and lists only those that changed, comparing
+each of their run folders' stat signature (inode and times: an entry added, removed or replaced in it)
+with the stored one. A pass over 100,000 unchanged runs is a few thousand system calls, not 100,000
+(one stat costs microseconds on an overlay file system). With `rescan`, every device folder is listed
+and each run folder's input files are stat'ed too, which finds a file changed inside a run folder of an
+unchanged device folder, or edited in place. Only where a signature differs are the files read and hashed, and only
 where a hash differs is the run parsed again. New and changed runs' rows go to new export files
 (export.py); a file that still holds a removed or changed run, or a run cell whose outlier mark
 changed, is rewritten; small files are merged when they pile up. Anything the index cannot vouch
@@ -41,7 +44,8 @@ from orchestrator.core.urls import strip_url_credentials
 from orchestrator.publish.catalogue import export
 from orchestrator.publish.catalogue.outliers import outlier_marks
 from orchestrator.publish.catalogue.rows import COLUMNS, PAGE_COLUMNS
-from orchestrator.publish.catalogue.runs import CATALOGUE_SCHEMA, GENERATED_BY, INPUTS, RunRecord, read_run, run_folders
+from orchestrator.publish.catalogue.runs import (CATALOGUE_SCHEMA, GENERATED_BY, INPUTS, RunRecord, device_folders, read_run,
+                                                 runs_in)
 from orchestrator.publish.catalogue.settings import CatalogueSettings, settings
 
 PARALLEL_FROM = 1000  # runs to read before worker processes pay for their start (about a CPU second)
@@ -51,7 +55,8 @@ TABLES = ("meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
           "invalid_reason TEXT, completeness TEXT)",
           "cells (path TEXT NOT NULL, cell TEXT NOT NULL, group_key TEXT NOT NULL, decode_rate REAL, page_row TEXT, "
           "page_row_uncontended TEXT, mark TEXT, written_mark TEXT, PRIMARY KEY (path, cell))",
-          "batches (id INTEGER PRIMARY KEY, runs INTEGER NOT NULL, signature TEXT NOT NULL)")
+          "batches (id INTEGER PRIMARY KEY, runs INTEGER NOT NULL, signature TEXT NOT NULL)",
+          "devices (path TEXT PRIMARY KEY, signature INTEGER NOT NULL)")
 INDEXES = ("runs_by_batch ON runs (batch)", "cells_by_group ON cells (group_key)")
 # A different version, catalogue schema, set of columns or table layout makes every stored entry suspect.
 INDEX_FORMAT = json.dumps(["index-3", GENERATED_BY, CATALOGUE_SCHEMA, [name for name, _, _ in COLUMNS], PAGE_COLUMNS, TABLES])
@@ -151,6 +156,14 @@ class Refresh:
     @property
     def changed(self) -> bool:
         return bool(self.reread or self.dropped or self.files_written)
+
+
+@dataclass(frozen=True)
+class Walk:
+    found: dict[str, int]  # run folder -> its signature, in the device folders listed this time
+    known: dict[str, int]  # what the index holds for the runs of those and of the device folders gone
+    devices: list[tuple[str, int]]  # (device folder, its signature) listed this time
+    gone_devices: list[str]
 
 
 # SQLite's result codes by name (Python 3.11+), or the words of its message (3.10)
@@ -266,13 +279,13 @@ class CatalogueIndex:
         return result
 
     def _refresh(self, export_dir: Path, result: Refresh, rescan: bool) -> None:
-        found = run_folders(self.root, folder_signature)  # path -> folder signature
         touched = self._forget_damaged_batches(export_dir, result)
-        known = dict(self.db.execute("SELECT path, signature FROM runs"))  # two columns: 100,000 rows load fast
+        walk = self._walk(rescan)
+        found, known = walk.found, walk.known
         gone = known.keys() - found.keys()
         stale = set(self._batches(gone).values())
         touched |= self._forget(gone)
-        # the set difference runs in C: with nothing changed, a pass is the walk and this
+        # the set difference runs in C
         differ = {path for path, _ in found.items() - known.items()}
         if rescan:
             files_known = dict(self.db.execute("SELECT path, files_signature FROM runs"))
@@ -306,7 +319,10 @@ class CatalogueIndex:
         self.db.executemany("UPDATE runs SET signature = ?, files_signature = ? WHERE path = ?",
                             [(sig, files_sig, path) for path, _, sig, files_sig in todo])
         result.files_written += len(written)
-        result.dropped, result.unchanged = len(gone), len(found) - result.reread
+        self.db.executemany("DELETE FROM devices WHERE path = ?", [(prefix,) for prefix in walk.gone_devices])
+        self.db.executemany("INSERT OR REPLACE INTO devices VALUES (?, ?)", walk.devices)
+        runs = self.db.execute("SELECT count(*) FROM runs").fetchone()[0]
+        result.dropped, result.unchanged = len(gone), runs - result.reread
         if self.fresh or touched:
             self._mark_outliers(None if self.fresh else touched)
             stale |= self._batches_with_new_marks(None if self.fresh else touched)
@@ -315,6 +331,26 @@ class CatalogueIndex:
         # what the index no longer lists: damaged, emptied or merged files, and a killed build's leftovers
         listed = {export.batch_file(export_dir, batch) for (batch,) in self.db.execute("SELECT id FROM batches")}
         result.superseded += [file for file in export.files_in(export_dir) if file not in listed]
+
+    def _walk(self, rescan: bool) -> "Walk":
+        """The run folders of each device folder that is new or changed since the last build (with
+        `rescan`, of every one), and what the index holds for those and for device folders that are
+        gone. A device folder's signature is taken before it is listed: a run added meanwhile changes
+        it again, for the next build."""
+        devices = device_folders(self.root)
+        signatures = {prefix: folder_signature(entry) for prefix, entry in devices.items()}
+        stored = dict(self.db.execute("SELECT path, signature FROM devices"))
+        listed = sorted(prefix for prefix, sig in signatures.items() if rescan or stored.get(prefix) != sig)
+        gone_devices = sorted(stored.keys() - devices.keys())
+        found: dict[str, int] = {}
+        for prefix in listed:
+            found.update(runs_in(devices[prefix].path, prefix, folder_signature))
+        known: dict[str, int] = {}
+        for prefix in [*listed, *gone_devices]:
+            # every path that starts with "handle/tag/": '0' is the character after '/'
+            known.update(self.db.execute("SELECT path, signature FROM runs WHERE path >= ? AND path < ?",
+                                         (prefix, prefix[:-1] + "0")))
+        return Walk(found, known, [(prefix, signatures[prefix]) for prefix in listed], gone_devices)
 
     def _batches(self, paths) -> dict[str, int | None]:
         return dict(self._of(list(paths), "batch"))
@@ -346,7 +382,11 @@ class CatalogueIndex:
         for batch, stored in self.db.execute("SELECT id, signature FROM batches").fetchall():
             file = export.batch_file(export_dir, batch)
             if export.file_signature(file) != stored:
-                groups |= self._forget([path for (path,) in self.db.execute("SELECT path FROM runs WHERE batch = ?", (batch,))])
+                paths = [path for (path,) in self.db.execute("SELECT path FROM runs WHERE batch = ?", (batch,))]
+                groups |= self._forget(paths)
+                # their device folders are listed again, so that these runs are read again
+                self.db.executemany("DELETE FROM devices WHERE path = ?",
+                                    [(prefix,) for prefix in {path.rsplit("/", 1)[0] + "/" for path in paths}])
                 self.db.execute("DELETE FROM batches WHERE id = ?", (batch,))
         return groups
 

@@ -40,21 +40,27 @@ HEADLINE_FIELDS = ["cell_id", "phase", "n_calls", "n_errors", "tokens_per_sec_me
 def run_folders(root: Path, value: Callable[[os.DirEntry], Any] = lambda entry: entry) -> dict[str, Any]:
     """Every `<handle>/<tag>/run-*` under root, links included (refused later, never followed): its
     path relative to root -> `value` of its directory entry (by default the entry, whose lstat,
-    `entry.stat(follow_symlinks=False)`, is one short lookup in its folder). os.scandir and strings,
-    not pathlib, and `value` applied during the walk: at 100,000 runs the walk is most of an
-    incremental build."""
+    `entry.stat(follow_symlinks=False)`, is one short lookup in its folder)."""
+    found: dict[str, Any] = {}
+    for prefix, device in device_folders(root).items():
+        found.update(runs_in(device.path, prefix, value))
+    return found
+
+
+def device_folders(root: Path) -> dict[str, os.DirEntry]:
+    """Every `<handle>/<tag>/` folder under root (EXAMPLE and links left out), by that prefix."""
     if not root.is_dir():
         raise BadInput(f"{root}: no such submissions folder")
-    found = {}
-    for handle in _real_dirs(str(root)):
-        if handle.name == "EXAMPLE":
-            continue
-        for tag in _real_dirs(handle.path):
-            prefix = f"{handle.name}/{tag.name}/"
-            with os.scandir(tag.path) as entries:
-                found.update({prefix + e.name: value(e) for e in entries
-                              if e.name.startswith("run-") and (e.is_symlink() or e.is_dir(follow_symlinks=False))})
-    return found
+    return {f"{handle.name}/{tag.name}/": tag for handle in _real_dirs(str(root)) if handle.name != "EXAMPLE"
+            for tag in _real_dirs(handle.path)}
+
+
+def runs_in(device: str, prefix: str, value: Callable[[os.DirEntry], Any]) -> dict[str, Any]:
+    """The `run-*` entries of one device folder (links included): prefix + name -> `value` of the entry,
+    applied during the walk (os.scandir and strings, not pathlib: at 100,000 runs this is most of a pass)."""
+    with os.scandir(device) as entries:
+        return {prefix + e.name: value(e) for e in entries
+                if e.name.startswith("run-") and (e.is_symlink() or e.is_dir(follow_symlinks=False))}
 
 
 def _real_dirs(folder: str) -> list[os.DirEntry]:
