@@ -287,11 +287,14 @@ class CatalogueIndex:
         touched |= self._forget(gone)
         # the set difference runs in C
         differ = {path for path, _ in found.items() - known.items()}
+        files_now: dict[str, str] = {}  # each input file's stat, taken once
         if rescan:
             files_known = dict(self.db.execute("SELECT path, files_signature FROM runs"))
-            differ |= {path for path in found if signature(f"{self.root}/{path}") != files_known.get(path)}
+            files_now = {path: signature(f"{self.root}/{path}") for path in found}
+            differ |= {path for path, sig in files_now.items() if sig != files_known.get(path)}
         # sorted: the walk's order is the file system's; the export's files are the same whatever it is
-        todo = [(path, self.root / path, found[path], signature(f"{self.root}/{path}")) for path in sorted(differ)]
+        todo = [(path, self.root / path, found[path], files_now.get(path) or signature(f"{self.root}/{path}"))
+                for path in sorted(differ)]
         hashes = self._hashes([path for path, *_ in todo])
         batches = self._batches([path for path, *_ in todo])
         writer = export.BatchWriter(export_dir, self._next_batch(), self.limits.batch_runs)
@@ -332,7 +335,7 @@ class CatalogueIndex:
         listed = {export.batch_file(export_dir, batch) for (batch,) in self.db.execute("SELECT id FROM batches")}
         result.superseded += [file for file in export.files_in(export_dir) if file not in listed]
 
-    def _walk(self, rescan: bool) -> "Walk":
+    def _walk(self, rescan: bool) -> Walk:
         """The run folders of each device folder that is new or changed since the last build (with
         `rescan`, of every one), and what the index holds for those and for device folders that are
         gone. A device folder's signature is taken before it is listed: a run added meanwhile changes
