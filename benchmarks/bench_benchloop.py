@@ -152,7 +152,7 @@ def pooled(counts: dict[str, tuple[int, int]]) -> tuple[int, int]:
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--models", default="smollm2-135m-instruct,gemma3-270m-it")
+    parser.add_argument("--models", default="smollm2-135m-instruct,gemma3-270m")
     parser.add_argument("--mode", default="quick", help="weeyuga's quality mode for its comparable packs")
     parser.add_argument("--max-tokens", type=int, default=512, help="weeyuga's num_predict (BenchLoop sets its own)")
     parser.add_argument("--threads", type=int, default=2)

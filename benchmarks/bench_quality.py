@@ -2,7 +2,7 @@
 wall time and the host's load average, plus the negative control.
 
     python3 benchmarks/bench_quality.py                                  # SmolLM2-135M, quick and medium
-    python3 benchmarks/bench_quality.py --model gemma3-270m-it --modes medium --max-tokens 128
+    python3 benchmarks/bench_quality.py --model gemma3-270m --modes medium --max-tokens 128
     python3 benchmarks/bench_quality.py --modes quick --out /tmp/quality-runs   # keep the folders for fit_budget.py
 
 Each mode is one run folder (hello with no warm repeats, to measure the decode rate that scales the

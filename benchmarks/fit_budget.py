@@ -12,8 +12,12 @@ Reads each run's ledger (nothing is launched; a second or two a run) and prints,
   phase's wall time (`call_overhead_s`; codeexec's sandbox separately as `verify_s.codeexec`);
 - agent: `answer_fill.agent`, `agent_context_fill` (prompt tokens over the context budget), `agent_step_fill`
   (calls over the budgets' ceiling of steps) and the gate's seconds a try (`agent_gate_s`);
-- per phase: the wall time measured beside the cost model's estimate with today's coefficients and with
-  the fitted ones;
+- speed: the share of each speed answer's cap used (`speed.answer_fill`), the plain-text prompt's tokens
+  as template tokens plus characters over `speed.text_chars_per_token` (a line through the speed calls'
+  prompts), and how decoding slows with depth (`decode_depth_tokens`: 1 / (1 + depth / D) through the
+  single-stream speed calls' own decode rates);
+- per phase: the wall time measured beside the estimate with today's coefficients (rerun it after pasting
+  the fitted block to see theirs);
 - for an auto run (its manifest has `budget_plan`): the share of --time-budget the run used (the issue's
   target: at least 85%, never more than 105%).
 Then the fitted `cost:` block to paste into profiles/budget.yaml. Asserts nothing.
@@ -36,7 +40,10 @@ from orchestrator.core.ledger import read_records  # noqa: E402
 from orchestrator.core.runfolder import LEDGER_NAME, MANIFEST_NAME, METADATA_NAME  # noqa: E402
 from orchestrator.evaluate.quality.packs import PACK_ORDER, load_packs  # noqa: E402
 from orchestrator.flows.budget import speed_decoding  # noqa: E402
+from orchestrator.core.runspec import RunOptions  # noqa: E402
 from orchestrator.measure.cost import load_budget  # noqa: E402
+from orchestrator.measure.phases import load_phase  # noqa: E402
+from orchestrator.measure.suites import load_suite  # noqa: E402
 
 
 def when(stamp: str) -> float:
@@ -116,6 +123,11 @@ def fit_run(run_dir: Path, scenarios: dict[str, Any]) -> dict[str, Any]:
         if passes:
             calls_s = sum((c["total_duration_ms"] or 0) / 1000 for c in agent)
             out["agent_gate_s"] = max(0.0, (spans["agent"] - calls_s) / len(passes))
+    out.update(fit_speed(calls, meta))
+    if decode:
+        options = RunOptions(phases=[], num_ctx=meta["options"]["num_ctx"])
+        out["speed_estimates"] = {name: round(load_phase(name, options=options).estimate_seconds(
+            decode, out["num_predict"], meta["options"]["runs"])) for name in spans if name not in ("quality", "agent")}
     manifest = run_dir / MANIFEST_NAME
     if manifest.is_file():
         plan = json.loads(manifest.read_text(encoding="utf-8")).get("budget_plan")
@@ -125,11 +137,40 @@ def fit_run(run_dir: Path, scenarios: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def fit_speed(calls: list[dict[str, Any]], meta: dict[str, Any]) -> dict[str, Any]:
+    """The speed phases' coefficients: answer fill, prompt tokens from characters, decoding's slowdown with depth."""
+    speed = [c for c in calls if c["phase"] not in ("quality", "agent") and c.get("max_tokens")]
+    if not speed:
+        return {}
+    out: dict[str, Any] = {"speed_answer_fill": sum(c["completion_tokens"] or 0 for c in speed) / sum(c["max_tokens"] for c in speed)}
+    suites = {name: load_suite(name) for name in {c["phase"] for c in speed}}
+    # each prompt once (an appended conversation's prompt holds its history, so that phase is left out)
+    sized = {(c["phase"], c["prompt_id"]): c["prompt_tokens"] for c in speed if c.get("prompt_tokens")
+             and suites[c["phase"]].mode != "append" and any(i.id == c["prompt_id"] for i in suites[c["phase"]].items)}
+    points = [(len(suites[p].system or "") + len(next(i for i in suites[p].items if i.id == k).prompt), t)
+              for (p, k), t in sized.items()]
+    if len(points) >= 3:
+        mx, my = statistics.fmean(x for x, _ in points), statistics.fmean(y for _, y in points)
+        slope = sum((x - mx) * (y - my) for x, y in points) / sum((x - mx) ** 2 for x, _ in points)
+        out["text_chars_per_token"], out["template_tokens"] = 1 / slope, max(0.0, my - slope * mx)
+    single = [c for c in speed if c.get("lane") is None and c.get("server_tokens_per_sec") and (c["completion_tokens"] or 0) >= 32]
+    shallow = [c["server_tokens_per_sec"] for c in single if c["prompt_tokens"] + c["completion_tokens"] < 200]
+    if shallow and len(single) > len(shallow):
+        r0 = statistics.median(shallow)  # rate near depth 0; r0 / r(d) - 1 = d / D, a line through the origin
+        xs = [(c["prompt_tokens"] + c["completion_tokens"] / 2, r0 / c["server_tokens_per_sec"] - 1) for c in single]
+        slope = sum(x * y for x, y in xs) / sum(x * x for x, _ in xs)
+        if slope > 0:
+            out["decode_depth_tokens"] = 1 / slope
+    return out
+
+
 FIELDS = {"prefill_per_decode": ("prefill_per_decode",), "answer_fill_quality": ("answer_fill", "quality"),
           "answer_fill_agent": ("answer_fill", "agent"), "chars_per_token": ("chars_per_token",),
           "call_overhead_s": ("call_overhead_s",), "agent_context_fill": ("agent_context_fill",),
           "agent_step_fill": ("agent_step_fill",), "agent_gate_s": ("agent_gate_s",),
-          "verify_codeexec_s": ("verify_s", "codeexec")}
+          "verify_codeexec_s": ("verify_s", "codeexec"), "decode_depth_tokens": ("decode_depth_tokens",),
+          "speed_answer_fill": ("speed", "answer_fill"), "text_chars_per_token": ("speed", "text_chars_per_token"),
+          "template_tokens": ("speed", "template_tokens")}
 
 
 # A per-call overhead below zero means the rates overstate the calls' time a little: the planner takes none.
@@ -157,9 +198,11 @@ def main() -> None:
     scenarios = {f"{p.id}/{s.id}": s for p in packs for s in p.scenarios}
     runs = [fit_run(d, scenarios) for d in dirs]
     for run in runs:
-        shown = {k: (round(v, 3) if isinstance(v, float) else v) for k, v in run.items() if k != "spans"}
+        shown = {k: (round(v, 3) if isinstance(v, float) else v) for k, v in run.items() if k not in ("spans", "speed_estimates")}
         print(f"{run['run']}: {shown}")
         print(f"  phase wall seconds: { {k: round(v) for k, v in run['spans'].items()} }")
+        if run.get("speed_estimates"):
+            print(f"  speed phases estimated at its decode rate with today's coefficients: {run['speed_estimates']}")
         if "budget_used" in run:
             print(f"  used {run['budget_used']:.0%} of --time-budget (target 85%..105%)")
     cost = fitted_cost(runs, load_budget().cost)

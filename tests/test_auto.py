@@ -47,7 +47,7 @@ def test_missing_planned_model_falls_back_to_embedded_default_as_a_recorded_devi
     assert plan.model == PROFILES.embedded_default
     model_dev = next(d for d in plan.deviations if d.knob == "model")
     assert model_dev.source == "fallback" and "weeyuga model get" in model_dev.overrode
-    assert plan_with_fallback(Hardware.load(CPU_BOX), PROFILES, {"model": "gemma3-270m-it"}).model == "gemma3-270m-it"
+    assert plan_with_fallback(Hardware.load(CPU_BOX), PROFILES, {"model": "gemma3-270m"}).model == "gemma3-270m"
 
 
 def test_dry_run_prints_plan_steps_and_writes_nothing(tmp_path, capsys):

@@ -67,11 +67,13 @@ def test_a_slow_cpu_still_runs_all_three_axes_within_the_usable_budget(rate):
 def test_a_faster_machine_buys_more_on_every_axis():
     slow, fast = plan_at(25.0), plan_at(600.0)
     assert len(axis(fast, "speed").runs) > len(axis(slow, "speed").runs)
-    assert set(PHASES) <= set(fast.phases)
+    assert set(PHASES) - {"parallel_mixed"} <= set(fast.phases)  # mixed needs two models; auto serves one
     assert scenarios_run(fast) > scenarios_run(slow) and fast.quality["mode"] == "full"
-    # the largest set within its allowance: one more generated scenario a pack would not fit
-    bigger = load_packs(MODES["full"], generated=fast.quality["generated"] + 1)
-    assert quality_seconds(bigger, 600.0, PLAN.num_predict) > axis(fast, "quality").allowance_s
+    if "generated" in fast.quality:  # the largest set within its allowance: one more generated scenario a pack would not fit
+        bigger = load_packs(MODES["full"], generated=fast.quality["generated"] + 1)
+        assert quality_seconds(bigger, 600.0, PLAN.num_predict) > axis(fast, "quality").allowance_s
+    else:  # the largest candidate of all, `full` with every generated scenario, fits whole
+        assert fast.quality == {"mode": "full", "packs": None, "repeat": 1}
     assert len(fast.agent["tasks"]) > len(slow.agent["tasks"])
     assert fast.agent["budgets"]["steps_per_pass"] > slow.agent["budgets"]["steps_per_pass"]
 
@@ -92,8 +94,8 @@ def test_each_skip_says_why_and_a_tiny_budget_keeps_hello_and_drops_the_rest_in_
         assert "smallest set" in why and "--time-budget" in why and axis(plan, name).skipped[name] == why
     speed = axis(plan, "speed")
     assert speed.runs == ["hello"] and "warm runs" in speed.skipped
-    assert all("time budget" in why for phase, why in speed.skipped.items() if phase in PHASES)
-    middle = plan_at(20.0, minutes=3.3)  # quality's floor fits before agent's
+    assert all("time budget" in why for phase, why in speed.skipped.items() if phase in PHASES and phase != "parallel_mixed")
+    middle = plan_at(20.0, minutes=3.2)  # quality's floor fits before agent's
     assert "quality" in middle.phases and "agent" not in middle.phases
 
 
@@ -185,14 +187,15 @@ def test_the_rate_is_tuned_else_measured_here_else_estimated(tmp_path):
     write_metadata(tmp_path, "box", "m", [row("m", "hello", 900, 1000, 3), row("m", "quality", 10, 1, 100),
                                           row("other", "5q", 1, 100000, 9)])
     write_metadata(tmp_path, "elsewhere", "m", [row("m", "hello", 1, 1000, 1)], age_s=-100)
-    rate, detail = measured_rate(tmp_path, "box", "m", 20)
+    rate, detail, call_seconds = measured_rate(tmp_path, "box", "m", 20)
     assert rate == pytest.approx(300.0) and "run-1" in detail  # the newest run here, speed phases of this model only
+    assert call_seconds == {"hello": 1.0}  # its speed phases' mean call, this model's only
     (tmp_path / "someone" / "box" / "run-1" / "metadata.json").write_text("{damaged")
     assert measured_rate(tmp_path, "box", "m", 20)[0] == pytest.approx(50.0)
     write_metadata(tmp_path, "box", "m", [row("m", "edge_append", 1000, 10000, 1, ttft_share=0.5)])
     assert measured_rate(tmp_path, "box", "m", 20)[0] == pytest.approx(200.0)  # decoding time, not the prefill before it
-    assert decode_rate(120.0, (50.0, "x"), 10.0).source == "tuned"
-    assert decode_rate(None, (50.0, "x"), 10.0) == DecodeRate(50.0, "measured", "x")
+    assert decode_rate(120.0, (50.0, "x", {}), 10.0).source == "tuned"
+    assert decode_rate(None, (50.0, "x", {"hello": 2.0}), 10.0) == DecodeRate(50.0, "measured", "x", {"hello": 2.0})
     assert decode_rate(None, None, 10.0).source == "estimate"
 
 
@@ -200,11 +203,33 @@ def test_auto_plan_uses_a_measured_run_and_the_manifest_field_validates(tmp_path
     hw = Hardware.load(CPU_BOX)
     write_metadata(tmp_path, hw.device_tag, PROFILES.embedded_default, [row(PROFILES.embedded_default, "hello", 4000, 10000, 20)])
     auto_plan = plan_auto(hw, PROFILES, {}, None, 5, 15, tmp_path, "ci", None)
-    assert auto_plan.budget.rate == DecodeRate(20.0, "measured", auto_plan.budget.rate.detail)
+    assert auto_plan.budget.rate == DecodeRate(20.0, "measured", auto_plan.budget.rate.detail, {"hello": 10.0})
+    assert auto_plan.estimates[0].seconds == 10.0 * auto_plan.estimates[0].calls  # hello: its measured call
     assert auto_plan.phases == auto_plan.budget.phases and {"hello", "quality", "agent"} <= set(auto_plan.phases)
     schema = json.loads((REPO_ROOT / "orchestrator" / "core" / "schemas" / "manifest.schema.json").read_text())
     import jsonschema
     jsonschema.validate(auto_plan.budget.to_json(), schema["properties"]["budget_plan"])
+
+
+def test_a_measured_runs_call_seconds_stand_in_for_the_speed_phases_cost_model(tmp_path):
+    """How long a model's answers run is its own: hello measured at 6 s a call is planned at 6 s a call (its 3
+    items x (1 cold + 5 warm) = 18 calls); a parallel phase at its lanes' wall over its calls (they queue)."""
+    model = PROFILES.embedded_default
+    path = write_metadata(tmp_path, "box", model, [row(model, "hello", 6000, 6000, 18), row(model, "parallel_same", 3000, 6000, 18)])
+    doc = json.loads(path.read_text())
+    doc["lanes"] = [{"phase": "parallel_same", "cells": [f"box:llama.cpp:{model}"], "lanes": 3, "calls": 18, "wall_ms": 36000.0}]
+    path.write_text(json.dumps(doc))
+    rate, _, call_seconds = measured_rate(tmp_path, "box", model, 20)
+    assert call_seconds == {"hello": 6.0, "parallel_same": 2.0}
+    hello, parallel, edge = estimate_phases(PLAN, rate, ["hello", "parallel_same", "edge_suite"], 5, call_seconds)
+    assert (hello.calls, hello.seconds) == (18, 108.0) and (parallel.calls, parallel.seconds) == (18, 36.0)
+    assert edge.seconds == estimate_phases(PLAN, rate, ["edge_suite"], 5)[0].seconds > 0  # not measured: the cost model
+    # an appended conversation stops near num_ctx, after as many calls as its answers allow: its cost model
+    appended = estimate_phases(PLAN, rate, ["edge_append"], 5, {"edge_append": 30.0})[0]
+    assert appended.seconds == estimate_phases(PLAN, rate, ["edge_append"], 5)[0].seconds
+    mixed, = estimate_phases(PLAN, rate, ["parallel_mixed"], 5)
+    assert (mixed.calls, mixed.seconds) == (0, 0.0) and "two models" in mixed.skip  # auto serves one: it costs nothing
+    assert "two models" in axis(plan_at(60.0), "speed").skipped["parallel_mixed"]  # and the plan says why it is not run
 
 
 def test_dry_run_lists_each_axis_with_what_runs_and_what_is_skipped(tmp_path, capsys):

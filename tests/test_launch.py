@@ -11,7 +11,8 @@ import pytest
 
 from orchestrator.runtime import ollama_api as ollama
 from orchestrator.plan.decide import decide
-from orchestrator.core.errors import WeeyugaError
+from orchestrator.core.errors import BadInput, WeeyugaError
+from orchestrator.plan.knobs import knob
 from orchestrator.runtime.launch import (LaunchError, build_command, check_port_free, classify_failure, launch,
                                  load_runtime, reap_orphans, pid_dir)
 from orchestrator.core.paths import REPO_ROOT
@@ -40,6 +41,31 @@ def test_llama_cpp_argv_maps_every_knob():
     assert cmd.request_fields == {"temperature": 0.1, "max_tokens": 2048}
     assert set(cmd.unsupported) == {"keep_alive", "max_loaded_models"}
     assert cmd.env == {}
+
+
+def test_a_model_whose_file_carries_no_chat_template_is_served_with_the_catalogues_one():
+    gemma = plan_for(model="gemma3-270m")
+    assert gemma.chat_template == "gemma3" and gemma.reason("chat_template").rule_id == "models"
+    argv = build_command(load_runtime("llama.cpp"), gemma, "/opt/llama-server", 8080, "/m.gguf", gemma.model).argv
+    template = Path(argv[argv.index("--chat-template-file") + 1])
+    assert template == REPO_ROOT / "runtimes" / "templates" / "gemma3.jinja" and template.is_file()
+    smollm = plan_for(model="smollm2-135m-instruct")  # its file carries its own
+    assert smollm.chat_template is None
+    assert not any("chat-template" in a for a in build_command(load_runtime("llama.cpp"), smollm, "/opt/llama-server",
+                                                               8080, "/m.gguf", "m").argv)
+    chosen = plan_for(model="smollm2-135m-instruct", chat_template="gemma3")  # a user's choice is a deviation
+    assert {d.knob: (d.value, d.source) for d in chosen.deviations}["chat_template"] == ("gemma3", "user")
+    with pytest.raises(BadInput, match="chat_template.*must be one of gemma3"):
+        plan_for(chat_template="nonesuch")
+    ollama_cmd = build_command(load_runtime("ollama"), plan_for(runtime="ollama", model="smollm2-135m-instruct",
+                                                                chat_template="gemma3"), "/usr/bin/ollama", 11500, None, "smollm2:135m")
+    assert "Modelfile" in ollama_cmd.unsupported["chat_template"]  # an Ollama model carries its own
+
+
+def test_every_chat_template_named_is_a_choice_with_its_file():
+    choices = knob("chat_template").choices
+    assert all((REPO_ROOT / "runtimes" / "templates" / f"{name}.jinja").is_file() for name in choices)
+    assert {m.chat_template for m in PROFILES.models if m.chat_template} <= set(choices)
 
 
 def test_ollama_env_and_request_options():

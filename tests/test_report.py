@@ -77,6 +77,18 @@ def test_report_is_deterministic_and_follows_metadata_1_0(run_dir):
     assert "weeyuga auto --phases hello,5q,parallel_same" in md
 
 
+def test_a_model_file_without_a_chat_template_served_in_the_fallback_is_a_caveat(run_dir):
+    manifest_path = run_dir / "manifest.json"
+    manifest = json.loads(manifest_path.read_text())
+    manifest["models"][0]["chat_template_in_file"] = False
+    manifest_path.write_text(json.dumps(manifest))
+    caveat = "the model file carries no chat template and none was named"
+    assert caveat in report(run_dir, plots=False).markdown
+    manifest["knobs"]["chat_template"] = {"value": "gemma", "source": "rule", "rule_id": "models", "why": "x"}
+    manifest_path.write_text(json.dumps(manifest))
+    assert caveat not in report(run_dir, plots=False).markdown
+
+
 def test_process_warm_first_calls_stay_out_of_the_cold_columns(run_dir):
     """The example's runtime was never restarted: its first call per prompt is warm, reported on its own."""
     metadata = json.loads((run_dir / "metadata.json").read_text())

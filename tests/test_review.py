@@ -289,7 +289,7 @@ def test_flipped_agent_verdicts_are_rejected(genuine_agent, tmp_path):
 
 def test_a_swapped_model_is_rejected(genuine, tmp_path):
     run_dir = copy_of(genuine, tmp_path)
-    swapped, quant = "gemma3-270m-it", load_profiles().model("gemma3-270m-it").default_quant
+    swapped, quant = "gemma3-270m", load_profiles().model("gemma3-270m").default_quant
     manifest = json.loads((run_dir / "manifest.json").read_text())
     text = json.dumps(manifest).replace(MODEL, swapped).replace(manifest["models"][0]["quant"], quant)
     write_json_atomic(run_dir / "manifest.json", json.loads(text))

@@ -10,7 +10,7 @@ import pytest
 from orchestrator.core import datafiles
 from orchestrator.publish.catalogue.rows import run_rows
 from orchestrator.core.errors import BadInput
-from orchestrator.core.gguf import model_roofline_facts, read_header, roofline_facts
+from orchestrator.core.gguf import model_file_facts, read_header, roofline_facts
 from orchestrator.plan.probe import probe
 from orchestrator.plan.probe.bandwidth import HostBandwidth, buffer_mib, measure_host_bandwidth
 from orchestrator.plan.probe.document import GB
@@ -88,6 +88,14 @@ def test_header_reader_sizes_every_tensor_from_its_type_and_shape(tmp_path):
     assert sizes["blk.1.ffn_down.weight"] == 128 * 64 * 2 and sizes["output.weight"] == 6400 // 32 * 18
 
 
+def test_the_model_file_facts_say_whether_it_carries_a_chat_template(tmp_path):
+    bare = model_file_facts(tiny_llama(tmp_path))
+    assert bare["chat_template_in_file"] is False and bare["roofline"]["n_layer"] == 2
+    tensors = [("token_embd.weight", F32, (64, 100)), *layer(0), *layer(1)]
+    templated = write_gguf(tmp_path / "t.gguf", {**LLAMA_META, "tokenizer.chat_template": "{{ messages }}"}, tensors)
+    assert model_file_facts(templated)["chat_template_in_file"] is True
+
+
 def test_roofline_facts_per_layer_bytes_output_embedding_row_and_kv_elements(tmp_path):
     facts = roofline_facts(read_header(tiny_llama(tmp_path)))
     assert facts["n_layer"] == 2 and facts["layer_bytes"] == [LAYER_BYTES, LAYER_BYTES]
@@ -110,7 +118,7 @@ def test_a_split_model_has_no_facts_rather_than_one_shards(tmp_path):
     path = write_gguf(tmp_path / "m-00001-of-00002.gguf", {**LLAMA_META, "split.count": 2}, layer(0))
     with pytest.raises(BadInput, match="split"):
         roofline_facts(read_header(path))
-    assert model_roofline_facts(path) is None
+    assert model_file_facts(path) == {"roofline": None, "chat_template_in_file": None}
 
 
 @pytest.mark.parametrize("damage, message", [
@@ -123,7 +131,7 @@ def test_a_damaged_header_is_one_bad_input_line_naming_the_file(tmp_path, damage
     with pytest.raises(BadInput, match=message) as caught:
         read_header(path)
     assert str(path) in str(caught.value)
-    assert model_roofline_facts(path) is None  # the run never fails over it: no roofline, that is all
+    assert model_file_facts(path) == {"roofline": None, "chat_template_in_file": None}  # the run never fails over it: no roofline, that is all
 
 
 def test_a_tensor_running_past_the_next_one_is_refused(tmp_path):

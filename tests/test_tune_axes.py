@@ -45,7 +45,7 @@ class SimulatedAxesRuntime:
         if any(getattr(candidate, k) == v for k, v in self.fails):
             return Measurement(candidate, False, failure="exited", log_tail="quantized V cache requires flash_attn")
         decode, prefill = 50.0, 400.0
-        for name in launch_knobs():
+        for name in (k for k in launch_knobs() if knob(k).tunable):
             d, p = EFFECTS.get((name, getattr(candidate, name)), (1.0, 1.0))
             decode, prefill = decode * d, prefill * p
         wobble = lambda: 1 + self.rng.uniform(-self.jitter, self.jitter)  # noqa: E731

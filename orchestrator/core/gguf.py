@@ -194,10 +194,12 @@ def roofline_facts(header: GgufHeader) -> dict[str, Any]:
             "kv_elements_per_token": kv_elements, "experts_active_share": round(active, 4)}
 
 
-def model_roofline_facts(path: Path) -> dict[str, Any] | None:
-    """The roofline facts of a GGUF file, or None for a file weeyuga cannot read as one (the
-    report then shows no roofline; the run itself must not fail over it)."""
+def model_file_facts(path: Path) -> dict[str, Any]:
+    """What a run records of its GGUF file, read once: the roofline facts, and whether the file carries a
+    chat template (without one llama-server falls back to ChatML). None for each where weeyuga cannot
+    read the file as a GGUF: the report then shows no roofline; the run itself must not fail over it."""
     try:
-        return roofline_facts(read_header(path))
+        header = read_header(path)
+        return {"roofline": roofline_facts(header), "chat_template_in_file": "tokenizer.chat_template" in header.metadata}
     except BadInput:
-        return None
+        return {"roofline": None, "chat_template_in_file": None}

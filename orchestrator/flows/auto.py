@@ -34,6 +34,7 @@ from orchestrator.measure.run import RunOptions
 from orchestrator.runtime import managed_runtime
 from orchestrator.measure.suites import PHASES
 from orchestrator.core.runfolder import LEDGER_NAME
+from orchestrator.core.runspec import Cell, Target
 
 RUNS = methodology().runs_per_prompt
 
@@ -45,6 +46,7 @@ class PhaseEstimate:
     phase: str
     calls: int
     seconds: float
+    skip: str | None = None  # why it cannot run on what auto serves (one model)
 
 
 @dataclass(frozen=True)
@@ -104,14 +106,24 @@ def planning_rate(plan: Plan, hw: Hardware, profiles: Profiles, submissions: Pat
     return decode_rate(tuned, measured, estimate_decode_rate(plan, hw))
 
 
-def estimate_phases(plan: Plan, rate: float, phases: list[str], runs: int, **more_options: Any) -> list[PhaseEstimate]:
-    """Each phase's calls (its units' keys on one cell) and time at this decode rate."""
+def estimate_phases(plan: Plan, rate: float, phases: list[str], runs: int, call_seconds: dict[str, float] | None = None,
+                    **more_options: Any) -> list[PhaseEstimate]:
+    """Each phase's calls (its units' keys on one cell) and time: its calls at the seconds a call of it took in a
+    run measured here (`call_seconds`), else its cost model at this decode rate. auto serves one model: a phase
+    that needs more (parallel_mixed) costs nothing and says why it cannot run."""
     options = RunOptions(phases=phases, runs=runs, num_ctx=plan.num_ctx, num_predict=plan.num_predict, **more_options)
+    served = Target(Cell("plan:estimate:model", "estimate", plan.model, ""))
     out = []
     for name in phases:
         phase = load_phase(name, options=options)
-        calls = sum(len(unit.keys) for unit in phase.units(["plan:estimate:model"], options))
-        out.append(PhaseEstimate(name, calls, phase.estimate_seconds(rate, plan.num_predict, runs)))
+        groups, why = phase.groups([served])
+        if not groups:
+            out.append(PhaseEstimate(name, 0, 0.0, why))
+            continue
+        calls = sum(len(unit.keys) for unit in phase.units([served.cell.cell_id], options))
+        measured = (call_seconds or {}).get(name)  # speed phases only; an appended conversation's length varies
+        out.append(PhaseEstimate(name, calls, calls * measured if measured and phase.calls_fixed
+                                 else phase.estimate_seconds(rate, plan.num_predict, runs)))
     return out
 
 
@@ -138,16 +150,17 @@ def plan_auto(hw: Hardware, profiles: Profiles, overrides: dict[str, Any], phase
         sizing = phase_sizing(plan, smoke, phase_options)
         rate = planning_rate(plan, hw, profiles, root)
         speed = [p for p in phases or PHASES if p not in AXES]
-        estimates = estimate_phases(plan, rate.tokens_per_sec, speed, RUNS if runs is None else runs, **sizing)
+        estimates = estimate_phases(plan, rate.tokens_per_sec, speed, RUNS if runs is None else runs, rate.call_seconds, **sizing)
         return AutoPlan(hw, plan, phases or PHASES, estimates, {}, run_dir, run_id)
     profiles, overrides, local_model = with_model_file(profiles, overrides, model_path)
     plan = plan_with_fallback(hw, profiles, overrides)
     rate = planning_rate(plan, hw, profiles, root)
     speed = [p for p in phases or PHASES if p not in AXES]
     sizing = phase_sizing(plan, smoke, phase_options)
-    budget = plan_budget(time_budget_min * 60, rate, lambda warm: estimate_phases(plan, rate.tokens_per_sec, speed, warm, **sizing),
+    budget = plan_budget(time_budget_min * 60, rate,
+                         lambda warm: estimate_phases(plan, rate.tokens_per_sec, speed, warm, rate.call_seconds, **sizing),
                          phases, plan.num_predict, smoke, quality_mode, runs)
-    estimates = estimate_phases(plan, rate.tokens_per_sec, speed, budget.runs, **sizing)
+    estimates = estimate_phases(plan, rate.tokens_per_sec, speed, budget.runs, rate.call_seconds, **sizing)
     run_dir, run_id = new_run_dir(root, handle, hw.device_tag)
     runtime = managed_runtime(plan.runtime).locate(plan)
     steps = describe_steps(plan, profiles, run_dir, runtime, model_path)

@@ -36,6 +36,9 @@ class DecodeRate:
     tokens_per_sec: float
     source: str  # tuned | measured | estimate
     detail: str
+    # measured: seconds a call of each speed phase took in that run (a parallel phase: its wall time over its
+    # calls), which stand in for the cost model's estimate of those phases (how long a model's answers run is its own)
+    call_seconds: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -76,7 +79,7 @@ class BudgetPlan:
 # The decode rate
 
 
-def measured_rate(submissions: Path, device_tag: str, model: str, newest: int) -> tuple[float, str] | None:
+def measured_rate(submissions: Path, device_tag: str, model: str, newest: int) -> tuple[float, str, dict[str, float]] | None:
     """Completion tokens per second of decoding over the speed phases of this device's newest run of
     this model (its metadata.json). A decode rate, as the estimate is: the cost models add prompts and
     first tokens themselves, and wall time would count them twice (edge_append's prefill-heavy calls
@@ -86,12 +89,29 @@ def measured_rate(submissions: Path, device_tag: str, model: str, newest: int) -
         try:
             doc = json.loads(path.read_text(encoding="utf-8"))
             decoded = speed_decoding(doc, model)
-        except (OSError, ValueError, KeyError, TypeError):
+            per_call = speed_call_seconds(doc, model)
+        except (OSError, ValueError, KeyError, TypeError, ZeroDivisionError):
             continue  # a damaged folder is the catalogue's business, not the budget's
         if decoded:
             tokens, seconds = decoded
-            return tokens / seconds, f"{tokens} tokens decoded in {seconds:.0f} s of speed calls in run {doc.get('run_id')} here"
+            return (tokens / seconds, f"{tokens} tokens decoded in {seconds:.0f} s of speed calls in run {doc.get('run_id')} here",
+                    per_call)
     return None
+
+
+def speed_call_seconds(metadata: dict[str, Any], model: str) -> dict[str, float]:
+    """Seconds a call of each speed phase took for this model in a run (its metadata.json): the mean call,
+    or for a parallel phase its wall time over its calls (its lanes' calls queue for the slots together)."""
+    from orchestrator.core.methodology import methodology
+
+    speed_phases = set(methodology().phases)
+    seconds = {row["phase"]: row["duration_ms_mean"] / 1000 for row in metadata.get("cells") or []
+               if row["phase"] in speed_phases and row["cell_id"].endswith(f":{model}") and row["n_calls"]
+               and row["duration_ms_mean"]}
+    for lanes in metadata.get("lanes") or []:
+        if lanes["phase"] in seconds and lanes["calls"] and all(c.endswith(f":{model}") for c in lanes["cells"]):
+            seconds[lanes["phase"]] = lanes["wall_ms"] / 1000 / lanes["calls"]
+    return {phase: round(s, 3) for phase, s in seconds.items()}
 
 
 def speed_decoding(metadata: dict[str, Any], model: str | None) -> tuple[int, float] | None:
@@ -108,11 +128,11 @@ def speed_decoding(metadata: dict[str, Any], model: str | None) -> tuple[int, fl
     return (tokens, seconds) if tokens and seconds else None
 
 
-def decode_rate(tuned: float | None, measured: tuple[float, str] | None, estimate: float) -> DecodeRate:
+def decode_rate(tuned: float | None, measured: tuple[float, str, dict[str, float]] | None, estimate: float) -> DecodeRate:
     if tuned:
         return DecodeRate(float(tuned), "tuned", "profiles/local (weeyuga tune)")
     if measured:
-        return DecodeRate(measured[0], "measured", measured[1])
+        return DecodeRate(measured[0], "measured", measured[1], measured[2])
     return DecodeRate(estimate, "estimate", "memory bandwidth / model size (no tuned value, no earlier run here)")
 
 
@@ -316,7 +336,9 @@ def plan_speed(ladder: dict[int, list[Any]], allowance: float, named: list[str] 
     runs = next((r for r in sorted(ladder, reverse=True) if floor(ladder[r]) <= allowance), min(ladder))
     chosen, skipped, spent = [], {}, 0.0
     for est in ladder[runs]:
-        if named is not None or est.phase == "hello" or spent + est.seconds <= allowance:
+        if est.skip and named is None:
+            skipped[est.phase] = f"not selected: {est.skip}; auto serves one model"
+        elif named is not None or est.phase == "hello" or spent + est.seconds <= allowance:
             chosen.append(est.phase)
             spent += est.seconds
         else:

@@ -36,6 +36,23 @@ def load_budget(path: Path | None = None) -> Budget:
                   doc["agent"]["workflow"], tuple(doc["agent"]["candidates"]), doc["cost"], doc["measured"]["newest_runs"])
 
 
+def call_seconds(prompt_tokens: float, answer_tokens: float, rate: float) -> float:
+    """One call: its prompt prefilled, then its answer decoded at the depth it reaches (decoding slows as
+    1 / (1 + depth / decode_depth_tokens): each token reads the K/V cache of every token before it), one overhead."""
+    cost = load_budget().cost
+    depth = prompt_tokens + answer_tokens / 2
+    decode = answer_tokens * (1 + depth / cost["decode_depth_tokens"])
+    return (prompt_tokens / cost["prefill_per_decode"] + decode) / rate + cost["call_overhead_s"]
+
+
+def text_tokens(chars: int) -> float:
+    """Prompt tokens of a plain-text prompt of `chars` characters, the chat template's own tokens included."""
+    speed = load_budget().cost["speed"]
+    return speed["template_tokens"] + chars / speed["text_chars_per_token"]
+
+
+def speed_answer_tokens(cap: int) -> float:
+    return cap * load_budget().cost["speed"]["answer_fill"]
 
 
 def scenario_seconds(pack: Any, scenario: Any, rate: float, num_predict: int) -> float:
@@ -44,6 +61,7 @@ def scenario_seconds(pack: Any, scenario: Any, rate: float, num_predict: int) ->
     cost = load_budget().cost
     answer = min(scenario.max_tokens or pack.max_tokens, num_predict) * cost["answer_fill"]["quality"]
     prompt = len(json.dumps([scenario.messages, scenario.tools])) / cost["chars_per_token"]
+    # no depth term: the quality coefficients were fitted without one (prompts and answers are short)
     return ((answer + prompt / cost["prefill_per_decode"]) / rate + cost["call_overhead_s"]
             + cost.get("verify_s", {}).get(scenario.kind, 0.0))
 
@@ -59,6 +77,7 @@ def agent_seconds(task_count: int, tries: int, steps_per_pass: int, max_tokens: 
     """The budgets' ceiling (every step of every try a call, its context part full, the gate per try), times the
     share of that ceiling runs take (`agent_step_fill`: tasks pass or stop early, and a passed try has no second)."""
     cost = load_budget().cost
+    # no depth term: the agent's coefficients were fitted without one (its fills absorb it)
     prompt = context_tokens * cost["agent_context_fill"] / cost["prefill_per_decode"]
     per_call = (max_tokens * cost["answer_fill"]["agent"] + prompt) / rate + cost["call_overhead_s"]
     return task_count * tries * cost.get("agent_step_fill", 1.0) * (steps_per_pass * per_call + cost["agent_gate_s"])

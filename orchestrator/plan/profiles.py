@@ -51,6 +51,7 @@ class ModelSpec:
     default_quant: str
     quants: dict[str, QuantFile]
     ollama_tag: str | None = None
+    chat_template: str | None = None  # a template of runtimes/templates/, for a GGUF that carries none
 
     def quant(self, name: str | None = None) -> QuantFile:
         key = name or self.default_quant
@@ -135,6 +136,7 @@ def _model_spec(entry: dict[str, Any]) -> ModelSpec:
         heads=attention["heads"], kv_heads=attention["kv_heads"], head_dim=attention["head_dim"],
         context_length=entry["context_length"], license=entry["license"], default_quant=entry["default_quant"],
         quants=quants, ollama_tag=entry.get("ollama_tag"),
+        chat_template=entry.get("chat_template"),
     )
 
 

@@ -122,7 +122,8 @@ def build_command(defn: RuntimeDefinition, plan: Plan, binary: str, port: int, m
             continue
         if "flag" in mapping:
             scaled = value * getattr(plan, mapping["scale_by"]) if "scale_by" in mapping else value
-            argv += [mapping["flag"], str(scaled)]
+            argv += [mapping["flag"], str(data_dir("runtimes") / mapping["file"].format(value=value)) if "file" in mapping
+                     else str(scaled)]
         if "env" in mapping:
             env[mapping["env"]] = str(value)
         if "request" in mapping:

@@ -11,7 +11,7 @@ from typing import Any, Callable
 import httpx
 
 from orchestrator.plan.decide import Plan
-from orchestrator.core.gguf import model_roofline_facts
+from orchestrator.core.gguf import model_file_facts
 from orchestrator.runtime.install import BACKEND_TOOL, RuntimeInstall, locate_llama_server
 from orchestrator.runtime.models import cached_model, get_model
 from orchestrator.plan.profiles import Profiles
@@ -49,7 +49,7 @@ class LlamaCpp:
         model = get_model(profiles.model(plan.model), plan.quant, Path(model_path) if model_path else None, progress)
         return Prepared(install, model.path, plan.model,
                         {"model": plan.model, "quant": plan.quant, "sha256": model.sha256, "size_bytes": model.size_bytes,
-                         "source": model.source, "roofline": model_roofline_facts(Path(model.path))}, variant_deviation(install))
+                         "source": model.source, **model_file_facts(Path(model.path))}, variant_deviation(install))
 
     def after_ready(self, running: Any, prepared: Prepared, progress: Progress) -> dict[str, Any]:
         return prepared.model_record

@@ -23,7 +23,8 @@ class Candidate:
     ngl: int | None = None  # None = the runtime's default (flag not given)
     threads: int | None = None
     num_parallel: int | None = None  # set = a slots probe with that many concurrent streams
-    # The plan's launch knobs (profiles/knobs.yaml runtime_default), searched as tune_axes (None = the runtime's default).
+    # The plan's tunable launch knobs (profiles/knobs.yaml runtime_default, tunable), searched as tune_axes (None = the
+    # runtime's default).
     flash_attn: str | None = None
     batch: int | None = None
     ubatch: int | None = None

@@ -43,4 +43,4 @@ def load_phase(name: str, directory: Path | None = None, options: RunOptions | N
     if name in NAMED_PHASES:
         return NAMED_PHASES[name].from_options(options)
     suite = load_suite(name, directory)
-    return PHASE_MODES[suite.mode](suite)
+    return PHASE_MODES[suite.mode](suite, **({"num_ctx": options.num_ctx} if options else {}))

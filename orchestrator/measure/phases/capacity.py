@@ -29,13 +29,12 @@ from orchestrator.core.records import CallKey, CapacityRecord, rounded
 from orchestrator.core.runfolder import LEDGER_NAME
 from orchestrator.core.runspec import RunOptions, Target
 from orchestrator.measure.client import CallResult
+from orchestrator.measure.cost import call_seconds, text_tokens
 from orchestrator.measure.phases.base import Unit
 from orchestrator.measure.phases.context import PhaseContext
 from orchestrator.measure.phases.load import LoadSuite, load_suite, quantile, user_call
 
 NAME = "capacity"
-SECONDS_PER_CALL = 0.3  # prompt processing and HTTP, on top of decoding
-PREFILL_SPEEDUP = 10.0
 
 
 def user_levels(max_users: int) -> list[int]:
@@ -103,8 +102,8 @@ class CapacityPhase:
     def estimate_seconds(self, decode_tokens_per_sec: float, num_predict: int, runs: int) -> float:
         """No batching gain assumed: n concurrent calls take n times one call (a CPU's case; a GPU's is faster)."""
         levels, per_user, fractions, requests = self.sizes(RunOptions(phases=[NAME]))
-        prompt = max(len(text) for _, text in self.suite.prompts) / 4
-        call = (self.answer_tokens(num_predict) + prompt / PREFILL_SPEEDUP) / decode_tokens_per_sec + SECONDS_PER_CALL
+        prompt = text_tokens(max(len(text) for _, text in self.suite.prompts))
+        call = call_seconds(prompt, self.answer_tokens(num_predict), decode_tokens_per_sec)
         closed = sum(per_user * n * call for n in levels)
         return closed + sum(requests * call / f for f in fractions)
 

@@ -27,14 +27,13 @@ from orchestrator.core.ledger import read_records
 from orchestrator.core.paths import data_dir
 from orchestrator.core.records import CallKey
 from orchestrator.core.runspec import RunOptions, Target
+from orchestrator.measure.cost import call_seconds
 from orchestrator.measure.phases.base import Unit
 from orchestrator.measure.phases.context import PhaseContext
 from orchestrator.core.runfolder import LEDGER_NAME
 
 NAME = "depth"
 CALIBRATION = "depth-calibration"
-PREFILL_SPEEDUP = 10.0  # prompt tokens are processed ~10x faster than they are generated (speed.py's estimate)
-SECONDS_PER_CALL = 0.3
 
 
 def suite_path() -> Path:
@@ -138,8 +137,7 @@ class DepthPhase:
     def estimate_seconds(self, decode_tokens_per_sec: float, num_predict: int, runs: int) -> float:
         answer = self.answer_tokens(num_predict)
         depths = self.suite.depths(self.num_ctx, answer)
-        prefill = decode_tokens_per_sec * PREFILL_SPEEDUP
-        per_depth = [d / prefill + answer / decode_tokens_per_sec + SECONDS_PER_CALL for d in depths]
+        per_depth = [call_seconds(d, answer, decode_tokens_per_sec) for d in depths]
         calibration = per_depth[1] if len(per_depth) > 1 else 0.0  # about as long as the first depth above 0
         return self.suite.repeats * sum(per_depth) + calibration
 

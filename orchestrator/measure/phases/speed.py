@@ -16,6 +16,7 @@ import time
 from typing import Any
 
 from orchestrator.measure.client import CallResult
+from orchestrator.measure.cost import call_seconds, speed_answer_tokens, text_tokens
 from orchestrator.core.records import CallKey, LanesRecord, rounded
 from orchestrator.core.runspec import RunOptions, Target
 from orchestrator.measure.suites import Item, Suite, format_ok, marker_hit
@@ -27,9 +28,11 @@ class SpeedPhase:
     """What every speed mode shares: the suite, its items, estimates and the call itself."""
 
     kind = "speed"
+    calls_fixed = True  # its units' calls all run (what a measured call's seconds multiply)
 
-    def __init__(self, suite: Suite) -> None:
+    def __init__(self, suite: Suite, num_ctx: int = RunOptions.num_ctx) -> None:
         self.suite = suite
+        self.num_ctx = num_ctx  # what the estimate of a conversation that grows toward it stops at
         self.name, self.version, self.sha256, self.mode = suite.name, suite.version, suite.sha256, suite.mode
         self._items = {item.id: item for item in suite.items}
 
@@ -48,10 +51,11 @@ class SpeedPhase:
                 for item in self.items(options)]
 
     def estimate_seconds(self, decode_tokens_per_sec: float, num_predict: int, runs: int) -> float:
-        per_item = self.calls_per_item(runs)
-        # Answers run to about half their cap; prompt processing is ~10x faster than decoding.
-        tokens = sum(i.capped_tokens(num_predict) * 0.5 + len(i.prompt) / 40 for i in self.suite.items)
-        return per_item * tokens / decode_tokens_per_sec + per_item * len(self.suite.items) * 0.2
+        """Every call on its own (a parallel phase's lanes share the machine: as one stream, they queue)."""
+        system = len(self.suite.system or "")
+        return self.calls_per_item(runs) * sum(
+            call_seconds(text_tokens(system + len(i.prompt)), speed_answer_tokens(i.capped_tokens(num_predict)),
+                         decode_tokens_per_sec) for i in self.suite.items)
 
     def call(self, ctx: PhaseContext, key: CallKey, history: list[dict[str, Any]] | None = None,
              cache_prompt: bool | None = None, **how: Any) -> CallResult:
@@ -101,6 +105,21 @@ class OncePhase(SpeedPhase):
 
 
 class AppendPhase(SpeedPhase):
+    calls_fixed = False  # it stops where the conversation nears num_ctx: how many calls depends on the answers
+
+    def estimate_seconds(self, decode_tokens_per_sec: float, num_predict: int, runs: int) -> float:
+        """Each turn prefills the whole conversation so far, until it nears num_ctx (as run_unit stops)."""
+        limit = (self.suite.stop_at_context_fraction or 1.0) * self.num_ctx
+        chars, answers, seconds, last = len(self.suite.system or ""), 0.0, 0.0, 0.0
+        for item in self.suite.items:
+            if last + item.capped_tokens(num_predict) > limit:
+                break
+            chars += len(item.prompt)
+            prompt, answer = text_tokens(chars) + answers, speed_answer_tokens(item.capped_tokens(num_predict))
+            seconds += call_seconds(prompt, answer, decode_tokens_per_sec)
+            answers, last = answers + answer, prompt + answer
+        return seconds
+
     def units(self, cells: list[str], options: RunOptions) -> list[Unit]:
         return [Unit(self.name, (cells[0],), tuple(CallKey(cells[0], self.name, item.id, None, 0) for item in self.items(options)))]
 

@@ -186,8 +186,8 @@ def _measured_values(knobs: _Knobs, profiles: Profiles, hw: Hardware, facts: dic
     for knob in tunable_knobs():
         if knob in tuned and knob not in overrides:
             knobs.override(knob, tuned[knob], "tuned")
-    if "ngl" in overrides:
-        knobs.override("ngl", overrides["ngl"], "user")
+    for knob in sorted(set(overrides) - set(rules_stage_knobs()) - {"model", "quant"}):  # the fit's: ngl, chat_template
+        knobs.override(knob, overrides[knob], "user")
 
 
 def decide(hw: Hardware, profiles: Profiles, overrides: dict[str, Any] | None = None,
@@ -209,6 +209,10 @@ def decide(hw: Hardware, profiles: Profiles, overrides: dict[str, Any] | None = 
     budget_notes = inferred_notes(hw, tier_fields | (BUDGET_FIELDS if offload != "none" else set()))
     spec, quant, fit = _place_model(profiles, knobs, overrides, offload, mem, budget, tier, budget_notes)
     knobs.set("ngl", fit.ngl, tier["id"], _ngl_why(fit.ngl, spec.layers, mem) + budget_notes)
+    if spec.chat_template:
+        knobs.set("chat_template", spec.chat_template, "models",
+                  f"{spec.id}'s model file carries no chat template: {spec.chat_template} (runtimes/templates/) is the "
+                  f"model's own format (without it llama-server falls back to ChatML)")
     _measured_values(knobs, profiles, hw, facts, spec, quant, overrides, use_tuned)
 
     values = knobs.values

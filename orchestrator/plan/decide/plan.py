@@ -70,6 +70,7 @@ class Plan:
     cache_type_v: str | None = None
     load_mode: str | None = None
     spec_type: str | None = None
+    chat_template: str | None = None  # models.yaml: a template of runtimes/templates/ for a GGUF that carries none
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

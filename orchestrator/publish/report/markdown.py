@@ -121,6 +121,12 @@ def caveats(run: RunReport) -> list[str]:
             notes.append(f"{row['cell_id']} {row['phase']}: {row['n_errors']} of {row['n_calls']} calls failed.")
         if row["tokens_estimated"]:
             notes.append(f"{row['cell_id']} {row['phase']}: the runtime sent no usage; token counts are estimated.")
+    chosen_template = ((manifest.get("knobs") or {}).get("chat_template") or {}).get("value")
+    for model in manifest.get("models") or []:
+        if model.get("chat_template_in_file") is False and not chosen_template:
+            notes.append(f"{model.get('model')}: the model file carries no chat template and none was named "
+                         "(--chat-template, or chat_template in profiles/models.yaml): llama-server served it in its "
+                         "ChatML fallback, a format the model may not know, so its quality and agent scores may be low.")
     notes += contention_caveats(metadata)
     notes += thermal_caveats(metadata)
     if manifest.get("resumed"):
