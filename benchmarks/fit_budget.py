@@ -7,7 +7,8 @@ Reads each run's ledger (nothing is launched; a second or two a run) and prints,
 (the median over the runs that have the figure):
 - the decode rate of its speed calls (the rate the planner plans with) and the prefill rate: their ratio
   is `prefill_per_decode`;
-- quality: the share of each answer's cap the model used (`answer_fill.quality`), prompt characters per
+- quality: the share of each answer's cap the model used, pooled (`answer_fill.quality`) and per pack
+  (`quality_pack_fill`: a toolcall answer is one call, a BFCL one writes code), prompt characters per
   token (`chars_per_token`), and the per-call overhead left once the model's own time is taken out of the
   phase's wall time (`call_overhead_s`; codeexec's sandbox separately as `verify_s.codeexec`);
 - agent: `answer_fill.agent`, `agent_context_fill` (prompt tokens over the context budget), `agent_step_fill`
@@ -41,7 +42,7 @@ from orchestrator.core.runfolder import LEDGER_NAME, MANIFEST_NAME, METADATA_NAM
 from orchestrator.evaluate.quality.packs import PACK_ORDER, load_packs  # noqa: E402
 from orchestrator.flows.budget import speed_decoding  # noqa: E402
 from orchestrator.core.runspec import RunOptions  # noqa: E402
-from orchestrator.measure.cost import load_budget  # noqa: E402
+from orchestrator.measure.cost import answer_fills, load_budget  # noqa: E402
 from orchestrator.measure.phases import load_phase  # noqa: E402
 from orchestrator.measure.suites import load_suite  # noqa: E402
 
@@ -87,6 +88,7 @@ def fit_run(run_dir: Path, scenarios: dict[str, Any]) -> dict[str, Any]:
     quality = [c for c in calls if c["phase"] == "quality"]
     if quality:  # token shares need no timing: a run cut short still gives them
         out["answer_fill_quality"] = sum(c["completion_tokens"] or 0 for c in quality) / sum(c["max_tokens"] for c in quality)
+        out["pack_fills"] = answer_fills(quality)
         sized = [(scenarios[c["prompt_id"]], c["prompt_tokens"]) for c in quality
                  if c["prompt_id"] in scenarios and c.get("prompt_tokens")]
         if sized:
@@ -187,6 +189,12 @@ def fitted_cost(runs: list[dict[str, Any]], current: dict[str, Any]) -> dict[str
             for key in path[:-1]:
                 node = node.setdefault(key, {})
             node[path[-1]] = round(max(statistics.median(values), FLOORS.get(name, float("-inf"))), 3)
+    per_pack: dict[str, list[float]] = {}
+    for run in runs:
+        for pack, fill in (run.get("pack_fills") or {}).items():
+            per_pack.setdefault(pack, []).append(fill)
+    cost["quality_pack_fill"] = {**cost.get("quality_pack_fill", {}),
+                                 **{pack: round(statistics.median(v), 3) for pack, v in sorted(per_pack.items())}}
     return cost
 
 

@@ -239,3 +239,73 @@ def test_dry_run_lists_each_axis_with_what_runs_and_what_is_skipped(tmp_path, ca
     assert "time budget 2.0 min; decode rate" in out and "speed (" in out
     assert "quality (" in out and "agent (" in out and ("skip not selected" in out or "run  " in out)
     assert not any(tmp_path.iterdir())
+
+
+def quality_call(pack, answer, cap=512, model="m", error=None):
+    return {"type": "call", "phase": "quality", "prompt_id": f"{pack}/S-1", "model": model, "max_tokens": cap,
+            "completion_tokens": answer, "error": error}
+
+
+def write_ledger(root, device_tag, records, age_s=0.0):
+    folder = root / "someone" / device_tag / f"run-{len(list(root.glob('*/*/run-*')))}"
+    folder.mkdir(parents=True)
+    path = folder / "run.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in records))
+    os.utime(path, (1e9 - age_s, 1e9 - age_s))
+    return path
+
+
+def test_answer_fills_are_per_pack_from_quality_calls_and_ignore_what_cannot_be_counted():
+    from orchestrator.measure.cost import answer_fills
+
+    calls = [quality_call("toolcall", 64)] * 3 + [quality_call("bfcl-java", 400)] * 3 + [
+        quality_call("bfcl-java", 2000),  # over its cap (a server that ignored it): counted as the cap
+        quality_call("math", 100), quality_call("math", 100),  # two calls: too few to stand in for the table
+        quality_call("toolcall", 500, error="timeout"), {**quality_call("toolcall", 500), "phase": "hello"},
+        {**quality_call("toolcall", "many"), "max_tokens": 512}, {**quality_call("toolcall", 500), "max_tokens": None}]
+    assert answer_fills(calls) == {"toolcall": 0.125, "bfcl-java": round((3 * 400 + 512) / (4 * 512), 3)}
+
+
+def test_a_packs_fill_is_measured_else_the_table_else_the_pooled_default():
+    from orchestrator.measure.cost import pack_fill
+
+    cost = load_budget().cost
+    from orchestrator.evaluate.quality.packs import PACK_ORDER, bfcl_pack_ids
+
+    assert set(cost["quality_pack_fill"]) <= {*PACK_ORDER, *bfcl_pack_ids()}  # every key a real pack
+    assert pack_fill("bfcl-java", {"bfcl-java": 0.9}) == 0.9
+    assert pack_fill("bfcl-java", {"toolcall": 0.9}) == cost["quality_pack_fill"]["bfcl-java"]
+    assert pack_fill("codeexec") == cost["answer_fill"]["quality"]  # in neither
+
+
+def quality_packs_of(mode):
+    from orchestrator.evaluate.quality.packs import selected_packs
+
+    return selected_packs(None, mode)
+
+
+def test_measured_answer_fills_pool_the_newest_runs_of_this_model_on_this_device(tmp_path):
+    from orchestrator.flows.budget import measured_answer_fills
+
+    write_ledger(tmp_path, "box", [quality_call("toolcall", 128)] * 3, age_s=100)
+    write_ledger(tmp_path, "box", [quality_call("toolcall", 256)] * 3 + [quality_call("struct", 512, model="other")] * 3)
+    write_ledger(tmp_path, "elsewhere", [quality_call("math", 512)] * 3)
+    (tmp_path / "someone" / "box" / "run-9").mkdir()
+    (tmp_path / "someone" / "box" / "run-9" / "run.jsonl").write_text("[1, 2]\n")  # damaged: skipped
+    os.utime(tmp_path / "someone" / "box" / "run-9" / "run.jsonl", (1e9 - 200, 1e9 - 200))
+    assert measured_answer_fills(tmp_path, "box", "m", 20) == {"toolcall": 0.375}
+    assert measured_answer_fills(tmp_path, "box", "m", 1) == {"toolcall": 0.5}  # newest only
+
+
+def test_measured_fills_price_a_quality_set_by_its_own_answers(tmp_path):
+    """A model whose BFCL answers run long buys fewer scenarios than the table's fills would, and the plan says
+    so; the fills reach the manifest's budget_plan."""
+    table = plan_at(60.0)
+    wordy = {p.id: 0.95 for p in quality_packs_of("quick")}
+    rate = DecodeRate(60.0, "estimate", "test", answer_fills=wordy)
+    plan = plan_budget(15 * 60, rate, lambda runs: estimate_phases(PLAN, 60.0, list(PHASES), runs), None, PLAN.num_predict)
+    assert scenarios_run(plan) < scenarios_run(table)
+    assert plan.to_json()["decode_rate"]["answer_fills"] == wordy
+    assert sum(a.seconds for a in plan.axes) <= 15 * 60 * load_budget().headroom
+    assert decode_rate(None, None, 10.0, {"math": 0.2}).answer_fills == {"math": 0.2}
+    assert decode_rate(5.0, None, 10.0, {"math": 0.2}).answer_fills == {"math": 0.2}  # a tuned rate keeps them

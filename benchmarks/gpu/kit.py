@@ -44,6 +44,8 @@ from orchestrator.runtime.selftest import recorded_verification  # noqa: E402
 GIB = 2**30
 # Seconds each step may take (the H100 budget: 9 minutes in all, the CUDA build about 6 of them).
 LIMITS = {"install": 420, "models": 60, "probe": 30, "decide": 30, "tune": 120, "sweep": 120, "auto": 150}
+# A rehearsal's steps serve on 2 CPU cores, each call ~20x an H100's: it checks that every step works, not the lease.
+REHEARSAL_SLACK = 3
 # The recorded board of a rehearsal: an H100's bus and clock, and free memory set per run (see rehearsal_nvml).
 H100 = {"name": "NVIDIA H100 80GB HBM3 (recorded)", "total_bytes": 80 * GIB, "bus_width_bits": 5120,
         "mem_clock_mhz": 2619, "compute_cap": [9, 0]}
@@ -107,7 +109,8 @@ def best(rows: list[dict[str, Any]]) -> dict[str, Any] | None:
     return max(ok, key=lambda r: r["tokens_per_sec"]) if ok else None
 
 
-def sweep(plan_doc: dict, model: Path, step: int, env: dict[str, str], work: Path, ctx: int | None) -> list[dict]:
+def sweep(plan_doc: dict, model: Path, step: int, env: dict[str, str], work: Path, ctx: int | None,
+          seconds: float) -> list[dict]:
     """Every `step`-th NGL (and the top): one fresh llama-server each, through tune's own prober (at `ctx`, as tune)."""
     os.environ.update(env)  # the prober reads NVML (a rehearsal's recording) in this process
     plan = Plan.from_dict(plan_doc, "decide --json")
@@ -120,7 +123,7 @@ def sweep(plan_doc: dict, model: Path, step: int, env: dict[str, str], work: Pat
     (work / "sweep").mkdir(parents=True, exist_ok=True)
     prober = real_prober(plan, install.binary, str(model), work / "sweep", load_nvml(), variant_args=args)
     rows = []
-    deadline = time.monotonic() + LIMITS["sweep"]
+    deadline = time.monotonic() + seconds
     top = plan.layers_offloadable
     for ngl in sorted({*range(0, top + 1, step), top}, reverse=True):  # from full offload down: OOMs end fast
         if time.monotonic() > deadline:
@@ -165,7 +168,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--scale", type=int, help="shrink the shapes (default 1; in a rehearsal 32 for the small model and "
                         "16 for the big one)")
     parser.add_argument("--sweep-step", type=int, help="sweep every N-th NGL (default 4; a third of the layers in a rehearsal)")
-    parser.add_argument("--tune-launches", type=int, help="cap tune's launches (default 10; 4 in a rehearsal)")
+    parser.add_argument("--tune-launches", type=int, help="cap tune's launches (default 10; 3 in a rehearsal)")
     parser.add_argument("--work", type=Path, help="scratch folder (default: a folder in the cache)")
     args = parser.parse_args(argv)
     out = Path(os.environ.get("WEEYUGA_GPU_OUT") or os.environ.get("OUT") or "gpu-out")
@@ -178,6 +181,7 @@ def main(argv: list[str] | None = None) -> int:
     log = out / "kit.log"
     log.write_text("")
     env = dict(os.environ)
+    limits = {step_name: seconds * (REHEARSAL_SLACK if args.rehearsal else 1) for step_name, seconds in LIMITS.items()}
     summaries: list[dict] = []
     ballast = None
     timings: dict[str, float] = {}
@@ -192,14 +196,14 @@ def main(argv: list[str] | None = None) -> int:
             downloads = Path(env.get("WEEYUGA_CACHE", Path.home() / ".cache" / "weeyuga")) / "downloads"
             downloads.mkdir(parents=True, exist_ok=True)
             shutil.copy2(carried[-1], downloads / carried[-1].name)
-        weeyuga(["runtime", "install", "llama.cpp", "--backend", backend], LIMITS["install"], env, log)
+        weeyuga(["runtime", "install", "llama.cpp", "--backend", backend], limits["install"], env, log)
         if args.rehearsal:  # the recorded GPU must not make weeyuga build a CUDA llama-server: use the CPU one
             env["WEEYUGA_LLAMA_SERVER"] = locate_llama_server("cpu").binary
 
         step("models")
         tokenizer = next(Path(env.get("WEEYUGA_CACHE", Path.home() / ".cache" / "weeyuga"), "models").glob("smollm2-*.gguf"), None)
         if tokenizer is None:
-            weeyuga(["model", "get", "smollm2-135m-instruct"], LIMITS["models"], env, log)
+            weeyuga(["model", "get", "smollm2-135m-instruct"], limits["models"], env, log)
             tokenizer = next((Path(env.get("WEEYUGA_CACHE", Path.home() / ".cache" / "weeyuga")) / "models").glob("smollm2-*.gguf"))
         small_path, big_path = work / "random-llama-8b.gguf", work / "random-llama-32b.gguf"
         small = write_random_gguf(small_path, SHAPES["llama-8b"].scaled(small_scale), tokenizer)
@@ -217,7 +221,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.rehearsal:
             env["WEEYUGA_NVML_RECORDING"] = str(rehearsal_nvml(work, big["bytes"]))
         hardware = work / "hardware.json"
-        weeyuga(["probe", "--out", str(hardware), "--no-bandwidth"], LIMITS["probe"], env, log)
+        weeyuga(["probe", "--out", str(hardware), "--no-bandwidth"], limits["probe"], env, log)
         doc = json.loads(hardware.read_text())
         if args.rehearsal:  # the probe rounds free memory to 0.1 GB, more than a scaled model's share of it
             doc["gpu"][0]["vram_free_gb"] = partial_free_bytes(big["bytes"]) / 1e9
@@ -227,24 +231,24 @@ def main(argv: list[str] | None = None) -> int:
 
         step("decide")
         big_plan = read_report(weeyuga(["decide", "--hardware", str(hardware), "--model-path",
-                                        str(big_path), "--json"], LIMITS["decide"], env, log))
+                                        str(big_path), "--json"], limits["decide"], env, log))
 
         step("tune")
         if not args.rehearsal:
             ballast = start_ballast(partial_free_bytes(big["bytes"]), log)
-            weeyuga(["probe", "--out", str(hardware), "--no-bandwidth"], LIMITS["probe"], env, log)  # free memory now
+            weeyuga(["probe", "--out", str(hardware), "--no-bandwidth"], limits["probe"], env, log)  # free memory now
             big_plan = read_report(weeyuga(["decide", "--hardware", str(hardware), "--model-path",
-                                            str(big_path), "--json"], LIMITS["decide"], env, log))
+                                            str(big_path), "--json"], limits["decide"], env, log))
         free_mb = ((json.loads(hardware.read_text()).get("gpu") or [{}])[0].get("vram_free_gb") or 0) * 1024
-        launches = args.tune_launches or (4 if args.rehearsal else 10)  # NGL only (--axes none): knobs would not fit the lease
+        launches = args.tune_launches or (3 if args.rehearsal else 10)  # NGL only (--axes none): knobs would not fit the lease
         tuned = read_report(weeyuga(["tune", "--model-path", str(big_path), "--hardware",
                                      str(hardware), "--json", "--no-write", "--out", str(work / "tune"), "--axes", "none",
                                      "--max-launches", str(launches), *(["--ctx", "512"] if args.rehearsal else [])],
-                                    LIMITS["tune"], env, log))
+                                    limits["tune"], env, log))
         step("sweep")
         top = big_plan.get("layers_offloadable", 1)
         rows = sweep(big_plan, big_path, args.sweep_step or (max(1, top // 3) if args.rehearsal else 4),
-                     env, work, 512 if args.rehearsal else None)
+                     env, work, 512 if args.rehearsal else None, limits["sweep"])
         summaries.append(tune_summary(device, big["model_shape"], free_mb, tuned, rows, big_plan))
         if ballast is not None:
             kill_group(ballast)
@@ -253,15 +257,15 @@ def main(argv: list[str] | None = None) -> int:
         step("auto")
         if args.rehearsal:
             env.pop("WEEYUGA_NVML_RECORDING")  # the small model runs on the CPU build; no GPU is pretended
-        weeyuga(["probe", "--out", str(hardware), "--no-bandwidth"], LIMITS["probe"], env, log)  # all memory free again
+        weeyuga(["probe", "--out", str(hardware), "--no-bandwidth"], limits["probe"], env, log)  # all memory free again
         submissions = work / "submissions"
         shutil.rmtree(submissions, ignore_errors=True)
         phases = ",".join(p for p in ("hello", "depth", "capacity") if p == "hello" or p in NAMED_PHASES)
         weeyuga(["auto", "--yes", "--model-path", str(small_path), "--phases", phases,
                  "--submissions-dir", str(submissions), "--hardware", str(hardware), "--time-budget", "2",
-                 "--num-predict", "64", "--num-ctx", "2048", "--force-load"], LIMITS["auto"], env, log)
+                 "--num-predict", "64", "--num-ctx", "2048", "--force-load"], limits["auto"], env, log)
         small_plan = read_report(weeyuga(["decide", "--hardware", str(hardware), "--model-path",
-                                          str(small_path), "--json"], LIMITS["decide"], env, log))
+                                          str(small_path), "--json"], limits["decide"], env, log))
         run_dir = next(iter(sorted(submissions.glob("*/*/run-*"))), None)
         summaries.append(auto_summary(device, small["model_shape"], run_dir, small_plan))
         if run_dir:

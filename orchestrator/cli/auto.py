@@ -32,6 +32,8 @@ def render_auto_plan(auto_plan) -> str:
     if budget:
         lines += ["", f"time budget {minutes(budget.budget_s)}; decode rate {budget.rate.tokens_per_sec:.1f} tok/s "
                       f"({budget.rate.source}: {budget.rate.detail})"]
+        if budget.rate.answer_fills:
+            lines.append(f"quality answer lengths measured for this model here: {len(budget.rate.answer_fills)} pack(s)")
     lines += ["", "phases (estimated):"]
     for est in auto_plan.estimates:
         mark = "run " if est.phase in auto_plan.phases else "skip"

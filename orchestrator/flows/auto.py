@@ -14,7 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from orchestrator.flows.budget import AXES, BudgetPlan, DecodeRate, decode_rate, load_budget, measured_rate, plan_budget
+from orchestrator.flows.budget import (AXES, BudgetPlan, DecodeRate, decode_rate, load_budget, measured_answer_fills,
+                                       measured_rate, plan_budget)
 from orchestrator.plan.decide import Plan, decide
 from orchestrator.core.errors import WeeyugaError
 from orchestrator.runtime.install import RuntimeInstall
@@ -100,10 +101,13 @@ def estimate_decode_rate(plan: Plan, hw: Hardware) -> float:
 
 
 def planning_rate(plan: Plan, hw: Hardware, profiles: Profiles, submissions: Path) -> DecodeRate:
-    """Tuned, else measured on this device in an earlier run, else estimated."""
+    """Tuned, else measured on this device in an earlier run, else estimated; with the quality packs' answer
+    fills measured here for this model."""
     tuned = profiles.tuned_for(hw.device_tag).get("models", {}).get(plan.model, {}).get("tokens_per_sec")
-    measured = measured_rate(submissions, hw.device_tag, plan.model, load_budget().newest_runs)
-    return decode_rate(tuned, measured, estimate_decode_rate(plan, hw))
+    newest = load_budget().newest_runs
+    measured = measured_rate(submissions, hw.device_tag, plan.model, newest)
+    fills = measured_answer_fills(submissions, hw.device_tag, plan.model, newest)
+    return decode_rate(tuned, measured, estimate_decode_rate(plan, hw), fills)
 
 
 def estimate_phases(plan: Plan, rate: float, phases: list[str], runs: int, call_seconds: dict[str, float] | None = None,

@@ -24,8 +24,11 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable
 
+from orchestrator.core.errors import BadInput
+from orchestrator.core.ledger import read_records
+from orchestrator.core.runfolder import LEDGER_NAME
 from orchestrator.evaluate.quality.packs import selected_packs
-from orchestrator.measure.cost import Budget, load_budget, quality_seconds, scenario_seconds
+from orchestrator.measure.cost import Budget, answer_fills, load_budget, quality_seconds, scenario_seconds
 
 AXES = ("speed", "quality", "agent")
 EVERY_GENERATED = 10**6  # Pack.for_mode caps it at the pack's full generated set
@@ -39,6 +42,9 @@ class DecodeRate:
     # measured: seconds a call of each speed phase took in that run (a parallel phase: its wall time over its
     # calls), which stand in for the cost model's estimate of those phases (how long a model's answers run is its own)
     call_seconds: dict[str, float] = field(default_factory=dict)
+    # the share of each quality pack's answer caps this model used in the newest runs here (whatever the rate's
+    # source: a fill does not depend on speed); packs not in it take budget.yaml's table
+    answer_fills: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -99,15 +105,34 @@ def measured_rate(submissions: Path, device_tag: str, model: str, newest: int) -
     return None
 
 
+def measured_answer_fills(submissions: Path, device_tag: str, model: str, newest: int) -> dict[str, float]:
+    """Each quality pack's answer fill for this model, pooled over the quality calls of the newest runs here
+    (a run cut short answers a pack's first few scenarios only; several runs answer more of them)."""
+    found = [p for p in submissions.glob(f"*/{device_tag}/run-*/{LEDGER_NAME}") if p.is_file()]
+    calls: list[dict[str, Any]] = []
+    for path in sorted(found, key=lambda p: p.stat().st_mtime, reverse=True)[:newest]:
+        try:
+            calls += [c for c in read_records(path) if c.get("type") == "call" and c.get("model") == model
+                      and c.get("phase") == "quality"]
+        except (OSError, BadInput):
+            continue  # a damaged folder is the catalogue's business, not the budget's
+    return answer_fills(calls)
+
+
+def speed_rows(metadata: dict[str, Any], model: str | None) -> list[dict[str, Any]]:
+    """A run's per-phase rows (its metadata.json's cells) of the speed phases for this model (None: any)."""
+    from orchestrator.core.methodology import methodology  # deferred: the methodology loads the suites
+
+    speed_phases = set(methodology().phases)
+    return [row for row in metadata.get("cells") or [] if row["phase"] in speed_phases
+            and (model is None or row["cell_id"].endswith(f":{model}"))]
+
+
 def speed_call_seconds(metadata: dict[str, Any], model: str) -> dict[str, float]:
     """Seconds a call of each speed phase took for this model in a run (its metadata.json): the mean call,
     or for a parallel phase its wall time over its calls (its lanes' calls queue for the slots together)."""
-    from orchestrator.core.methodology import methodology
-
-    speed_phases = set(methodology().phases)
-    seconds = {row["phase"]: row["duration_ms_mean"] / 1000 for row in metadata.get("cells") or []
-               if row["phase"] in speed_phases and row["cell_id"].endswith(f":{model}") and row["n_calls"]
-               and row["duration_ms_mean"]}
+    seconds = {row["phase"]: row["duration_ms_mean"] / 1000 for row in speed_rows(metadata, model)
+               if row["n_calls"] and row["duration_ms_mean"]}
     for lanes in metadata.get("lanes") or []:
         if lanes["phase"] in seconds and lanes["calls"] and all(c.endswith(f":{model}") for c in lanes["cells"]):
             seconds[lanes["phase"]] = lanes["wall_ms"] / 1000 / lanes["calls"]
@@ -118,22 +143,20 @@ def speed_decoding(metadata: dict[str, Any], model: str | None) -> tuple[int, fl
     """(completion tokens, seconds decoding them) over a run's speed phases for this model (None: any),
     from its metadata.json's rows; None when it decoded nothing. benchmarks/fit_budget.py fits the
     cost model at this same rate, so that the coefficients and the rate go together."""
-    from orchestrator.core.methodology import methodology
-
-    speed_phases = set(methodology().phases)
-    rows = [row for row in metadata.get("cells") or [] if row["phase"] in speed_phases
-            and (model is None or row["cell_id"].endswith(f":{model}")) and row["tokens_per_sec_mean"]]
+    rows = [row for row in speed_rows(metadata, model) if row["tokens_per_sec_mean"]]
     tokens = sum(row["completion_tokens_total"] for row in rows)
     seconds = sum(row["completion_tokens_total"] / row["tokens_per_sec_mean"] for row in rows)
     return (tokens, seconds) if tokens and seconds else None
 
 
-def decode_rate(tuned: float | None, measured: tuple[float, str, dict[str, float]] | None, estimate: float) -> DecodeRate:
+def decode_rate(tuned: float | None, measured: tuple[float, str, dict[str, float]] | None, estimate: float,
+                fills: dict[str, float] | None = None) -> DecodeRate:
     if tuned:
-        return DecodeRate(float(tuned), "tuned", "profiles/local (weeyuga tune)")
+        return DecodeRate(float(tuned), "tuned", "profiles/local (weeyuga tune)", answer_fills=fills or {})
     if measured:
-        return DecodeRate(measured[0], "measured", measured[1], measured[2])
-    return DecodeRate(estimate, "estimate", "memory bandwidth / model size (no tuned value, no earlier run here)")
+        return DecodeRate(measured[0], "measured", measured[1], measured[2], fills or {})
+    return DecodeRate(estimate, "estimate", "memory bandwidth / model size (no tuned value, no earlier run here)",
+                      answer_fills=fills or {})
 
 
 # ---------------------------------------------------------------------------------------
@@ -148,7 +171,7 @@ class Candidate:
     fit: Callable[[float], "Candidate | None"] | None = None  # a filling candidate sized to an allowance, or None
 
 
-def filling_candidate(entry: dict[str, Any], rate: float, num_predict: int) -> Candidate:
+def filling_candidate(entry: dict[str, Any], rate: float, num_predict: int, fills: dict[str, float]) -> Candidate:
     """`fill`: the mode's (or the listed) packs with as many generated scenarios a pack (a prefix, tiers alternating) as the
     allowance holds, so the quality set takes up what its time allows rather than the rung below it. A pack
     without generated scenarios (bfcl) runs as the mode has it."""
@@ -157,10 +180,10 @@ def filling_candidate(entry: dict[str, Any], rate: float, num_predict: int) -> C
     ids = tuple(p.id for p in packs)
     name = f"mode {mode}" if "mode" in entry else "packs"
     fixed = [(p, s) for p in packs for s in (p.scenarios[:p.written] if p.generated else p.scenarios)]
-    written = sum(scenario_seconds(p, s, rate, num_predict) for p, s in fixed)
+    written = sum(scenario_seconds(p, s, rate, num_predict, fills) for p, s in fixed)
     extra = [p for p in packs if p.generated]
     most = max((len(p.scenarios) - p.written for p in extra), default=0)
-    steps = [sum(scenario_seconds(p, p.scenarios[p.written + g], rate, num_predict)
+    steps = [sum(scenario_seconds(p, p.scenarios[p.written + g], rate, num_predict, fills)
                  for p in extra if p.written + g < len(p.scenarios)) for g in range(most)]
     totals = list(itertools.accumulate(steps, initial=written))  # totals[g]: with g generated a pack
 
@@ -178,13 +201,16 @@ def filling_candidate(entry: dict[str, Any], rate: float, num_predict: int) -> C
 
 
 def quality_candidates(budget: Budget, rate: float, num_predict: int, smoke: bool,
-                       entries: tuple[dict[str, Any], ...] | None = None) -> list[Candidate]:
-    """`entries`: budget.yaml's candidates unless the user fixed one (--quality-mode)."""
+                       entries: tuple[dict[str, Any], ...] | None = None,
+                       fills: dict[str, float] | None = None) -> list[Candidate]:
+    """`entries`: budget.yaml's candidates unless the user fixed one (--quality-mode); `fills`: the packs'
+    answer fills measured for this model (DecodeRate.answer_fills)."""
+    fills = fills or {}
     out = []
     for entry in entries or budget.quality_candidates:
         text = None if "mode" in entry else ",".join(entry["packs"])
         if entry.get("fill") and not smoke:  # a smoke run calls one scenario a pack: nothing to fill
-            out.append(filling_candidate(entry, rate, num_predict))
+            out.append(filling_candidate(entry, rate, num_predict, fills))
             continue
         settings = {"mode": entry.get("mode", "quick"), "packs": None, "repeat": 1}
         packs = selected_packs(text, settings["mode"])  # as the phase will load them (a --packs list runs as quick)
@@ -193,7 +219,7 @@ def quality_candidates(budget: Budget, rate: float, num_predict: int, smoke: boo
         label = f"mode {entry['mode']} ({', '.join(ids)})" if "mode" in entry else f"packs {', '.join(ids)}"
         scenarios = sum(1 if smoke else len(p.scenarios) for p in packs)
         out.append(Candidate(f"{label}: {scenarios} scenarios", settings,
-                             quality_seconds(packs, rate, num_predict, 1, smoke)))
+                             quality_seconds(packs, rate, num_predict, 1, smoke, fills)))
     return out
 
 
@@ -245,7 +271,7 @@ def plan_budget(budget_s: float, rate: DecodeRate, speed_estimates: Callable[[in
     budget = budget or load_budget()
     usable = budget_s * budget.headroom
     candidates = {"quality": quality_candidates(budget, rate.tokens_per_sec, num_predict, smoke,
-                                                ({"mode": quality_mode},) if quality_mode else None),
+                                                ({"mode": quality_mode},) if quality_mode else None, rate.answer_fills),
                   "agent": agent_candidates(budget, rate.tokens_per_sec, num_predict)}
     ladder = {r: speed_estimates(r) for r in ((runs,) if runs is not None else budget.warm_runs)}
     floors = {"speed": sum(e.seconds for e in ladder[min(ladder)] if named is not None or e.phase == "hello")}

@@ -6,9 +6,10 @@ from __future__ import annotations
 
 import functools
 import json
+from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterable, Mapping
 
 from orchestrator.core import datafiles
 from orchestrator.core.paths import data_dir
@@ -55,20 +56,50 @@ def speed_answer_tokens(cap: int) -> float:
     return cap * load_budget().cost["speed"]["answer_fill"]
 
 
-def scenario_seconds(pack: Any, scenario: Any, rate: float, num_predict: int) -> float:
-    """One scenario: its prompt (messages and tools) prefilled, its capped answer partly decoded, one overhead,
-    and its verifier's own time where it runs something (codeexec's sandbox)."""
+def pack_fill(pack_id: str, measured: Mapping[str, float] | None = None) -> float:
+    """The share of a quality pack's answer caps a model uses: measured for this model (a run's `answer_fills`)
+    where there is one, else budget.yaml's table for the pack, else the packs' pooled fill. Packs differ
+    threefold (a toolcall answer is one call; a BFCL answer writes code), and models differ too."""
     cost = load_budget().cost
-    answer = min(scenario.max_tokens or pack.max_tokens, num_predict) * cost["answer_fill"]["quality"]
+    if measured and pack_id in measured:
+        return measured[pack_id]
+    return cost["quality_pack_fill"].get(pack_id, cost["answer_fill"]["quality"])
+
+
+def answer_fills(calls: Iterable[dict[str, Any]], least_calls: int = 3) -> dict[str, float]:
+    """Each quality pack's share of its answers' caps used (completion tokens over max_tokens, summed), from a
+    run's ledger call records; packs with fewer than `least_calls` answered calls are left to the table."""
+    used: dict[str, int] = defaultdict(int)
+    caps: dict[str, int] = defaultdict(int)
+    counts: dict[str, int] = defaultdict(int)
+    for call in calls:
+        cap, answer = call.get("max_tokens"), call.get("completion_tokens") or 0
+        if (call.get("phase") == "quality" and not call.get("error") and isinstance(cap, int) and cap > 0
+                and isinstance(answer, int)):
+            pack = str(call.get("prompt_id") or "").split("/", 1)[0]
+            used[pack] += min(max(answer, 0), cap)
+            caps[pack] += cap
+            counts[pack] += 1
+    return {pack: round(used[pack] / caps[pack], 3) for pack in caps if counts[pack] >= least_calls and used[pack]}
+
+
+def scenario_seconds(pack: Any, scenario: Any, rate: float, num_predict: int,
+                     fills: Mapping[str, float] | None = None) -> float:
+    """One scenario: its prompt (messages and tools) prefilled, its capped answer partly decoded (its pack's
+    fill, `fills` measured for the model where given), one overhead, and its verifier's own time where it runs
+    something (codeexec's sandbox)."""
+    cost = load_budget().cost
+    answer = min(scenario.max_tokens or pack.max_tokens, num_predict) * pack_fill(pack.id, fills)
     prompt = len(json.dumps([scenario.messages, scenario.tools])) / cost["chars_per_token"]
     # no depth term: the quality coefficients were fitted without one (prompts and answers are short)
     return ((answer + prompt / cost["prefill_per_decode"]) / rate + cost["call_overhead_s"]
             + cost.get("verify_s", {}).get(scenario.kind, 0.0))
 
 
-def quality_seconds(packs: Any, rate: float, num_predict: int, repeat: int = 1, smoke: bool = False) -> float:
+def quality_seconds(packs: Any, rate: float, num_predict: int, repeat: int = 1, smoke: bool = False,
+                    fills: Mapping[str, float] | None = None) -> float:
     """Every scenario of the packs (smoke: each pack's first), `repeat` times."""
-    return repeat * sum(scenario_seconds(pack, scenario, rate, num_predict)
+    return repeat * sum(scenario_seconds(pack, scenario, rate, num_predict, fills)
                         for pack in packs for scenario in (pack.scenarios[:1] if smoke else pack.scenarios))
 
 

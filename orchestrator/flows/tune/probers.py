@@ -12,7 +12,8 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Callable
 
-from orchestrator.core.errors import WeeyugaError
+from orchestrator.core.errors import BadInput, WeeyugaError
+from orchestrator.core.gguf import read_header
 from orchestrator.core.procs import run_captured
 from orchestrator.core.canonical import capacity_slo
 from orchestrator.measure.client import CallRequest, stream_chat
@@ -30,14 +31,9 @@ PROBE_CALLS = 3
 def gguf_offloadable_layers(model_path: str) -> int | None:
     """`<arch>.block_count` + 1 from the GGUF header, or None when it cannot be read."""
     try:
-        from gguf import GGUFReader  # deferred: numpy-heavy, and only tune reads GGUF headers
-
-        fields = GGUFReader(model_path).fields
-        arch_field = fields["general.architecture"]
-        arch = bytes(arch_field.parts[arch_field.data[0]]).decode()
-        blocks = fields[f"{arch}.block_count"]
-        return int(blocks.parts[blocks.data[0]][0]) + 1
-    except (OSError, KeyError, ValueError, IndexError):
+        metadata = read_header(Path(model_path)).metadata
+        return int(metadata[f"{metadata['general.architecture']}.block_count"]) + 1
+    except (BadInput, KeyError, TypeError, ValueError):
         return None
 
 
