@@ -151,12 +151,13 @@ def speed_decoding(metadata: dict[str, Any], model: str | None) -> tuple[int, fl
 
 def decode_rate(tuned: float | None, measured: tuple[float, str, dict[str, float]] | None, estimate: float,
                 fills: dict[str, float] | None = None) -> DecodeRate:
+    fills = fills or {}
     if tuned:
-        return DecodeRate(float(tuned), "tuned", "profiles/local (weeyuga tune)", answer_fills=fills or {})
+        return DecodeRate(float(tuned), "tuned", "profiles/local (weeyuga tune)", answer_fills=fills)
     if measured:
-        return DecodeRate(measured[0], "measured", measured[1], measured[2], fills or {})
+        return DecodeRate(measured[0], "measured", measured[1], measured[2], fills)
     return DecodeRate(estimate, "estimate", "memory bandwidth / model size (no tuned value, no earlier run here)",
-                      answer_fills=fills or {})
+                      answer_fills=fills)
 
 
 # ---------------------------------------------------------------------------------------
