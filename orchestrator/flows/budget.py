@@ -26,7 +26,7 @@ from typing import Any, Callable
 
 from orchestrator.core.errors import BadInput
 from orchestrator.core.ledger import read_records
-from orchestrator.core.runfolder import LEDGER_NAME
+from orchestrator.core.runfolder import LEDGER_NAME, METADATA_NAME
 from orchestrator.evaluate.quality.packs import selected_packs
 from orchestrator.measure.cost import Budget, answer_fills, load_budget, quality_seconds, scenario_seconds
 
@@ -85,13 +85,18 @@ class BudgetPlan:
 # The decode rate
 
 
+def newest_run_files(submissions: Path, device_tag: str, name: str, newest: int) -> list[Path]:
+    """The file `name` of this device's run folders, newest first, at most `newest` of them."""
+    found = [p for p in submissions.glob(f"*/{device_tag}/run-*/{name}") if p.is_file()]
+    return sorted(found, key=lambda p: p.stat().st_mtime, reverse=True)[:newest]
+
+
 def measured_rate(submissions: Path, device_tag: str, model: str, newest: int) -> tuple[float, str, dict[str, float]] | None:
     """Completion tokens per second of decoding over the speed phases of this device's newest run of
     this model (its metadata.json). A decode rate, as the estimate is: the cost models add prompts and
     first tokens themselves, and wall time would count them twice (edge_append's prefill-heavy calls
     made a wall-time rate 2.6x too slow here, and auto used a third of its budget)."""
-    found = [p for p in submissions.glob(f"*/{device_tag}/run-*/metadata.json") if p.is_file()]
-    for path in sorted(found, key=lambda p: p.stat().st_mtime, reverse=True)[:newest]:
+    for path in newest_run_files(submissions, device_tag, METADATA_NAME, newest):
         try:
             doc = json.loads(path.read_text(encoding="utf-8"))
             decoded = speed_decoding(doc, model)
@@ -108,12 +113,10 @@ def measured_rate(submissions: Path, device_tag: str, model: str, newest: int) -
 def measured_answer_fills(submissions: Path, device_tag: str, model: str, newest: int) -> dict[str, float]:
     """Each quality pack's answer fill for this model, pooled over the quality calls of the newest runs here
     (a run cut short answers a pack's first few scenarios only; several runs answer more of them)."""
-    found = [p for p in submissions.glob(f"*/{device_tag}/run-*/{LEDGER_NAME}") if p.is_file()]
     calls: list[dict[str, Any]] = []
-    for path in sorted(found, key=lambda p: p.stat().st_mtime, reverse=True)[:newest]:
-        try:
-            calls += [c for c in read_records(path) if c.get("type") == "call" and c.get("model") == model
-                      and c.get("phase") == "quality"]
+    for path in newest_run_files(submissions, device_tag, LEDGER_NAME, newest):
+        try:  # answer_fills keeps the quality calls
+            calls += [c for c in read_records(path) if c.get("type") == "call" and c.get("model") == model]
         except (OSError, BadInput):
             continue  # a damaged folder is the catalogue's business, not the budget's
     return answer_fills(calls)
